@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The project's test command (`npm test`): lint, type-check, contract drift check, then every
+# test file under test/ in ONE node:test run, so the runner's summary is the last thing printed.
+#
+# Integration tests (test/integration/) need a Kafka broker. Unless KAFKA_BROKERS points at an
+# existing cluster, this script starts the project's local KRaft broker once for the whole run
+# (scripts/kafka-local.sh) and stops it at the end. If the broker cannot be started, the tests still
+# run and the integration tests fail saying why: they are never skipped silently.
+#
+#   bash scripts/test.sh           # everything
+#   bash scripts/test.sh --unit    # no broker, unit tests only
+#   bash scripts/test.sh test/labels/pointwise.test.ts   # chosen files (broker started if any is integration)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+unit_only=0
+files=()
+for a in "$@"; do
+  case "$a" in
+    --unit) unit_only=1 ;;
+    *) files+=("$a") ;;
+  esac
+done
+
+echo "== lint (biome)"
+npx biome check .
+echo "== type-check (tsc)"
+npx tsc -p tsconfig.json
+echo "== contract drift (schemas/*.avsc vs src/contracts/types.gen.ts)"
+node --import tsx scripts/gen-types.ts --check
+
+if [ ${#files[@]} -eq 0 ]; then
+  if [ $unit_only -eq 1 ]; then
+    mapfile -t files < <(find test -name '*.test.ts' -not -path 'test/integration/*' | sort)
+  else
+    mapfile -t files < <(find test -name '*.test.ts' | sort)
+  fi
+fi
+
+needs_kafka=0
+for f in "${files[@]}"; do
+  case "$f" in test/integration/*) needs_kafka=1 ;; esac
+done
+
+kafka_dir=""
+cleanup() {
+  if [ -n "$kafka_dir" ]; then bash scripts/kafka-local.sh stop --dir "$kafka_dir" >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+if [ $needs_kafka -eq 1 ] && [ -z "${KAFKA_BROKERS:-}" ]; then
+  kafka_dir="$(mktemp -d "${TMPDIR:-/tmp}/rankdistill-test-kafka.XXXXXX")"
+  echo "== starting the local Kafka broker (KRaft) in $kafka_dir"
+  if out="$(bash scripts/kafka-local.sh start --dir "$kafka_dir")"; then
+    KAFKA_BROKERS="$(printf '%s\n' "$out" | sed -n 's/^KAFKA_BROKERS=//p' | tail -1)"
+    export KAFKA_BROKERS
+    echo "   KAFKA_BROKERS=$KAFKA_BROKERS"
+  else
+    echo "!! the local Kafka broker could not be started (see above); integration tests will fail" >&2
+  fi
+fi
+
+echo "== tests (node:test)"
+node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"

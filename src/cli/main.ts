@@ -1,0 +1,37 @@
+/**
+ * The `rankdistill` command line. Each subcommand lives in `src/cli/commands/<name>.ts` and
+ * exports `register(program)`.
+ */
+import { Command, CommanderError } from 'commander';
+import { errorMessage, isRankdistillError } from '../errors.ts';
+import { register as registerConfig } from './commands/config.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('rankdistill')
+    .description(
+      'Join teacher ranker outputs with impressions, emit distillation labels, train a student recall model.',
+    )
+    .option('-c, --config <file>', 'config file (YAML or JSON); env RANKDISTILL_CONFIG')
+    .exitOverride()
+    .showHelpAfterError();
+  registerConfig(program);
+  return program;
+}
+
+/** Runs the CLI; returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (isRankdistillError(e)) {
+      console.error(`rankdistill: ${e.name} [${e.code}]: ${e.message}`);
+      return 2;
+    }
+    console.error(`rankdistill: unexpected error: ${errorMessage(e)}`);
+    if (e instanceof Error && e.stack) console.error(e.stack);
+    return 1;
+  }
+}

@@ -1,0 +1,287 @@
+/**
+ * The one source of truth for rankdistill's options: names, types, defaults and docs.
+ *
+ * `docs/CONFIG.md`-style documentation is generated from the `.describe()` texts
+ * (`rankdistill config --docs`), and environment overrides map onto these paths
+ * (`RANKDISTILL_JOIN__WINDOW_MS=60000` sets `join.windowMs`).
+ */
+import { z } from 'zod';
+
+const posInt = () => z.number().int().positive();
+const nonNegInt = () => z.number().int().nonnegative();
+const finite = () => z.number().finite();
+
+export const topicsSchema = z
+  .strictObject({
+    rankerOutputs: z
+      .string()
+      .min(1)
+      .default('ranker-outputs')
+      .describe('Input topic of teacher RankerOutput records.'),
+    impressions: z.string().min(1).default('impressions').describe('Input topic of Impression records.'),
+    pointwise: z.string().min(1).default('labels.pointwise').describe('Output topic of PointwiseLabels.'),
+    pairwise: z.string().min(1).default('labels.pairwise').describe('Output topic of PairwiseLabels.'),
+    listwise: z.string().min(1).default('labels.listwise').describe('Output topic of ListwiseLabels.'),
+    deadLetter: z.string().min(1).default('rankdistill.dead-letter').describe('Dead-letter topic.'),
+    snapshots: z.string().min(1).default('student-snapshots').describe('Snapshot announcement topic.'),
+    changelog: z
+      .string()
+      .min(1)
+      .default('rankdistill.join-state.changelog')
+      .describe('Compacted changelog topic of the join state (one partition per input partition).'),
+  })
+  .describe('Topic names.');
+
+export const kafkaSchema = z
+  .strictObject({
+    brokers: z
+      .array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port'))
+      .min(1)
+      .default(['127.0.0.1:9092'])
+      .describe('Bootstrap brokers, host:port. Env: comma-separated.'),
+    clientId: z.string().min(1).default('rankdistill').describe('Kafka client id prefix.'),
+    groupId: z
+      .string()
+      .min(1)
+      .default('rankdistill-labeler')
+      .describe('Consumer group of the labeling service.'),
+    topics: topicsSchema.prefault({}),
+    inputFormat: z
+      .enum(['avro', 'confluent', 'json'])
+      .default('avro')
+      .describe('Wire format of input records: plain Avro, Confluent framing (magic + schema id) or JSON.'),
+    outputFormat: z
+      .enum(['avro', 'confluent'])
+      .default('avro')
+      .describe('Wire format of records we produce.'),
+    schemaRegistryUrl: z
+      .url()
+      .optional()
+      .describe('Confluent-compatible schema registry; enables confluent framing.'),
+    createTopics: z
+      .boolean()
+      .default(true)
+      .describe('Create missing topics at start (with the partitions below).'),
+    partitions: posInt().default(4).describe('Partitions of topics created by rankdistill.'),
+    replicationFactor: posInt().default(1).describe('Replication factor of topics created by rankdistill.'),
+    transactionTimeoutMs: posInt().default(60_000).describe('Kafka transaction timeout.'),
+    commitIntervalMs: posInt().default(100).describe('Upper bound on the time between transaction commits.'),
+    maxBatchRecords: posInt().default(5_000).describe('Most input records processed in one transaction.'),
+    sessionTimeoutMs: posInt().default(30_000).describe('Consumer group session timeout.'),
+  })
+  .describe('Kafka transport.');
+
+export const joinSchema = z
+  .strictObject({
+    windowMs: posInt()
+      .default(600_000)
+      .describe('Join window in event time: a request completes when both sides arrive within it.'),
+    allowedLatenessMs: nonNegInt()
+      .default(30_000)
+      .describe('Watermark = largest event time seen on the partition minus this lateness.'),
+    emitUnmatched: z
+      .boolean()
+      .default(true)
+      .describe('When the window closes on a lone RankerOutput, still emit labels (without ground truth).'),
+  })
+  .describe('Event-time join of RankerOutput and Impression by request_id.');
+
+export const teacherSchema = z
+  .strictObject({
+    signal: z
+      .enum(['logits', 'rank'])
+      .default('logits')
+      .describe('logits: use the teacher scores; rank: only the order is used (the without-logits scheme).'),
+    objectiveWeights: z
+      .record(z.string(), finite())
+      .default({})
+      .describe('Fuse multi-objective logits: z = sum_k w_k * objectives[k]. Empty: use the score field.'),
+    missingLogits: z
+      .enum(['error', 'score'])
+      .default('error')
+      .describe(
+        'When a weighted objective is missing on an item: reject the request, or fall back to its score.',
+      ),
+    orderSource: z
+      .enum(['ranker', 'impression'])
+      .default('ranker')
+      .describe("Order to learn: the ranker's order, or the impression's post-re-rank order."),
+  })
+  .describe('Teacher signal.');
+
+export const pointwiseSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Emit PointwiseLabels.'),
+    k: posInt().default(5).describe('Top K of the list are positives, the rest negatives.'),
+    weighting: z
+      .enum(['reciprocal', 'exponential', 'dcg', 'constant'])
+      .default('reciprocal')
+      .describe(
+        'Position weight of positives: reciprocal 1 + a/pos, exponential exp(-pos/lambda), dcg 1/log2(pos+1), constant 1.',
+      ),
+    a: finite().nonnegative().default(1).describe('Slope a of the reciprocal weighting.'),
+    lambda: finite()
+      .positive()
+      .default(5)
+      .describe('Temperature lambda of the exponential weighting (Tang & Wang 2018).'),
+    softTargets: z
+      .boolean()
+      .default(false)
+      .describe('Emit soft targets sigmoid(z / T) from the teacher logit.'),
+    temperature: finite().positive().default(1).describe("Hinton's temperature T of the soft targets."),
+  })
+  .describe('Pointwise labels.');
+
+export const pairwiseSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Emit PairwiseLabels.'),
+    strategy: z
+      .enum(['topk-vs-below', 'adjacent', 'sampled'])
+      .default('topk-vs-below')
+      .describe(
+        'topk-vs-below: each of the top K against m items ranked below it; adjacent: (r, r+1); sampled: random ordered pairs.',
+      ),
+    k: posInt().default(5).describe('Positives of the topk-vs-below strategy.'),
+    m: posInt().default(4).describe('Items ranked below each positive drawn per positive.'),
+    maxPairs: posInt().default(64).describe('Cap on the pairs of one request.'),
+    minRankGap: posInt().default(1).describe('Minimum neg_rank - pos_rank of a pair.'),
+    weightByDeltaNdcg: z
+      .boolean()
+      .default(false)
+      .describe('Weight each pair by |delta NDCG| of swapping its items.'),
+  })
+  .describe('Pairwise (BPR) labels.');
+
+export const listwiseSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Emit ListwiseLabels.'),
+    scheme: z
+      .enum(['buckets', 'logit-quantiles', 'logit-thresholds'])
+      .default('buckets')
+      .describe(
+        'buckets: rank buckets; logit-quantiles: per-list quantiles of the logit; logit-thresholds: fixed cut points.',
+      ),
+    bucketSize: posInt()
+      .default(5)
+      .describe('Ranks per bucket: top bucketSize get maxGrade, the next maxGrade - 1, ...'),
+    maxGrade: posInt().max(30).default(5).describe('Highest grade.'),
+    levels: posInt().min(2).max(31).default(6).describe('Grades 0..levels-1 of the logit-quantiles scheme.'),
+    thresholds: z
+      .array(finite())
+      .default([])
+      .describe('Ascending logit cut points of logit-thresholds: grade = number of thresholds <= logit.'),
+  })
+  .describe('Listwise graded relevance.');
+
+export const labelsSchema = z
+  .strictObject({
+    teacher: teacherSchema.prefault({}),
+    pointwise: pointwiseSchema.prefault({}),
+    pairwise: pairwiseSchema.prefault({}),
+    listwise: listwiseSchema.prefault({}),
+  })
+  .describe('Label generation.');
+
+export const storeSchema = z
+  .strictObject({
+    dir: z
+      .string()
+      .min(1)
+      .default('.rankdistill/state')
+      .describe('Directory of the SQLite join-state stores.'),
+  })
+  .describe('Local state.');
+
+export const trainSchema = z
+  .strictObject({
+    model: z.enum(['two-tower', 'fm']).default('two-tower').describe('Student model.'),
+    dim: posInt().default(32).describe('Embedding dimension d.'),
+    hidden: z.array(posInt()).default([64]).describe('Hidden layer sizes of the towers.'),
+    batchSize: posInt().default(1024).describe('Examples per training step.'),
+    optimizer: z
+      .enum(['adam', 'adagrad'])
+      .default('adam')
+      .describe('Optimizer of dense and sparse parameters.'),
+    learningRate: finite().positive().default(0.01).describe('Learning rate.'),
+    lossWeights: z
+      .strictObject({
+        pointwise: finite().nonnegative().default(1),
+        pairwise: finite().nonnegative().default(1),
+        listwise: finite().nonnegative().default(1),
+      })
+      .prefault({})
+      .describe('Weights of the per-kind losses in the summed loss.'),
+    listwiseLoss: z
+      .enum(['listnet', 'lambda'])
+      .default('listnet')
+      .describe('ListNet softmax CE or NDCG-weighted loss.'),
+    groundTruthLambda: finite()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe('lambda of the mixed loss: (1-lambda)*teacher + lambda*clicks.'),
+    inBatchNegatives: z.boolean().default(true).describe('Add in-batch negatives with logQ correction.'),
+    sampledNegatives: nonNegInt()
+      .default(0)
+      .describe('Negatives per example drawn from the item-frequency estimate.'),
+    shuffleBuffer: posInt().default(10_000).describe('Bounded shuffle buffer of examples.'),
+    heldOutPercent: finite()
+      .min(0)
+      .max(50)
+      .default(5)
+      .describe('Percent of requests (by hash of request_id) held out for evaluation.'),
+    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto').describe('TensorFlow.js backend.'),
+    checkpointEveryExamples: posInt()
+      .default(200_000)
+      .describe('Checkpoint (and snapshot) every N examples.'),
+    checkpointEveryMs: posInt().default(60_000).describe('Checkpoint (and snapshot) at least every T ms.'),
+    groupId: z.string().min(1).default('rankdistill-trainer').describe('Consumer group of the trainer.'),
+  })
+  .describe('Student training.');
+
+export const snapshotsSchema = z
+  .strictObject({
+    dir: z.string().min(1).default('snapshots').describe('Directory of snapshots/v<N>.'),
+    registry: z
+      .string()
+      .min(1)
+      .default('snapshots/registry.sqlite')
+      .describe('SQLite registry of snapshots.'),
+    gateTolerance: finite()
+      .min(0)
+      .max(1)
+      .default(0.02)
+      .describe('Publish only when no metric drops by more than this (absolute) vs the current.'),
+  })
+  .describe('Snapshots.');
+
+export const metricsSchema = z
+  .strictObject({
+    port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(9464)
+      .describe('Prometheus /metrics and /health port (0: ephemeral, -1 not allowed).'),
+    enabled: z.boolean().default(true).describe('Serve metrics over HTTP.'),
+  })
+  .describe('Metrics and health.');
+
+export const configSchema = z
+  .strictObject({
+    kafka: kafkaSchema.prefault({}),
+    join: joinSchema.prefault({}),
+    labels: labelsSchema.prefault({}),
+    store: storeSchema.prefault({}),
+    train: trainSchema.prefault({}),
+    snapshots: snapshotsSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
+  })
+  .describe('rankdistill configuration.');
+
+export type Config = z.infer<typeof configSchema>;
+export type LabelsConfig = Config['labels'];
+export type JoinConfig = Config['join'];
+export type KafkaConfig = Config['kafka'];
+export type TrainConfig = Config['train'];

@@ -1,0 +1,280 @@
+/**
+ * Encoding and decoding of contract records: plain Avro binary, the Confluent wire format
+ * (magic byte 0 + 4-byte big-endian schema id + Avro binary) and JSON.
+ *
+ * Decoders never throw: they return a {@link Decoded} with either the value or a typed
+ * {@link DecodeError} carrying the reason, so bad input can be dead-lettered.
+ */
+import type avro from 'avsc';
+import { DecodeError, RankdistillError } from '../errors.ts';
+import { avroType, type ContractName, type Contracts } from './schemas.ts';
+
+export type Decoded<T> = { ok: true; value: T } | { ok: false; error: DecodeError };
+
+/** Wire formats accepted on input. */
+export type WireFormat = 'avro' | 'confluent' | 'json';
+
+const MAGIC = 0;
+
+function fail<T>(name: ContractName, message: string, cause?: unknown): Decoded<T> {
+  return {
+    ok: false,
+    error: new DecodeError(
+      `${name}: ${message}`,
+      cause === undefined ? { details: { name } } : { cause, details: { name } },
+    ),
+  };
+}
+
+function invalidPaths(t: avro.Type, value: unknown): string[] {
+  const paths: string[] = [];
+  t.isValid(value, {
+    errorHook: (path: string[], v: unknown, type: avro.Type) => {
+      const shown = typeof v === 'string' ? JSON.stringify(v).slice(0, 40) : String(v).slice(0, 40);
+      paths.push(`${path.join('.') || '<root>'}: expected ${typeName(type)}, found ${shown}`);
+    },
+  });
+  return paths;
+}
+
+function typeName(t: avro.Type): string {
+  return t.name ?? t.typeName;
+}
+
+/**
+ * Encodes a record as plain Avro binary.
+ *
+ * @throws RankdistillError ENCODE_FAILED naming every invalid field.
+ * @example
+ * const buf = encodeAvro('RankerOutput', record);
+ */
+export function encodeAvro<N extends ContractName>(name: N, record: Contracts[N]): Buffer {
+  const t = avroType(name);
+  try {
+    return t.toBuffer(record);
+  } catch (cause) {
+    const paths = invalidPaths(t, record);
+    throw new RankdistillError(
+      'ENCODE_FAILED',
+      `${name}: cannot encode record: ${paths.join('; ') || String(cause)}`,
+      {
+        cause,
+        details: { name, paths },
+      },
+    );
+  }
+}
+
+/**
+ * Decodes plain Avro binary written with our schema. Trailing bytes are an error.
+ *
+ * @example
+ * const r = decodeAvro('Impression', buf); if (r.ok) use(r.value); else deadLetter(r.error.message);
+ */
+export function decodeAvro<N extends ContractName>(
+  name: N,
+  buf: Buffer,
+  writer?: avro.Type,
+): Decoded<Contracts[N]> {
+  return decodeAt(name, buf, 0, writer);
+}
+
+const resolvers = new WeakMap<avro.Type, Map<ContractName, avro.Type>>();
+
+function decodeAt<N extends ContractName>(
+  name: N,
+  buf: Buffer,
+  start: number,
+  writer?: avro.Type,
+): Decoded<Contracts[N]> {
+  if (!Buffer.isBuffer(buf)) return fail(name, `expected a Buffer, found ${typeof buf}`);
+  if (buf.length <= start) return fail(name, `empty payload (${buf.length} bytes)`);
+  const reader = avroType(name);
+  let resolver: avro.Type | undefined;
+  if (writer !== undefined && writer !== reader) {
+    let perWriter = resolvers.get(writer);
+    if (perWriter === undefined) {
+      perWriter = new Map();
+      resolvers.set(writer, perWriter);
+    }
+    resolver = perWriter.get(name);
+    if (resolver === undefined) {
+      try {
+        resolver = reader.createResolver(writer) as unknown as avro.Type;
+      } catch (cause) {
+        return fail(name, `writer schema cannot be resolved against ours: ${String(cause)}`, cause);
+      }
+      perWriter.set(name, resolver);
+    }
+  }
+  let res: { value: unknown; offset: number };
+  try {
+    res = reader.decode(buf, start, resolver as never) as { value: unknown; offset: number };
+  } catch (cause) {
+    return fail(name, `corrupt Avro data: ${String((cause as Error)?.message ?? cause)}`, cause);
+  }
+  if (res.offset < 0) return fail(name, `truncated Avro data (${buf.length - start} bytes is too short)`);
+  if (res.offset !== buf.length) {
+    return fail(
+      name,
+      `${buf.length - res.offset} trailing bytes after the record (wrong schema or corrupt data)`,
+    );
+  }
+  if (!reader.isValid(res.value))
+    return fail(name, `decoded value is invalid: ${invalidPaths(reader, res.value).join('; ')}`);
+  return { ok: true, value: res.value as Contracts[N] };
+}
+
+/**
+ * Encodes in the Confluent wire format: byte 0, a 4-byte big-endian schema id, Avro binary.
+ *
+ * @example
+ * const buf = encodeConfluent('RankerOutput', record, 42);
+ */
+export function encodeConfluent<N extends ContractName>(
+  name: N,
+  record: Contracts[N],
+  schemaId: number,
+): Buffer {
+  if (!Number.isInteger(schemaId) || schemaId < 0 || schemaId > 0x7fffffff) {
+    throw new RankdistillError(
+      'ENCODE_FAILED',
+      `schema id must be an integer in [0, 2^31), found ${schemaId}`,
+    );
+  }
+  const body = encodeAvro(name, record);
+  const head = Buffer.alloc(5);
+  head.writeUInt8(MAGIC, 0);
+  head.writeInt32BE(schemaId, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** Reads the schema id of a Confluent-framed payload, or a typed error. */
+export function confluentSchemaId(buf: Buffer): Decoded<number> {
+  if (!Buffer.isBuffer(buf) || buf.length < 5) {
+    return {
+      ok: false,
+      error: new DecodeError(`Confluent frame needs at least 5 bytes, found ${buf?.length ?? 0}`),
+    };
+  }
+  if (buf[0] !== MAGIC) {
+    return {
+      ok: false,
+      error: new DecodeError(`Confluent frame must start with magic byte 0, found ${buf[0]}`),
+    };
+  }
+  return { ok: true, value: buf.readInt32BE(1) };
+}
+
+/**
+ * Decodes a Confluent-framed payload. `writerFor(id)` returns the writer schema registered under
+ * the id (from a schema registry); without it the writer is assumed to be our own schema.
+ */
+export function decodeConfluent<N extends ContractName>(
+  name: N,
+  buf: Buffer,
+  writerFor?: (schemaId: number) => avro.Type | undefined,
+): Decoded<Contracts[N]> {
+  const id = confluentSchemaId(buf);
+  if (!id.ok) return fail(name, id.error.message);
+  let writer: avro.Type | undefined;
+  if (writerFor !== undefined) {
+    writer = writerFor(id.value);
+    if (writer === undefined) {
+      return {
+        ok: false,
+        error: new DecodeError(`${name}: unknown schema id ${id.value}`, {
+          code: 'SCHEMA_ID_UNKNOWN',
+          details: { name, schemaId: id.value },
+        }),
+      };
+    }
+  }
+  return decodeAt(name, buf, 5, writer);
+}
+
+/**
+ * Encodes a record as JSON (plain JSON, unions unwrapped; bytes as base64 strings).
+ */
+export function encodeJson<N extends ContractName>(name: N, record: Contracts[N]): string {
+  const t = avroType(name);
+  if (!t.isValid(record)) {
+    throw new RankdistillError(
+      'ENCODE_FAILED',
+      `${name}: invalid record: ${invalidPaths(t, record).join('; ')}`,
+    );
+  }
+  return JSON.stringify(record, (_k, v: unknown) => {
+    if (v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer') {
+      return Buffer.from((v as { data: number[] }).data).toString('base64');
+    }
+    return v;
+  });
+}
+
+/**
+ * Decodes a JSON record and validates it against the schema. Optional fields may be omitted
+ * (they take their schema default, as Avro's resolution rules would give them).
+ */
+export function decodeJson<N extends ContractName>(name: N, input: string | Buffer): Decoded<Contracts[N]> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof input === 'string' ? input : input.toString('utf8'));
+  } catch (cause) {
+    return fail(name, `invalid JSON: ${(cause as Error).message}`, cause);
+  }
+  const t = avroType(name);
+  const filled = fillDefaults(t, parsed);
+  if (!t.isValid(filled)) return fail(name, `invalid record: ${invalidPaths(t, filled).join('; ')}`);
+  return { ok: true, value: filled as Contracts[N] };
+}
+
+/** Fills omitted fields that have a default, recursively (records in arrays and maps too). */
+function fillDefaults(t: avro.Type, v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (t instanceof (t.constructor as typeof avro.Type) && t.typeName === 'record' && !Array.isArray(v)) {
+    const rec = t as avro.types.RecordType;
+    const src = v as Record<string, unknown>;
+    const out: Record<string, unknown> = { ...src };
+    for (const f of rec.fields) {
+      if (out[f.name] === undefined) {
+        const d = f.defaultValue();
+        if (d !== undefined) out[f.name] = d;
+      } else out[f.name] = fillDefaults(f.type, out[f.name]);
+    }
+    return out;
+  }
+  if (t.typeName === 'array' && Array.isArray(v)) {
+    const items = (t as avro.types.ArrayType).itemsType;
+    return v.map((x) => fillDefaults(items, x));
+  }
+  if (t.typeName === 'union:unwrapped') {
+    for (const b of (t as unknown as { types: avro.Type[] }).types) {
+      if (b.typeName === 'record' || b.typeName === 'array') return fillDefaults(b, v);
+    }
+  }
+  if (t.typeName === 'bytes' && typeof v === 'string') return Buffer.from(v, 'base64');
+  return v;
+}
+
+/**
+ * Decodes a payload in the given wire format.
+ *
+ * @example
+ * decode('RankerOutput', message.value, 'avro')
+ */
+export function decode<N extends ContractName>(
+  name: N,
+  buf: Buffer,
+  format: WireFormat,
+  writerFor?: (schemaId: number) => avro.Type | undefined,
+): Decoded<Contracts[N]> {
+  switch (format) {
+    case 'avro':
+      return decodeAvro(name, buf);
+    case 'confluent':
+      return decodeConfluent(name, buf, writerFor);
+    case 'json':
+      return decodeJson(name, buf);
+  }
+}

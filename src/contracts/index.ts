@@ -1,0 +1,3 @@
+export * from './codec.ts';
+export * from './schemas.ts';
+export type * from './types.gen.ts';
