@@ -229,32 +229,40 @@ export function decodeJson<N extends ContractName>(name: N, input: string | Buff
   return { ok: true, value: filled as Contracts[N] };
 }
 
-/** Fills omitted fields that have a default, recursively (records in arrays and maps too). */
+/**
+ * Fills omitted fields that have a default, recursively (records in arrays, maps and unions), and
+ * turns base64 strings back into bytes where the schema says bytes.
+ */
 function fillDefaults(t: avro.Type, v: unknown): unknown {
-  if (v === null || typeof v !== 'object') return v;
-  if (t instanceof (t.constructor as typeof avro.Type) && t.typeName === 'record' && !Array.isArray(v)) {
-    const rec = t as avro.types.RecordType;
-    const src = v as Record<string, unknown>;
-    const out: Record<string, unknown> = { ...src };
-    for (const f of rec.fields) {
-      if (out[f.name] === undefined) {
-        const d = f.defaultValue();
-        if (d !== undefined) out[f.name] = d;
-      } else out[f.name] = fillDefaults(f.type, out[f.name]);
+  switch (t.typeName) {
+    case 'bytes':
+      return typeof v === 'string' ? Buffer.from(v, 'base64') : v;
+    case 'union:unwrapped': {
+      if (v === null) return v;
+      const branches = (t as unknown as { types: avro.Type[] }).types.filter((b) => b.typeName !== 'null');
+      return branches.length === 1 && branches[0] !== undefined ? fillDefaults(branches[0], v) : v;
     }
-    return out;
-  }
-  if (t.typeName === 'array' && Array.isArray(v)) {
-    const items = (t as avro.types.ArrayType).itemsType;
-    return v.map((x) => fillDefaults(items, x));
-  }
-  if (t.typeName === 'union:unwrapped') {
-    for (const b of (t as unknown as { types: avro.Type[] }).types) {
-      if (b.typeName === 'record' || b.typeName === 'array') return fillDefaults(b, v);
+    case 'array':
+      return Array.isArray(v) ? v.map((x) => fillDefaults((t as avro.types.ArrayType).itemsType, x)) : v;
+    case 'map': {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+      const values = (t as avro.types.MapType).valuesType;
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fillDefaults(values, x)]));
     }
+    case 'record': {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+      const out: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+      for (const f of (t as avro.types.RecordType).fields) {
+        if (out[f.name] === undefined) {
+          const d = f.defaultValue();
+          if (d !== undefined) out[f.name] = d;
+        } else out[f.name] = fillDefaults(f.type, out[f.name]);
+      }
+      return out;
+    }
+    default:
+      return v;
   }
-  if (t.typeName === 'bytes' && typeof v === 'string') return Buffer.from(v, 'base64');
-  return v;
 }
 
 /**
