@@ -117,7 +117,7 @@ download_version() {
   work="$(mktemp -d "${TMPDIR:-/tmp}/rankdistill-kafka-fetch.XXXXXX")"
   write_pom "$version" "$work/pom.xml"
   log "fetching org.apache.kafka:kafka_${SCALA_BINARY}:${version} and its runtime dependencies (Maven Central)..."
-  if ! out="$(cd "$work" && mvn -B -q -ntp \
+  if ! out="$(cd "$work" && mvn -B -q -ntp -Dstyle.color=never \
     "$DEPENDENCY_PLUGIN:copy-dependencies" \
     -DoutputDirectory="$work/libs" -DincludeScope=runtime 2>&1)"; then
     if grep -q "kafka_${SCALA_BINARY}:jar:${version}" <<<"$out" &&
@@ -314,6 +314,13 @@ is_our_broker() {
   pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $dir/server.properties"
 }
 
+on_start_exit() {
+  if [[ "${START_OK:-1}" != 1 && -n "${START_DIR:-}" ]]; then
+    log "start failed: cleaning up $START_DIR"
+    stop_dir "$START_DIR" >/dev/null 2>&1 || true
+  fi
+}
+
 cmd_start() {
   local dir="" port=""
   while (($#)); do
@@ -327,6 +334,17 @@ cmd_start() {
   require_java
   require_node
   fetch_kafka # no-op when the cache is complete
+
+  # Ports first, so a bad --port fails before any folder is created.
+  local cport
+  if [[ -n "$port" ]]; then
+    [[ "$port" =~ ^[0-9]+$ ]] || die "--port must be a number"
+    port_is_free "$port" || die "port $port on 127.0.0.1 is already in use"
+    cport="$(free_ports 1)"
+    [[ "$cport" != "$port" ]] || cport="$(free_ports 2 | cut -d' ' -f2)"
+  else
+    read -r port cport < <(free_ports 2)
+  fi
 
   if [[ -z "$dir" ]]; then
     dir="$(mktemp -d "${TMPDIR:-/tmp}/rankdistill-kafka-$$.XXXXXX")"
@@ -345,15 +363,13 @@ cmd_start() {
   fi
   touch "$dir/$DIR_MARKER"
 
-  local cport
-  if [[ -n "$port" ]]; then
-    [[ "$port" =~ ^[0-9]+$ ]] || die "--port must be a number"
-    port_is_free "$port" || die "port $port on 127.0.0.1 is already in use"
-    cport="$(free_ports 1)"
-    [[ "$cport" != "$port" ]] || cport="$(free_ports 2 | cut -d' ' -f2)"
-  else
-    read -r port cport < <(free_ports 2)
-  fi
+  # From here on, any failure or interrupt (Ctrl-C, timeout, broker crash)
+  # kills a half-started broker and removes the folder: never leave a stray
+  # JVM behind. The relevant log has been printed by then.
+  START_DIR="$dir"
+  START_OK=0
+  trap 'on_start_exit' EXIT
+  trap 'exit 130' INT TERM
 
   write_server_properties "$dir" "$port" "$cport"
   java_opts "$dir"
@@ -392,12 +408,12 @@ cmd_start() {
     if ((SECONDS - started >= READY_TIMEOUT_S)); then
       log "no answer from 127.0.0.1:$port after ${READY_TIMEOUT_S}s; last lines of $dir/broker.log:"
       tail -n 40 "$dir/broker.log" >&2 || true
-      stop_dir "$dir"
       die "local Kafka broker did not become ready"
     fi
     sleep 0.5
   done
   log "broker ready after $((SECONDS - started))s (pid $pid)"
+  START_OK=1
 
   echo "KAFKA_BROKERS=127.0.0.1:$port"
   echo "KAFKA_LOCAL_DIR=$dir"
