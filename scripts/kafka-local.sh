@@ -214,7 +214,8 @@ port_is_free() {
 }
 
 # Kafka cluster ids are 16 random bytes, base64url without padding (22 chars).
-# Generated here instead of `StorageTool random-uuid` to save a JVM start.
+# Generated here instead of `StorageTool random-uuid` to save a JVM start. It is passed as
+# --cluster-id=ID: an id starting with '-' (1 in 64) would otherwise be parsed as an option.
 random_cluster_id() {
   node -e 'process.stdout.write(require("node:crypto").randomBytes(16).toString("base64url"))'
 }
@@ -378,7 +379,7 @@ cmd_start() {
   # KRaft needs its metadata log formatted with a cluster id before first start.
   log "formatting KRaft storage in $dir/data (kafka $KAFKA_VERSION)"
   if ! java "${JAVA_OPTS[@]}" -cp "$cp" kafka.tools.StorageTool format \
-    -t "$(random_cluster_id)" -c "$dir/server.properties" >"$dir/format.log" 2>&1; then
+    --cluster-id="$(random_cluster_id)" -c "$dir/server.properties" >"$dir/format.log" 2>&1; then
     cat "$dir/format.log" >&2
     die "formatting the KRaft storage failed"
   fi
