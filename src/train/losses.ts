@@ -1,0 +1,167 @@
+/**
+ * The student's losses: pure functions, tensors in, scalar tensor out. No I/O, no state; the
+ * caller wraps them in `tf.tidy`. Each is differentiable with respect to the scores with the ops
+ * every backend has (no gather, no segment sums), so the same code trains on tensorflow, wasm and
+ * cpu.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Additive logit penalty of masked-out entries: large, but finite so 0 · penalty stays 0. */
+const MASKED = -1e9;
+
+/**
+ * The λ-mixed target of the pointwise loss: `(1 − λ)·teacher + λ·clicked` where the click is known
+ * (`known` = 1), the teacher target alone where it is not.
+ *
+ * @example
+ * mixTargets(tf.tensor1d([0.8]), tf.tensor1d([0]), tf.tensor1d([1]), 0.25); // [0.6]
+ */
+export function mixTargets(
+  teacher: tf.Tensor,
+  clicked: tf.Tensor,
+  known: tf.Tensor,
+  lambda: number,
+): tf.Tensor {
+  if (lambda === 0) return teacher;
+  const mixed = tf.add(tf.mul(teacher, 1 - lambda), tf.mul(clicked, lambda));
+  return tf.add(tf.mul(known, mixed), tf.mul(tf.sub(1, known), teacher));
+}
+
+/**
+ * Weighted binary cross-entropy on logits with soft targets t ∈ [0, 1]:
+ * ℓ = softplus(s) − t·s (= −t·log σ(s) − (1−t)·log(1−σ(s)), computed stably), averaged with the
+ * weights: Σ w·ℓ / Σ w. Pointwise distillation (Tang & Wang, KDD 2018: position-weighted
+ * positives; Hinton et al. 2015: soft targets σ(z/T)).
+ *
+ * @example
+ * weightedBce(tf.tensor1d([0]), tf.tensor1d([1]), tf.tensor1d([1])); // log 2 ≈ 0.6931
+ */
+export function weightedBce(logits: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor): tf.Scalar {
+  const l = tf.sub(tf.softplus(logits), tf.mul(targets, logits));
+  return tf.div(tf.sum(tf.mul(weights, l)), tf.maximum(tf.sum(weights), 1e-12)) as tf.Scalar;
+}
+
+/**
+ * Weighted BPR (Rendle et al., UAI 2009): −log σ(s_pos − s_neg) = softplus(s_neg − s_pos),
+ * averaged with the pair weights: Σ w·ℓ / Σ w.
+ *
+ * @example
+ * bprLoss(tf.tensor1d([1]), tf.tensor1d([1]), tf.tensor1d([1])); // log 2
+ */
+export function bprLoss(pos: tf.Tensor, neg: tf.Tensor, weights: tf.Tensor): tf.Scalar {
+  const l = tf.softplus(tf.sub(neg, pos));
+  return tf.div(tf.sum(tf.mul(weights, l)), tf.maximum(tf.sum(weights), 1e-12)) as tf.Scalar;
+}
+
+/**
+ * ListNet top-one cross-entropy (Cao et al., ICML 2007) in the form of TF-Ranking's SoftmaxLoss:
+ * the teacher's top-one probabilities are the gains normalised per list, P_t(j) = g_j / Σ_k g_k;
+ * the student's are softmax(scores) over the valid entries; loss = −Σ_j P_t(j) log P_s(j),
+ * averaged over lists with positive total gain (others carry no signal). `mask` is 1 for real
+ * items, 0 for padding. Shapes [lists, L].
+ *
+ * @example
+ * listNetLoss(tf.tensor2d([[0, 0]]), tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])); // log 2
+ */
+export function listNetLoss(scores: tf.Tensor2D, gains: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+  const g = tf.mul(gains, mask);
+  const total = tf.sum(g, 1, true);
+  const has = tf.cast(tf.greater(total, 0), 'float32');
+  const pt = tf.div(g, tf.maximum(total, 1e-12));
+  const logps = tf.logSoftmax(tf.add(scores, tf.mul(tf.sub(1, mask), MASKED)));
+  const perList = tf.neg(tf.sum(tf.mul(pt, logps), 1, true));
+  return tf.div(tf.sum(tf.mul(perList, has)), tf.maximum(tf.sum(has), 1)) as tf.Scalar;
+}
+
+/** A copy of `t`'s values outside the gradient tape (tfjs has no stopGradient). */
+function detach(t: tf.Tensor): tf.Tensor {
+  return tf.tensor(t.dataSync(), t.shape, 'float32');
+}
+
+/**
+ * NDCG-weighted pairwise logistic loss (LambdaRank's |ΔNDCG| weights, Burges 2010; the
+ * "NDCG-Loss2"-like member of LambdaLoss, Wang et al., CIKM 2018): for every pair (i, j) of one
+ * list with g_i > g_j,
+ *   ℓ_ij = |ΔNDCG_ij| · log(1 + exp(−(s_i − s_j))),
+ *   |ΔNDCG_ij| = |g_i − g_j| · |1/log2(1 + r_i) − 1/log2(1 + r_j)| / IDCG,
+ * where r is the rank under the student's current scores (no gradient through the ranks) and IDCG
+ * the ideal DCG of the list's gains. Summed per list, averaged over lists with IDCG > 0.
+ * Shapes [lists, L]; `mask` is 1 for real items.
+ *
+ * @example
+ * // one list, gains [1, 0], equal scores: ranks 1, 2 (ties by position); |ΔNDCG| = 1 − 1/log2 3
+ * lambdaLoss(tf.tensor2d([[0, 0]]), tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])); // 0.3691·log 2
+ */
+export function lambdaLoss(scores: tf.Tensor2D, gains: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+  const [, L] = scores.shape;
+  const s = detach(scores);
+  // rank_i = 1 + #{j valid: s_j > s_i, or s_j = s_i and j < i} (ties broken by position)
+  const si = tf.expandDims(s, 2); // [N, L, 1]
+  const sj = tf.expandDims(s, 1); // [N, 1, L]
+  const idx = tf.range(0, L, 1, 'float32');
+  const before = tf.cast(tf.less(tf.expandDims(idx, 1), tf.expandDims(idx, 0)), 'float32'); // [L, L]: j<i at [j,i]
+  const jBeforeI = tf.transpose(before); // [i, j] = 1 when j < i
+  const beats = tf.add(
+    tf.cast(tf.greater(sj, si), 'float32'),
+    tf.mul(tf.cast(tf.equal(sj, si), 'float32'), tf.expandDims(jBeforeI, 0)),
+  ); // [N, i, j]
+  const ranks = tf.add(1, tf.sum(tf.mul(beats, tf.expandDims(mask, 1)), 2)); // [N, L]
+  const disc = tf.div(Math.LN2, tf.log(tf.add(1, ranks))); // 1/log2(1+r)
+  // ideal DCG: gains sorted descending
+  const g = tf.mul(gains, mask);
+  const sorted = tf.topk(g, L).values;
+  const idealDisc = tf.div(Math.LN2, tf.log(tf.add(2, idx)));
+  const idcg = tf.sum(tf.mul(sorted, idealDisc), 1); // [N]
+  const has = tf.cast(tf.greater(idcg, 0), 'float32');
+  const gi = tf.expandDims(g, 2);
+  const gj = tf.expandDims(g, 1);
+  const pairMask = tf.mul(
+    tf.cast(tf.greater(gi, gj), 'float32'),
+    tf.mul(tf.expandDims(mask, 2), tf.expandDims(mask, 1)),
+  );
+  const delta = tf.div(
+    tf.mul(tf.abs(tf.sub(gi, gj)), tf.abs(tf.sub(tf.expandDims(disc, 2), tf.expandDims(disc, 1)))),
+    tf.reshape(tf.maximum(idcg, 1e-12), [-1, 1, 1]),
+  );
+  const w = tf.mul(pairMask, delta); // constants: no gradient flows through ranks or gains
+  const diff = tf.sub(tf.expandDims(scores, 2), tf.expandDims(scores, 1)); // s_i − s_j
+  const perList = tf.sum(tf.mul(w, tf.softplus(tf.neg(diff))), [1, 2]);
+  return tf.div(tf.sum(tf.mul(perList, has)), tf.maximum(tf.sum(has), 1)) as tf.Scalar;
+}
+
+/**
+ * Sampled softmax with logQ correction (Yi et al., RecSys 2019, "Sampling-bias-corrected neural
+ * modeling for large corpus item recommendations"): each row i of `logits` [B, M] scores one
+ * anchor (user, positive item) against M candidates — the batch's positives (in-batch negatives)
+ * and items sampled from the frequency estimate; the corrected logit is s_ij − log p_j, where p_j
+ * is the candidate's estimated sampling probability. Entries with `mask` 0 (the same item or the
+ * same request as the anchor, other than the positive itself) are excluded. `labels` is one-hot
+ * on the positive. Loss = mean_i −log softmax_j(s_ij − log p_j)[positive].
+ *
+ * @example
+ * sampledSoftmaxLoss(tf.tensor2d([[0, 0]]), tf.tensor1d([0, 0]), tf.tensor2d([[1, 1]]), tf.tensor2d([[1, 0]])); // log 2
+ */
+export function sampledSoftmaxLoss(
+  logits: tf.Tensor2D,
+  logQ: tf.Tensor1D,
+  mask: tf.Tensor2D,
+  labels: tf.Tensor2D,
+): tf.Scalar {
+  const corrected = tf.add(tf.sub(logits, tf.expandDims(logQ, 0)), tf.mul(tf.sub(1, mask), MASKED));
+  const logp = tf.logSoftmax(corrected);
+  return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), 1))) as tf.Scalar;
+}
+
+/**
+ * The weighted sum of the per-kind losses that are present (config `train.lossWeights`).
+ *
+ * @example
+ * combineLosses([[bce, 1], [bpr, 0.5]]); // bce + 0.5·bpr
+ */
+export function combineLosses(terms: ReadonlyArray<readonly [tf.Scalar, number]>): tf.Scalar {
+  let total: tf.Scalar = tf.scalar(0);
+  for (const [l, w] of terms) {
+    if (w !== 0) total = tf.add(total, tf.mul(l, w));
+  }
+  return total;
+}

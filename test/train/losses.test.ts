@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../src/train/backend.ts';
+import {
+  bprLoss,
+  combineLosses,
+  lambdaLoss,
+  listNetLoss,
+  mixTargets,
+  sampledSoftmaxLoss,
+  weightedBce,
+} from '../../src/train/losses.ts';
+
+const close = (actual: number, expected: number, tol = 1e-5) =>
+  assert.ok(Math.abs(actual - expected) <= tol, `expected ${expected}, found ${actual}`);
+const val = (t: tf.Tensor) => t.dataSync()[0] as number;
+const sp = (x: number) => Math.log1p(Math.exp(x));
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  describe(`losses on ${backend}`, () => {
+    before(async () => {
+      await initBackend(backend);
+    });
+
+    test('weighted BCE: (2·softplus(0) + softplus(2) − 0.5·2 + softplus(−1)) / 4', () => {
+      // ℓ = softplus(s) − t·s; weights 2, 1, 1
+      const l = tf.tidy(() =>
+        val(weightedBce(tf.tensor1d([0, 2, -1]), tf.tensor1d([1, 0.5, 0]), tf.tensor1d([2, 1, 1]))),
+      );
+      close(l, 0.7066210149);
+    });
+
+    test('λ-mixed targets use clicks only where known', () => {
+      const t = tf.tidy(() =>
+        Array.from(
+          mixTargets(tf.tensor1d([0.8, 0.3]), tf.tensor1d([0, 1]), tf.tensor1d([1, 0]), 0.25).dataSync(),
+        ),
+      );
+      close(t[0] as number, 0.6); // 0.75·0.8 + 0.25·0
+      close(t[1] as number, 0.3); // click unknown: teacher only
+    });
+
+    test('BPR: (softplus(−1) + 3·softplus(1)) / 4', () => {
+      const l = tf.tidy(() => val(bprLoss(tf.tensor1d([2, 0]), tf.tensor1d([1, 1]), tf.tensor1d([1, 3]))));
+      close(l, 1.0632616875);
+    });
+
+    test('BPR gradient w.r.t. the positive score is −w·σ(s_neg − s_pos)/Σw', () => {
+      const g = tf.tidy(() => {
+        const f = (p: tf.Tensor) => bprLoss(p, tf.tensor1d([1]), tf.tensor1d([1]));
+        return val(tf.grad(f)(tf.tensor1d([2])));
+      });
+      close(g, -1 / (1 + Math.exp(1))); // −σ(−1)
+    });
+
+    test('ListNet: gains normalised per list, padding masked, zero-gain lists ignored', () => {
+      // list 1: P_t = [.75, .25, 0], logsumexp(1, 0, −1) = 1.407606 → 0.657606
+      // list 2: P_t = [1, 0] over the two real items → −(2 − logsumexp(2, 5)) = 3.048587
+      // list 3: all gains 0 → ignored
+      const l = tf.tidy(() =>
+        val(
+          listNetLoss(
+            tf.tensor2d([
+              [1, 0, -1],
+              [2, 5, 100],
+              [3, 1, 2],
+            ]),
+            tf.tensor2d([
+              [3, 1, 0],
+              [1, 0, 7],
+              [0, 0, 0],
+            ]),
+            tf.tensor2d([
+              [1, 1, 1],
+              [1, 1, 0],
+              [1, 1, 1],
+            ]),
+          ),
+        ),
+      );
+      close(l, (0.6576059644 + 3.0485873516) / 2);
+    });
+
+    test('NDCG-weighted pairwise logistic: three pairs of one list', () => {
+      // scores [.5, 1, 0] → student ranks [2, 1, 3]; gains [3, 1, 0]; IDCG = 3 + 1/log2 3
+      // (0,1): 2·|1/log2 3 − 1|/IDCG · softplus(.5); (0,2): 3·|1/log2 3 − 1/2|/IDCG · softplus(−.5);
+      // (1,2): 1·|1 − 1/2|/IDCG · softplus(−1)  → 0.2924454421
+      const l = tf.tidy(() =>
+        val(lambdaLoss(tf.tensor2d([[0.5, 1, 0]]), tf.tensor2d([[3, 1, 0]]), tf.tensor2d([[1, 1, 1]]))),
+      );
+      close(l, 0.2924454421);
+      const idcg = 3 + 1 / Math.log2(3);
+      const d2 = 1 / Math.log2(3);
+      const expected = (2 * (1 - d2) * sp(0.5) + 3 * (d2 - 0.5) * sp(-0.5) + 1 * 0.5 * sp(-1)) / idcg;
+      close(l, expected);
+    });
+
+    test('NDCG-weighted loss: ties broken by position, padding ignored', () => {
+      const l = tf.tidy(() =>
+        val(lambdaLoss(tf.tensor2d([[0, 0, 9]]), tf.tensor2d([[1, 0, 5]]), tf.tensor2d([[1, 1, 0]]))),
+      );
+      close(l, (1 - 1 / Math.log2(3)) * Math.log(2));
+    });
+
+    test('sampled softmax with logQ correction and masking', () => {
+      // row 1: corrected [2 − log .5, 1 − log .25, 0 − log .25], positive 0
+      // row 2: corrected [.5 − log .5, 1.5 − log .25, masked], positive 1
+      const l = tf.tidy(() =>
+        val(
+          sampledSoftmaxLoss(
+            tf.tensor2d([
+              [2, 1, 0],
+              [0.5, 1.5, 0],
+            ]),
+            tf.tensor1d([Math.log(0.5), Math.log(0.25), Math.log(0.25)]),
+            tf.tensor2d([
+              [1, 1, 1],
+              [1, 1, 0],
+            ]),
+            tf.tensor2d([
+              [1, 0, 0],
+              [0, 1, 0],
+            ]),
+          ),
+        ),
+      );
+      close(l, 0.4326021861);
+    });
+
+    test('combineLosses is the weighted sum of the terms with non-zero weight', () => {
+      const l = tf.tidy(() =>
+        val(
+          combineLosses([
+            [tf.scalar(2), 1],
+            [tf.scalar(3), 0.5],
+            [tf.scalar(100), 0],
+          ]),
+        ),
+      );
+      close(l, 3.5);
+    });
+  });
+}
