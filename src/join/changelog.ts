@@ -1,0 +1,78 @@
+/**
+ * A {@link JoinStateStore} decorator that records every mutation of a batch, so the transport can
+ * write them to the changelog topic in the same Kafka transaction as the batch's outputs and
+ * offsets (Kafka Streams' `ChangeLoggingKeyValueBytesStore`). Within a batch only the last write
+ * of a key is kept: the changelog is compacted anyway, and replaying the last write is enough.
+ */
+import { encodeEntry, encodeStreamTime, STREAM_TIME_KEY } from './entry-codec.ts';
+import type { JoinStateStore, StateEntry } from './types.ts';
+
+/** One changelog record: key and entry bytes, or null for a tombstone. */
+export interface ChangelogRecord {
+  key: string;
+  value: Buffer | null;
+}
+
+/**
+ * @example
+ * const logged = new ChangeRecordingStore(new MemoryJoinStore());
+ * logged.put('d:r1', { kind: 'joined', ts: 1, expiresAt: 11 });
+ * logged.drainChanges(); // [{ key: 'd:r1', value: <18 bytes> }]
+ */
+export class ChangeRecordingStore implements JoinStateStore {
+  readonly inner: JoinStateStore;
+  #changes = new Map<string, Buffer | null>();
+
+  constructor(inner: JoinStateStore) {
+    this.inner = inner;
+  }
+
+  get(key: string): StateEntry | undefined {
+    return this.inner.get(key);
+  }
+  put(key: string, entry: StateEntry): void {
+    this.inner.put(key, entry);
+    this.#changes.delete(key);
+    this.#changes.set(key, encodeEntry(entry));
+  }
+  delete(key: string): void {
+    this.inner.delete(key);
+    this.#changes.delete(key);
+    this.#changes.set(key, null);
+  }
+  expiring(bound: number, limit: number): Array<[string, StateEntry]> {
+    return this.inner.expiring(bound, limit);
+  }
+  minExpiresAt(): number | null {
+    return this.inner.minExpiresAt();
+  }
+  streamTime(): number | null {
+    return this.inner.streamTime();
+  }
+  setStreamTime(ts: number): void {
+    this.inner.setStreamTime(ts);
+    this.#changes.delete(STREAM_TIME_KEY);
+    this.#changes.set(STREAM_TIME_KEY, encodeStreamTime(ts));
+  }
+  size(): number {
+    return this.inner.size();
+  }
+
+  /** Number of changes recorded since the last drain. */
+  get pendingChanges(): number {
+    return this.#changes.size;
+  }
+
+  /** Returns the changes recorded since the last call (in last-write order) and forgets them. */
+  drainChanges(): ChangelogRecord[] {
+    const out: ChangelogRecord[] = [];
+    for (const [key, value] of this.#changes) out.push({ key, value });
+    this.#changes = new Map();
+    return out;
+  }
+
+  /** Forgets recorded changes (the batch was rolled back). */
+  discardChanges(): void {
+    this.#changes = new Map();
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The event-time join of RankerOutput and Impression by request_id (DESIGN.md "Join semantics").
+ *
+ * Modelled on Kafka Streams' `KStreamKStreamJoin`: one shared stream-time tracker per task, the
+ * watermark = stream time − allowed lateness, a record is dropped as late when its own window has
+ * closed, and lone records are expired (outer-join style) once the watermark passes their window.
+ *
+ * State keys: `r:<id>` pending RankerOutput, `i:<id>` pending Impression, `d:<id>` done marker
+ * (`joined` or `unmatched`). Every mutation goes through the {@link JoinStateStore}, so the
+ * SQLite store and its changelog see exactly what the operator decided.
+ *
+ * Worked timeline — window W = 10, allowed lateness L = 2 (watermark wm = streamTime − 2):
+ *
+ *   event      ts  streamTime  wm   decision
+ *   R(a)        0       0      -2   no partner yet → pending r:a (expires when wm > 0 + 10)
+ *   I(b)        3       3       1   no partner yet → pending i:b (expires when wm > 13)
+ *   I(a)        9       9       7   r:a pending, |9 − 0| ≤ 10 → JOIN a: labels out now,
+ *                                   delete r:a, marker d:a(joined) until wm > max(0, 9) + 10 = 19
+ *   R(a) copy   0       9       7   0 + 10 ≥ 7 not late; d:a is joined → DUPLICATE, dropped
+ *   R(c)        5       9       7   pending r:c (expires when wm > 15)
+ *   R(d)       17      17      15   sweep: i:b (expiresAt 13 < 15) → ORPHAN dead letter;
+ *                                   r:c (expiresAt 15) stays; pending r:d
+ *   R(e)       18      18      16   sweep: r:c (15 < 16) → UNMATCHED labels (emitUnmatched),
+ *                                   marker d:c(unmatched) until wm > 5 + 2·10 = 25
+ *   I(c)       12      18      16   12 + 10 ≥ 16 not late; d:c is unmatched and |12 − 5| ≤ 10 →
+ *                                   LATE dead letter: its ranker output's window already closed
+ *   I(f)        3      18      16   3 + 10 < 16 → LATE dead letter (own window closed)
+ *   R(g)       40      40      38   sweep: d:a (19), d:c (25), r:d (27), r:e (28) expire in
+ *                                   (expiresAt, key) order → unmatched labels for d and e
+ *
+ * Edges: a pair exactly W apart joins (|Δ| ≤ W); W + 1 apart never does. A pending entry expires
+ * exactly when a same-ts copy of it would be late (ts + W < wm), so copies never resurrect state.
+ * The `unmatched` marker lives until wm > ts + 2W: any impression within W of the ranker output
+ * is late by then. Out-of-window partners (|Δ| > W) are kept as two independent pending entries.
+ *
+ * Pure: no I/O, no clock.
+ */
+import { decode } from '../contracts/codec.ts';
+import type { Impression, RankerOutput } from '../contracts/index.ts';
+import { RankdistillError } from '../errors.ts';
+import type {
+  DoneEntry,
+  JoinEffect,
+  JoinInput,
+  JoinStateStore,
+  PendingEntry,
+  RecordRef,
+  Side,
+} from './types.ts';
+
+/** Window settings of the operator (the `join` config section). */
+export interface JoinWindowConfig {
+  windowMs: number;
+  allowedLatenessMs: number;
+  emitUnmatched: boolean;
+}
+
+const SWEEP_CHUNK = 512;
+
+function prefix(side: Side): string {
+  return side === 'ranker' ? 'r:' : 'i:';
+}
+
+/**
+ * Joins one task's records. Call {@link process} for each record in merged event-time order.
+ *
+ * @example
+ * const op = new JoinOperator(new MemoryJoinStore(), { windowMs: 600_000, allowedLatenessMs: 30_000, emitUnmatched: true });
+ * op.process(rankerInput); // []
+ * op.process(impressionInput); // [{ type: 'joined', ranker, impression, rankerRef }]
+ */
+export class JoinOperator {
+  readonly #store: JoinStateStore;
+  readonly #cfg: JoinWindowConfig;
+
+  constructor(store: JoinStateStore, cfg: JoinWindowConfig) {
+    this.#store = store;
+    this.#cfg = cfg;
+  }
+
+  /** The current watermark (stream time − allowed lateness), or null before any record. */
+  watermark(): number | null {
+    const st = this.#store.streamTime();
+    return st === null ? null : st - this.#cfg.allowedLatenessMs;
+  }
+
+  /** Processes one record; returns what was decided (for it and for state it expired). */
+  process(rec: JoinInput): JoinEffect[] {
+    const out: JoinEffect[] = [];
+    const ts = rec.value.ts;
+    const rid = rec.value.request_id;
+    const w = this.#cfg.windowMs;
+    const prev = this.#store.streamTime();
+    if (prev === null || ts > prev) this.#store.setStreamTime(ts);
+    const wm = (this.#store.streamTime() as number) - this.#cfg.allowedLatenessMs;
+    const ref: RecordRef = { source: rec.source, key: rec.key, raw: rec.raw };
+
+    if (ts + w < wm) {
+      out.push({
+        type: 'dead',
+        reason: 'LATE',
+        message: `${rec.side} event time ${ts} + window ${w} ms is before the watermark ${wm}: its window closed before it arrived`,
+        ref,
+        requestId: rid,
+      });
+      this.sweep(wm, out);
+      return out;
+    }
+    this.sweep(wm, out);
+
+    const done = this.#store.get(`d:${rid}`) as DoneEntry | undefined;
+    if (done !== undefined) {
+      if (done.kind === 'joined' || rec.side === 'ranker') {
+        out.push({ type: 'duplicate', side: rec.side, requestId: rid });
+        return out;
+      }
+      // An impression for a ranker output already emitted unmatched.
+      if (Math.abs(ts - done.ts) <= w) {
+        out.push({
+          type: 'dead',
+          reason: 'LATE',
+          message: `impression at ${ts} arrived after the window of its ranker output (ts ${done.ts}) closed; labels were emitted without ground truth`,
+          ref,
+          requestId: rid,
+        });
+        return out;
+      }
+    }
+    if (this.#store.get(prefix(rec.side) + rid) !== undefined) {
+      out.push({ type: 'duplicate', side: rec.side, requestId: rid });
+      return out;
+    }
+    const otherSide: Side = rec.side === 'ranker' ? 'impression' : 'ranker';
+    const other = this.#store.get(prefix(otherSide) + rid) as PendingEntry | undefined;
+    if (other !== undefined && Math.abs(ts - other.ts) <= w) {
+      this.#store.delete(prefix(otherSide) + rid);
+      const marker: DoneEntry = {
+        kind: 'joined',
+        ts: Math.max(ts, other.ts),
+        expiresAt: Math.max(ts, other.ts) + w,
+      };
+      this.#store.put(`d:${rid}`, marker);
+      if (rec.side === 'ranker') {
+        out.push({
+          type: 'joined',
+          ranker: rec.value,
+          impression: decodePending<Impression>('Impression', other),
+          rankerRef: ref,
+        });
+      } else {
+        out.push({
+          type: 'joined',
+          ranker: decodePending<RankerOutput>('RankerOutput', other),
+          impression: rec.value,
+          rankerRef: { source: other.source, key: other.key, raw: other.raw },
+        });
+      }
+      return out;
+    }
+    this.#store.put(prefix(rec.side) + rid, {
+      kind: 'pending',
+      side: rec.side,
+      ts,
+      expiresAt: ts + w,
+      source: rec.source,
+      key: rec.key,
+      format: rec.format,
+      raw: rec.raw,
+    });
+    return out;
+  }
+
+  /** Expires every entry whose window closed before `wm`, in (expiresAt, key) order. */
+  sweep(wm: number, out: JoinEffect[] = []): JoinEffect[] {
+    for (;;) {
+      const min = this.#store.minExpiresAt();
+      if (min === null || min >= wm) return out;
+      const batch = this.#store.expiring(wm, SWEEP_CHUNK);
+      if (batch.length === 0) return out;
+      for (const [key, entry] of batch) this.#expire(key, entry, out);
+    }
+  }
+
+  #expire(key: string, entry: PendingEntry | DoneEntry, out: JoinEffect[]): void {
+    this.#store.delete(key);
+    if (entry.kind !== 'pending') return;
+    const rid = key.slice(2);
+    const ref: RecordRef = { source: entry.source, key: entry.key, raw: entry.raw };
+    if (entry.side === 'impression') {
+      out.push({
+        type: 'dead',
+        reason: 'ORPHAN',
+        message: `no ranker output for request ${rid} arrived within ${this.#cfg.windowMs} ms of the impression (ts ${entry.ts})`,
+        ref,
+        requestId: rid,
+      });
+      return;
+    }
+    if (!this.#cfg.emitUnmatched) {
+      out.push({ type: 'expired-unmatched-dropped', requestId: rid });
+      return;
+    }
+    const w = this.#cfg.windowMs;
+    this.#store.put(`d:${rid}`, { kind: 'unmatched', ts: entry.ts, expiresAt: entry.ts + 2 * w });
+    out.push({
+      type: 'unmatched',
+      ranker: decodePending<RankerOutput>('RankerOutput', entry),
+      rankerRef: ref,
+    });
+  }
+}
+
+function decodePending<T>(name: 'RankerOutput' | 'Impression', e: PendingEntry): T {
+  const r = decode(name, e.raw, e.format);
+  if (!r.ok) {
+    // Only records that decoded once are stored, so this is state corruption, not bad input.
+    throw new RankdistillError('STATE_STORE_FAILED', `stored ${name} no longer decodes: ${r.error.message}`, {
+      cause: r.error,
+    });
+  }
+  return r.value as T;
+}

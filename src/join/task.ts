@@ -1,0 +1,272 @@
+/**
+ * A join task: everything that happens to the records of input partition p of both topics, from
+ * bytes to labels and dead letters, without any I/O.
+ *
+ *   bytes ─ decode ─ validate ─► PartitionMerge (event-time order) ─► JoinOperator ─► labeler
+ *            │ MALFORMED    │ INVALID                                   │ LATE/ORPHAN   │ LABEL_FAILED
+ *            └──────────────┴───────────────────► dead letters ◄────────┴───────────────┘
+ *
+ * Transports (files, Kafka) push fetched records, mark a side caught up when its buffer may be
+ * empty for good, and call {@link JoinTask.step} to get the outputs of the next records in merged
+ * order together with the offsets that are then fully processed.
+ */
+import { type Decoded, decode, type WireFormat } from '../contracts/codec.ts';
+import type { DeadLetter, Impression, RankerOutput } from '../contracts/index.ts';
+import { errorMessage } from '../errors.ts';
+import type { JoinedRequest, RequestLabels } from '../labels/index.ts';
+import { validateImpression, validateRankerOutput } from '../labels/index.ts';
+import { type MergeSide, PartitionMerge } from './merge.ts';
+import { JoinOperator, type JoinWindowConfig } from './operator.ts';
+import {
+  type DeadLetterReason,
+  emptyCounters,
+  type JoinCounters,
+  type JoinEffect,
+  type JoinInput,
+  type JoinStateStore,
+  type RecordRef,
+  type Side,
+  type SourceRef,
+  type TaskOutput,
+} from './types.ts';
+
+/** A fetched input record. `decoded` is given when the transport already decoded it (files). */
+export interface RawInput {
+  offset: number;
+  key: Buffer | null;
+  raw: Buffer;
+  decoded?: Decoded<RankerOutput> | Decoded<Impression>;
+}
+
+/** Everything a task needs, injected. */
+export interface JoinTaskOptions {
+  partition: number;
+  /** Source names written into dead letters (topic names, or file names). */
+  topics: { ranker: string; impression: string };
+  store: JoinStateStore;
+  join: JoinWindowConfig;
+  /** Labels one joined request (`labelRequest` bound to the labels config). */
+  label: (req: JoinedRequest) => RequestLabels;
+  /** Wire format of raw inputs (ignored for records pushed with `decoded`). */
+  inputFormat: WireFormat;
+  /** Format the raw bytes of pushed records are in, for state entries (defaults to inputFormat). */
+  rawFormat?: { ranker: WireFormat; impression: WireFormat };
+  /** Wall clock for dead-letter times. */
+  now: () => number;
+}
+
+type Item =
+  | { ok: true; input: JoinInput }
+  | { ok: false; reason: DeadLetterReason; message: string; ref: RecordRef; requestId: string | null };
+
+const SIDE_INDEX: Record<Side, MergeSide> = { ranker: 0, impression: 1 };
+const SIDES: readonly Side[] = ['ranker', 'impression'];
+
+/** Result of one {@link JoinTask.step}. */
+export interface StepResult {
+  outputs: TaskOutput[];
+  /** Input records processed in this step. */
+  processed: number;
+}
+
+/**
+ * @example
+ * const task = new JoinTask({ partition: 0, topics, store: new MemoryJoinStore(), join, label, inputFormat: 'avro', now: Date.now });
+ * task.push('ranker', [{ offset: 0, key, raw }]);
+ * task.setCaughtUp('impression', true);
+ * const { outputs } = task.step(1000);
+ */
+export class JoinTask {
+  readonly partition: number;
+  readonly counters: JoinCounters = emptyCounters();
+  readonly #opts: JoinTaskOptions;
+  readonly #merge = new PartitionMerge<Item>();
+  readonly #op: JoinOperator;
+  /** Next offset to consume per side once everything processed so far is committed. */
+  readonly #next: Record<Side, number | null> = { ranker: null, impression: null };
+
+  constructor(opts: JoinTaskOptions) {
+    this.partition = opts.partition;
+    this.#opts = opts;
+    this.#op = new JoinOperator(opts.store, opts.join);
+  }
+
+  /** Decodes, validates and buffers records of one side (in offset order). */
+  push(side: Side, records: Iterable<RawInput>): void {
+    const entries = [];
+    for (const r of records) {
+      const item = this.#prepare(side, r);
+      entries.push({ ts: item.ok ? item.input.value.ts : Number.NEGATIVE_INFINITY, offset: r.offset, item });
+    }
+    this.#merge.push(SIDE_INDEX[side], entries);
+  }
+
+  /** See {@link PartitionMerge.setCaughtUp}. */
+  setCaughtUp(side: Side, caughtUp: boolean): void {
+    this.#merge.setCaughtUp(SIDE_INDEX[side], caughtUp);
+  }
+
+  /** Records buffered and not yet processed on a side. */
+  buffered(side: Side): number {
+    return this.#merge.buffered(SIDE_INDEX[side]);
+  }
+
+  /** The side whose empty buffer blocks progress, or null. */
+  blockedOn(): Side | null {
+    const b = this.#merge.blockedOn();
+    return b === null ? null : (SIDES[b] ?? null);
+  }
+
+  /** Next offset to commit per side (null: nothing processed yet on that side). */
+  nextOffsets(): Readonly<Record<Side, number | null>> {
+    return this.#next;
+  }
+
+  /** Current watermark, or null before the first record. */
+  watermark(): number | null {
+    return this.#op.watermark();
+  }
+
+  /** Stream time (largest event time seen), or null. */
+  streamTime(): number | null {
+    return this.#opts.store.streamTime();
+  }
+
+  /** Drops buffered records and the processed positions (after a rewind to committed offsets). */
+  reset(): void {
+    this.#merge.clear();
+    this.#next.ranker = null;
+    this.#next.impression = null;
+  }
+
+  /** Processes up to `max` records in merged event-time order. */
+  step(max: number): StepResult {
+    const outputs: TaskOutput[] = [];
+    let processed = 0;
+    while (processed < max) {
+      const n = this.#merge.next();
+      if (n === undefined) break;
+      const side = SIDES[n.side] as Side;
+      processed++;
+      this.#next[side] = n.entry.offset + 1;
+      const item = n.entry.item;
+      if (!item.ok) {
+        if (item.reason === 'MALFORMED') this.counters.malformed++;
+        else this.counters.invalid++;
+        this.#dead(outputs, item.reason, item.message, item.ref, item.requestId);
+        continue;
+      }
+      for (const eff of this.#op.process(item.input)) this.#apply(eff, outputs);
+    }
+    return { outputs, processed };
+  }
+
+  /** Expires state up to the current watermark without a new record (end of input). */
+  flushExpired(): TaskOutput[] {
+    const outputs: TaskOutput[] = [];
+    const wm = this.#op.watermark();
+    if (wm !== null) for (const eff of this.#op.sweep(wm)) this.#apply(eff, outputs);
+    return outputs;
+  }
+
+  #prepare(side: Side, r: RawInput): Item {
+    const source: SourceRef = {
+      topic: side === 'ranker' ? this.#opts.topics.ranker : this.#opts.topics.impression,
+      partition: this.partition,
+      offset: r.offset,
+    };
+    const ref: RecordRef = { source, key: r.key, raw: r.raw };
+    if (side === 'ranker') this.counters.recordsIn.ranker++;
+    else this.counters.recordsIn.impression++;
+    const d =
+      r.decoded ?? decode(side === 'ranker' ? 'RankerOutput' : 'Impression', r.raw, this.#opts.inputFormat);
+    if (!d.ok) return { ok: false, reason: 'MALFORMED', message: d.error.message, ref, requestId: null };
+    const format = this.#opts.rawFormat?.[side] ?? this.#opts.inputFormat;
+    if (side === 'ranker') {
+      const v = d.value as RankerOutput;
+      const bad = validateRankerOutput(v);
+      if (bad !== null)
+        return { ok: false, reason: 'INVALID', message: `RankerOutput: ${bad}`, ref, requestId: reqId(v) };
+      return { ok: true, input: { side, value: v, source, key: r.key, format, raw: r.raw } };
+    }
+    const v = d.value as Impression;
+    const bad = validateImpression(v);
+    if (bad !== null)
+      return { ok: false, reason: 'INVALID', message: `Impression: ${bad}`, ref, requestId: reqId(v) };
+    return { ok: true, input: { side, value: v, source, key: r.key, format, raw: r.raw } };
+  }
+
+  #apply(eff: JoinEffect, outputs: TaskOutput[]): void {
+    switch (eff.type) {
+      case 'joined':
+        this.counters.joined++;
+        this.#label(outputs, { ranker: eff.ranker, impression: eff.impression }, eff.rankerRef);
+        return;
+      case 'unmatched':
+        this.counters.unmatched++;
+        this.#label(outputs, { ranker: eff.ranker, impression: null }, eff.rankerRef);
+        return;
+      case 'expired-unmatched-dropped':
+        this.counters.unmatchedDropped++;
+        return;
+      case 'duplicate':
+        this.counters.duplicates++;
+        return;
+      case 'dead':
+        if (eff.reason === 'LATE') this.counters.late++;
+        else if (eff.reason === 'ORPHAN') this.counters.orphans++;
+        this.#dead(outputs, eff.reason, eff.message, eff.ref, eff.requestId);
+        return;
+    }
+  }
+
+  #label(outputs: TaskOutput[], req: JoinedRequest, ref: RecordRef): void {
+    let labels: RequestLabels;
+    try {
+      labels = this.#opts.label(req);
+    } catch (e) {
+      this.counters.labelFailed++;
+      this.#dead(outputs, 'LABEL_FAILED', errorMessage(e), ref, req.ranker.request_id);
+      return;
+    }
+    const key = Buffer.from(req.ranker.user_id, 'utf8');
+    if (labels.pointwise) {
+      outputs.push({ kind: 'pointwise', key, value: labels.pointwise });
+      this.counters.labelsOut.pointwise++;
+    }
+    if (labels.pairwise) {
+      outputs.push({ kind: 'pairwise', key, value: labels.pairwise });
+      this.counters.labelsOut.pairwise++;
+    }
+    if (labels.listwise) {
+      outputs.push({ kind: 'listwise', key, value: labels.listwise });
+      this.counters.labelsOut.listwise++;
+    }
+  }
+
+  #dead(
+    outputs: TaskOutput[],
+    reason: DeadLetterReason,
+    message: string,
+    ref: RecordRef,
+    requestId: string | null,
+  ): void {
+    this.counters.deadLetters++;
+    const value: DeadLetter = {
+      source_topic: ref.source.topic,
+      source_partition: ref.source.partition,
+      source_offset: ref.source.offset,
+      key: ref.key,
+      raw: ref.raw,
+      reason_code: reason,
+      reason: message,
+      request_id: requestId,
+      time: this.#opts.now(),
+    };
+    outputs.push({ kind: 'deadLetter', key: ref.key, value });
+  }
+}
+
+function reqId(v: { request_id?: unknown }): string | null {
+  return typeof v.request_id === 'string' && v.request_id.length > 0 ? v.request_id : null;
+}

@@ -1,0 +1,165 @@
+/**
+ * Types shared by the join operator, its state stores and its transports.
+ *
+ * The join runs as one *task* per input partition p (like a Kafka Streams task over the
+ * co-partitioned partitions p of both input topics). Everything in `src/join/` is pure: no Kafka,
+ * no SQLite, no file system. State lives behind {@link JoinStateStore}.
+ */
+import type { WireFormat } from '../contracts/codec.ts';
+import type {
+  DeadLetter,
+  Impression,
+  ListwiseLabels,
+  PairwiseLabels,
+  PointwiseLabels,
+  RankerOutput,
+} from '../contracts/index.ts';
+
+/** The two inputs of a join task. Topic order (ranker first) breaks event-time ties. */
+export type Side = 'ranker' | 'impression';
+
+/** Where an input record came from (topic or file name, partition, offset). */
+export interface SourceRef {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+/**
+ * One entry of the join state, keyed by `r:<request_id>` / `i:<request_id>` (a pending lone
+ * record) or `d:<request_id>` (a "done" marker that makes later copies recognisable).
+ */
+export type StateEntry = PendingEntry | DoneEntry;
+
+/** A record waiting for its partner. `raw` are the record's bytes as received (in `format`). */
+export interface PendingEntry {
+  kind: 'pending';
+  side: Side;
+  /** Event time of the record. */
+  ts: number;
+  /** Watermark bound: the entry expires once the watermark is > expiresAt (= ts + window). */
+  expiresAt: number;
+  source: SourceRef;
+  key: Buffer | null;
+  format: WireFormat;
+  raw: Buffer;
+}
+
+/**
+ * A request that was already decided: `joined` (both sides met) or `unmatched` (the ranker output
+ * was emitted without ground truth when its window closed).
+ */
+export interface DoneEntry {
+  kind: 'joined' | 'unmatched';
+  ts: number;
+  expiresAt: number;
+}
+
+/**
+ * The state of one join task. Implementations: {@link MemoryJoinStore} (tests) and the SQLite
+ * store in `src/store/` (service). Stream time is state too: it must survive restarts, or a
+ * restart would change late/expiry decisions.
+ */
+export interface JoinStateStore {
+  get(key: string): StateEntry | undefined;
+  put(key: string, entry: StateEntry): void;
+  delete(key: string): void;
+  /**
+   * Up to `limit` entries whose `expiresAt < bound`, ordered by (expiresAt, key) so expiry is
+   * deterministic.
+   */
+  expiring(bound: number, limit: number): Array<[string, StateEntry]>;
+  /** Smallest expiresAt of all entries, or null when empty (lets callers skip sweeps). */
+  minExpiresAt(): number | null;
+  /** Largest event time seen by the task, or null before the first record. */
+  streamTime(): number | null;
+  setStreamTime(ts: number): void;
+  /** Number of entries (pending records + done markers). */
+  size(): number;
+}
+
+/** A decoded, validated input record as the operator sees it. */
+export type JoinInput =
+  | (InputBase & { side: 'ranker'; value: RankerOutput })
+  | (InputBase & { side: 'impression'; value: Impression });
+
+interface InputBase {
+  source: SourceRef;
+  key: Buffer | null;
+  format: WireFormat;
+  raw: Buffer;
+}
+
+/** Reason codes of dead letters written by the join. */
+export const DEAD_LETTER_REASONS = {
+  /** The bytes could not be decoded. */
+  MALFORMED: 'MALFORMED',
+  /** The record decoded but failed validation. */
+  INVALID: 'INVALID',
+  /** The record arrived after its window (or its partner's) had closed. */
+  LATE: 'LATE',
+  /** An impression whose ranker output never arrived within the window. */
+  ORPHAN: 'ORPHAN',
+  /** The label generators rejected the joined request. */
+  LABEL_FAILED: 'LABEL_FAILED',
+} as const;
+export type DeadLetterReason = keyof typeof DEAD_LETTER_REASONS;
+
+/** What the operator decided for one input record (or for expired state). */
+export type JoinEffect =
+  | { type: 'joined'; ranker: RankerOutput; impression: Impression; rankerRef: RecordRef }
+  | { type: 'unmatched'; ranker: RankerOutput; rankerRef: RecordRef }
+  | { type: 'expired-unmatched-dropped'; requestId: string }
+  | { type: 'duplicate'; side: Side; requestId: string }
+  | { type: 'dead'; reason: DeadLetterReason; message: string; ref: RecordRef; requestId: string | null };
+
+/** Enough of a record to dead-letter it. */
+export interface RecordRef {
+  source: SourceRef;
+  key: Buffer | null;
+  raw: Buffer;
+}
+
+/** Output records of a task, before encoding. */
+export type TaskOutput =
+  | { kind: 'pointwise'; key: Buffer; value: PointwiseLabels }
+  | { kind: 'pairwise'; key: Buffer; value: PairwiseLabels }
+  | { kind: 'listwise'; key: Buffer; value: ListwiseLabels }
+  | { kind: 'deadLetter'; key: Buffer | null; value: DeadLetter };
+
+/** Output kinds, in the order a request's outputs are emitted. */
+export type OutputKind = TaskOutput['kind'];
+
+/** Counters of one task, by outcome. */
+export interface JoinCounters {
+  recordsIn: { ranker: number; impression: number };
+  joined: number;
+  unmatched: number;
+  unmatchedDropped: number;
+  orphans: number;
+  late: number;
+  duplicates: number;
+  malformed: number;
+  invalid: number;
+  labelFailed: number;
+  deadLetters: number;
+  labelsOut: { pointwise: number; pairwise: number; listwise: number };
+}
+
+/** Fresh zeroed counters. */
+export function emptyCounters(): JoinCounters {
+  return {
+    recordsIn: { ranker: 0, impression: 0 },
+    joined: 0,
+    unmatched: 0,
+    unmatchedDropped: 0,
+    orphans: 0,
+    late: 0,
+    duplicates: 0,
+    malformed: 0,
+    invalid: 0,
+    labelFailed: 0,
+    deadLetters: 0,
+    labelsOut: { pointwise: 0, pairwise: 0, listwise: 0 },
+  };
+}

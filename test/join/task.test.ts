@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { encodeAvro } from '../../src/contracts/codec.ts';
+import { LabelInputError } from '../../src/errors.ts';
+import { MemoryJoinStore } from '../../src/join/memory-store.ts';
+import { JoinTask, type RawInput } from '../../src/join/task.ts';
+import type { TaskOutput } from '../../src/join/types.ts';
+import { newTask, ranker, rawI, rawR } from './helpers.ts';
+
+const join = { windowMs: 100, allowedLatenessMs: 10, emitUnmatched: true };
+
+function summarize(outs: TaskOutput[]): string[] {
+  return outs.map((o) =>
+    o.kind === 'deadLetter'
+      ? `dead:${o.value.reason_code}:${o.value.source_topic}@${o.value.source_offset}`
+      : `${o.kind}:${o.value.id}:${encodeAvro(kindName(o.kind), o.value as never).toString('base64')}`,
+  );
+}
+function kindName(k: 'pointwise' | 'pairwise' | 'listwise') {
+  return k === 'pointwise' ? 'PointwiseLabels' : k === 'pairwise' ? 'PairwiseLabels' : 'ListwiseLabels';
+}
+
+function runAll(rs: RawInput[], is: RawInput[]): string[] {
+  const t = newTask(join);
+  t.push('ranker', rs);
+  t.push('impression', is);
+  t.setCaughtUp('ranker', true);
+  t.setCaughtUp('impression', true);
+  return summarize(t.step(Number.MAX_SAFE_INTEGER).outputs);
+}
+
+/** A small random workload: requests with jitter, some lone sides, duplicates and garbage. */
+const workload = fc
+  .array(
+    fc.record({
+      ts: fc.integer({ min: 0, max: 1000 }),
+      jitter: fc.integer({ min: -150, max: 150 }),
+      hasR: fc.boolean(),
+      hasI: fc.boolean(),
+      dup: fc.boolean(),
+      garbage: fc.boolean(),
+    }),
+    { maxLength: 25 },
+  )
+  .map((reqs) => {
+    const rs: RawInput[] = [];
+    const is: RawInput[] = [];
+    reqs.forEach((q, n) => {
+      const id = `q${n}`;
+      if (q.hasR) rs.push(rawR(rs.length, id, q.ts));
+      if (q.hasI) is.push(rawI(is.length, id, Math.max(0, q.ts + q.jitter)));
+      if (q.dup && q.hasR) rs.push(rawR(rs.length, id, q.ts));
+      if (q.garbage) is.push({ offset: is.length, key: null, raw: Buffer.from([0xff, 0x01]) });
+    });
+    return { rs, is };
+  });
+
+describe('JoinTask', () => {
+  test('malformed and invalid records become dead letters; good ones around them still join', () => {
+    const t = newTask(join);
+    const bad = ranker('bad', 5);
+    bad.items = [];
+    t.push('ranker', [
+      { offset: 0, key: null, raw: Buffer.from('not avro') },
+      rawR(1, 'a', 10),
+      { offset: 2, key: null, raw: encodeAvro('RankerOutput', bad) },
+    ]);
+    t.push('impression', [rawI(0, 'a', 12)]);
+    t.setCaughtUp('ranker', true);
+    t.setCaughtUp('impression', true);
+    const outs = t.step(100).outputs;
+    const dead = outs.filter((o) => o.kind === 'deadLetter').map((o) => o.value);
+    assert.deepEqual(
+      dead.map((d) => [d.reason_code, d.source_offset, d.request_id]),
+      [
+        ['MALFORMED', 0, null],
+        ['INVALID', 2, 'bad'],
+      ],
+    );
+    assert.deepEqual(dead[0]?.raw, Buffer.from('not avro'));
+    assert.deepEqual(
+      outs.filter((o) => o.kind !== 'deadLetter').map((o) => o.kind),
+      ['pointwise', 'pairwise', 'listwise'],
+    );
+    assert.deepEqual(t.nextOffsets(), { ranker: 3, impression: 1 });
+    assert.equal(t.counters.joined, 1);
+  });
+
+  test('a label generator failure dead-letters the ranker output with LABEL_FAILED', () => {
+    const t = new JoinTask({
+      partition: 0,
+      topics: { ranker: 'ro', impression: 'imp' },
+      store: new MemoryJoinStore(),
+      join,
+      label: () => {
+        throw new LabelInputError('missing logit ctr');
+      },
+      inputFormat: 'avro',
+      now: () => 0,
+    });
+    t.push('impression', [rawI(0, 'a', 1)]);
+    t.push('ranker', [rawR(7, 'a', 1)]);
+    t.setCaughtUp('ranker', true);
+    const outs = t.step(10).outputs;
+    assert.equal(outs.length, 1);
+    const d = outs[0];
+    assert.ok(d?.kind === 'deadLetter');
+    assert.equal(d.value.reason_code, 'LABEL_FAILED');
+    assert.equal(d.value.source_topic, 'ro');
+    assert.equal(d.value.source_offset, 7);
+    assert.match(d.value.reason, /missing logit ctr/);
+  });
+
+  test('determinism: any arrival chunking gives the same outputs, byte for byte', () => {
+    fc.assert(
+      fc.property(
+        workload,
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 5 })), {
+          maxLength: 40,
+        }),
+        ({ rs, is }, schedule) => {
+          const expected = runAll(rs, is);
+          const t = newTask(join);
+          const pos = { ranker: 0, impression: 0 };
+          const got: TaskOutput[] = [];
+          const deliver = (side: 'ranker' | 'impression', n: number, steps: number) => {
+            const src = side === 'ranker' ? rs : is;
+            const chunk = src.slice(pos[side], pos[side] + n);
+            pos[side] += chunk.length;
+            t.push(side, chunk);
+            if (pos[side] === src.length) t.setCaughtUp(side, true);
+            got.push(...t.step(steps).outputs);
+          };
+          for (const [r, n, steps] of schedule) deliver(r ? 'ranker' : 'impression', n, steps);
+          deliver('ranker', rs.length, 0);
+          deliver('impression', is.length, 0);
+          got.push(...t.step(Number.MAX_SAFE_INTEGER).outputs);
+          assert.deepEqual(summarize(got), expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
