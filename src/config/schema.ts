@@ -252,6 +252,11 @@ export const snapshotsSchema = z
       .max(1)
       .default(0.02)
       .describe('Publish only when no metric drops by more than this (absolute) vs the current.'),
+    modelName: z
+      .string()
+      .min(1)
+      .default('student')
+      .describe('Name of the student: the key of its announcements on the snapshots topic.'),
   })
   .describe('Snapshots.');
 

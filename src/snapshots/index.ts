@@ -1,0 +1,10 @@
+/** Published snapshots of the student: atomic write, checksums, gate, registry, announcements, recall. */
+export * from './announcer.ts';
+export * from './gate.ts';
+export * from './manifest.ts';
+export * from './publisher.ts';
+export * from './recall.ts';
+export * from './registry.ts';
+export * from './schedule.ts';
+export * from './store.ts';
+export * from './table.ts';

@@ -1,0 +1,306 @@
+/**
+ * The snapshot publisher: the one seam between the trainer and snapshots.
+ *
+ *   const pub = openPublisher({ dir, registry, gateTolerance, modelName, announcer });
+ *   const resume = pub.latestPublished();            // offsets to continue from, or null
+ *   const snap = resume && pub.loadSnapshot(resume.version); // checksums verified
+ *   ... train ...
+ *   await pub.maybePublish({ files, items, users, models, model, offsets, metrics, parentVersion });
+ *
+ * maybePublish: allocate v<N> → write atomically (store.ts) → gate the metrics against the current
+ * snapshot (gate.ts) → record published-or-rejected (+ the announcement, one SQLite transaction)
+ * → send unsent announcements. It knows nothing of the model: the trainer hands over bytes
+ * (tfjs model files, checkpoint blobs), the embedding tables and the metrics it computed on the
+ * held-out slice.
+ *
+ * One writer per snapshot directory (the trainer is one consumer, DESIGN.md "Scale").
+ */
+import { errorMessage, RankdistillError } from '../errors.ts';
+import type { Announcer } from './announcer.ts';
+import { gate } from './gate.ts';
+import {
+  type FileEntry,
+  MANIFEST_FORMAT,
+  type Manifest,
+  type ModelDescription,
+  type PartitionOffset,
+} from './manifest.ts';
+import {
+  type AnnouncementRecord,
+  openRegistry,
+  type SnapshotRecord,
+  type SnapshotRegistry,
+  toAnnouncement,
+} from './registry.ts';
+import {
+  announcedFiles,
+  cleanStaleTemps,
+  highestVersionOnDisk,
+  type LoadedSnapshot,
+  loadSnapshotDir,
+  type SnapshotFileInput,
+  type WriteStepHook,
+  writeSnapshotDir,
+} from './store.ts';
+import { encodeTable, type VectorTable } from './table.ts';
+
+/** What the trainer hands over at a checkpoint. */
+export interface PublishInput {
+  /** Model files (tfjs model.json + weights, optimizer/checkpoint blobs), snapshot-relative names. */
+  files: SnapshotFileInput[];
+  /** Item embedding table, the ANN index's input (written as items.json/.f32/.ids). */
+  items: VectorTable;
+  /** Known users' vectors in the same space (users.json/.f32/.ids), for tfjs-free recall. */
+  users?: VectorTable;
+  /** model.json of each exported tfjs model among `files`, by name (e.g. `{ user_tower: 'model/user_tower/model.json' }`). */
+  models?: Record<string, string>;
+  model: ModelDescription;
+  /** Next offset to consume per input partition: where a resumed trainer continues. */
+  offsets: PartitionOffset[];
+  /** Held-out metrics (recall_at_100_of_top10, ndcg_at_10, auc, ...). */
+  metrics: Record<string, number>;
+  /** Version the trainer resumed from (null: trained from scratch). */
+  parentVersion: number | null;
+  extra?: Record<string, unknown>;
+  createdAt?: number;
+}
+
+export interface PublishResult {
+  version: number;
+  status: 'published' | 'rejected';
+  /** Why the gate rejected it (empty when published). */
+  reasons: string[];
+  /** Absolute snapshot directory. */
+  dir: string;
+  files: FileEntry[];
+  /** Whether every pending announcement reached the announcer (false: retried at the next call). */
+  announced: boolean;
+}
+
+export type SnapshotEvent =
+  | { type: 'temps-cleaned'; names: string[] }
+  | { type: 'published'; version: number; dir: string }
+  | { type: 'rejected'; version: number; reasons: string[] }
+  | { type: 'rolled-back'; version: number }
+  | { type: 'announced'; version: number; status: string }
+  | { type: 'announce-failed'; version: number; error: string };
+
+export interface PublisherOptions {
+  /** Snapshot root directory (snapshots.dir). */
+  dir: string;
+  /** Registry path (snapshots.registry) or an open registry. */
+  registry: string | SnapshotRegistry;
+  /** snapshots.gateTolerance. */
+  gateTolerance: number;
+  /** Key of the announcements (snapshots.modelName). */
+  modelName: string;
+  /** Where announcements go; none: registry only. */
+  announcer?: Announcer;
+  onEvent?: (e: SnapshotEvent) => void;
+  /** Test hook between write steps. */
+  writeHook?: WriteStepHook;
+}
+
+/**
+ * Opens the publisher: cleans temp dirs of dead writers, opens the registry.
+ *
+ * @example
+ * const pub = openPublisher({ dir: 'snapshots', registry: 'snapshots/registry.sqlite', gateTolerance: 0.02, modelName: 'student' });
+ */
+export function openPublisher(o: PublisherOptions): SnapshotPublisher {
+  return new SnapshotPublisher(o);
+}
+
+/** See {@link openPublisher}. */
+export class SnapshotPublisher {
+  readonly registry: SnapshotRegistry;
+  private readonly o: PublisherOptions;
+  private readonly ownsRegistry: boolean;
+
+  constructor(o: PublisherOptions) {
+    this.o = o;
+    const names = cleanStaleTemps(o.dir);
+    if (names.length > 0) o.onEvent?.({ type: 'temps-cleaned', names });
+    this.ownsRegistry = typeof o.registry === 'string';
+    this.registry = typeof o.registry === 'string' ? openRegistry(o.registry) : o.registry;
+  }
+
+  /** Next version number: above everything registered and everything on disk. */
+  nextVersion(): number {
+    return Math.max(this.registry.maxVersion(), highestVersionOnDisk(this.o.dir)) + 1;
+  }
+
+  /**
+   * Writes a snapshot, gates it, records it, and announces it when it passes.
+   *
+   * @throws RankdistillError TRAIN_INPUT_INVALID for bad tables or file names; IO_FAILED when the
+   *   write fails. A failed announcement does not throw (`announced: false`, retried later).
+   * @example
+   * const r = await pub.maybePublish({ files, items, model, offsets, metrics, parentVersion: 3 });
+   * if (r.status === 'rejected') log(r.reasons);
+   */
+  async maybePublish(input: PublishInput): Promise<PublishResult> {
+    const version = this.nextVersion();
+    const createdAt = input.createdAt ?? Date.now();
+    const tables: Record<string, string> = { items: 'items.json' };
+    const files = [...input.files, ...encodeTable('items', input.items)];
+    if (input.users) {
+      if (input.users.dim !== input.items.dim)
+        throw new RankdistillError(
+          'TRAIN_INPUT_INVALID',
+          `users table: expected dim ${input.items.dim} (the items' dim), found ${input.users.dim}`,
+        );
+      files.push(...encodeTable('users', input.users));
+      tables.users = 'users.json';
+    }
+    const models = input.models ?? {};
+    for (const [name, path] of Object.entries(models)) {
+      if (!files.some((f) => f.name === path))
+        throw new RankdistillError(
+          'TRAIN_INPUT_INVALID',
+          `model ${name}: expected file ${path} among the files, found none`,
+        );
+    }
+    const model = {
+      ...input.model,
+      numItems: input.items.ids.length,
+      numUsers: input.users?.ids.length ?? 0,
+    };
+    const written = writeSnapshotDir(
+      this.o.dir,
+      version,
+      files,
+      (entries): Manifest => ({
+        format: MANIFEST_FORMAT,
+        version,
+        createdAt,
+        parentVersion: input.parentVersion,
+        model,
+        offsets: input.offsets,
+        metrics: input.metrics,
+        tables,
+        models,
+        files: entries,
+        extra: input.extra ?? {},
+      }),
+      this.o.writeHook,
+    );
+    const current = this.registry.current();
+    const decision = gate(
+      input.metrics,
+      current ? { version: current.snapshot.version, metrics: current.snapshot.metrics } : null,
+      this.o.gateTolerance,
+    );
+    const all = announcedFiles(written.manifest, written.manifestSha256, written.manifestBytes);
+    this.registry.record({
+      version,
+      status: decision.pass ? 'published' : 'rejected',
+      createdAt,
+      path: written.dir,
+      parentVersion: input.parentVersion,
+      model,
+      offsets: input.offsets,
+      metrics: input.metrics,
+      files: all,
+      reason: decision.pass ? null : decision.reasons.join('; '),
+    });
+    if (decision.pass) this.o.onEvent?.({ type: 'published', version, dir: written.dir });
+    else this.o.onEvent?.({ type: 'rejected', version, reasons: decision.reasons });
+    const announced = await this.flush();
+    return {
+      version,
+      status: decision.pass ? 'published' : 'rejected',
+      reasons: decision.reasons,
+      dir: written.dir,
+      files: all,
+      announced,
+    };
+  }
+
+  /**
+   * Makes an older published version current: verifies its files, records a `rollback`
+   * announcement and sends it.
+   *
+   * @throws RankdistillError SNAPSHOT_NOT_FOUND / SNAPSHOT_REJECTED / SNAPSHOT_CORRUPT.
+   * @example
+   * await pub.rollback(2); // v2 is announced again, status 'rollback'
+   */
+  async rollback(version: number): Promise<{ announcement: AnnouncementRecord; announced: boolean }> {
+    const s = this.registry.get(version);
+    if (s?.status === 'published') loadSnapshotDir(s.path, s.files); // refuse a damaged target
+    const announcement = this.registry.rollback(version);
+    this.o.onEvent?.({ type: 'rolled-back', version });
+    return { announcement, announced: await this.flush() };
+  }
+
+  /** Sends unsent announcements in order; false when one failed (it stays pending). */
+  async flush(): Promise<boolean> {
+    const announcer = this.o.announcer;
+    if (!announcer) return true;
+    for (const a of this.registry.unsent()) {
+      const s = this.registry.get(a.version);
+      if (!s) continue;
+      try {
+        await announcer.announce(this.o.modelName, toAnnouncement(s, a.status));
+        this.registry.markSent(a.seq);
+        this.o.onEvent?.({ type: 'announced', version: a.version, status: a.status });
+      } catch (e) {
+        this.o.onEvent?.({ type: 'announce-failed', version: a.version, error: errorMessage(e) });
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The current snapshot — the newest published one, or the version an operator rolled back to
+   * since — with the offsets a resumed trainer continues from; null when nothing is published.
+   *
+   * @example
+   * const s = pub.latestPublished(); if (s) consumer.seek(s.offsets);
+   */
+  latestPublished(): SnapshotRecord | null {
+    return this.registry.current()?.snapshot ?? null;
+  }
+
+  /**
+   * Loads a registered snapshot (`'latest'`: the current one), verifying every file against the
+   * checksums in the registry.
+   *
+   * @throws RankdistillError SNAPSHOT_NOT_FOUND, SNAPSHOT_CORRUPT naming the bad file.
+   * @example
+   * const snap = pub.loadSnapshot('latest'); snap.table('items');
+   */
+  loadSnapshot(version: number | 'latest'): LoadedSnapshot {
+    return loadRegisteredSnapshot(this.registry, version);
+  }
+
+  async close(): Promise<void> {
+    await this.o.announcer?.close();
+    if (this.ownsRegistry) this.registry.close();
+  }
+}
+
+/**
+ * Loads version `version` (or the current one for `'latest'`) named by `registry`, verifying its
+ * files against the registered checksums.
+ *
+ * @throws RankdistillError SNAPSHOT_NOT_FOUND, SNAPSHOT_CORRUPT.
+ * @example
+ * const snap = loadRegisteredSnapshot(openRegistry('snapshots/registry.sqlite'), 'latest');
+ */
+export function loadRegisteredSnapshot(
+  registry: SnapshotRegistry,
+  version: number | 'latest',
+): LoadedSnapshot {
+  const s = version === 'latest' ? (registry.current()?.snapshot ?? null) : registry.get(version);
+  if (!s)
+    throw new RankdistillError(
+      'SNAPSHOT_NOT_FOUND',
+      version === 'latest'
+        ? 'snapshot latest: expected a published snapshot, found none in the registry'
+        : `snapshot v${version}: expected it in the registry, found none`,
+      { details: { version } },
+    );
+  return loadSnapshotDir(s.path, s.files);
+}

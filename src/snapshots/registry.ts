@@ -1,0 +1,304 @@
+/**
+ * The SQLite registry of snapshots (`snapshots.registry`, better-sqlite3): every snapshot that
+ * reached its final directory, published or rejected (with the reason), and the history of
+ * announcements — which version was made current, when, and whether the announcement reached
+ * Kafka yet.
+ *
+ * "Current" is the version of the latest announcement: the newest published snapshot, or the one an
+ * operator rolled back to since. The announcement rows double as an outbox (the transactional
+ * outbox pattern): the registry row and its announcement commit in one SQLite transaction, and
+ * unsent announcements are sent (and retried after a crash) by the publisher, so the topic never
+ * misses a version the registry made current.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { SnapshotAnnouncement } from '../contracts/index.ts';
+import { errorMessage, RankdistillError } from '../errors.ts';
+import type { FileEntry, Manifest, PartitionOffset } from './manifest.ts';
+
+export type SnapshotStatus = 'published' | 'rejected';
+export type AnnouncementStatus = 'published' | 'rollback';
+
+/** One snapshot in the registry. */
+export interface SnapshotRecord {
+  version: number;
+  status: SnapshotStatus;
+  createdAt: number;
+  /** Absolute path of the snapshot directory. */
+  path: string;
+  parentVersion: number | null;
+  model: Manifest['model'];
+  offsets: PartitionOffset[];
+  metrics: Record<string, number>;
+  /** Every file including manifest.json, with sha256 and size. */
+  files: FileEntry[];
+  /** Why the gate rejected it (null when published). */
+  reason: string | null;
+  recordedAt: number;
+}
+
+/** One announcement: a version made current. */
+export interface AnnouncementRecord {
+  seq: number;
+  version: number;
+  status: AnnouncementStatus;
+  at: number;
+  /** When it was produced to Kafka (null: not yet). */
+  sentAt: number | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS snapshots (
+  version INTEGER PRIMARY KEY,
+  status TEXT NOT NULL CHECK (status IN ('published', 'rejected')),
+  created_at INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  parent_version INTEGER,
+  model TEXT NOT NULL,
+  offsets TEXT NOT NULL,
+  metrics TEXT NOT NULL,
+  files TEXT NOT NULL,
+  reason TEXT,
+  recorded_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS announcements (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  version INTEGER NOT NULL REFERENCES snapshots(version),
+  status TEXT NOT NULL CHECK (status IN ('published', 'rollback')),
+  at INTEGER NOT NULL,
+  sent_at INTEGER
+);
+`;
+
+interface SnapshotRow {
+  version: number;
+  status: SnapshotStatus;
+  created_at: number;
+  path: string;
+  parent_version: number | null;
+  model: string;
+  offsets: string;
+  metrics: string;
+  files: string;
+  reason: string | null;
+  recorded_at: number;
+}
+
+interface AnnouncementRow {
+  seq: number;
+  version: number;
+  status: AnnouncementStatus;
+  at: number;
+  sent_at: number | null;
+}
+
+// NaN / Infinity survive the JSON round trip as strings (a rejected snapshot may carry NaN).
+const encodeMetrics = (m: Record<string, number>): string =>
+  JSON.stringify(m, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
+const decodeMetrics = (s: string): Record<string, number> =>
+  Object.fromEntries(
+    Object.entries(JSON.parse(s) as Record<string, number | string>).map(([k, v]) => [k, Number(v)]),
+  );
+
+function toRecord(r: SnapshotRow): SnapshotRecord {
+  return {
+    version: r.version,
+    status: r.status,
+    createdAt: r.created_at,
+    path: r.path,
+    parentVersion: r.parent_version,
+    model: JSON.parse(r.model) as Manifest['model'],
+    offsets: JSON.parse(r.offsets) as PartitionOffset[],
+    metrics: decodeMetrics(r.metrics),
+    files: JSON.parse(r.files) as FileEntry[],
+    reason: r.reason,
+    recordedAt: r.recorded_at,
+  };
+}
+
+const toAnnouncementRecord = (r: AnnouncementRow): AnnouncementRecord => ({
+  seq: r.seq,
+  version: r.version,
+  status: r.status,
+  at: r.at,
+  sentAt: r.sent_at,
+});
+
+/**
+ * The SnapshotAnnouncement contract record of a registry entry.
+ *
+ * @example
+ * encodeAvro('SnapshotAnnouncement', toAnnouncement(registry.get(3)!, 'rollback'));
+ */
+export function toAnnouncement(s: SnapshotRecord, status: AnnouncementStatus): SnapshotAnnouncement {
+  return {
+    version: s.version,
+    created_at: s.createdAt,
+    path: s.path,
+    files: s.files.map((f) => ({ name: f.name, sha256: f.sha256, bytes: f.bytes })),
+    model: {
+      kind: s.model.kind,
+      dim: s.model.dim,
+      params: s.model.params,
+      num_items: s.model.numItems,
+      num_users: s.model.numUsers,
+    },
+    offsets: s.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset })),
+    metrics: { ...s.metrics },
+    parent_version: s.parentVersion,
+    status,
+  };
+}
+
+/**
+ * Opens (creating when needed) the registry at `path` (`:memory:` for tests).
+ *
+ * @throws RankdistillError STATE_STORE_FAILED when the file cannot be opened.
+ * @example
+ * const reg = openRegistry('snapshots/registry.sqlite');
+ * reg.current(); // { snapshot, announcement } | null
+ */
+export function openRegistry(path: string): SnapshotRegistry {
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    db.exec(SCHEMA);
+    return new SnapshotRegistry(db);
+  } catch (e) {
+    throw new RankdistillError(
+      'STATE_STORE_FAILED',
+      `snapshot registry ${path}: cannot open: ${errorMessage(e)}`,
+      {
+        cause: e,
+        details: { path },
+      },
+    );
+  }
+}
+
+/** Registry handle; see {@link openRegistry}. */
+export class SnapshotRegistry {
+  private readonly db: Database.Database;
+
+  constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  /**
+   * Records a snapshot that is complete on disk and, when it is published, its announcement, in
+   * one transaction. Returns the announcement (to send) or null.
+   */
+  record(s: Omit<SnapshotRecord, 'recordedAt'>, now = Date.now()): AnnouncementRecord | null {
+    const tx = this.db.transaction((): AnnouncementRecord | null => {
+      this.db
+        .prepare(
+          `INSERT INTO snapshots (version, status, created_at, path, parent_version, model, offsets, metrics, files, reason, recorded_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          s.version,
+          s.status,
+          s.createdAt,
+          s.path,
+          s.parentVersion,
+          JSON.stringify(s.model),
+          JSON.stringify(s.offsets),
+          encodeMetrics(s.metrics),
+          JSON.stringify(s.files),
+          s.reason,
+          now,
+        );
+      return s.status === 'published' ? this.insertAnnouncement(s.version, 'published', now) : null;
+    });
+    return tx();
+  }
+
+  private insertAnnouncement(version: number, status: AnnouncementStatus, at: number): AnnouncementRecord {
+    const info = this.db
+      .prepare('INSERT INTO announcements (version, status, at) VALUES (?, ?, ?)')
+      .run(version, status, at);
+    return { seq: Number(info.lastInsertRowid), version, status, at, sentAt: null };
+  }
+
+  /**
+   * Makes an older published version current again: records a `rollback` announcement.
+   *
+   * @throws RankdistillError SNAPSHOT_NOT_FOUND for an unknown version; SNAPSHOT_REJECTED for a
+   *   version the gate rejected.
+   */
+  rollback(version: number, now = Date.now()): AnnouncementRecord {
+    const s = this.get(version);
+    if (!s)
+      throw new RankdistillError(
+        'SNAPSHOT_NOT_FOUND',
+        `rollback: expected a registered version, found no v${version}`,
+        {
+          details: { version },
+        },
+      );
+    if (s.status !== 'published')
+      throw new RankdistillError(
+        'SNAPSHOT_REJECTED',
+        `rollback: expected a published version, found v${version} ${s.status} (${s.reason ?? ''})`,
+        { details: { version } },
+      );
+    return this.insertAnnouncement(version, 'rollback', now);
+  }
+
+  get(version: number): SnapshotRecord | null {
+    const r = this.db.prepare('SELECT * FROM snapshots WHERE version = ?').get(version) as
+      | SnapshotRow
+      | undefined;
+    return r ? toRecord(r) : null;
+  }
+
+  /** Every snapshot, ascending by version. */
+  list(): SnapshotRecord[] {
+    return (this.db.prepare('SELECT * FROM snapshots ORDER BY version').all() as SnapshotRow[]).map(toRecord);
+  }
+
+  /** Every announcement, oldest first. */
+  announcements(): AnnouncementRecord[] {
+    return (this.db.prepare('SELECT * FROM announcements ORDER BY seq').all() as AnnouncementRow[]).map(
+      toAnnouncementRecord,
+    );
+  }
+
+  /** The current snapshot: that of the latest announcement (published or rollback), or null. */
+  current(): { snapshot: SnapshotRecord; announcement: AnnouncementRecord } | null {
+    const a = this.db.prepare('SELECT * FROM announcements ORDER BY seq DESC LIMIT 1').get() as
+      | AnnouncementRow
+      | undefined;
+    if (!a) return null;
+    const s = this.get(a.version);
+    return s ? { snapshot: s, announcement: toAnnouncementRecord(a) } : null;
+  }
+
+  /** Highest version recorded, any status (0 when empty). */
+  maxVersion(): number {
+    const r = this.db.prepare('SELECT MAX(version) AS v FROM snapshots').get() as { v: number | null };
+    return r.v ?? 0;
+  }
+
+  /** Announcements not yet produced to Kafka, oldest first. */
+  unsent(): AnnouncementRecord[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM announcements WHERE sent_at IS NULL ORDER BY seq')
+        .all() as AnnouncementRow[]
+    ).map(toAnnouncementRecord);
+  }
+
+  markSent(seq: number, now = Date.now()): void {
+    this.db.prepare('UPDATE announcements SET sent_at = ? WHERE seq = ?').run(now, seq);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
