@@ -5,6 +5,8 @@
 import { Command, CommanderError } from 'commander';
 import { errorMessage, isRankdistillError } from '../errors.ts';
 import { register as registerConfig } from './commands/config.ts';
+import { register as registerRecall } from './commands/recall.ts';
+import { register as registerSnapshots } from './commands/snapshots.ts';
 
 export function buildProgram(): Command {
   const program = new Command('rankdistill')
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError();
   registerConfig(program);
+  registerSnapshots(program);
+  registerRecall(program);
   return program;
 }
 

@@ -1,0 +1,255 @@
+/**
+ * The student models: a two-tower recall model and an FM, over the same parameter layout.
+ *
+ * Both map a request (user id + hashed context features) to a user vector and an item (item id +
+ * hashed item features) to an item vector of the same width; the score is their dot product, so
+ * the item vectors of the whole catalog are what an ANN index serves (and what eval.ts scores
+ * with one matrix product).
+ *
+ * - two-tower: user tower = MLP([user embedding ‖ context]) → d; item tower = MLP([item
+ *   embedding ‖ item features]) → d (ReLU hidden layers `train.hidden`, linear output).
+ * - fm: a factorization machine (Rendle, ICDM 2010) over the fields user id, context features,
+ *   item id and item features, keeping the terms that change a user's ranking of items: the
+ *   user-side × item-side interactions ⟨e_u + Σ_c x_c v_c, e_i + Σ_f x_f v_f⟩ plus an item bias
+ *   and a global bias. Written as a dot product of [u, 1] and [i, b_i + w0].
+ *
+ * Id embeddings live in {@link EmbeddingTable}s (sparse updates); the dense weights in
+ * {@link DenseParam}s. Forward functions take tensors, so the trainer can differentiate with
+ * respect to the gathered rows and the dense weights in one pass.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { RankdistillError } from '../errors.ts';
+import { linear, matmul } from './ops.ts';
+import { DenseParam, EmbeddingTable, type OptimizerConfig } from './sparse.ts';
+
+export type ModelKind = 'two-tower' | 'fm';
+
+export interface ModelOptions {
+  kind: ModelKind;
+  /** Embedding dimension d. */
+  dim: number;
+  /** Hidden layer sizes of each tower (two-tower only). */
+  hidden: readonly number[];
+  /** Width of the hashed context-feature vector (0: no context features). */
+  contextBuckets: number;
+  /** Width of the hashed item-feature vector (0: no item features). */
+  itemFeatureBuckets: number;
+  optimizer: OptimizerConfig;
+  /** Caps of the id tables (0: unbounded; past it ids are hashed onto shared rows). */
+  maxUsers?: number;
+  maxItems?: number;
+  seed?: number;
+}
+
+/** JSON-serialisable description of a model, stored in checkpoints. */
+export interface ModelSpec {
+  kind: ModelKind;
+  dim: number;
+  hidden: number[];
+  contextBuckets: number;
+  itemFeatureBuckets: number;
+  /** Width of user and item vectors (d for two-tower, d + 1 for fm). */
+  outDim: number;
+  /** Dense parameter blocks in order, with their shapes. */
+  dense: { name: string; shape: number[] }[];
+}
+
+/**
+ * @example
+ * const m = new StudentModel({ kind: 'two-tower', dim: 32, hidden: [64], contextBuckets: 16,
+ *   itemFeatureBuckets: 16, optimizer: { kind: 'adam', learningRate: 0.01 } });
+ */
+export class StudentModel {
+  readonly opts: ModelOptions;
+  readonly users: EmbeddingTable;
+  readonly items: EmbeddingTable;
+  readonly dense: DenseParam[] = [];
+  /** Width of user and item vectors. */
+  readonly outDim: number;
+  /** Hashed item features, `itemFeatureBuckets` per item row. */
+  itemFeatures: Float32Array;
+  private readonly userLayers: number;
+  private readonly itemLayers: number;
+
+  constructor(o: ModelOptions) {
+    if (o.kind === 'fm' && o.hidden.length > 0 && o.hidden.some((h) => h <= 0))
+      throw new RankdistillError('TRAIN_INPUT_INVALID', 'hidden sizes must be positive');
+    this.opts = o;
+    const seed = o.seed ?? 1;
+    const itemDim = o.kind === 'fm' ? o.dim + 1 : o.dim;
+    this.users = new EmbeddingTable({
+      dim: o.dim,
+      optimizer: o.optimizer,
+      maxRows: o.maxUsers ?? 0,
+      seed: seed * 31 + 1,
+    });
+    this.items = new EmbeddingTable({
+      dim: itemDim,
+      optimizer: o.optimizer,
+      maxRows: o.maxItems ?? 0,
+      seed: seed * 31 + 2,
+      ...(o.kind === 'fm' ? { constantColumns: { from: o.dim, value: 0 } } : {}),
+    });
+    this.itemFeatures = new Float32Array(1024 * o.itemFeatureBuckets);
+    let s = seed * 1000;
+    const add = (name: string, shape: number[], init: 'glorot' | 'zeros') =>
+      this.dense.push(new DenseParam(name, shape, o.optimizer, ++s, init));
+    if (o.kind === 'two-tower') {
+      const tower = (side: string, inDim: number): number => {
+        const sizes = [...o.hidden, o.dim];
+        let prev = inDim;
+        sizes.forEach((h, l) => {
+          add(`${side}/dense${l}/kernel`, [prev, h], 'glorot');
+          add(`${side}/dense${l}/bias`, [h], 'zeros');
+          prev = h;
+        });
+        return sizes.length;
+      };
+      this.userLayers = tower('user', o.dim + o.contextBuckets);
+      this.itemLayers = tower('item', o.dim + o.itemFeatureBuckets);
+      this.outDim = o.dim;
+    } else {
+      this.userLayers = o.contextBuckets > 0 ? 1 : 0;
+      this.itemLayers = o.itemFeatureBuckets > 0 ? 1 : 0;
+      if (o.contextBuckets > 0) add('user/factors', [o.contextBuckets, o.dim], 'glorot');
+      if (o.itemFeatureBuckets > 0) add('item/factors', [o.itemFeatureBuckets, o.dim], 'glorot');
+      add('global/bias', [1], 'zeros');
+      this.outDim = o.dim + 1;
+    }
+  }
+
+  /** Description stored with checkpoints and snapshots. */
+  spec(): ModelSpec {
+    return {
+      kind: this.opts.kind,
+      dim: this.opts.dim,
+      hidden: [...this.opts.hidden],
+      contextBuckets: this.opts.contextBuckets,
+      itemFeatureBuckets: this.opts.itemFeatureBuckets,
+      outDim: this.outDim,
+      dense: this.dense.map((p) => ({ name: p.name, shape: [...p.shape] })),
+    };
+  }
+
+  /** Number of trainable values (dense + table rows in use). */
+  paramCount(): number {
+    return (
+      this.dense.reduce((a, p) => a + p.size, 0) +
+      this.users.size * this.users.dim +
+      this.items.size * this.items.dim
+    );
+  }
+
+  /** Tensors of the current dense weights, in {@link dense} order (caller disposes / tidies). */
+  denseTensors(): tf.Tensor[] {
+    return this.dense.map((p) => tf.tensor(p.values, [...p.shape], 'float32'));
+  }
+
+  /** Item row of `id`, growing the table and recording its features when given. */
+  itemRow(id: string, features?: Float32Array): number {
+    const r = this.items.row(id);
+    const F = this.opts.itemFeatureBuckets;
+    if (F > 0) {
+      if ((r + 1) * F > this.itemFeatures.length) {
+        const grown = new Float32Array(Math.max((r + 1) * F, this.itemFeatures.length * 2));
+        grown.set(this.itemFeatures);
+        this.itemFeatures = grown;
+      }
+      if (features !== undefined) this.itemFeatures.set(features, r * F);
+    }
+    return r;
+  }
+
+  /** Copies the stored features of item rows into `out` (rows of -1 give zeros). */
+  gatherItemFeatures(rows: ArrayLike<number>, out: Float32Array): Float32Array {
+    const F = this.opts.itemFeatureBuckets;
+    if (F === 0) return out;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i] as number;
+      if (r < 0 || (r + 1) * F > this.itemFeatures.length) out.fill(0, i * F, i * F + F);
+      else out.set(this.itemFeatures.subarray(r * F, r * F + F), i * F);
+    }
+    return out;
+  }
+
+  private mlp(x: tf.Tensor2D, w: readonly tf.Tensor[], first: number, layers: number): tf.Tensor2D {
+    let h = x;
+    for (let l = 0; l < layers; l++) {
+      const k = w[first + 2 * l] as tf.Tensor2D;
+      const b = w[first + 2 * l + 1] as tf.Tensor1D;
+      h = linear(h, k, b);
+      if (l < layers - 1) h = tf.relu(h);
+    }
+    return h;
+  }
+
+  /**
+   * User vectors [B, outDim] from user embedding rows [B, d] and context features [B, Fc].
+   * `w` are the dense weights (from {@link denseTensors}, or the tensors being differentiated).
+   */
+  userTower(ue: tf.Tensor2D, ctx: tf.Tensor2D, w: readonly tf.Tensor[]): tf.Tensor2D {
+    const Fc = this.opts.contextBuckets;
+    if (this.opts.kind === 'two-tower') {
+      const x = Fc > 0 ? tf.concat([ue, ctx], 1) : ue;
+      return this.mlp(x, w, 0, this.userLayers);
+    }
+    const u = Fc > 0 ? tf.add(ue, matmul(ctx, w[0] as tf.Tensor2D)) : ue;
+    return tf.concat([u, tf.ones([ue.shape[0], 1])], 1) as tf.Tensor2D;
+  }
+
+  /** Item vectors [B, outDim] from item embedding rows [B, d(+1)] and item features [B, Fi]. */
+  itemTower(ie: tf.Tensor2D, feat: tf.Tensor2D, w: readonly tf.Tensor[]): tf.Tensor2D {
+    const Fi = this.opts.itemFeatureBuckets;
+    const d = this.opts.dim;
+    if (this.opts.kind === 'two-tower') {
+      const x = Fi > 0 ? tf.concat([ie, feat], 1) : ie;
+      return this.mlp(x, w, 2 * this.userLayers, this.itemLayers);
+    }
+    const emb = tf.slice(ie, [0, 0], [-1, d]);
+    const bias = tf.slice(ie, [0, d], [-1, 1]);
+    const i = Fi > 0 ? tf.add(emb, matmul(feat, w[this.userLayers] as tf.Tensor2D)) : emb;
+    const w0 = w[this.userLayers + this.itemLayers] as tf.Tensor1D;
+    return tf.concat([i, tf.add(bias, w0)], 1) as tf.Tensor2D;
+  }
+
+  /**
+   * Item vectors of item rows (all known items by default), computed in chunks, as a
+   * Float32Array [rows, outDim]: the catalog side of evaluation and of the ANN export.
+   */
+  itemVectors(rows?: ArrayLike<number>, chunk = 8192): Float32Array {
+    const n = rows === undefined ? this.items.size : rows.length;
+    const out = new Float32Array(n * this.outDim);
+    const F = this.opts.itemFeatureBuckets;
+    tf.tidy(() => {
+      const w = this.denseTensors();
+      for (let start = 0; start < n; start += chunk) {
+        const m = Math.min(chunk, n - start);
+        const r = new Int32Array(m);
+        for (let i = 0; i < m; i++) r[i] = rows === undefined ? start + i : (rows[start + i] as number);
+        const v = tf.tidy(() =>
+          this.itemTower(
+            tf.tensor2d(this.items.gather(r), [m, this.items.dim]),
+            tf.tensor2d(this.gatherItemFeatures(r, new Float32Array(m * F)), [m, F]),
+            w,
+          ),
+        );
+        out.set(v.dataSync() as Float32Array, start * this.outDim);
+        v.dispose();
+      }
+    });
+    return out;
+  }
+
+  /** User vectors [rows, outDim] of user rows (-1: unknown user, zero embedding) and contexts. */
+  userVectors(rows: ArrayLike<number>, ctx: Float32Array): Float32Array {
+    const n = rows.length;
+    return tf.tidy(
+      () =>
+        this.userTower(
+          tf.tensor2d(this.users.gather(rows), [n, this.users.dim]),
+          tf.tensor2d(ctx, [n, this.opts.contextBuckets]),
+          this.denseTensors(),
+        ).dataSync() as Float32Array,
+    );
+  }
+}
