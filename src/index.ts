@@ -1,0 +1,5 @@
+/**
+ * The public API of the rankdistill package (`import { … } from 'rankdistill'`).
+ * One export line per module; each owner adds its own.
+ */
+export * from './client/index.ts';
