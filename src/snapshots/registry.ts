@@ -10,7 +10,7 @@
  * unsent announcements are sent (and retried after a crash) by the publisher, so the topic never
  * misses a version the registry made current.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SnapshotAnnouncement } from '../contracts/index.ts';
@@ -152,14 +152,20 @@ export function toAnnouncement(s: SnapshotRecord, status: AnnouncementStatus): S
 }
 
 /**
- * Opens (creating when needed) the registry at `path` (`:memory:` for tests).
+ * Opens (creating when needed, unless `mustExist`) the registry at `path` (`:memory:` for tests).
  *
  * @throws RankdistillError STATE_STORE_FAILED when the file cannot be opened.
  * @example
  * const reg = openRegistry('snapshots/registry.sqlite');
  * reg.current(); // { snapshot, announcement } | null
  */
-export function openRegistry(path: string): SnapshotRegistry {
+export function openRegistry(path: string, opts: { mustExist?: boolean } = {}): SnapshotRegistry {
+  if (opts.mustExist && path !== ':memory:' && !existsSync(path))
+    throw new RankdistillError(
+      'SNAPSHOT_NOT_FOUND',
+      `snapshot registry ${path}: expected an existing registry (snapshots.registry), found no file`,
+      { details: { path } },
+    );
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);

@@ -63,7 +63,19 @@ export async function loadSnapshotModel(snap: LoadedSnapshot, name: string): Pro
       `snapshot v${snap.version}: expected a tfjs model ${name}, found ${JSON.stringify(Object.keys(snap.manifest.models))}`,
     );
   const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/') + 1) : '';
-  const json = JSON.parse(snap.file(path).toString('utf8')) as tf.io.ModelJSON;
+  let json: tf.io.ModelJSON;
+  try {
+    json = JSON.parse(snap.file(path).toString('utf8')) as tf.io.ModelJSON;
+  } catch (e) {
+    throw notAModel(snap, path, `unparsable JSON (${(e as Error).message})`);
+  }
+  if (
+    typeof json !== 'object' ||
+    json === null ||
+    !Array.isArray(json.weightsManifest) ||
+    !json.modelTopology
+  )
+    throw notAModel(snap, path, 'no modelTopology / weightsManifest');
   const specs: tf.io.WeightsManifestEntry[] = [];
   const parts: Uint8Array[] = [];
   for (const group of json.weightsManifest) {
@@ -73,5 +85,13 @@ export async function loadSnapshotModel(snap: LoadedSnapshot, name: string): Pro
   const weightData = new Uint8Array(Buffer.concat(parts)).buffer;
   return tf.loadLayersModel(
     tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData }),
+  );
+}
+
+function notAModel(snap: LoadedSnapshot, path: string, found: string): RankdistillError {
+  return new RankdistillError(
+    'SNAPSHOT_CORRUPT',
+    `snapshot v${snap.version}: file ${path}: expected a tfjs model.json, found ${found}`,
+    { details: { file: path } },
   );
 }
