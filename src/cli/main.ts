@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { errorMessage, isRankdistillError } from '../errors.ts';
 import { register as registerConfig } from './commands/config.ts';
+import { register as registerLabel } from './commands/label.ts';
 import { register as registerRecall } from './commands/recall.ts';
 import { register as registerSnapshots } from './commands/snapshots.ts';
 
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError();
   registerConfig(program);
+  registerLabel(program);
   registerSnapshots(program);
   registerRecall(program);
   return program;

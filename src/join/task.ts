@@ -161,11 +161,13 @@ export class JoinTask {
     return { outputs, processed };
   }
 
-  /** Expires state up to the current watermark without a new record (end of input). */
-  flushExpired(): TaskOutput[] {
+  /**
+   * Expires every entry as if the watermark had passed all windows (end of a closed log: lone
+   * ranker outputs are emitted unmatched, lone impressions become orphans). Stream time is kept.
+   */
+  drain(): TaskOutput[] {
     const outputs: TaskOutput[] = [];
-    const wm = this.#op.watermark();
-    if (wm !== null) for (const eff of this.#op.sweep(wm)) this.#apply(eff, outputs);
+    for (const eff of this.#op.sweep(Number.POSITIVE_INFINITY)) this.#apply(eff, outputs);
     return outputs;
   }
 

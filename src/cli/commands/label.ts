@@ -1,0 +1,64 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/index.ts';
+import { RankdistillError } from '../../errors.ts';
+import type { FileFormat } from '../../io/files.ts';
+import { labelFiles } from '../../pipeline/label-files.ts';
+
+interface LabelOpts {
+  in?: string;
+  out?: string;
+  format?: string;
+  drain?: boolean;
+}
+
+/**
+ * `rankdistill label`: the labeling service. Kafka mode by default (config `kafka.*`); with
+ * `--in <dir> --out <dir>` the file transport over `<in>/ranker-outputs.*` and `<in>/impressions.*`.
+ */
+export function register(program: Command): void {
+  program
+    .command('label')
+    .description(
+      'join ranker outputs with impressions and emit labels: from Kafka (default) or, with --in/--out, from files',
+    )
+    .option(
+      '--in <dir>',
+      'input directory holding ranker-outputs.<ext> and impressions.<ext> (file transport)',
+    )
+    .option(
+      '--out <dir>',
+      'output directory for labels.{pointwise,pairwise,listwise}.<ext> and dead-letter.<ext>',
+    )
+    .option('--format <format>', 'output file format: ndjson or avro', 'ndjson')
+    .option('--drain', 'file transport: at end of input, close every open window (emit unmatched, orphans)')
+    .action(async (opts: LabelOpts, cmd: Command) => {
+      const file = cmd.optsWithGlobals<{ config?: string }>().config;
+      const config = loadConfig({ file });
+      if (opts.in !== undefined || opts.out !== undefined) {
+        if (opts.in === undefined || opts.out === undefined) {
+          throw new RankdistillError('USAGE', 'the file transport needs both --in <dir> and --out <dir>');
+        }
+        if (opts.format !== 'ndjson' && opts.format !== 'avro') {
+          throw new RankdistillError('USAGE', `--format must be ndjson or avro, found ${opts.format}`);
+        }
+        const started = Date.now();
+        const res = await labelFiles({
+          inDir: opts.in,
+          outDir: opts.out,
+          format: opts.format as FileFormat,
+          config,
+          drain: opts.drain === true,
+        });
+        console.log(
+          JSON.stringify(
+            { ...res.counts, open: res.open, seconds: (Date.now() - started) / 1000, files: res.files },
+            null,
+            2,
+          ),
+        );
+        return;
+      }
+      const { runLabelService } = await import('../../pipeline/label-service.ts');
+      await runLabelService(config);
+    });
+}

@@ -1,0 +1,93 @@
+/**
+ * Topic checks and creation at start: the two inputs must be co-partitioned (same partition
+ * count), missing topics are created when `kafka.createTopics` is on, and the changelog is a
+ * compacted topic with one partition per input partition.
+ */
+import type { Admin } from 'kafkajs';
+import type { KafkaConfig } from '../config/schema.ts';
+import { RankdistillError } from '../errors.ts';
+import { logger } from '../log.ts';
+
+const log = logger('topics');
+
+/** Partition counts the service runs with. */
+export interface TopicLayout {
+  /** Partitions of each input topic (= tasks). */
+  partitions: number;
+  /** Partitions per output topic (labels, dead letters). */
+  outputPartitions: Record<string, number>;
+}
+
+async function partitionCounts(admin: Admin, topics: string[]): Promise<Map<string, number>> {
+  const existing = new Set(await admin.listTopics());
+  const present = topics.filter((t) => existing.has(t));
+  const counts = new Map<string, number>();
+  if (present.length === 0) return counts;
+  const md = await admin.fetchTopicMetadata({ topics: present });
+  for (const t of md.topics) counts.set(t.name, t.partitions.length);
+  return counts;
+}
+
+/**
+ * Checks co-partitioning and creates what is missing.
+ *
+ * @throws RankdistillError COPARTITION_MISMATCH naming both topics and counts; TOPIC_MISSING when a
+ *   topic is missing and creation is off.
+ * @example
+ * const layout = await ensureTopics(admin, config.kafka);
+ */
+export async function ensureTopics(admin: Admin, cfg: KafkaConfig): Promise<TopicLayout> {
+  const t = cfg.topics;
+  const outputs = [t.pointwise, t.pairwise, t.listwise, t.deadLetter];
+  let counts = await partitionCounts(admin, [t.rankerOutputs, t.impressions, t.changelog, ...outputs]);
+  const missing = (names: string[]) => names.filter((n) => !counts.has(n));
+  const create = async (names: string[], numPartitions: number, compact: boolean) => {
+    if (names.length === 0) return;
+    if (!cfg.createTopics) {
+      throw new RankdistillError(
+        'TOPIC_MISSING',
+        `topic(s) ${names.join(', ')} do not exist and kafka.createTopics is off: create them or turn it on`,
+        { details: { topics: names } },
+      );
+    }
+    log.info('creating topics', { topics: names, partitions: numPartitions, compact });
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: names.map((topic) => ({
+        topic,
+        numPartitions,
+        replicationFactor: cfg.replicationFactor,
+        ...(compact ? { configEntries: [{ name: 'cleanup.policy', value: 'compact' }] } : {}),
+      })),
+    });
+  };
+
+  const inputMissing = missing([t.rankerOutputs, t.impressions]);
+  const known = [t.rankerOutputs, t.impressions].map((n) => counts.get(n)).find((c) => c !== undefined);
+  await create(inputMissing, known ?? cfg.partitions, false);
+  counts = await partitionCounts(admin, [t.rankerOutputs, t.impressions, t.changelog, ...outputs]);
+  const ro = counts.get(t.rankerOutputs) ?? 0;
+  const imp = counts.get(t.impressions) ?? 0;
+  if (ro !== imp) {
+    throw new RankdistillError(
+      'COPARTITION_MISMATCH',
+      `the input topics must be co-partitioned: ${t.rankerOutputs} has ${ro} partitions, ${t.impressions} has ${imp}`,
+      { details: { [t.rankerOutputs]: ro, [t.impressions]: imp } },
+    );
+  }
+  await create(missing(outputs), ro, false);
+  await create(missing([t.changelog]), ro, true);
+  counts = await partitionCounts(admin, [t.changelog, ...outputs]);
+  const cl = counts.get(t.changelog) ?? 0;
+  if (cl !== ro) {
+    throw new RankdistillError(
+      'COPARTITION_MISMATCH',
+      `the changelog ${t.changelog} must have one partition per input partition: ${ro} expected, ${cl} found`,
+      { details: { [t.changelog]: cl, [t.rankerOutputs]: ro } },
+    );
+  }
+  return {
+    partitions: ro,
+    outputPartitions: Object.fromEntries(outputs.map((o) => [o, counts.get(o) ?? 0])),
+  };
+}

@@ -1,0 +1,668 @@
+/**
+ * The labeling service over Kafka — the data-flow picture of DESIGN.md:
+ *
+ *   ranker-outputs[p] ─┐  co-partitioned consumer group (partition p of both → one member)
+ *                      ├─► task p: PartitionMerge → JoinOperator (SQLite store + changelog) → labeler
+ *   impressions[p] ────┘        │
+ *                               └─► ONE Kafka transaction per batch (producer `${groupId}-task-${p}`):
+ *                                   labels.{pointwise,pairwise,listwise}, dead letters,
+ *                                   changelog[p], consumer offsets (sendOffsets) → commit,
+ *                                   then SQLite commit with the new changelog checkpoint.
+ *
+ * Exactly once, the way Kafka Streams did it before EOS v2: one transactional producer per task, so
+ * when a partition moves, the new owner's InitProducerId fences the old owner (its pending
+ * transaction is completed or aborted before the new owner restores state and reads offsets).
+ * The SQLite transaction of a batch stays open until its Kafka transaction committed; a crash in
+ * between rolls SQLite back and the restore replays the changelog from the older checkpoint.
+ *
+ * Any transactional failure (fenced, timed out, broker error) aborts, throws the task state away
+ * and restarts the consumer: the group rebalances, tasks restore from their changelogs and resume
+ * from the committed offsets, so no label is lost or duplicated.
+ *
+ * Output partitions: when a label / dead-letter topic has as many partitions as the inputs, the
+ * outputs of input partition p go to partition p (the same partition the user_id key would
+ * select with the default partitioner, and deterministic even for inputs produced with explicit
+ * partitions); otherwise they are partitioned by key (murmur2, Java-compatible).
+ */
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  type Kafka,
+  type Message,
+  Partitioners,
+  type Producer,
+  type RecordMetadata,
+  type TopicMessages,
+} from 'kafkajs';
+import type { Config } from '../config/schema.ts';
+import { encodeAvro } from '../contracts/codec.ts';
+import { errorMessage } from '../errors.ts';
+import { ChangeRecordingStore } from '../join/changelog.ts';
+import { JoinTask } from '../join/task.ts';
+import { emptyCounters, type JoinCounters, type Side, type TaskOutput } from '../join/types.ts';
+import { coPartitionedAssigner } from '../kafka/assigner.ts';
+import { createKafka } from '../kafka/client.ts';
+import { restoreFromChangelog } from '../kafka/restore.ts';
+import { ensureTopics, type TopicLayout } from '../kafka/topics.ts';
+import { labelRequest } from '../labels/index.ts';
+import { type Logger, logger } from '../log.ts';
+import { LabelMetrics, type MetricsServer, serveMetrics } from '../metrics/index.ts';
+import { SqliteJoinStore } from '../store/sqlite-store.ts';
+import { type OutcomeCounts, sumCounters } from './outcomes.ts';
+
+/** Buffered records per side above which the partition is paused (Kafka Streams' buffered.records.per.partition). */
+const MAX_BUFFERED = 20_000;
+
+interface Position {
+  /** Next offset the consumer will fetch (after everything fetched so far, control records included). */
+  next: number | null;
+  /** High watermark from the latest fetch. */
+  hw: number | null;
+}
+
+/** Runtime of one task: join task, its store, its transactional producer and its batch. */
+class KafkaTask {
+  readonly p: number;
+  readonly store: SqliteJoinStore;
+  readonly logged: ChangeRecordingStore;
+  readonly join: JoinTask;
+  readonly producer: Producer;
+  readonly pos: Record<Side, Position> = {
+    ranker: { next: null, hw: null },
+    impression: { next: null, hw: null },
+  };
+  /** Offsets committed in Kafka (next to consume) per side. */
+  committed: Record<Side, number | null> = { ranker: null, impression: null };
+  outputs: TaskOutput[] = [];
+  processed = 0;
+  batchStarted = 0;
+  broken = false;
+  resume: Partial<Record<Side, () => void>> = {};
+  /** Counters already exported to Prometheus. */
+  exported: JoinCounters = emptyCounters();
+  #lock: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    p: number,
+    store: SqliteJoinStore,
+    join: JoinTask,
+    logged: ChangeRecordingStore,
+    producer: Producer,
+  ) {
+    this.p = p;
+    this.store = store;
+    this.join = join;
+    this.logged = logged;
+    this.producer = producer;
+  }
+
+  /** Runs `fn` after every earlier call finished (one batch at a time per task). */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const r = this.#lock.then(fn, fn);
+    this.#lock = r.catch(() => undefined);
+    return r;
+  }
+}
+
+/** What {@link LabelService} needs besides the config. */
+export interface LabelServiceOptions {
+  metrics?: LabelMetrics;
+  /** Wall clock for dead-letter times. */
+  now?: () => number;
+}
+
+/**
+ * The labeling service. `start()` resolves once the consumer runs; `stop()` finishes the open
+ * transactions and disconnects.
+ *
+ * @example
+ * const svc = new LabelService(loadConfig());
+ * await svc.start();
+ * // ...
+ * await svc.stop();
+ */
+export class LabelService {
+  readonly config: Config;
+  readonly metrics: LabelMetrics;
+  readonly #kafka: Kafka;
+  readonly #log: Logger = logger('label-service');
+  readonly #now: () => number;
+  #admin: Admin | undefined;
+  #consumer: Consumer | undefined;
+  #layout: TopicLayout | undefined;
+  readonly #tasks = new Map<number, KafkaTask>();
+  readonly #closing = new Set<Promise<unknown>>();
+  #assigned = new Set<number>();
+  #generation = 0;
+  #joined = false;
+  #running = false;
+  #stopping = false;
+  #recovering: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  /** Counters of tasks that were closed, so totals survive rebalances. */
+  #retired: JoinCounters[] = [];
+
+  constructor(config: Config, opts: LabelServiceOptions = {}) {
+    this.config = config;
+    this.metrics = opts.metrics ?? new LabelMetrics();
+    this.#now = opts.now ?? Date.now;
+    this.#kafka = createKafka(config.kafka, 'labeler');
+  }
+
+  /** True while the consumer is in the group and not recovering. */
+  healthy(): boolean {
+    return this.#running && this.#joined && this.#recovering === undefined;
+  }
+
+  /** Outcome counts since start (processed, including batches later rolled back). */
+  counts(): OutcomeCounts {
+    return sumCounters([...this.#retired, ...[...this.#tasks.values()].map((t) => t.join.counters)]);
+  }
+
+  /** Partitions this instance currently owns. */
+  assignedPartitions(): number[] {
+    return [...this.#assigned].sort((a, b) => a - b);
+  }
+
+  /**
+   * Checks and creates topics, then joins the group and starts consuming.
+   *
+   * @throws RankdistillError COPARTITION_MISMATCH, TOPIC_MISSING
+   */
+  async start(): Promise<void> {
+    this.#admin = this.#kafka.admin();
+    await this.#admin.connect();
+    this.#layout = await ensureTopics(this.#admin, this.config.kafka);
+    this.#running = true;
+    await this.#startConsumer();
+    const interval = Math.max(10, Math.floor(this.config.kafka.commitIntervalMs / 2));
+    this.#timer = setInterval(() => this.#tick(), interval);
+    this.#log.info('label service started', {
+      groupId: this.config.kafka.groupId,
+      partitions: this.#layout.partitions,
+      topics: this.config.kafka.topics,
+    });
+  }
+
+  /** Commits what was processed, leaves the group, closes the stores. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#recovering?.catch(() => undefined);
+    await this.#consumer
+      ?.disconnect()
+      .catch((e: unknown) => this.#log.warn('consumer disconnect failed', { error: e }));
+    for (const t of [...this.#tasks.values()]) await this.#closeTask(t, true);
+    await Promise.allSettled([...this.#closing]);
+    await this.#admin?.disconnect().catch(() => undefined);
+    this.#running = false;
+    this.#log.info('label service stopped', { counts: this.counts() });
+  }
+
+  async #startConsumer(): Promise<void> {
+    const k = this.config.kafka;
+    const consumer = this.#kafka.consumer({
+      groupId: k.groupId,
+      readUncommitted: false,
+      partitionAssigners: [coPartitionedAssigner],
+      sessionTimeout: k.sessionTimeoutMs,
+      heartbeatInterval: Math.max(100, Math.floor(k.sessionTimeoutMs / 10)),
+      rebalanceTimeout: Math.max(k.sessionTimeoutMs, 10_000),
+      maxWaitTimeInMs: Math.min(250, k.commitIntervalMs),
+      allowAutoTopicCreation: false,
+    });
+    this.#consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => this.#onGroupJoin(e.payload.memberAssignment));
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => this.#onBatchEnd(e.payload));
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.#joined = false;
+      this.#log.error('consumer crashed', { error: e.payload.error, restart: e.payload.restart });
+      if (!e.payload.restart) this.#scheduleRecovery(e.payload.error);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [k.topics.rankerOutputs, k.topics.impressions], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => this.#eachBatch(payload),
+    });
+  }
+
+  #side(topic: string): Side {
+    return topic === this.config.kafka.topics.rankerOutputs ? 'ranker' : 'impression';
+  }
+
+  #onGroupJoin(assignment: Record<string, number[]>): void {
+    const next = new Set(assignment[this.config.kafka.topics.rankerOutputs] ?? []);
+    this.#generation++;
+    this.#joined = true;
+    this.#assigned = next;
+    this.#log.info('partitions assigned', {
+      partitions: [...next].sort((a, b) => a - b),
+      generation: this.#generation,
+    });
+    for (const t of [...this.#tasks.values()]) {
+      // Revoked: close (the pending batch is discarded; the new owner fences us anyway).
+      // Kept: kafkajs reset its fetch positions to the committed offsets, so rewind the task too.
+      if (!next.has(t.p)) this.#closeTaskAsync(t, false);
+      else void t.run(async () => this.#rewind(t));
+    }
+  }
+
+  /** Drops the task's uncommitted batch and buffers and seeks both inputs to the committed offsets. */
+  #rewind(t: KafkaTask): void {
+    this.#discardBatch(t);
+    t.join.reset();
+    for (const side of ['ranker', 'impression'] as const) {
+      const off = t.committed[side];
+      t.pos[side] = { next: off, hw: t.pos[side].hw };
+      if (off !== null)
+        this.#consumer?.seek({ topic: this.#topic(side), partition: t.p, offset: String(off) });
+      t.resume[side]?.();
+      delete t.resume[side];
+    }
+  }
+
+  #topic(side: Side): string {
+    return side === 'ranker' ? this.config.kafka.topics.rankerOutputs : this.config.kafka.topics.impressions;
+  }
+
+  /** Control-record-only or aborted-only batches never reach eachBatch; they still move the position. */
+  #onBatchEnd(p: {
+    topic: string;
+    partition: number;
+    batchSize: number;
+    firstOffset: string | null;
+    lastOffset: string;
+    highWatermark: string;
+  }): void {
+    if (p.batchSize !== 0) return;
+    const t = this.#tasks.get(p.partition);
+    if (t === undefined || t.broken) return;
+    const pos = t.pos[this.#side(p.topic)];
+    const first = p.firstOffset === null ? null : Number(p.firstOffset);
+    if (pos.next === null || first === null || first !== pos.next) return;
+    pos.next = Math.max(pos.next, Number(p.lastOffset) + 1);
+    pos.hw = Number(p.highWatermark);
+    void t.run(() => this.#pump(t)).catch((e: unknown) => this.#fail(t, e));
+  }
+
+  async #eachBatch({ batch, isStale, heartbeat, pause, resolveOffset }: EachBatchPayload): Promise<void> {
+    if (this.#stopping || this.#recovering !== undefined || isStale()) return;
+    const p = batch.partition;
+    if (!this.#assigned.has(p)) return;
+    const t = this.#tasks.get(p);
+    if (t === undefined) {
+      // New task: fence, restore, seek to committed offsets. This batch is stale after the seek.
+      try {
+        await this.#openTask(p, heartbeat);
+      } catch (e) {
+        this.#scheduleRecovery(e);
+      }
+      return;
+    }
+    if (t.broken) return;
+    const side = this.#side(batch.topic);
+    const msgs = batch.messages;
+    try {
+      await t.run(async () => {
+        if (isStale() || t.broken) return;
+        const pos = t.pos[side];
+        // Only a batch fetched from exactly our position continues the log; anything else was
+        // fetched before our last seek (kafkajs' Batch carries the offset it was fetched from).
+        const fetchedOffset = Number((batch as unknown as { fetchedOffset: string }).fetchedOffset);
+        if (pos.next === null || fetchedOffset !== pos.next || msgs.length === 0) return;
+        t.join.push(
+          side,
+          msgs.map((m) => ({ offset: Number(m.offset), key: m.key, raw: m.value ?? Buffer.alloc(0) })),
+        );
+        this.metrics.recordsIn.inc({ topic: batch.topic }, msgs.length);
+        pos.next = Number(batch.lastOffset()) + 1;
+        pos.hw = Number(batch.highWatermark);
+        // Moves kafkajs' fetch position (control records after the last message included). Our
+        // commits go through the transaction, so this never commits anything by itself.
+        resolveOffset(msgs[msgs.length - 1]!.offset);
+        if (t.join.buffered(side) > MAX_BUFFERED && t.resume[side] === undefined) t.resume[side] = pause();
+        await this.#pump(t);
+      });
+    } catch (e) {
+      this.#fail(t, e);
+    }
+  }
+
+  async #openTask(p: number, heartbeat: () => Promise<void>): Promise<void> {
+    const k = this.config.kafka;
+    const generation = this.#generation;
+    const producer = this.#kafka.producer({
+      transactionalId: `${k.groupId}-task-${p}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: k.transactionTimeoutMs,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    await producer.connect();
+    let store: SqliteJoinStore | undefined;
+    try {
+      // InitProducerId: fences a previous owner of this task and completes its open transaction.
+      const fence = await producer.transaction();
+      await fence.abort();
+      store = SqliteJoinStore.open(join(this.config.store.dir, `${k.groupId}`, `task-${p}.sqlite`));
+      await restoreFromChangelog({
+        kafka: this.#kafka,
+        admin: this.#admin!,
+        topic: k.topics.changelog,
+        partition: p,
+        store,
+        heartbeat,
+      });
+      const logged = new ChangeRecordingStore(store);
+      const labels = this.config.labels;
+      const joinTask = new JoinTask({
+        partition: p,
+        topics: { ranker: k.topics.rankerOutputs, impression: k.topics.impressions },
+        store: logged,
+        join: this.config.join,
+        label: (req) => labelRequest(req, labels),
+        inputFormat: k.inputFormat,
+        now: this.#now,
+      });
+      const t = new KafkaTask(p, store, joinTask, logged, producer);
+      // Committed offsets are read only now, after fencing: the previous owner's last transaction
+      // has been completed or aborted, so they match the restored changelog.
+      const committed = await this.#admin!.fetchOffsets({
+        groupId: k.groupId,
+        topics: [k.topics.rankerOutputs, k.topics.impressions],
+      });
+      for (const side of ['ranker', 'impression'] as const) {
+        const topic = this.#topic(side);
+        const ends = await this.#admin!.fetchTopicOffsets(topic);
+        const end = ends.find((x) => x.partition === p);
+        const c = committed.find((x) => x.topic === topic)?.partitions.find((x) => x.partition === p);
+        const low = Number(end?.low ?? 0);
+        const off = c === undefined || Number(c.offset) < 0 ? low : Math.max(low, Number(c.offset));
+        t.committed[side] = off;
+        t.pos[side] = { next: off, hw: Number(end?.high ?? 0) };
+      }
+      if (generation !== this.#generation && !this.#assigned.has(p)) {
+        throw new Error(`partition ${p} was revoked while its task opened`);
+      }
+      this.#tasks.set(p, t);
+      for (const side of ['ranker', 'impression'] as const) {
+        this.#consumer?.seek({ topic: this.#topic(side), partition: p, offset: String(t.committed[side]) });
+      }
+      this.#log.info('task ready', { partition: p, committed: t.committed, entries: store.size() });
+    } catch (e) {
+      store?.close();
+      await producer.disconnect().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Processes what the merge releases; commits when the batch is full or old enough. */
+  async #pump(t: KafkaTask): Promise<void> {
+    const k = this.config.kafka;
+    for (;;) {
+      if (t.broken) return;
+      for (const side of ['ranker', 'impression'] as const) {
+        if (t.join.buffered(side) === 0) {
+          const pos = t.pos[side];
+          t.join.setCaughtUp(side, pos.next !== null && pos.hw !== null && pos.next >= pos.hw);
+        } else if (t.resume[side] !== undefined && t.join.buffered(side) < MAX_BUFFERED / 2) {
+          t.resume[side]!();
+          delete t.resume[side];
+        }
+      }
+      t.store.begin();
+      const room = k.maxBatchRecords - t.processed;
+      const { outputs, processed } = t.join.step(room);
+      if (processed > 0 && t.processed === 0) t.batchStarted = Date.now();
+      t.processed += processed;
+      for (const o of outputs) t.outputs.push(o);
+      if (t.processed >= k.maxBatchRecords) {
+        await this.#commit(t);
+        continue;
+      }
+      break;
+    }
+    if (t.processed > 0 && Date.now() - t.batchStarted >= k.commitIntervalMs) await this.#commit(t);
+  }
+
+  #tick(): void {
+    if (this.#stopping || this.#recovering !== undefined) return;
+    for (const t of this.#tasks.values()) {
+      if (t.broken) continue;
+      void t.run(() => this.#pump(t)).catch((e: unknown) => this.#fail(t, e));
+      this.metrics.openRequests.set({ partition: String(t.p) }, t.store.size());
+      const wm = t.join.watermark();
+      if (wm !== null) this.metrics.watermarkLag.set({ partition: String(t.p) }, Date.now() - wm);
+    }
+  }
+
+  #messages(t: KafkaTask): TopicMessages[] {
+    const k = this.config.kafka;
+    const layout = this.#layout!;
+    const byTopic = new Map<string, Message[]>();
+    const add = (topic: string, m: Message) => {
+      const list = byTopic.get(topic);
+      if (list === undefined) byTopic.set(topic, [m]);
+      else list.push(m);
+    };
+    const part = (topic: string) =>
+      layout.outputPartitions[topic] === layout.partitions ? { partition: t.p } : {};
+    for (const o of t.outputs) {
+      switch (o.kind) {
+        case 'pointwise':
+          add(k.topics.pointwise, {
+            key: o.key,
+            value: encodeAvro('PointwiseLabels', o.value),
+            ...part(k.topics.pointwise),
+          });
+          break;
+        case 'pairwise':
+          add(k.topics.pairwise, {
+            key: o.key,
+            value: encodeAvro('PairwiseLabels', o.value),
+            ...part(k.topics.pairwise),
+          });
+          break;
+        case 'listwise':
+          add(k.topics.listwise, {
+            key: o.key,
+            value: encodeAvro('ListwiseLabels', o.value),
+            ...part(k.topics.listwise),
+          });
+          break;
+        case 'deadLetter':
+          add(k.topics.deadLetter, {
+            key: o.key,
+            value: encodeAvro('DeadLetter', o.value),
+            ...part(k.topics.deadLetter),
+          });
+          break;
+      }
+    }
+    for (const c of t.logged.drainChanges()) {
+      add(k.topics.changelog, { key: c.key, value: c.value, partition: t.p });
+    }
+    return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+  }
+
+  /** One Kafka transaction with the batch's outputs, changelog and offsets; then the SQLite commit. */
+  async #commit(t: KafkaTask): Promise<void> {
+    const k = this.config.kafka;
+    const next = t.join.nextOffsets();
+    const offsets = (['ranker', 'impression'] as const)
+      .filter((s) => next[s] !== null && next[s] !== t.committed[s])
+      .map((s) => ({ topic: this.#topic(s), partitions: [{ partition: t.p, offset: String(next[s]) }] }));
+    const topicMessages = this.#messages(t);
+    const changelogCount = topicMessages.find((m) => m.topic === k.topics.changelog)?.messages.length ?? 0;
+    if (topicMessages.length === 0 && offsets.length === 0) {
+      t.store.commit();
+      this.#resetBatch(t);
+      return;
+    }
+    const started = process.hrtime.bigint();
+    const txn = await t.producer.transaction();
+    let meta: RecordMetadata[] = [];
+    try {
+      if (topicMessages.length > 0) meta = await txn.sendBatch({ topicMessages, acks: -1 });
+      if (offsets.length > 0) await txn.sendOffsets({ consumerGroupId: k.groupId, topics: offsets });
+      await txn.commit();
+    } catch (e) {
+      await txn.abort().catch(() => undefined);
+      throw e;
+    }
+    // The Kafka transaction is committed: now commit SQLite with the changelog position it reflects.
+    let checkpoint: number | undefined;
+    if (changelogCount > 0) {
+      const bases = meta
+        .filter((m) => m.topicName === k.topics.changelog && m.partition === t.p)
+        .map((m) => Number(m.baseOffset));
+      if (bases.length > 0) checkpoint = Math.min(...bases) + changelogCount;
+    }
+    t.store.commit(checkpoint);
+    for (const s of ['ranker', 'impression'] as const) if (next[s] !== null) t.committed[s] = next[s];
+    this.metrics.commitLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.metrics.batchRecords.observe(t.processed);
+    for (const tm of topicMessages) this.metrics.recordsOut.inc({ topic: tm.topic }, tm.messages.length);
+    this.#exportCounters(t);
+    this.#resetBatch(t);
+  }
+
+  #exportCounters(t: KafkaTask): void {
+    const c = t.join.counters;
+    const e = t.exported;
+    const inc = (outcome: string, now: number, before: number) => {
+      if (now > before) this.metrics.outcomes.inc({ outcome }, now - before);
+    };
+    inc('joined', c.joined, e.joined);
+    inc('unmatched', c.unmatched, e.unmatched);
+    inc('unmatched_dropped', c.unmatchedDropped, e.unmatchedDropped);
+    inc('orphan', c.orphans, e.orphans);
+    inc('late', c.late, e.late);
+    inc('duplicate', c.duplicates, e.duplicates);
+    inc('malformed', c.malformed, e.malformed);
+    inc('invalid', c.invalid, e.invalid);
+    inc('label_failed', c.labelFailed, e.labelFailed);
+    const dl = (reason: string, now: number, before: number) => {
+      if (now > before) this.metrics.deadLetters.inc({ reason }, now - before);
+    };
+    dl('MALFORMED', c.malformed, e.malformed);
+    dl('INVALID', c.invalid, e.invalid);
+    dl('LATE', c.late, e.late);
+    dl('ORPHAN', c.orphans, e.orphans);
+    dl('LABEL_FAILED', c.labelFailed, e.labelFailed);
+    t.exported = structuredClone(c);
+  }
+
+  #resetBatch(t: KafkaTask): void {
+    t.outputs = [];
+    t.processed = 0;
+  }
+
+  #discardBatch(t: KafkaTask): void {
+    t.store.rollback();
+    t.logged.discardChanges();
+    this.#resetBatch(t);
+  }
+
+  #fail(t: KafkaTask, e: unknown): void {
+    if (t.broken) return;
+    t.broken = true;
+    this.#scheduleRecovery(e);
+  }
+
+  /** Closes a task: commit its batch (graceful) or discard it, disconnect, close SQLite. */
+  async #closeTask(t: KafkaTask, commit: boolean): Promise<void> {
+    this.#tasks.delete(t.p);
+    this.#retired.push(t.join.counters);
+    await t.run(async () => {
+      if (commit && !t.broken && t.processed > 0) {
+        try {
+          await this.#commit(t);
+        } catch (e) {
+          this.#log.warn('final commit failed; the batch will be reprocessed', { partition: t.p, error: e });
+          this.#discardBatch(t);
+        }
+      } else this.#discardBatch(t);
+      t.broken = true;
+      await t.producer.disconnect().catch(() => undefined);
+      t.store.close();
+    });
+  }
+
+  #closeTaskAsync(t: KafkaTask, commit: boolean): void {
+    const p = this.#closeTask(t, commit).catch((e: unknown) =>
+      this.#log.warn('closing a task failed', { partition: t.p, error: e }),
+    );
+    this.#closing.add(p);
+    void p.finally(() => this.#closing.delete(p));
+  }
+
+  /**
+   * Recovery from a transactional or consumer failure: leave the group, drop every task's
+   * uncommitted state, rejoin. Restores and committed offsets make it exactly once.
+   */
+  #scheduleRecovery(e: unknown): void {
+    if (this.#stopping || this.#recovering !== undefined) return;
+    this.#joined = false;
+    this.#log.warn('recovering from a failure: rejoining the group with fresh tasks', {
+      error: errorMessage(e),
+    });
+    this.#recovering = (async () => {
+      await sleep(0);
+      const consumer = this.#consumer;
+      this.#consumer = undefined;
+      await consumer?.disconnect().catch(() => undefined);
+      for (const t of [...this.#tasks.values()]) await this.#closeTask(t, false);
+      await Promise.allSettled([...this.#closing]);
+      for (let attempt = 1; !this.#stopping; attempt++) {
+        try {
+          await sleep(Math.min(5_000, 200 * attempt));
+          await this.#startConsumer();
+          return;
+        } catch (err) {
+          this.#log.warn('restarting the consumer failed', { attempt, error: errorMessage(err) });
+        }
+      }
+    })().finally(() => {
+      this.#recovering = undefined;
+    });
+  }
+}
+
+/**
+ * Runs the service until SIGTERM/SIGINT: metrics endpoint, signals, graceful stop.
+ *
+ * @example
+ * await runLabelService(loadConfig());
+ */
+export async function runLabelService(config: Config): Promise<void> {
+  const log = logger('label-service');
+  const svc = new LabelService(config);
+  let server: MetricsServer | undefined;
+  if (config.metrics.enabled) {
+    server = await serveMetrics(svc.metrics.registry, config.metrics.port, () => svc.healthy());
+    log.info('metrics listening', { port: server.port, url: `http://127.0.0.1:${server.port}/metrics` });
+  }
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = (sig: string) => {
+      log.info('signal received, stopping', { signal: sig });
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      void svc
+        .stop()
+        .then(() => server?.close())
+        .finally(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await svc.start();
+  await stopped;
+}
