@@ -431,7 +431,7 @@ export class RecordWriter<N extends ContractName> {
   write(record: Contracts[N]): void {
     this.#open();
     if (this.format === 'ndjson') {
-      this.#push(Buffer.from(`${encodeJson(this.name, record)}\n`));
+      this.#push(Buffer.from(`${jsonLine(this.name, record)}\n`));
     } else {
       const b = encodeAvro(this.name, record);
       this.#block.push(b);
@@ -546,6 +546,23 @@ export class RecordWriter<N extends ContractName> {
       throw ioError(this.tmpPath, 'cannot write', cause);
     }
   }
+}
+
+const bytesFree = new Map<ContractName, boolean>();
+
+/**
+ * encodeJson's text. For contracts without `bytes` fields (the replacer that turns Buffers into
+ * base64 has nothing to do there) it validates and calls JSON.stringify without the per-value
+ * replacer, which is ~2x faster on 200-item ranker outputs; the output is identical.
+ */
+function jsonLine<N extends ContractName>(name: N, record: Contracts[N]): string {
+  let free = bytesFree.get(name);
+  if (free === undefined) {
+    free = !JSON.stringify(schemaJson(name)).includes('"bytes"');
+    bytesFree.set(name, free);
+  }
+  if (!free || !avroType(name).isValid(record)) return encodeJson(name, record); // throws if invalid
+  return JSON.stringify(record);
 }
 
 /** fsyncs a directory so a rename in it survives a crash (best effort: not every OS allows it). */

@@ -1,0 +1,5 @@
+export * from './generate.ts';
+export * from './malformed.ts';
+export * from './rng.ts';
+export * from './simulate.ts';
+export * from './world.ts';
