@@ -7,6 +7,7 @@ import { errorMessage, isRankdistillError } from '../errors.ts';
 import { register as registerConfig } from './commands/config.ts';
 import { register as registerLabel } from './commands/label.ts';
 import { register as registerRecall } from './commands/recall.ts';
+import { register as registerSimulate } from './commands/simulate.ts';
 import { register as registerSnapshots } from './commands/snapshots.ts';
 
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerLabel(program);
   registerSnapshots(program);
   registerRecall(program);
+  registerSimulate(program);
   return program;
 }
 
