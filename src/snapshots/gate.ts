@@ -7,6 +7,9 @@
  * the student's top 100, NDCG@10, AUC), a 0.02 drop means the same on each, and one bad metric is
  * enough to hold a model back — the evaluation is noisy, so the tolerance absorbs the noise.
  *
+ * Counts (names ending in `_requests`, `_count`, `_examples`, e.g. `eval_requests`) describe the
+ * evaluation, not the model: recorded, never gated.
+ *
  * Metrics missing on one side are not compared (a new metric must not block a snapshot; AUC only
  * exists where clicks exist), but a non-finite metric always fails, and the first snapshot passes
  * when its metrics are finite.
@@ -21,6 +24,7 @@ export interface GateDecision {
 }
 
 const lowerIsBetter = (name: string): boolean => /loss$/i.test(name);
+const isCount = (name: string): boolean => /(_requests|_count|_examples)$/i.test(name);
 
 /**
  * Decides whether `candidate` may replace `current` (null when nothing is published yet).
@@ -36,10 +40,12 @@ export function gate(
 ): GateDecision {
   const reasons: string[] = [];
   for (const [name, value] of Object.entries(candidate)) {
+    if (isCount(name)) continue;
     if (!Number.isFinite(value)) reasons.push(`${name} is ${value}, expected a finite number`);
   }
   if (current) {
     for (const [name, value] of Object.entries(candidate)) {
+      if (isCount(name)) continue;
       const prev = current.metrics[name];
       if (prev === undefined || !Number.isFinite(prev) || !Number.isFinite(value)) continue;
       if (lowerIsBetter(name)) {

@@ -7,4 +7,6 @@ export * from './recall.ts';
 export * from './registry.ts';
 export * from './schedule.ts';
 export * from './store.ts';
+export * from './student.ts';
 export * from './table.ts';
+export * from './tfjs.ts';

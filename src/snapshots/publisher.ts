@@ -52,6 +52,8 @@ export interface PublishInput {
   items: VectorTable;
   /** Known users' vectors in the same space (users.json/.f32/.ids), for tfjs-free recall. */
   users?: VectorTable;
+  /** More tables in the same format, by name (e.g. `user_embeddings`, the user tower's id input). */
+  tables?: Record<string, VectorTable>;
   /** model.json of each exported tfjs model among `files`, by name (e.g. `{ user_tower: 'model/user_tower/model.json' }`). */
   models?: Record<string, string>;
   model: ModelDescription;
@@ -152,6 +154,15 @@ export class SnapshotPublisher {
         );
       files.push(...encodeTable('users', input.users));
       tables.users = 'users.json';
+    }
+    for (const [name, t] of Object.entries(input.tables ?? {})) {
+      if (name in tables || !/^[a-z][a-z0-9_]*$/.test(name))
+        throw new RankdistillError(
+          'TRAIN_INPUT_INVALID',
+          `table name: expected [a-z][a-z0-9_]* other than items/users, found ${JSON.stringify(name)}`,
+        );
+      files.push(...encodeTable(name, t));
+      tables[name] = `${name}.json`;
     }
     const models = input.models ?? {};
     for (const [name, path] of Object.entries(models)) {

@@ -32,6 +32,13 @@ describe('publication gate', () => {
     assert.equal(gate({ recall_at_100_of_top10: 0.5 }, current, 0.02).pass, true);
   });
 
+  test('evaluation counts are recorded, never gated', () => {
+    assert.equal(
+      gate({ eval_requests: 3 }, { version: 1, metrics: { eval_requests: 500 } }, 0.02).pass,
+      true,
+    );
+  });
+
   test('property: a candidate at least as good on every metric always passes', () => {
     fc.assert(
       fc.property(
