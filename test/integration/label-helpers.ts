@@ -1,0 +1,275 @@
+// Shared plumbing of the labeling-service broker tests: simulate into files, produce the files'
+// records to the input topics, compute the expected labels independently (labelRequest over the
+// simulator's records and truth.json), and read topics back with a read_committed consumer.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Admin, type Kafka, Kafka as KafkaClient, logLevel, Partitioners } from 'kafkajs';
+import { type Config, configSchema } from '../../src/config/schema.ts';
+import { encodeAvro } from '../../src/contracts/codec.ts';
+import type { Impression, RankerOutput } from '../../src/contracts/index.ts';
+import { readRecords } from '../../src/io/files.ts';
+import { FileSimSink } from '../../src/io/sim-sink.ts';
+import { labelRequest } from '../../src/labels/index.ts';
+import type { SimTruth } from '../../src/sim/generate.ts';
+import { simulate } from '../../src/sim/simulate.ts';
+import { brokersFromEnv, uniqueTopic } from './kafka-env.ts';
+
+export const SENTINEL_PREFIX = '__sentinel-';
+
+export function testKafka(): Kafka {
+  return new KafkaClient({
+    clientId: 'rd-label-test',
+    brokers: brokersFromEnv(),
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 8, initialRetryTime: 100 },
+  });
+}
+
+/** A service config over fresh topic names, with short timeouts for tests. */
+export function testConfig(storeDir: string, partitions: number, over: Record<string, unknown> = {}): Config {
+  const id = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  return configSchema.parse({
+    kafka: {
+      brokers: brokersFromEnv(),
+      groupId: `rd-label-test-${id}`,
+      partitions,
+      sessionTimeoutMs: 6_000,
+      commitIntervalMs: 100,
+      maxBatchRecords: 500,
+      topics: {
+        rankerOutputs: `rd-lt-ro-${id}`,
+        impressions: `rd-lt-imp-${id}`,
+        pointwise: `rd-lt-pw-${id}`,
+        pairwise: `rd-lt-pa-${id}`,
+        listwise: `rd-lt-lw-${id}`,
+        deadLetter: `rd-lt-dl-${id}`,
+        changelog: `rd-lt-cl-${id}`,
+      },
+      ...over,
+    },
+    store: { dir: storeDir },
+    metrics: { enabled: false },
+  });
+}
+
+export interface SimFiles {
+  dir: string;
+  truth: SimTruth;
+  rankers: Array<{ raw: Buffer; value: RankerOutput | null }>;
+  impressions: Array<{ raw: Buffer; value: Impression | null }>;
+}
+
+/** Simulates a small run into Avro container files and reads them back. */
+export async function simulateFiles(dir: string, requests: number, seed = 11): Promise<SimFiles> {
+  await simulate({ seed, requests, candidates: 20, items: 2_000, users: 300 }, new FileSimSink(dir, 'avro'));
+  const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as SimTruth;
+  const rankers: SimFiles['rankers'] = [];
+  for await (const r of readRecords(join(dir, 'ranker-outputs.avro'), 'RankerOutput')) {
+    rankers.push({ raw: r.raw, value: r.result.ok ? r.result.value : null });
+  }
+  const impressions: SimFiles['impressions'] = [];
+  for await (const r of readRecords(join(dir, 'impressions.avro'), 'Impression')) {
+    impressions.push({ raw: r.raw, value: r.result.ok ? r.result.value : null });
+  }
+  return { dir, truth, rankers, impressions };
+}
+
+/**
+ * Produces the files' records in file order (raw bytes, key user_id, partitioned by key; records
+ * that do not decode go to partition 0 without a key), then one far-future sentinel ranker output
+ * per partition so every partition's watermark passes every real window.
+ */
+export async function produceInputs(
+  kafka: Kafka,
+  cfg: Config,
+  sim: SimFiles,
+  partitions: number,
+): Promise<void> {
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const t = cfg.kafka.topics;
+  const msgs = <T extends { user_id: string }>(rs: Array<{ raw: Buffer; value: T | null }>) =>
+    rs.map((r) =>
+      r.value === null ? { key: null, value: r.raw, partition: 0 } : { key: r.value.user_id, value: r.raw },
+    );
+  for (const [topic, list] of [
+    [t.rankerOutputs, msgs(sim.rankers)],
+    [t.impressions, msgs(sim.impressions)],
+  ] as const) {
+    for (let i = 0; i < list.length; i += 500) {
+      await producer.send({ topic, messages: list.slice(i, i + 500), acks: -1 });
+    }
+  }
+  await producer.send({ topic: t.rankerOutputs, messages: sentinels(cfg, sim, partitions), acks: -1 });
+  await producer.disconnect();
+}
+
+export function sentinels(cfg: Config, sim: SimFiles, partitions: number) {
+  const ts = sim.truth.counts.lastTs + 3 * cfg.join.windowMs + cfg.join.allowedLatenessMs + 600_000;
+  return Array.from({ length: partitions }, (_, p) => {
+    const r: RankerOutput = {
+      request_id: `${SENTINEL_PREFIX}${p}`,
+      user_id: `sentinel-${p}`,
+      ts,
+      model_version: 'sentinel',
+      context: null,
+      items: [{ item_id: 'x', score: 1, objectives: null, features: null }],
+    };
+    return { key: r.user_id, value: encodeAvro('RankerOutput', r), partition: p };
+  });
+}
+
+/** id → Avro bytes of every label the truth says must come out, computed with labelRequest. */
+export function expectedLabels(cfg: Config, sim: SimFiles): Map<string, Buffer> {
+  const rankers = new Map<string, RankerOutput>();
+  for (const r of sim.rankers)
+    if (r.value && !rankers.has(r.value.request_id)) rankers.set(r.value.request_id, r.value);
+  const imps = new Map<string, Impression>();
+  for (const r of sim.impressions)
+    if (r.value && !imps.has(r.value.request_id)) imps.set(r.value.request_id, r.value);
+  const out = new Map<string, Buffer>();
+  for (const [rid, t] of Object.entries(sim.truth.requests)) {
+    if (t.expect.labels === 'none') continue;
+    const ranker = rankers.get(rid);
+    if (ranker === undefined) throw new Error(`truth expects labels for ${rid} but no ranker output decodes`);
+    const impression = t.expect.labels === 'matched' ? (imps.get(rid) ?? null) : null;
+    const l = labelRequest({ ranker, impression }, cfg.labels);
+    if (l.pointwise) out.set(l.pointwise.id, encodeAvro('PointwiseLabels', l.pointwise));
+    if (l.pairwise) out.set(l.pairwise.id, encodeAvro('PairwiseLabels', l.pairwise));
+    if (l.listwise) out.set(l.listwise.id, encodeAvro('ListwiseLabels', l.listwise));
+  }
+  return out;
+}
+
+/** Expected dead-letter reasons (sorted) from truth.json. */
+export function expectedDeadReasons(sim: SimFiles): string[] {
+  return Object.values(sim.truth.requests)
+    .flatMap((t) => t.expect.deadLetters)
+    .sort();
+}
+
+export interface Received {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: Buffer | null;
+  value: Buffer;
+}
+
+/** Every committed record of `topics` (read_committed, from the beginning to the current end). */
+export async function readAll(
+  kafka: Kafka,
+  admin: Admin,
+  topics: string[],
+  timeoutMs = 30_000,
+): Promise<Received[]> {
+  const ends = new Map<string, number>();
+  for (const topic of topics) {
+    for (const o of await admin.fetchTopicOffsets(topic)) {
+      if (Number(o.high) > Number(o.low)) ends.set(`${topic}/${o.partition}`, Number(o.high));
+    }
+  }
+  const got: Received[] = [];
+  if (ends.size === 0) return got;
+  const consumer = kafka.consumer({
+    groupId: uniqueTopic('rd-label-test-read'),
+    readUncommitted: false,
+    maxWaitTimeInMs: 100,
+  });
+  const pos = new Map<string, number>();
+  const done = () => [...ends].every(([k, end]) => (pos.get(k) ?? 0) >= end);
+  await consumer.connect();
+  try {
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      const k = `${e.payload.topic}/${e.payload.partition}`;
+      pos.set(k, Math.max(pos.get(k) ?? 0, Number(e.payload.lastOffset) + 1));
+    });
+    await consumer.subscribe({ topics, fromBeginning: true });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) {
+          got.push({
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: Number(m.offset),
+            key: m.key,
+            value: m.value ?? Buffer.alloc(0),
+          });
+        }
+      },
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      if (Date.now() > deadline)
+        throw new Error(`readAll timed out: ${JSON.stringify([...pos])} of ${JSON.stringify([...ends])}`);
+      await sleep(50);
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  return got;
+}
+
+/** Waits until the group committed offsets reach the end of every input partition. */
+export async function waitConsumed(
+  admin: Admin,
+  cfg: Config,
+  timeoutMs: number,
+  alive?: () => void,
+): Promise<void> {
+  const t = cfg.kafka.topics;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    alive?.();
+    let lagging = 0;
+    const committed = await admin.fetchOffsets({
+      groupId: cfg.kafka.groupId,
+      topics: [t.rankerOutputs, t.impressions],
+    });
+    for (const topic of [t.rankerOutputs, t.impressions]) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const c = committed.find((x) => x.topic === topic);
+      for (const e of ends) {
+        const off = Number(c?.partitions.find((x) => x.partition === e.partition)?.offset ?? -1);
+        if (Number(e.high) > 0 && off < Number(e.high)) lagging++;
+      }
+    }
+    if (lagging === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `the service did not consume its inputs in ${timeoutMs} ms (${lagging} partitions behind)`,
+      );
+    await sleep(250);
+  }
+}
+
+/** Label id → values received (to spot duplicates), from the three label topics. */
+export function labelsById(cfg: Config, recs: Received[]): Map<string, Buffer[]> {
+  const t = cfg.kafka.topics;
+  const labelTopics = new Set([t.pointwise, t.pairwise, t.listwise]);
+  const byId = new Map<string, Buffer[]>();
+  for (const r of recs) {
+    if (!labelTopics.has(r.topic)) continue;
+    const id = labelId(r.value);
+    if (id.startsWith(SENTINEL_PREFIX)) continue;
+    byId.set(id, [...(byId.get(id) ?? []), r.value]);
+  }
+  return byId;
+}
+
+/** The `id` field: the first field of every label schema, an Avro string (zigzag varint length). */
+export function labelId(value: Buffer): string {
+  let shift = 0;
+  let n = 0;
+  let i = 0;
+  for (;;) {
+    const b = value[i++]!;
+    n |= (b & 0x7f) << shift;
+    if ((b & 0x80) === 0) break;
+    shift += 7;
+  }
+  const len = (n >>> 1) ^ -(n & 1);
+  return value.toString('utf8', i, i + len);
+}

@@ -1,0 +1,150 @@
+// The labeling service against a real broker (KAFKA_BROKERS): simulated traffic with jitter,
+// duplicates, late, orphan, unmatched and malformed records goes in; a read_committed consumer must
+// see exactly the labels labelRequest computes for the requests the simulator's truth says should
+// join or be emitted unmatched, once each, and the dead-letter topic must hold exactly the bad
+// records. The file transport over the same files must give byte-identical labels.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Admin, Kafka } from 'kafkajs';
+import { decodeAvro } from '../../src/contracts/codec.ts';
+import { RankdistillError } from '../../src/errors.ts';
+import { labelFiles } from '../../src/pipeline/label-files.ts';
+import { LabelService } from '../../src/pipeline/label-service.ts';
+import {
+  expectedDeadReasons,
+  expectedLabels,
+  labelId,
+  labelsById,
+  produceInputs,
+  readAll,
+  type SimFiles,
+  simulateFiles,
+  testConfig,
+  testKafka,
+  waitConsumed,
+} from './label-helpers.ts';
+
+const PARTITIONS = 2;
+
+describe('rankdistill label (Kafka service)', { timeout: 120_000 }, () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  let work: string;
+  let sim: SimFiles;
+  const topicsToDelete: string[] = [];
+
+  before(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+    work = mkdtempSync(join(tmpdir(), 'rd-label-it-'));
+    sim = await simulateFiles(join(work, 'sim'), 1_500);
+  });
+
+  after(async () => {
+    if (topicsToDelete.length > 0)
+      await admin.deleteTopics({ topics: topicsToDelete }).catch(() => undefined);
+    await admin.disconnect();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('exactly the expected labels and dead letters, and the file transport agrees byte for byte', async () => {
+    const cfg = testConfig(join(work, 'state'), PARTITIONS);
+    topicsToDelete.push(...Object.values(cfg.kafka.topics));
+    const svc = new LabelService(cfg);
+    await svc.start(); // creates the topics
+    try {
+      await produceInputs(kafka, cfg, sim, PARTITIONS);
+      await waitConsumed(admin, cfg, 60_000);
+    } finally {
+      await svc.stop();
+    }
+    const t = cfg.kafka.topics;
+    const recs = await readAll(kafka, admin, [t.pointwise, t.pairwise, t.listwise, t.deadLetter]);
+
+    const expected = expectedLabels(cfg, sim);
+    const got = labelsById(cfg, recs);
+    const dupes = [...got].filter(([, v]) => v.length > 1).map(([id]) => id);
+    assert.deepEqual(dupes, [], 'no label may be duplicated');
+    const missing = [...expected.keys()].filter((id) => !got.has(id));
+    const extra = [...got.keys()].filter((id) => !expected.has(id));
+    assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5) }, { missing: [], extra: [] });
+    for (const [id, bytes] of expected) assert.ok(got.get(id)?.[0]?.equals(bytes), `label ${id} differs`);
+    assert.ok(expected.size > 3 * 1_400, `most requests produce labels (${expected.size})`);
+
+    const dead = recs
+      .filter((r) => r.topic === t.deadLetter)
+      .map((r) => {
+        const d = decodeAvro('DeadLetter', r.value);
+        assert.ok(d.ok, 'dead letters decode');
+        return d.value;
+      });
+    assert.deepEqual(
+      dead.map((d) => d.reason_code).sort(),
+      expectedDeadReasons(sim),
+      'one dead letter per bad record, with the reason truth.json gives',
+    );
+    const inputs = new Set([...sim.rankers, ...sim.impressions].map((r) => r.raw.toString('base64')));
+    for (const d of dead) {
+      assert.ok(
+        inputs.has(d.raw.toString('base64')),
+        `dead letter raw bytes are an input record (${d.reason_code})`,
+      );
+      assert.ok(d.reason.length > 0);
+      if (d.reason_code !== 'MALFORMED') {
+        assert.ok(
+          d.request_id !== null &&
+            sim.truth.requests[d.request_id]?.expect.deadLetters.includes(d.reason_code),
+        );
+      }
+    }
+    const counts = svc.counts();
+    assert.equal(
+      counts.duplicates,
+      Object.values(sim.truth.requests).reduce((s, r) => s + r.expect.duplicates, 0),
+    );
+
+    // File transport over the same files: byte-identical labels per id.
+    const out = join(work, 'file-out');
+    const res = await labelFiles({ inDir: sim.dir, outDir: out, format: 'avro', config: cfg, drain: true });
+    assert.equal(res.counts.pointwise, expected.size / 3);
+    const fileLabels = new Map<string, Buffer>();
+    for (const kind of ['pointwise', 'pairwise', 'listwise'] as const) {
+      const { readRecords } = await import('../../src/io/files.ts');
+      for await (const r of readRecords(
+        res.files[kind],
+        kind === 'pointwise' ? 'PointwiseLabels' : kind === 'pairwise' ? 'PairwiseLabels' : 'ListwiseLabels',
+      )) {
+        fileLabels.set(labelId(r.raw), r.raw);
+      }
+    }
+    assert.equal(fileLabels.size, got.size);
+    for (const [id, [bytes]] of got)
+      assert.ok(fileLabels.get(id)?.equals(bytes!), `file label ${id} differs from Kafka`);
+    assert.ok(readFileSync(res.files.deadLetter).length > 0);
+  });
+
+  test('refuses input topics that are not co-partitioned, naming both', async () => {
+    const cfg = testConfig(join(work, 'state-cp'), 2);
+    const t = cfg.kafka.topics;
+    topicsToDelete.push(t.rankerOutputs, t.impressions);
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic: t.rankerOutputs, numPartitions: 2 },
+        { topic: t.impressions, numPartitions: 3 },
+      ],
+    });
+    const svc = new LabelService(cfg);
+    await assert.rejects(svc.start(), (e: unknown) => {
+      assert.ok(e instanceof RankdistillError);
+      assert.equal(e.code, 'COPARTITION_MISMATCH');
+      assert.match(e.message, new RegExp(`${t.rankerOutputs} has 2 partitions, ${t.impressions} has 3`));
+      return true;
+    });
+    await svc.stop();
+  });
+});
