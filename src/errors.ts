@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   SCHEMA_ID_UNKNOWN: { retriable: false },
   /** The schema registry could not be reached or refused a request. */
   SCHEMA_REGISTRY_FAILED: { retriable: true },
+  /** The schema registry refused a schema as incompatible with the subject's earlier versions. */
+  SCHEMA_INCOMPATIBLE: { retriable: false },
   /** The label generators were given input they cannot label. */
   LABEL_INPUT_INVALID: { retriable: false },
   /** The two input topics are not co-partitioned. */
