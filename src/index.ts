@@ -4,4 +4,3 @@
  */
 export * from './client/index.ts';
 export * from './registry/index.ts';
-export * from './labels/index.ts';
