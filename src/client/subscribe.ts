@@ -165,6 +165,7 @@ class Subscription<K extends LabelKind> implements LabelSubscription<K> {
   private readonly kind: K;
   private readonly topic: string;
   private readonly format: LabelWireFormat;
+  private readonly kafka: Kafka;
   private readonly consumer: Consumer;
   private started: Promise<void> | undefined;
   /** Offered by the handler, not yet pulled by the caller. */
@@ -195,12 +196,12 @@ class Subscription<K extends LabelKind> implements LabelSubscription<K> {
     this.kind = options.kind;
     this.topic = options.topic ?? config.kafka.topics[options.kind];
     this.format = options.format ?? config.kafka.outputFormat;
-    const kafka = new Kafka({
+    this.kafka = new Kafka({
       clientId: options.clientId ?? 'rankdistill-label-client',
       brokers: options.brokers,
       logLevel: logLevel.NOTHING,
     });
-    this.consumer = kafka.consumer({
+    this.consumer = this.kafka.consumer({
       groupId: options.groupId,
       readUncommitted: false,
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
@@ -283,6 +284,26 @@ class Subscription<K extends LabelKind> implements LabelSubscription<K> {
 
   private async start(): Promise<void> {
     try {
+      // kafkajs would retry a missing topic for seconds and then fail with a protocol error;
+      // one metadata call says it plainly and at once.
+      const admin = this.kafka.admin();
+      let topics: string[];
+      try {
+        await admin.connect();
+        topics = await admin.listTopics();
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+      if (!topics.includes(this.topic)) {
+        this.fail(
+          new RankdistillError(
+            'TOPIC_MISSING',
+            `label topic ${this.topic} does not exist at ${this.options.brokers.join(',')}: start the labeler (it creates its topics) or create the topic, then subscribe again`,
+            { details: { topic: this.topic } },
+          ),
+        );
+        return;
+      }
       await this.consumer.connect();
       await this.consumer.subscribe({
         topics: [this.topic],

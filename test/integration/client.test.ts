@@ -19,6 +19,7 @@ import {
 } from '../../src/client/index.ts';
 import { encodeAvro } from '../../src/contracts/index.ts';
 import type { PairwiseLabels, PointwiseLabels } from '../../src/contracts/types.gen.ts';
+import { isRankdistillError } from '../../src/errors.ts';
 import { brokersFromEnv, uniqueTopic } from './kafka-env.ts';
 
 const TIMEOUT = 60_000;
@@ -272,6 +273,22 @@ describe('label client (subscribeLabels) against KAFKA_BROKERS', () => {
     assert.equal(reported.length, 1);
     assert.equal(reported[0]?.offset, '1');
     assert.equal(lenient.stats.skipped, 1);
+  });
+
+  test('subscribing to a topic that does not exist fails at once with TOPIC_MISSING', async () => {
+    const topic = uniqueTopic('rd-client-missing');
+    const sub = subscribeLabels({
+      brokers,
+      kind: 'listwise',
+      topic,
+      groupId: uniqueTopic('rd-client-missing-g'),
+    });
+    await assert.rejects(sub.next(), (e: unknown) => {
+      assert.ok(isRankdistillError(e, 'TOPIC_MISSING'));
+      assert.match((e as Error).message, new RegExp(`label topic ${topic} does not exist`));
+      return true;
+    });
+    assert.deepEqual(await sub.next(), { done: true, value: undefined });
   });
 
   test('a subscriber killed with SIGKILL mid-stream resumes under its group without losing a message', {
