@@ -4,3 +4,4 @@
  */
 export * from './client/index.ts';
 export * from './registry/index.ts';
+export * from './labels/index.ts';

@@ -1,0 +1,204 @@
+/**
+ * Pairwise (BPR) labels: ordered pairs (pos, neg) where the teacher ranks pos above neg, for the
+ * Bayesian Personalized Ranking loss −ln σ(s_pos − s_neg) (Rendle et al., UAI 2009).
+ *
+ * With n candidates, gap g = minRankGap and cap = maxPairs (every strategy stops at the cap):
+ * - topk-vs-below  for each positive rank r = 1..min(K, n), draw min(m, #candidates) negatives
+ *                  without replacement, uniformly among the ranks r + g..n (Floyd's sampling);
+ *                  all of them when there are at most m. Pairs in (pos rank, neg rank) order.
+ * - adjacent       (r, r + g) for r = 1..n − g: neighbours, or the nearest ranks the gap allows.
+ * - sampled        uniform distinct ordered pairs (i, j) with j − i ≥ g; all of them when there
+ *                  are at most maxPairs, sorted by (pos rank, neg rank).
+ * Randomness comes from an Rng seeded with request_id only, so the pairs are a pure function of
+ * the request. An item is never paired with itself (duplicate ids are rejected upstream).
+ *
+ * Weight: 1, or with weightByDeltaNdcg the |ΔNDCG| of swapping the two items (LambdaRank; see
+ * ndcg.ts) with gains 2^grade − 1 from the LISTWISE grades of the configured listwise scheme —
+ * computed even when listwise output is off — so pair weights agree with the listwise labels.
+ * Weighting never changes which pairs are emitted; pairs of equal grade get weight 0.
+ */
+
+import type { LabelsConfig } from '../config/schema.ts';
+import type { ItemPair } from '../contracts/index.ts';
+import { discountTable, GAINS, idealDcg } from './ndcg.ts';
+import type { Rng } from './rng.ts';
+import type { TeacherView } from './teacher.ts';
+
+type PairwiseConfig = LabelsConfig['pairwise'];
+
+// Scratch for sampled offsets (pure functions; JS is single-threaded and nothing here re-enters).
+let scratch = new Float64Array(64);
+
+function scratchOf(size: number): Float64Array {
+  if (scratch.length < size) scratch = new Float64Array(Math.max(size, 2 * scratch.length));
+  return scratch;
+}
+
+/**
+ * Robert Floyd's sampling of `t` distinct integers from [0, c) (t ≤ c), written to s[0..t),
+ * sorted ascending. O(t²) membership scan: t is small (m, or maxPairs); a Set above 64.
+ */
+function sampleDistinct(rng: Rng, c: number, t: number, s: Float64Array): void {
+  let len = 0;
+  if (t <= 64) {
+    for (let j = c - t; j < c; j++) {
+      const v = rng.int(j + 1);
+      let dup = false;
+      for (let q = 0; q < len; q++) {
+        if (s[q] === v) {
+          dup = true;
+          break;
+        }
+      }
+      s[len++] = dup ? j : v;
+    }
+  } else {
+    const seen = new Set<number>();
+    for (let j = c - t; j < c; j++) {
+      const v = rng.int(j + 1);
+      const x = seen.has(v) ? j : v;
+      seen.add(x);
+      s[len++] = x;
+    }
+  }
+  // Insertion sort for the small case; typed-array sort otherwise.
+  if (t <= 16) {
+    for (let a = 1; a < t; a++) {
+      const x = s[a]!;
+      let b = a - 1;
+      while (b >= 0 && s[b]! > x) {
+        s[b + 1] = s[b]!;
+        b--;
+      }
+      s[b + 1] = x;
+    }
+  } else s.subarray(0, t).sort();
+}
+
+/** Collects pairs as label-position pairs first; items and weights are filled at the end. */
+class PairBuffer {
+  pos: Int32Array;
+  neg: Int32Array;
+  len = 0;
+  constructor(cap: number) {
+    this.pos = new Int32Array(cap);
+    this.neg = new Int32Array(cap);
+  }
+  add(i: number, j: number): void {
+    this.pos[this.len] = i;
+    this.neg[this.len] = j;
+    this.len++;
+  }
+}
+
+function topkVsBelow(n: number, cfg: PairwiseConfig, rng: Rng, buf: PairBuffer, cap: number): void {
+  const g = cfg.minRankGap;
+  const k = Math.min(cfg.k, n);
+  for (let i = 0; i < k && buf.len < cap; i++) {
+    const first = i + g; // first eligible negative position
+    const c = n - first;
+    if (c <= 0) break;
+    const t = Math.min(cfg.m, c, cap - buf.len);
+    if (t === c) {
+      for (let j = first; j < n; j++) buf.add(i, j);
+    } else {
+      const s = scratchOf(t);
+      sampleDistinct(rng, c, t, s);
+      for (let q = 0; q < t; q++) buf.add(i, first + s[q]!);
+    }
+  }
+}
+
+function adjacent(n: number, cfg: PairwiseConfig, buf: PairBuffer, cap: number): void {
+  const g = cfg.minRankGap;
+  for (let i = 0; i + g < n && buf.len < cap; i++) buf.add(i, i + g);
+}
+
+function sampled(n: number, cfg: PairwiseConfig, rng: Rng, buf: PairBuffer, cap: number): void {
+  const g = cfg.minRankGap;
+  const rows = n - g; // positions i = 0..rows-1 have partners i+g..n-1 (rows - i of them)
+  if (rows <= 0) return;
+  const total = (rows * (rows + 1)) / 2;
+  if (total <= cap) {
+    for (let i = 0; i < rows; i++) for (let j = i + g; j < n; j++) buf.add(i, j);
+    return;
+  }
+  const s = scratchOf(cap);
+  sampleDistinct(rng, total, cap, s);
+  // Decode sorted pair indices by sweeping the rows once.
+  let i = 0;
+  let rowStart = 0;
+  let rowLen = rows;
+  for (let q = 0; q < cap; q++) {
+    const x = s[q]!;
+    while (x >= rowStart + rowLen) {
+      rowStart += rowLen;
+      rowLen--;
+      i++;
+    }
+    buf.add(i, i + g + (x - rowStart));
+  }
+}
+
+/**
+ * BPR pairs of a request, pos outranking neg. `grades` (listwise grades by label position) are
+ * only read when weightByDeltaNdcg is on.
+ *
+ * @example
+ * pairwisePairs(view, cfg.pairwise, Rng.forRequest(ranker.request_id), null);
+ * // [{ pos_item: 'a', neg_item: 'd', pos_rank: 1, neg_rank: 4, weight: 1 }, ...]
+ */
+export function pairwisePairs(
+  view: TeacherView,
+  cfg: PairwiseConfig,
+  rng: Rng,
+  grades: Int32Array | null,
+): ItemPair[] {
+  const n = view.n;
+  const cap = cfg.maxPairs;
+  const most = cfg.strategy === 'topk-vs-below' ? Math.min(cfg.k, n) * cfg.m : (n * (n - 1)) / 2;
+  const buf = new PairBuffer(Math.min(most, cap));
+  if (n > 1) {
+    switch (cfg.strategy) {
+      case 'topk-vs-below':
+        topkVsBelow(n, cfg, rng, buf, cap);
+        break;
+      case 'adjacent':
+        adjacent(n, cfg, buf, cap);
+        break;
+      case 'sampled':
+        sampled(n, cfg, rng, buf, cap);
+        break;
+    }
+  }
+  let disc: Float64Array | null = null;
+  let invIdcg = 0;
+  if (cfg.weightByDeltaNdcg && grades !== null) {
+    disc = discountTable(n);
+    const idcg = idealDcg(grades, n);
+    invIdcg = idcg > 0 ? 1 / idcg : 0;
+  }
+  const items = view.items;
+  const order = view.order;
+  const gains = GAINS;
+  const out: ItemPair[] = [];
+  for (let q = 0; q < buf.len; q++) {
+    const i = buf.pos[q]!;
+    const j = buf.neg[q]!;
+    let weight = 1;
+    if (disc !== null && grades !== null) {
+      const gi = grades[i]!;
+      const gj = grades[j]!;
+      const d = (gi < 32 ? gains[gi]! : 2 ** gi - 1) - (gj < 32 ? gains[gj]! : 2 ** gj - 1);
+      weight = Math.abs(d) * Math.abs(disc[i]! - disc[j]!) * invIdcg;
+    }
+    out.push({
+      pos_item: items[order === null ? i : order[i]!]!.item_id,
+      neg_item: items[order === null ? j : order[j]!]!.item_id,
+      pos_rank: i + 1,
+      neg_rank: j + 1,
+      weight,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,177 @@
+/**
+ * The teacher's view of one joined request: the label order (who is rank 1, 2, …), the teacher
+ * logit of every candidate (or none in `rank` mode) and the ground-truth click of every shown
+ * candidate. Every generator reads this view; none looks at the raw records' order again.
+ *
+ * Signal fusion (`labels.teacher.signal = 'logits'`):
+ *   z_i = score_i                                  when objectiveWeights is empty
+ *   z_i = Σ_k w_k · objectives_i[k]                otherwise (multi-objective rankers fuse their
+ *                                                  per-objective logits with fixed weights)
+ * An item lacking a weighted objective makes the request fail (`missingLogits: 'error'`) or uses
+ * its own score as z (`missingLogits: 'score'`; the whole item falls back, never a partial sum).
+ * In `rank` mode no logit is read or emitted: only the order carries the knowledge.
+ *
+ * Order source:
+ * - `ranker`: the teacher's list order, rank = index + 1 (no copy, no sort).
+ * - `impression`: the post-re-rank order. Candidates that were shown come first, by ascending
+ *   display position; then the candidates that were not shown, in the teacher's order. Shown
+ *   items that are not among the candidates (the front end inserted them: ads, editorial picks)
+ *   are IGNORED: they have no teacher score and the student can only learn from candidates.
+ *   Without an impression (an unmatched request) or with an empty one, this is the ranker order.
+ */
+
+import type { LabelsConfig } from '../config/schema.ts';
+import type { Impression, RankedItem, RankerOutput } from '../contracts/index.ts';
+import { LabelInputError } from '../errors.ts';
+import type { IdIndex } from './id-index.ts';
+
+type TeacherConfig = LabelsConfig['teacher'];
+
+/** The joined request as the generators see it. Arrays are indexed by label position (rank − 1). */
+export interface TeacherView {
+  /** Number of candidates. */
+  readonly n: number;
+  /** The ranker's candidates, untouched. */
+  readonly items: readonly RankedItem[];
+  /** Label position → index into `items`; null when the label order is the ranker's order. */
+  readonly order: Int32Array | null;
+  /** Teacher logit by label position; null in `rank` mode. */
+  readonly z: Float64Array | null;
+  /** Click by label position: 1 clicked, 0 shown and not clicked, −1 not shown; null when unmatched. */
+  readonly clicked: Int8Array | null;
+}
+
+interface Fusion {
+  keys: string[];
+  weights: Float64Array;
+}
+
+const fusionCache = new WeakMap<Record<string, number>, Fusion>();
+
+function fusionOf(w: Record<string, number>): Fusion {
+  let f = fusionCache.get(w);
+  if (f === undefined) {
+    const keys = Object.keys(w).sort();
+    f = { keys, weights: Float64Array.from(keys, (k) => w[k]!) };
+    fusionCache.set(w, f);
+  }
+  return f;
+}
+
+/**
+ * Teacher logits in ranker order. Throws LabelInputError when a weighted objective is missing and
+ * `missingLogits` is 'error'.
+ */
+function logits(items: readonly RankedItem[], cfg: TeacherConfig): Float64Array {
+  const n = items.length;
+  const z = new Float64Array(n);
+  const f = fusionOf(cfg.objectiveWeights);
+  const keys = f.keys;
+  const nk = keys.length;
+  if (nk === 0) {
+    for (let i = 0; i < n; i++) z[i] = items[i]!.score;
+    return z;
+  }
+  const w = f.weights;
+  const fallBack = cfg.missingLogits === 'score';
+  for (let i = 0; i < n; i++) {
+    const it = items[i]!;
+    const obj = it.objectives;
+    let s = 0;
+    let missing: string | null = null;
+    for (let k = 0; k < nk; k++) {
+      const key = keys[k]!;
+      const v = obj === null ? undefined : obj[key];
+      if (v === undefined) {
+        missing = key;
+        break;
+      }
+      s += w[k]! * v;
+    }
+    if (missing === null) z[i] = s;
+    else if (fallBack) z[i] = it.score;
+    else {
+      throw new LabelInputError(
+        `items[${i}] (item_id ${JSON.stringify(it.item_id)}) has no objective logit "${missing}", which labels.teacher.objectiveWeights requires (found ${obj === null ? 'no objectives' : `objectives {${Object.keys(obj).join(', ')}}`}); set labels.teacher.missingLogits to 'score' to fall back to the score`,
+        { item_id: it.item_id, objective: missing },
+      );
+    }
+  }
+  return z;
+}
+
+/**
+ * Builds the teacher view of a validated request. `index` maps item_id → ranker index (built by
+ * the validation pass over `ranker.items`); it is only read when an impression has shown items.
+ *
+ * @example
+ * const view = resolveTeacher(ranker, impression, cfg.teacher, index);
+ * view.z?.[0]; // logit of rank 1
+ */
+export function resolveTeacher(
+  ranker: RankerOutput,
+  impression: Impression | null,
+  cfg: TeacherConfig,
+  index: IdIndex,
+): TeacherView {
+  const items = ranker.items;
+  const n = items.length;
+  const zRanker = cfg.signal === 'logits' ? logits(items, cfg) : null;
+  const shown = impression === null ? null : impression.items;
+  if (shown === null) return { n, items, order: null, z: zRanker, clicked: null };
+
+  const clickedRanker = new Int8Array(n).fill(-1);
+  const m = shown.length;
+  // Candidate indices of shown items, and their positions, in impression order.
+  const shownIdx = new Int32Array(m);
+  const shownPos = new Float64Array(m);
+  let s = 0;
+  let sortedByPos = true;
+  for (let j = 0; j < m; j++) {
+    const it = shown[j]!;
+    const idx = index.get(it.item_id);
+    if (idx < 0) continue; // not a candidate: ignored (see module doc)
+    clickedRanker[idx] = it.clicked ? 1 : 0;
+    shownIdx[s] = idx;
+    shownPos[s] = it.position;
+    if (s > 0 && shownPos[s - 1]! > it.position) sortedByPos = false;
+    s++;
+  }
+  if (cfg.orderSource === 'ranker' || s === 0) {
+    return { n, items, order: null, z: zRanker, clicked: clickedRanker };
+  }
+
+  if (!sortedByPos) {
+    // Small (the shown slate): insertion sort by position; positions are distinct (validated).
+    for (let a = 1; a < s; a++) {
+      const p = shownPos[a]!;
+      const x = shownIdx[a]!;
+      let b = a - 1;
+      while (b >= 0 && shownPos[b]! > p) {
+        shownPos[b + 1] = shownPos[b]!;
+        shownIdx[b + 1] = shownIdx[b]!;
+        b--;
+      }
+      shownPos[b + 1] = p;
+      shownIdx[b + 1] = x;
+    }
+  }
+  const order = new Int32Array(n);
+  for (let j = 0; j < s; j++) order[j] = shownIdx[j]!;
+  let r = s;
+  for (let i = 0; i < n; i++) if (clickedRanker[i] === -1) order[r++] = i;
+
+  const clicked = new Int8Array(n);
+  let z: Float64Array | null = null;
+  for (let p = 0; p < n; p++) clicked[p] = clickedRanker[order[p]!]!;
+  if (zRanker !== null) {
+    z = new Float64Array(n);
+    for (let p = 0; p < n; p++) z[p] = zRanker[order[p]!]!;
+  }
+  return { n, items, order, z, clicked };
+}
+
+/** The ranker item at label position `p` of a view. */
+export function itemAt(view: TeacherView, p: number): RankedItem {
+  return view.items[view.order === null ? p : view.order[p]!]!;
+}

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { IdIndex } from '../../src/labels/id-index.ts';
+
+const keyed = (ids: string[]) => ids.map((item_id) => ({ item_id }));
+
+describe('IdIndex', () => {
+  test('maps ids to their index and reports the first duplicate', () => {
+    const ix = new IdIndex();
+    assert.equal(ix.build(keyed(['a', 'b', 'c']), 3), -1);
+    assert.equal(ix.get('c'), 2);
+    assert.equal(ix.get('zz'), -1);
+    assert.equal(ix.build(keyed(['a', 'b', 'a', 'b']), 4), 2);
+    assert.equal(ix.get('a'), 0);
+  });
+
+  test('a new build forgets the previous list', () => {
+    const ix = new IdIndex();
+    ix.build(keyed(['x', 'y']), 2);
+    ix.build(keyed(['y']), 1);
+    assert.equal(ix.get('x'), -1);
+    assert.equal(ix.get('y'), 0);
+  });
+
+  test('agrees with a Map on arbitrary lists (collisions, growth, long ids)', () => {
+    const ix = new IdIndex();
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(fc.string({ minLength: 1, maxLength: 4 }), fc.string({ minLength: 25, maxLength: 40 })),
+          {
+            maxLength: 700,
+          },
+        ),
+        (ids) => {
+          const first = new Map<string, number>();
+          let dup = -1;
+          for (let i = 0; i < ids.length; i++) {
+            if (first.has(ids[i]!)) {
+              dup = i;
+              break;
+            }
+            first.set(ids[i]!, i);
+          }
+          if (ix.build(keyed(ids), ids.length) !== dup) return false;
+          for (const [id, i] of first) if (ix.get(id) !== i) return false;
+          return true;
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
