@@ -9,7 +9,7 @@
  *   2. a user, a device, and C candidates: 30% by popularity, 40% from the user's top categories,
  *      the rest uniform (sampled, never scoring the catalogue: O(C·dim) per request);
  *   3. teacher score = true affinity + N(0, teacherNoise²); objectives ctr/like/dwell are noisy
- *      affine functions of the affinity; items sorted by score desc (ties by item index);
+ *      affine functions of the affinity; items sorted by score desc (ties by candidate index);
  *   4. impression at t_i + U[0, jitterMs): the top `shown` after a re-rank allowing at most
  *      `maxPerCategory` items per category; click ~ Bernoulli(sigmoid(affinity)·exam(pos)),
  *      exam(pos) = 1/log2(pos+1) (the DCG discount as a position-bias model).
@@ -144,7 +144,9 @@ export function resolveSimOptions(partial: Partial<SimOptions> = {}): SimOptions
   }
   if (!Number.isSafeInteger(o.seed)) throw bad('seed', 'an integer');
   if (!(o.rate > 0) || !Number.isFinite(o.rate)) throw bad('rate', 'a positive number');
-  if (!(o.teacherNoise >= 0) || !Number.isFinite(o.teacherNoise)) throw bad('teacherNoise', 'a number >= 0');
+  // bounds of the packed sort keys in RequestMaker.make: |score| < 53,687 and C < 2^22
+  if (!(o.teacherNoise >= 0 && o.teacherNoise <= 100)) throw bad('teacherNoise', 'a number in [0, 100]');
+  if (o.candidates >= KEY_SPAN) throw bad('candidates', `below ${KEY_SPAN}`);
   if (!(o.zipf >= 0) || !Number.isFinite(o.zipf)) throw bad('zipf', 'a number >= 0');
   const rates = ['dupRate', 'lateRate', 'orphanRate', 'unmatchedRate', 'malformedRate'] as const;
   for (const k of rates) if (!(o[k] >= 0 && o[k] <= 1)) throw bad(k, 'a probability in [0, 1]');
@@ -235,6 +237,10 @@ export function requestId(seed: number, i: number): string {
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 /** Rounds to 4 decimals (smaller files; -0 becomes 0 so JSON and Avro agree). */
 const r4 = (x: number) => Math.round(x * 1e4) / 1e4 || 0;
+
+/** Sort keys of the teacher's order (see RequestMaker.make). */
+const KEY_SPAN = 2 ** 22;
+const KEY_OFFSET = 2 ** 29;
 
 /** Min-heap of emissions by (arrival, seq). */
 class ArrivalHeap {
@@ -514,6 +520,7 @@ class RequestMaker {
   readonly #like: Float64Array;
   readonly #dwell: Float64Array;
   readonly #order: number[];
+  readonly #keys: Float64Array;
   readonly #taken: Uint8Array;
   readonly #catCount: Int32Array;
   readonly #ids: string[];
@@ -536,6 +543,7 @@ class RequestMaker {
     this.#like = new Float64Array(C);
     this.#dwell = new Float64Array(C);
     this.#order = Array.from({ length: C }, (_, k) => k);
+    this.#keys = new Float64Array(C);
     this.#taken = new Uint8Array(C);
     this.#catCount = new Int32Array(w.categories);
     this.#ids = Array.from({ length: w.items }, (_, j) => itemId(j));
@@ -600,7 +608,7 @@ class RequestMaker {
       this.#add(i, j);
     }
 
-    // -- the teacher: noisy affinity, sorted desc (ties by item index)
+    // -- the teacher: noisy affinity, sorted desc
     const noise = o.teacherNoise;
     for (let k = 0; k < C; k++) {
       const a = trueAffinity(w, u, cand[k]!);
@@ -609,9 +617,13 @@ class RequestMaker {
       this.#ctr[k] = a + 0.5 * noise * req.normal();
       this.#like[k] = 0.7 * a + 0.5 + 1.2 * noise * req.normal();
       this.#dwell[k] = 0.5 * a + 1 + 1.2 * noise * req.normal();
-      order[k] = k;
     }
-    order.sort((x, y) => score[y]! - score[x]! || cand[x]! - cand[y]!);
+    // Sort by score desc, ties by candidate index, as one native numeric sort of packed keys:
+    // scores have 4 decimals, so (−score·1e4 + 2^29)·2^22 + k is an exact integer < 2^53.
+    const keys = this.#keys;
+    for (let k = 0; k < C; k++) keys[k] = (Math.round(-score[k]! * 1e4) + KEY_OFFSET) * KEY_SPAN + k;
+    keys.sort();
+    for (let r = 0; r < C; r++) order[r] = keys[r]! % KEY_SPAN;
     const items: RankedItem[] = [];
     for (let r = 0; r < C; r++) {
       const k = order[r]!;
