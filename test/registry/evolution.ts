@@ -28,8 +28,8 @@ export function newerRankerOutputSchema(): avro.Schema {
 }
 
 /** Avro binary of `record` written with `schema`, framed as Confluent (magic 0 + id). */
-export function frameWith(schema: object, id: number, record: object): Buffer {
-  const body = avro.Type.forSchema(schema as avro.Schema, { wrapUnions: 'auto' }).toBuffer(record);
+export function frameWith(schema: avro.Schema, id: number, record: object): Buffer {
+  const body = avro.Type.forSchema(schema, { wrapUnions: 'auto' }).toBuffer(record);
   const head = Buffer.alloc(5);
   head.writeInt32BE(id, 1);
   return Buffer.concat([head, body]);
@@ -56,4 +56,9 @@ export function olderSample(): Record<string, unknown> {
 /** The sample as the newer producer wrote it (with a region). */
 export function newerSample(): Record<string, unknown> {
   return { ...sampleRanker, request_id: 'r-evo-3', region: 'eu-west' };
+}
+
+/** A decoded record as plain data (avsc decodes records into class instances). */
+export function plain(v: unknown): unknown {
+  return JSON.parse(JSON.stringify(v));
 }
