@@ -5,7 +5,6 @@ export * from './manifest.ts';
 export * from './publisher.ts';
 export * from './recall.ts';
 export * from './registry.ts';
-export * from './schedule.ts';
 export * from './store.ts';
 export * from './student.ts';
 export * from './table.ts';
