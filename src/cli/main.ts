@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { errorMessage, isRankdistillError } from '../errors.ts';
 import { register as registerConfig } from './commands/config.ts';
+import { register as registerTrain } from './commands/train.ts';
 import { register as registerLabel } from './commands/label.ts';
 import { register as registerRecall } from './commands/recall.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError();
   registerConfig(program);
+  registerTrain(program);
   registerLabel(program);
   registerSnapshots(program);
   registerRecall(program);

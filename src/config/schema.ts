@@ -208,9 +208,12 @@ export const trainSchema = z
         pointwise: finite().nonnegative().default(1),
         pairwise: finite().nonnegative().default(1),
         listwise: finite().nonnegative().default(1),
+        negatives: finite().nonnegative().default(1),
       })
       .prefault({})
-      .describe('Weights of the per-kind losses in the summed loss.'),
+      .describe(
+        'Weights of the per-kind losses in the summed loss (negatives: the in-batch/sampled softmax with logQ correction).',
+      ),
     listwiseLoss: z
       .enum(['listnet', 'lambda'])
       .default('listnet')
@@ -236,6 +239,36 @@ export const trainSchema = z
       .describe('Checkpoint (and snapshot) every N examples.'),
     checkpointEveryMs: posInt().default(60_000).describe('Checkpoint (and snapshot) at least every T ms.'),
     groupId: z.string().min(1).default('rankdistill-trainer').describe('Consumer group of the trainer.'),
+    contextBuckets: nonNegInt()
+      .default(16)
+      .describe('Width of the hashed context-feature vector fed to the user tower (0: ignore context).'),
+    itemFeatureBuckets: nonNegInt()
+      .default(16)
+      .describe('Width of the hashed item-feature vector fed to the item tower (0: ignore item features).'),
+    maxUsers: nonNegInt()
+      .default(0)
+      .describe('Most exact rows of the user id table (0: unbounded); past it new ids share hashed rows.'),
+    maxItems: nonNegInt()
+      .default(0)
+      .describe('Most exact rows of the item id table (0: unbounded); past it new ids share hashed rows.'),
+    maxListLength: posInt()
+      .default(50)
+      .describe('Listwise labels keep the teacher top N items of a list for the listwise loss.'),
+    frequencyBuckets: posInt()
+      .default(1 << 20)
+      .describe('Hash buckets of the streaming item-frequency estimate (Yi et al. 2019) behind logQ.'),
+    frequencyAlpha: finite()
+      .positive()
+      .max(1)
+      .default(0.01)
+      .describe('Learning rate alpha of the frequency estimate: B <- (1-alpha) B + alpha (t - A).'),
+    evalRequests: posInt()
+      .default(1000)
+      .describe('Held-out requests kept (reservoir) and evaluated at every checkpoint.'),
+    keepCheckpoints: nonNegInt()
+      .default(3)
+      .describe('Trainer checkpoints kept in the checkpoint directory (0: keep all).'),
+    seed: nonNegInt().default(1).describe('Seed of initialisation, shuffling and negative sampling.'),
   })
   .describe('Student training.');
 

@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/index.ts';
+import { RankdistillError } from '../../errors.ts';
+import { fileBatches, labelFiles } from '../../train/sources.ts';
+import { Trainer, type TrainerEvent } from '../../train/trainer.ts';
+
+function positiveInt(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new RankdistillError('USAGE', `${flag}: expected a positive integer, found ${v}`);
+  return n;
+}
+
+/** One JSON line per trainer event on stdout (checkpoints carry the consumed ranges). */
+function log(e: TrainerEvent): void {
+  console.log(JSON.stringify({ event: e.type, ...e, type: undefined }));
+}
+
+/**
+ * `rankdistill train --labels <dir-or-files...> --out <checkpoint-dir> [--epochs 1] [--max-examples N]`:
+ * trains the student on label files, resuming from the newest checkpoint in --out.
+ */
+export function register(program: Command): void {
+  program
+    .command('train')
+    .description('train the student on label files (resumes from the newest checkpoint in --out)')
+    .requiredOption(
+      '--labels <paths...>',
+      'label files or directories (names contain pointwise/pairwise/listwise)',
+    )
+    .requiredOption('--out <dir>', 'checkpoint directory')
+    .option('--epochs <n>', 'passes over the files', '1')
+    .option('--max-examples <n>', 'stop after N training examples (counted across restarts)')
+    .action(
+      async (opts: { labels: string[]; out: string; epochs: string; maxExamples?: string }, cmd: Command) => {
+        const cfg = loadConfig({ file: cmd.optsWithGlobals<{ config?: string }>().config });
+        const epochs = positiveInt('--epochs', opts.epochs) ?? 1;
+        const maxExamples = positiveInt('--max-examples', opts.maxExamples);
+        const files = labelFiles(opts.labels);
+        const trainer = await Trainer.open({ config: cfg.train, out: opts.out, onEvent: log });
+        let stop = false;
+        const onSignal = () => {
+          stop = true;
+        };
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        const batches = fileBatches(files, {
+          epochs,
+          startEpoch: trainer.currentEpoch,
+          positions: trainer.positions(),
+          onBadRecord: (path, offset, reason) =>
+            console.log(JSON.stringify({ event: 'bad-record', path, offset, reason })),
+        });
+        async function* untilSignal() {
+          for await (const b of batches) {
+            yield b;
+            if (stop) return;
+          }
+        }
+        const summary = await trainer.run(untilSignal(), maxExamples === undefined ? {} : { maxExamples });
+        console.log(JSON.stringify({ event: 'done', ...summary }));
+      },
+    );
+}

@@ -1,0 +1,364 @@
+/**
+ * The incremental trainer loop: label batches in, mini-batch steps, checkpoints out.
+ *
+ * Input is an async iterable of {@link LabelBatch}es — `{source, offset, next, labels}` — so files
+ * (src/cli/commands/train.ts) and, later, Kafka (source = `topic/partition`) feed the same loop.
+ *
+ *   batch ─► held-out? (hash of request_id) ─► yes: evaluation set, never trained on
+ *                                            └► no: units ─► shuffle buffer ─► steps
+ *   every checkpointEveryExamples / checkpointEveryMs, and at the end:
+ *     drain the shuffle buffer (train everything consumed) ─► evaluate ─► write checkpoint
+ *     (model + optimizer state + frequency estimate + next offset per source + the ranges
+ *     consumed since the parent checkpoint)
+ *
+ * Exactly once: a checkpoint is taken only at a batch boundary after the buffer is drained, so
+ * everything below its positions has been trained and nothing above has. After a crash the trainer
+ * restarts from the newest checkpoint's positions: the ranges consumed after it were never saved
+ * and are consumed again, once.
+ */
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { TrainConfig } from '../config/schema.ts';
+import { RankdistillError } from '../errors.ts';
+import { type BackendInfo, initBackend } from './backend.ts';
+import {
+  type ConsumedRange,
+  latestCheckpoint,
+  pruneCheckpoints,
+  restoreCheckpoint,
+  type SourcePosition,
+  writeCheckpoint,
+} from './checkpoint.ts';
+import { type EvalMetrics, evaluate } from './eval.ts';
+import { HeldOut, type LabelRecord, toUnits, type Unit } from './examples.ts';
+import { FrequencyEstimator } from './frequency.ts';
+import { mulberry32 } from './hash.ts';
+import { StudentModel } from './model.ts';
+import { buildPlan, type LossOptions, trainStep } from './step.ts';
+
+/** A run of consecutive records of one source: offsets [offset, next) were consumed. */
+export interface LabelBatch {
+  /** File path, or `topic/partition`. */
+  source: string;
+  /** Pass over the input (files; 0 for streams). */
+  epoch?: number;
+  /** First offset of the run (the source's previous `next`). */
+  offset: number;
+  /** Offset after the run's last record. */
+  next: number;
+  /** The decodable label records of the run (bad records are consumed and left out). */
+  labels: LabelRecord[];
+}
+
+export type TrainerEvent =
+  | { type: 'backend'; backend: BackendInfo }
+  | { type: 'resumed'; seq: number; positions: SourcePosition[]; examples: number }
+  | { type: 'step'; step: number; loss: number; examples: number }
+  | {
+      type: 'checkpoint';
+      seq: number;
+      dir: string;
+      ranges: ConsumedRange[];
+      examples: number;
+      metrics: Record<string, number>;
+    };
+
+export interface TrainerOptions {
+  config: TrainConfig;
+  /** Checkpoint directory. */
+  out: string;
+  onEvent?: (e: TrainerEvent) => void;
+  /** Emit a `step` event every N steps [100]. */
+  logEverySteps?: number;
+}
+
+export interface RunSummary {
+  examples: number;
+  steps: number;
+  records: number;
+  checkpoints: number;
+  metrics: Record<string, number>;
+  stoppedEarly: boolean;
+}
+
+/** The loss options of a train config. */
+export function lossOptions(c: TrainConfig): LossOptions {
+  return {
+    weights: c.lossWeights,
+    listwiseLoss: c.listwiseLoss,
+    groundTruthLambda: c.groundTruthLambda,
+    inBatchNegatives: c.inBatchNegatives,
+    sampledNegatives: c.sampledNegatives,
+    maxAnchors: c.batchSize,
+  };
+}
+
+/** The student model a train config describes. */
+export function modelFromConfig(c: TrainConfig): StudentModel {
+  return new StudentModel({
+    kind: c.model,
+    dim: c.dim,
+    hidden: c.hidden,
+    contextBuckets: c.contextBuckets,
+    itemFeatureBuckets: c.itemFeatureBuckets,
+    optimizer: { kind: c.optimizer, learningRate: c.learningRate },
+    maxUsers: c.maxUsers,
+    maxItems: c.maxItems,
+    seed: c.seed,
+  });
+}
+
+/**
+ * @example
+ * const t = await Trainer.open({ config: cfg.train, out: 'ckpt' });
+ * await t.run(batchesFrom(files, t.positions()), { maxExamples: 1e6 });
+ */
+export class Trainer {
+  readonly model: StudentModel;
+  readonly freq: FrequencyEstimator;
+  readonly heldOut: HeldOut;
+  readonly backend: BackendInfo;
+  private readonly c: TrainConfig;
+  private readonly out: string;
+  private readonly emit: (e: TrainerEvent) => void;
+  private readonly loss: LossOptions;
+  private readonly rand: () => number;
+  private readonly logEvery: number;
+  private buffer: Unit[] = [];
+  private seq = 0;
+  private parent: number | null = null;
+  private epoch = 0;
+  private readonly positions_ = new Map<string, SourcePosition>();
+  private pending: ConsumedRange[] = [];
+  private totals = { examples: 0, steps: 0, records: 0 };
+  private sinceCheckpoint = 0;
+  private lastCheckpointAt = Date.now();
+  private lastMetrics: Record<string, number> = {};
+
+  private constructor(o: TrainerOptions, backend: BackendInfo) {
+    this.c = o.config;
+    this.out = o.out;
+    this.emit = o.onEvent ?? (() => undefined);
+    this.backend = backend;
+    this.model = modelFromConfig(o.config);
+    this.freq = new FrequencyEstimator(o.config.frequencyBuckets, o.config.frequencyAlpha);
+    this.loss = lossOptions(o.config);
+    this.heldOut = new HeldOut(
+      o.config.heldOutPercent,
+      o.config.evalRequests,
+      o.config.contextBuckets,
+      mulberry32(o.config.seed + 7),
+    );
+    this.logEvery = o.logEverySteps ?? 100;
+    const ck = latestCheckpoint(o.out);
+    if (ck !== undefined) {
+      const spec = this.model.spec();
+      if (JSON.stringify(ck.state.spec) !== JSON.stringify(spec))
+        throw new RankdistillError(
+          'TRAIN_INPUT_INVALID',
+          `checkpoint ${ck.dir} was trained with model ${JSON.stringify(ck.state.spec)}, but the config describes ${JSON.stringify(spec)}`,
+        );
+      restoreCheckpoint(ck, this.model, this.freq);
+      this.seq = ck.state.seq;
+      this.parent = ck.state.seq;
+      this.epoch = ck.state.epoch;
+      for (const p of ck.state.positions) this.positions_.set(key(p.source, p.epoch), p);
+      this.totals = { ...ck.state.totals };
+      this.lastMetrics = ck.state.metrics;
+    }
+    this.rand = mulberry32(o.config.seed * 7919 + this.seq);
+  }
+
+  /**
+   * Initialises the backend, cleans temporaries of dead writers and resumes from the newest
+   * checkpoint under `out` (if any).
+   */
+  static async open(o: TrainerOptions): Promise<Trainer> {
+    const backend = await initBackend(o.config.backend);
+    try {
+      for (const n of readdirSync(o.out))
+        if (n.startsWith('.tmp-ckpt-')) rmSync(join(o.out, n), { recursive: true, force: true });
+    } catch {
+      // no directory yet
+    }
+    const t = new Trainer(o, backend);
+    t.emit({ type: 'backend', backend });
+    if (t.seq > 0)
+      t.emit({ type: 'resumed', seq: t.seq, positions: t.positions(), examples: t.totals.examples });
+    return t;
+  }
+
+  /** Where to resume: the next offset of every source seen, in the current epoch. */
+  positions(): SourcePosition[] {
+    return [...this.positions_.values()].filter((p) => p.epoch === this.epoch);
+  }
+
+  /** The epoch the newest checkpoint was taken in. */
+  get currentEpoch(): number {
+    return this.epoch;
+  }
+
+  /** Examples trained so far (across restarts). */
+  get examples(): number {
+    return this.totals.examples;
+  }
+
+  /**
+   * Consumes batches until the iterable ends or `maxExamples` (counted across restarts) is
+   * reached, then drains and writes a final checkpoint.
+   */
+  async run(batches: AsyncIterable<LabelBatch>, o: { maxExamples?: number } = {}): Promise<RunSummary> {
+    const max = o.maxExamples ?? Number.POSITIVE_INFINITY;
+    let checkpoints = 0;
+    let stoppedEarly = false;
+    if (this.totals.examples >= max) return this.summary(0, true);
+    for await (const b of batches) {
+      this.consume(b);
+      if (this.totals.examples + this.buffer.length >= max) {
+        stoppedEarly = true;
+        break;
+      }
+      if (
+        this.sinceCheckpoint >= this.c.checkpointEveryExamples ||
+        Date.now() - this.lastCheckpointAt >= this.c.checkpointEveryMs
+      ) {
+        this.checkpoint();
+        checkpoints++;
+      }
+      // let timers and signals run between batches
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    if (this.pending.length > 0 || this.buffer.length > 0) {
+      this.checkpoint();
+      checkpoints++;
+    }
+    return this.summary(checkpoints, stoppedEarly);
+  }
+
+  private summary(checkpoints: number, stoppedEarly: boolean): RunSummary {
+    return { ...this.totals, checkpoints, metrics: this.lastMetrics, stoppedEarly };
+  }
+
+  /** Takes one batch: held-out split, units into the shuffle buffer, steps when it is full. */
+  consume(b: LabelBatch): void {
+    const epoch = b.epoch ?? 0;
+    if (epoch < this.epoch) return; // an earlier pass, already complete
+    if (epoch > this.epoch) this.epoch = epoch;
+    const k = key(b.source, epoch);
+    const pos = this.positions_.get(k);
+    if (pos !== undefined && b.offset < pos.next)
+      throw new RankdistillError(
+        'TRAIN_INPUT_INVALID',
+        `${b.source} (epoch ${epoch}): expected records from offset ${pos.next}, found a batch starting at ${b.offset} (would train a range twice)`,
+      );
+    if (b.next < b.offset)
+      throw new RankdistillError(
+        'TRAIN_INPUT_INVALID',
+        `${b.source}: batch ends at ${b.next} before it starts at ${b.offset}`,
+      );
+    const uo = {
+      contextBuckets: this.c.contextBuckets,
+      itemFeatureBuckets: this.c.itemFeatureBuckets,
+      maxListLength: this.c.maxListLength,
+    };
+    for (const r of b.labels) {
+      this.totals.records++;
+      if (this.heldOut.offer(r)) continue;
+      for (const u of toUnits(r, uo)) this.buffer.push(u);
+    }
+    this.positions_.set(k, { source: b.source, epoch, next: b.next });
+    const last = this.pending[this.pending.length - 1];
+    if (last !== undefined && last.source === b.source && last.epoch === epoch && last.to === b.offset)
+      last.to = b.next;
+    else {
+      const prev = this.pending.findLast((r) => r.source === b.source && r.epoch === epoch);
+      if (prev !== undefined && prev.to === b.offset) prev.to = b.next;
+      else if (b.next > b.offset) this.pending.push({ source: b.source, epoch, from: b.offset, to: b.next });
+    }
+    const fill = Math.max(this.c.shuffleBuffer, this.c.batchSize);
+    while (this.buffer.length >= fill) this.step();
+  }
+
+  /** One step on `batchSize` units drawn at random from the shuffle buffer. */
+  private step(): void {
+    const n = Math.min(this.c.batchSize, this.buffer.length);
+    if (n === 0) return;
+    const units: Unit[] = new Array(n);
+    const buf = this.buffer;
+    for (let i = 0; i < n; i++) {
+      const j = Math.floor(this.rand() * buf.length);
+      units[i] = buf[j] as Unit;
+      buf[j] = buf[buf.length - 1] as Unit;
+      buf.pop();
+    }
+    const loss = trainStep(
+      this.model,
+      buildPlan(this.model, units, this.freq, this.loss, this.rand),
+      this.loss,
+    );
+    this.totals.steps++;
+    this.totals.examples += n;
+    this.sinceCheckpoint += n;
+    if (!Number.isFinite(loss))
+      throw new RankdistillError(
+        'TRAIN_INPUT_INVALID',
+        `loss became ${loss} at step ${this.totals.steps}; lower train.learningRate`,
+      );
+    if (this.totals.steps % this.logEvery === 0)
+      this.emit({ type: 'step', step: this.totals.steps, loss, examples: this.totals.examples });
+  }
+
+  /** Evaluates the current model on the held-out requests collected so far. */
+  evaluate(): EvalMetrics {
+    return evaluate(this.model, this.heldOut.requests());
+  }
+
+  /**
+   * Drains the shuffle buffer, evaluates and writes a checkpoint of everything consumed so far.
+   * Returns its sequence number.
+   */
+  checkpoint(): number {
+    while (this.buffer.length > 0) this.step();
+    const metrics: Record<string, number> = {};
+    if (this.heldOut.size > 0) {
+      for (const [k, v] of Object.entries(this.evaluate())) if (v !== undefined) metrics[k] = v;
+      this.lastMetrics = metrics;
+    }
+    const seq = this.seq + 1;
+    const ranges = this.pending;
+    const dir = writeCheckpoint(
+      this.out,
+      {
+        seq,
+        parent: this.parent,
+        createdAt: Date.now(),
+        optimizer: this.c.optimizer,
+        epoch: this.epoch,
+        positions: [...this.positions_.values()],
+        ranges,
+        totals: { ...this.totals },
+        metrics,
+      },
+      this.model,
+      this.freq,
+    );
+    this.seq = seq;
+    this.parent = seq;
+    this.pending = [];
+    this.sinceCheckpoint = 0;
+    this.lastCheckpointAt = Date.now();
+    pruneCheckpoints(this.out, this.c.keepCheckpoints);
+    this.emit({ type: 'checkpoint', seq, dir, ranges, examples: this.totals.examples, metrics });
+    return seq;
+  }
+
+  /** Live tensors (the leak check of tests and long runs). */
+  static numTensors(): number {
+    return tf.memory().numTensors;
+  }
+}
+
+function key(source: string, epoch: number): string {
+  return `${epoch}\u0000${source}`;
+}
