@@ -22,8 +22,8 @@ import { Rng } from './rng.ts';
 export const AFFINITY_SCALE = 1.5;
 /** Weight of the standardised log popularity in the item bias. */
 export const POP_BIAS = 0.3;
-/** Constant of the affinity: sigmoid(-3) ≈ 5% click probability for an average pair. */
-export const AFFINITY_OFFSET = -3;
+/** Constant of the affinity: sigmoid(-4) ≈ 2% click probability for an average pair (≈ 55% at position 1 of a list). */
+export const AFFINITY_OFFSET = -4;
 /** Categories a user's preference-based candidates come from. */
 export const TOP_CATEGORIES = 3;
 
