@@ -9,3 +9,4 @@ export * from './store.ts';
 export * from './student.ts';
 export * from './table.ts';
 export * from './tfjs.ts';
+export * from './trainer.ts';

@@ -1,0 +1,227 @@
+/**
+ * The seam between the incremental trainer (src/train/trainer.ts) and snapshots.
+ *
+ * Publishing — every trainer checkpoint (train.checkpointEveryExamples / checkpointEveryMs, and the
+ * final one) becomes a snapshot candidate:
+ *
+ *   const snaps = new TrainerSnapshots(publisher);
+ *   let trainer: Trainer | undefined;
+ *   trainer = await Trainer.open({ config, out, onEvent: (e) => {
+ *     if (e.type === 'checkpoint' && trainer) snaps.onCheckpoint(trainer.model, e.dir, e.metrics);
+ *   } });
+ *   await trainer.run(batches);
+ *   const results = await snaps.drain(); // published / rejected, in order
+ *
+ * `onCheckpoint` is synchronous: it copies the model's exported state and the checkpoint's files
+ * at once (the trainer trains on and may prune that checkpoint), then serialises, gates and
+ * announces in the background, one snapshot at a time, in order.
+ *
+ * Resuming — a trainer on an empty machine:
+ *
+ *   const snap = publisher.loadSnapshot('latest');            // checksums verified
+ *   restoreTrainerCheckpoint(snap, out);                      // → <out>/ckpt-<seq>/
+ *   const trainer = await Trainer.open({ config, out, ... }); // resumes from its positions
+ *   const snaps = new TrainerSnapshots(publisher, { parentVersion: snap.version });
+ */
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { errorMessage, RankdistillError } from '../errors.ts';
+import { checkpointDir, listCheckpoints } from '../train/checkpoint.ts';
+import type { StudentModel } from '../train/model.ts';
+import type { PartitionOffset } from './manifest.ts';
+import type { PublishResult, SnapshotPublisher } from './publisher.ts';
+import type { LoadedSnapshot, SnapshotFileInput } from './store.ts';
+import { captureStudent, captureToInput } from './student.ts';
+
+/** Where the trainer's checkpoint files sit inside a snapshot. */
+export const CHECKPOINT_PREFIX = 'checkpoint/';
+
+interface CheckpointFacts {
+  seq: number;
+  positions: { source: string; epoch: number; next: number }[];
+}
+
+function checkpointFacts(stateJson: Buffer, where: string): CheckpointFacts {
+  let s: Partial<CheckpointFacts>;
+  try {
+    s = JSON.parse(stateJson.toString('utf8')) as Partial<CheckpointFacts>;
+  } catch (e) {
+    throw new RankdistillError('SNAPSHOT_CORRUPT', `${where}: expected JSON state, found ${errorMessage(e)}`);
+  }
+  if (!Number.isInteger(s.seq) || !Array.isArray(s.positions))
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `${where}: expected {seq, positions}, found ${JSON.stringify(s).slice(0, 120)}`,
+    );
+  return s as CheckpointFacts;
+}
+
+/**
+ * Trainer positions as snapshot offsets: a Kafka source `topic/partition` maps to its topic and
+ * partition; a file source to `{ topic: <path>, partition: 0 }`. The next offset is kept as is.
+ * (Epochs of file passes stay in the checkpoint's state.json, which the snapshot carries.)
+ *
+ * @example
+ * positionsToOffsets([{ source: 'labels.pointwise/3', epoch: 0, next: 120 }]);
+ * // [{ topic: 'labels.pointwise', partition: 3, offset: 120 }]
+ */
+export function positionsToOffsets(
+  positions: readonly { source: string; epoch: number; next: number }[],
+): PartitionOffset[] {
+  // the newest epoch of each source is where a resumed trainer continues
+  const latest = new Map<string, { source: string; epoch: number; next: number }>();
+  for (const p of positions) {
+    const prev = latest.get(p.source);
+    if (!prev || p.epoch >= prev.epoch) latest.set(p.source, p);
+  }
+  return [...latest.values()].map((p) => {
+    const m = /^(.+)\/(\d+)$/.exec(p.source);
+    return m && !existsSync(p.source)
+      ? { topic: m[1] as string, partition: Number(m[2]), offset: p.next }
+      : { topic: p.source, partition: 0, offset: p.next };
+  });
+}
+
+export interface TrainerSnapshotsOptions {
+  /** Version the trainer resumed from (parent of its first snapshot). */
+  parentVersion?: number | null;
+  /** Facts added to each manifest's `extra` (backend, config digest, ...). */
+  extra?: Record<string, unknown>;
+  onResult?: (r: PublishResult) => void;
+}
+
+/** See the module comment. */
+export class TrainerSnapshots {
+  private readonly publisher: SnapshotPublisher;
+  private readonly o: TrainerSnapshotsOptions;
+  private parent: number | null;
+  private queue: Promise<void> = Promise.resolve();
+  private failure: unknown;
+  private readonly results: PublishResult[] = [];
+
+  constructor(publisher: SnapshotPublisher, o: TrainerSnapshotsOptions = {}) {
+    this.publisher = publisher;
+    this.o = o;
+    this.parent = o.parentVersion ?? null;
+  }
+
+  /**
+   * Captures a snapshot candidate of the checkpoint the trainer just wrote (synchronously) and
+   * queues its publication.
+   *
+   * @throws RankdistillError IO_FAILED when the checkpoint directory cannot be read.
+   * @example
+   * onEvent: (e) => { if (e.type === 'checkpoint') snaps.onCheckpoint(trainer.model, e.dir, e.metrics); }
+   */
+  onCheckpoint(
+    model: StudentModel,
+    dir: string,
+    metrics: Readonly<Record<string, number | undefined>>,
+  ): void {
+    const cap = captureStudent(model);
+    let files: SnapshotFileInput[];
+    try {
+      files = readdirSync(dir)
+        .sort()
+        .map((name) => ({ name: `${CHECKPOINT_PREFIX}${name}`, data: readFileSync(join(dir, name)) }));
+    } catch (e) {
+      throw new RankdistillError('IO_FAILED', `checkpoint ${dir}: cannot read: ${errorMessage(e)}`, {
+        cause: e,
+      });
+    }
+    const state = files.find((f) => f.name === `${CHECKPOINT_PREFIX}state.json`);
+    if (!state) throw new RankdistillError('IO_FAILED', `checkpoint ${dir}: expected state.json, found none`);
+    const facts = checkpointFacts(Buffer.from(state.data), join(dir, 'state.json'));
+    const snapshotMetrics = { ...metrics };
+    this.queue = this.queue.then(async () => {
+      if (this.failure !== undefined) return;
+      try {
+        const input = await captureToInput(cap, {
+          offsets: positionsToOffsets(facts.positions),
+          metrics: snapshotMetrics,
+          parentVersion: this.parent,
+          files,
+          extra: { checkpointSeq: facts.seq, ...(this.o.extra ?? {}) },
+        });
+        const r = await this.publisher.maybePublish(input);
+        this.parent = r.version;
+        this.results.push(r);
+        this.o.onResult?.(r);
+      } catch (e) {
+        this.failure = e;
+      }
+    });
+  }
+
+  /**
+   * Waits for every queued snapshot; returns their results in order.
+   *
+   * @throws the first error of a queued publication (later ones were not attempted).
+   */
+  async drain(): Promise<PublishResult[]> {
+    await this.queue;
+    if (this.failure !== undefined) throw this.failure;
+    return [...this.results];
+  }
+}
+
+/**
+ * Writes the trainer checkpoint carried by a (verified) snapshot into `<out>/ckpt-<seq>/`, so
+ * `Trainer.open({ out })` resumes from it — unless `out` already holds a checkpoint at least as new.
+ * Returns the directory written, or null when nothing was written.
+ *
+ * @throws RankdistillError SNAPSHOT_CORRUPT when the snapshot carries no trainer checkpoint.
+ * @example
+ * restoreTrainerCheckpoint(publisher.loadSnapshot('latest'), 'ckpt');
+ */
+export function restoreTrainerCheckpoint(snap: LoadedSnapshot, out: string): string | null {
+  const names = snap.manifest.files.map((f) => f.name).filter((n) => n.startsWith(CHECKPOINT_PREFIX));
+  if (!names.includes(`${CHECKPOINT_PREFIX}state.json`))
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `snapshot v${snap.version}: expected a trainer checkpoint (${CHECKPOINT_PREFIX}state.json), found none`,
+    );
+  const facts = checkpointFacts(snap.file(`${CHECKPOINT_PREFIX}state.json`), `snapshot v${snap.version}`);
+  if (listCheckpoints(out).some((s) => s >= facts.seq)) return null;
+  mkdirSync(out, { recursive: true });
+  // the trainer removes `.tmp-ckpt-*` leftovers at open, so a crash here leaves nothing behind
+  const tmp = join(out, `.tmp-ckpt-restore-${process.pid}`);
+  const final = checkpointDir(out, facts.seq);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  for (const n of names) {
+    const fd = openSync(join(tmp, n.slice(CHECKPOINT_PREFIX.length)), 'w');
+    try {
+      const b = snap.file(n);
+      let off = 0;
+      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  fsyncDir(tmp);
+  renameSync(tmp, final);
+  fsyncDir(out);
+  return final;
+}
+
+function fsyncDir(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

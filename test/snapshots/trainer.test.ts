@@ -1,0 +1,141 @@
+// The trainer ↔ snapshots seam: checkpoints of a real Trainer become published snapshots, and a
+// fresh trainer on an empty machine resumes from the newest snapshot's checkpoint and offsets.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { parseConfig } from '../../src/config/index.ts';
+import { openPublisher } from '../../src/snapshots/publisher.ts';
+import { recallForUser } from '../../src/snapshots/recall.ts';
+import {
+  positionsToOffsets,
+  restoreTrainerCheckpoint,
+  TrainerSnapshots,
+} from '../../src/snapshots/trainer.ts';
+import { initBackend } from '../../src/train/backend.ts';
+import { SyntheticTeacher } from '../../src/train/synthetic.ts';
+import { type LabelBatch, Trainer } from '../../src/train/trainer.ts';
+import { tempRoot } from './helpers.ts';
+
+const SOURCE = 'labels.pointwise/0';
+
+const config = parseConfig({
+  train: {
+    backend: 'cpu',
+    dim: 8,
+    hidden: [16],
+    batchSize: 64,
+    shuffleBuffer: 64,
+    checkpointEveryExamples: 1500,
+    checkpointEveryMs: 3_600_000,
+    heldOutPercent: 10,
+    keepCheckpoints: 1,
+  },
+}).train;
+
+/** `records` synthetic pointwise label records as batches of 25 from offset `from`. */
+async function* batches(
+  teacher: SyntheticTeacher,
+  from: number,
+  records: number,
+): AsyncGenerator<LabelBatch> {
+  for (let off = from; off < from + records; off += 25) {
+    const labels = Array.from({ length: 25 }, () => teacher.next(['pointwise'])).flat();
+    yield { source: SOURCE, offset: off, next: off + 25, labels };
+  }
+}
+
+async function trainer(out: string, snaps: TrainerSnapshots): Promise<Trainer> {
+  let t: Trainer | undefined;
+  t = await Trainer.open({
+    config,
+    out,
+    onEvent: (e) => {
+      if (e.type === 'checkpoint' && t) snaps.onCheckpoint(t.model, e.dir, e.metrics);
+    },
+  });
+  return t;
+}
+
+describe('trainer snapshots', () => {
+  before(async () => {
+    await initBackend('cpu');
+  });
+
+  test('positionsToOffsets maps topic/partition sources and keeps the newest epoch', () => {
+    assert.deepEqual(
+      positionsToOffsets([
+        { source: 'labels.pointwise/3', epoch: 0, next: 120 },
+        { source: '/data/x.pointwise.ndjson', epoch: 0, next: 9 },
+        { source: '/data/x.pointwise.ndjson', epoch: 1, next: 4 },
+      ]),
+      [
+        { topic: 'labels.pointwise', partition: 3, offset: 120 },
+        { topic: '/data/x.pointwise.ndjson', partition: 0, offset: 4 },
+      ],
+    );
+  });
+
+  test('checkpoints become snapshots; a fresh trainer resumes from the newest one', async () => {
+    const root = tempRoot('rd-snap-trainer-');
+    const pub = openPublisher({
+      dir: join(root, 'snapshots'),
+      registry: join(root, 'snapshots', 'r.sqlite'),
+      gateTolerance: 1,
+      modelName: 's',
+    });
+    const snaps = new TrainerSnapshots(pub);
+    const t1 = await trainer(join(root, 'ckpt-a'), snaps);
+    const teacher = new SyntheticTeacher({ users: 30, items: 150, clicks: true, seed: 5 });
+    await t1.run(batches(teacher, 0, 400));
+    const results = await snaps.drain();
+    assert.ok(results.length >= 2, `expected at least 2 snapshots, found ${results.length}`);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      results.map(() => 'published'),
+    );
+    assert.deepEqual(
+      results.map((r) => pub.registry.get(r.version)?.parentVersion),
+      [null, ...results.slice(0, -1).map((r) => r.version)],
+    );
+    const latest = pub.latestPublished()!;
+    assert.equal(latest.version, results.at(-1)?.version);
+    assert.deepEqual(latest.offsets, [{ topic: 'labels.pointwise', partition: 0, offset: 400 }]);
+    assert.ok(
+      typeof latest.metrics.recall_at_100_of_top10 === 'number' &&
+        typeof latest.metrics.ndcg_at_10 === 'number',
+    );
+    await pub.close();
+
+    // an empty machine: no checkpoint directory, only the (shared) snapshot directory
+    const pub2 = openPublisher({
+      dir: join(root, 'snapshots'),
+      registry: join(root, 'snapshots', 'r.sqlite'),
+      gateTolerance: 1,
+      modelName: 's',
+    });
+    const snap = pub2.loadSnapshot('latest');
+    const out2 = join(root, 'ckpt-b');
+    assert.ok(restoreTrainerCheckpoint(snap, out2));
+    const snaps2 = new TrainerSnapshots(pub2, { parentVersion: snap.version });
+    const t2 = await trainer(out2, snaps2);
+    assert.deepEqual(t2.positions(), [{ source: SOURCE, epoch: 0, next: 400 }]);
+    // the resumed model is the snapshot's model: same item vectors, same recall
+    assert.deepEqual(Array.from(t2.model.itemVectors()), Array.from(snap.table('items')!.vectors));
+    const u = snap.table('users')!.ids[0]!;
+    const q = t2.model.userVectors(
+      Int32Array.of(t2.model.users.find(u)),
+      new Float32Array(config.contextBuckets),
+    );
+    assert.deepEqual(recallForUser(snap, q, 20).ids, recallForUser(snap, u, 20).ids);
+    // it continues from offset 400 and its first snapshot names the resumed one as parent
+    await t2.run(batches(teacher, 400, 100));
+    const more = await snaps2.drain();
+    assert.ok(more.length >= 1);
+    const next = pub2.registry.get(more[0]!.version)!;
+    assert.equal(next.parentVersion, snap.version);
+    assert.deepEqual(pub2.latestPublished()?.offsets, [
+      { topic: 'labels.pointwise', partition: 0, offset: 500 },
+    ]);
+    await pub2.close();
+  });
+});
