@@ -6,6 +6,8 @@
 # existing cluster, this script starts the project's local KRaft broker once for the whole run
 # (scripts/kafka-local.sh) and stops it at the end. If the broker cannot be started, the tests still
 # run and the integration tests fail saying why: they are never skipped silently.
+# Likewise, when a chosen integration test reads SCHEMA_REGISTRY_URL and it is unset, the local
+# Confluent-compatible schema registry (scripts/schema-registry-local.sh) is started after the broker.
 #
 #   bash scripts/test.sh           # everything
 #   bash scripts/test.sh --unit    # no broker, unit tests only
@@ -42,8 +44,15 @@ for f in "${files[@]}"; do
   case "$f" in test/integration/*) needs_kafka=1 ;; esac
 done
 
+needs_registry=0
+for f in "${files[@]}"; do
+  case "$f" in test/integration/*) grep -q SCHEMA_REGISTRY_URL "$f" && needs_registry=1 ;; esac
+done
+
 kafka_dir=""
+registry_dir=""
 cleanup() {
+  if [ -n "$registry_dir" ]; then bash scripts/schema-registry-local.sh stop --dir "$registry_dir" >/dev/null 2>&1 || true; fi
   if [ -n "$kafka_dir" ]; then bash scripts/kafka-local.sh stop --dir "$kafka_dir" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -57,6 +66,18 @@ if [ $needs_kafka -eq 1 ] && [ -z "${KAFKA_BROKERS:-}" ]; then
     echo "   KAFKA_BROKERS=$KAFKA_BROKERS"
   else
     echo "!! the local Kafka broker could not be started (see above); integration tests will fail" >&2
+  fi
+fi
+
+if [ $needs_registry -eq 1 ] && [ -z "${SCHEMA_REGISTRY_URL:-}" ]; then
+  registry_dir="$(mktemp -d "${TMPDIR:-/tmp}/rankdistill-test-registry.XXXXXX")"
+  echo "== starting the local schema registry in $registry_dir (built from Maven Central on first use)"
+  if out="$(bash scripts/schema-registry-local.sh start --dir "$registry_dir" --brokers "${KAFKA_BROKERS:-}")"; then
+    SCHEMA_REGISTRY_URL="$(printf '%s\n' "$out" | sed -n 's/^SCHEMA_REGISTRY_URL=//p' | tail -1)"
+    export SCHEMA_REGISTRY_URL
+    echo "   SCHEMA_REGISTRY_URL=$SCHEMA_REGISTRY_URL"
+  else
+    echo "!! the local schema registry could not be started (see above); its integration tests will fail" >&2
   fi
 fi
 
