@@ -67,20 +67,26 @@ export function listwiseGrades(view: TeacherView, cfg: ListwiseConfig): Int32Arr
         for (let p = 0; p < n; p++) grades[p] = levels - 1 - Math.floor((levels * p) / n);
         break;
       }
+      // Quantile grades depend on the values only, not on the label order: look for the
+      // descending run in the ranker's order, where it is usual, and map through `order`.
+      const zr = view.zRanker!;
+      const order = view.order;
       let descending = true;
-      for (let p = 1; p < n; p++) {
-        if (z[p]! > z[p - 1]!) {
+      for (let i = 1; i < n; i++) {
+        if (zr[i]! > zr[i - 1]!) {
           descending = false;
           break;
         }
       }
       if (descending) {
-        // Already in logit order (the usual ranker case): g is the position of the first tie member.
+        // g (items with a strictly greater logit) is the index of the first member of the tie.
+        const byIndex = order === null ? grades : new Int32Array(n);
         let first = 0;
-        for (let p = 0; p < n; p++) {
-          if (p > 0 && z[p]! !== z[p - 1]!) first = p;
-          grades[p] = levels - 1 - Math.floor((levels * first) / n);
+        for (let i = 0; i < n; i++) {
+          if (i > 0 && zr[i]! !== zr[i - 1]!) first = i;
+          byIndex[i] = levels - 1 - Math.floor((levels * first) / n);
         }
+        if (order !== null) for (let p = 0; p < n; p++) grades[p] = byIndex[order[p]!]!;
         break;
       }
       const sorted = Float64Array.from(z).sort();

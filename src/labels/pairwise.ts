@@ -34,13 +34,16 @@ function scratchOf(size: number): Float64Array {
   return scratch;
 }
 
+let marks = new Uint8Array(1024);
+
 /**
  * Robert Floyd's sampling of `t` distinct integers from [0, c) (t ≤ c), written to s[0..t),
- * sorted ascending. O(t²) membership scan: t is small (m, or maxPairs); a Set above 64.
+ * sorted ascending (Bentley & Floyd, "Programming Pearls: A sample of brilliance", CACM 1987).
+ * Membership: a linear scan for small t, a reusable byte map for c ≤ 2^20, else a Set.
  */
 function sampleDistinct(rng: Rng, c: number, t: number, s: Float64Array): void {
   let len = 0;
-  if (t <= 64) {
+  if (t <= 16) {
     for (let j = c - t; j < c; j++) {
       const v = rng.int(j + 1);
       let dup = false;
@@ -52,17 +55,7 @@ function sampleDistinct(rng: Rng, c: number, t: number, s: Float64Array): void {
       }
       s[len++] = dup ? j : v;
     }
-  } else {
-    const seen = new Set<number>();
-    for (let j = c - t; j < c; j++) {
-      const v = rng.int(j + 1);
-      const x = seen.has(v) ? j : v;
-      seen.add(x);
-      s[len++] = x;
-    }
-  }
-  // Insertion sort for the small case; typed-array sort otherwise.
-  if (t <= 16) {
+    // Insertion sort: a handful of values.
     for (let a = 1; a < t; a++) {
       const x = s[a]!;
       let b = a - 1;
@@ -72,7 +65,28 @@ function sampleDistinct(rng: Rng, c: number, t: number, s: Float64Array): void {
       }
       s[b + 1] = x;
     }
-  } else s.subarray(0, t).sort();
+    return;
+  }
+  if (c <= 1 << 20) {
+    if (marks.length < c) marks = new Uint8Array(Math.max(c, 2 * marks.length));
+    const m = marks;
+    for (let j = c - t; j < c; j++) {
+      const v = rng.int(j + 1);
+      const x = m[v] === 1 ? j : v;
+      m[x] = 1;
+      s[len++] = x;
+    }
+    for (let q = 0; q < t; q++) m[s[q]!] = 0; // leave the map clean for the next call
+  } else {
+    const seen = new Set<number>();
+    for (let j = c - t; j < c; j++) {
+      const v = rng.int(j + 1);
+      const x = seen.has(v) ? j : v;
+      seen.add(x);
+      s[len++] = x;
+    }
+  }
+  s.subarray(0, t).sort();
 }
 
 /** Collects pairs as label-position pairs first; items and weights are filled at the end. */

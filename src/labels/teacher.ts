@@ -37,6 +37,8 @@ export interface TeacherView {
   readonly order: Int32Array | null;
   /** Teacher logit by label position; null in `rank` mode. */
   readonly z: Float64Array | null;
+  /** Teacher logit by ranker index (the same array as `z` when `order` is null); null in `rank` mode. */
+  readonly zRanker: Float64Array | null;
   /** Click by label position: 1 clicked, 0 shown and not clicked, −1 not shown; null when unmatched. */
   readonly clicked: Int8Array | null;
 }
@@ -118,7 +120,7 @@ export function resolveTeacher(
   const n = items.length;
   const zRanker = cfg.signal === 'logits' ? logits(items, cfg) : null;
   const shown = impression === null ? null : impression.items;
-  if (shown === null) return { n, items, order: null, z: zRanker, clicked: null };
+  if (shown === null) return { n, items, order: null, z: zRanker, zRanker, clicked: null };
 
   const clickedRanker = new Int8Array(n).fill(-1);
   const m = shown.length;
@@ -138,7 +140,7 @@ export function resolveTeacher(
     s++;
   }
   if (cfg.orderSource === 'ranker' || s === 0) {
-    return { n, items, order: null, z: zRanker, clicked: clickedRanker };
+    return { n, items, order: null, z: zRanker, zRanker, clicked: clickedRanker };
   }
 
   if (!sortedByPos) {
@@ -168,7 +170,7 @@ export function resolveTeacher(
     z = new Float64Array(n);
     for (let p = 0; p < n; p++) z[p] = zRanker[order[p]!]!;
   }
-  return { n, items, order, z, clicked };
+  return { n, items, order, z, zRanker, clicked };
 }
 
 /** The ranker item at label position `p` of a view. */

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import type { LabelsConfig } from '../../src/config/schema.ts';
 import { isRankdistillError } from '../../src/errors.ts';
 import { listwiseGrades, listwiseItems } from '../../src/labels/listwise.ts';
-import { arbConfig, arbJoined, labelsConfig, ranker, viewOf } from './helpers.ts';
+import { arbConfig, arbJoined, impression, labelsConfig, ranker, viewOf } from './helpers.ts';
 
 function grades(over: Record<string, unknown>, scores: number[]): number[] {
   const cfg = labelsConfig(over);
@@ -64,6 +64,24 @@ describe('listwise logit-quantiles', () => {
     assert.deepEqual(grades(q(3), [0, -0, 0]), [2, 2, 2]);
   });
 
+  test('in impression order, grades still follow the logit values', () => {
+    const cfg = labelsConfig({
+      teacher: { orderSource: 'impression' },
+      listwise: { scheme: 'logit-quantiles', levels: 5 },
+    });
+    const r = ranker(['a', 'b', 'c', 'd', 'e'], [5, 4, 3, 2, 1]);
+    const v = viewOf(
+      r,
+      impression([
+        ['d', 1, false],
+        ['b', 2, true],
+      ]),
+      cfg,
+    );
+    // label order d, b, a, c, e with logits 2, 4, 5, 3, 1
+    assert.deepEqual([...listwiseGrades(v, cfg.listwise)], [1, 3, 4, 2, 0]);
+  });
+
   test('rank mode grades by rank, ignoring the scores', () => {
     assert.deepEqual(grades(q(4, 'rank'), [0, 5, 1, 9, 2, 2, 2, 7]), [3, 3, 2, 2, 1, 1, 0, 0]);
   });
@@ -89,6 +107,23 @@ describe('listwise logit-thresholds', () => {
 });
 
 describe('listwise properties', () => {
+  test('logit-quantiles equal the definition L − 1 − ⌊L · #greater / n⌋ in any order', () => {
+    fc.assert(
+      fc.property(arbJoined(), arbConfig(), ({ ranker: r, impression: imp }, c) => {
+        const cfg: LabelsConfig = {
+          ...c,
+          teacher: { ...c.teacher, signal: 'logits' },
+          listwise: { ...c.listwise, scheme: 'logit-quantiles' },
+        };
+        const v = viewOf(r, imp, cfg);
+        const z = [...v.z!];
+        const L = cfg.listwise.levels;
+        const expected = z.map((x) => L - 1 - Math.floor((L * z.filter((y) => y > x).length) / z.length));
+        assert.deepEqual([...listwiseGrades(v, cfg.listwise)], expected);
+      }),
+    );
+  });
+
   test('in ranker order with descending logits, grades are non-increasing in rank; gain = 2^g − 1', () => {
     fc.assert(
       fc.property(arbJoined(40, true), arbConfig(), ({ ranker: r, impression: imp }, c) => {

@@ -103,6 +103,24 @@ describe('pairwise sampled', () => {
   });
 });
 
+describe('pairwise sampling paths', () => {
+  test('large lists (pair space > 2^20) still give distinct sorted pairs, deterministically', () => {
+    const cfg = labelsConfig({ pairwise: { strategy: 'sampled', maxPairs: 40, minRankGap: 1 } });
+    const ids = Array.from({ length: 1500 }, (_, i) => `i${i}`);
+    const v = viewOf(ranker(ids), null, cfg);
+    const a = pairwisePairs(v, cfg.pairwise, Rng.forRequest('big'), null);
+    assert.deepEqual(pairwisePairs(v, cfg.pairwise, Rng.forRequest('big'), null), a);
+    assert.equal(a.length, 40);
+    const keys = a.map((p) => p.pos_rank * 10_000 + p.neg_rank);
+    assert.deepEqual(
+      keys,
+      [...keys].sort((x, y) => x - y),
+    );
+    assert.equal(new Set(keys).size, 40);
+    assert.ok(a.every((p) => p.neg_rank > p.pos_rank && p.neg_rank <= 1500));
+  });
+});
+
 describe('pairwise edge cases and weights', () => {
   test('a single item, or a list no longer than the gap, has no pairs', () => {
     for (const strategy of ['topk-vs-below', 'adjacent', 'sampled']) {
