@@ -335,7 +335,7 @@ function runSubscriber(brokers: string[], topic: string, groupId: string) {
       brokers.join(','),
       topic,
       groupId,
-      '15',
+      '25',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
