@@ -47,7 +47,8 @@ function parseEnvValue(raw: string, path: string[]): Json {
 export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out = structuredClone(raw);
   const keys = Object.keys(env)
-    .filter((k) => k.startsWith(ENV_PREFIX) && k !== `${ENV_PREFIX}CONFIG`)
+    // RANKDISTILL_CONFIG names the file; RANKDISTILL_LOG_LEVEL is read by src/log.ts.
+    .filter((k) => k.startsWith(ENV_PREFIX) && k !== `${ENV_PREFIX}CONFIG` && k !== `${ENV_PREFIX}LOG_LEVEL`)
     .sort();
   for (const k of keys) {
     const path = envPath(k.slice(ENV_PREFIX.length));
