@@ -3,6 +3,7 @@
  * count), missing topics are created when `kafka.createTopics` is on, and the changelog is a
  * compacted topic with one partition per input partition.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin } from 'kafkajs';
 import type { KafkaConfig } from '../config/schema.ts';
 import { RankdistillError } from '../errors.ts';
@@ -18,7 +19,19 @@ export interface TopicLayout {
   outputPartitions: Record<string, number>;
 }
 
+/** Metadata right after a topic was created (by us or a peer) can briefly fail: retry. */
 async function partitionCounts(admin: Admin, topics: string[]): Promise<Map<string, number>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await partitionCountsOnce(admin, topics);
+    } catch (e) {
+      if (attempt >= 10) throw e;
+      await sleep(200 * attempt);
+    }
+  }
+}
+
+async function partitionCountsOnce(admin: Admin, topics: string[]): Promise<Map<string, number>> {
   const existing = new Set(await admin.listTopics());
   const present = topics.filter((t) => existing.has(t));
   const counts = new Map<string, number>();
@@ -51,15 +64,18 @@ export async function ensureTopics(admin: Admin, cfg: KafkaConfig): Promise<Topi
       );
     }
     log.info('creating topics', { topics: names, partitions: numPartitions, compact });
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: names.map((topic) => ({
-        topic,
-        numPartitions,
-        replicationFactor: cfg.replicationFactor,
-        ...(compact ? { configEntries: [{ name: 'cleanup.policy', value: 'compact' }] } : {}),
-      })),
-    });
+    // A peer instance may create the same topics at the same time: "already exists" is fine.
+    await admin
+      .createTopics({
+        waitForLeaders: true,
+        topics: names.map((topic) => ({
+          topic,
+          numPartitions,
+          replicationFactor: cfg.replicationFactor,
+          ...(compact ? { configEntries: [{ name: 'cleanup.policy', value: 'compact' }] } : {}),
+        })),
+      })
+      .catch((e: unknown) => log.info('topic creation raced or failed; checking again', { error: e }));
   };
 
   const inputMissing = missing([t.rankerOutputs, t.impressions]);

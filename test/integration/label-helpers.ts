@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, type Kafka, Kafka as KafkaClient, logLevel, Partitioners } from 'kafkajs';
 import { type Config, configSchema } from '../../src/config/schema.ts';
-import { encodeAvro } from '../../src/contracts/codec.ts';
+import { decodeAvro, encodeAvro } from '../../src/contracts/codec.ts';
 import type { Impression, RankerOutput } from '../../src/contracts/index.ts';
 import { readRecords } from '../../src/io/files.ts';
 import { FileSimSink } from '../../src/io/sim-sink.ts';
@@ -86,6 +86,7 @@ export async function produceInputs(
   cfg: Config,
   sim: SimFiles,
   partitions: number,
+  opts: { sentinels?: boolean } = {},
 ): Promise<void> {
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -102,7 +103,9 @@ export async function produceInputs(
       await producer.send({ topic, messages: list.slice(i, i + 500), acks: -1 });
     }
   }
-  await producer.send({ topic: t.rankerOutputs, messages: sentinels(cfg, sim, partitions), acks: -1 });
+  if (opts.sentinels !== false) {
+    await producer.send({ topic: t.rankerOutputs, messages: sentinels(cfg, sim, partitions), acks: -1 });
+  }
   await producer.disconnect();
 }
 
@@ -272,4 +275,57 @@ export function labelId(value: Buffer): string {
   }
   const len = (n >>> 1) ^ -(n & 1);
   return value.toString('utf8', i, i + len);
+}
+
+/** Produces only the far-future sentinels (one per partition). */
+export async function produceSentinels(
+  kafka: Kafka,
+  cfg: Config,
+  sim: SimFiles,
+  partitions: number,
+): Promise<void> {
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  await producer.send({
+    topic: cfg.kafka.topics.rankerOutputs,
+    messages: sentinels(cfg, sim, partitions),
+    acks: -1,
+  });
+  await producer.disconnect();
+}
+
+/**
+ * Asserts the label topics hold exactly the expected labels once each, and the dead-letter topic
+ * the expected reasons; returns the number of label ids read.
+ */
+export async function assertExactlyExpected(
+  kafka: Kafka,
+  admin: Admin,
+  cfg: Config,
+  sim: SimFiles,
+  assert: typeof import('node:assert/strict'),
+): Promise<number> {
+  const t = cfg.kafka.topics;
+  const recs = await readAll(kafka, admin, [t.pointwise, t.pairwise, t.listwise, t.deadLetter]);
+  const expected = expectedLabels(cfg, sim);
+  const got = labelsById(cfg, recs);
+  const dupes = [...got].filter(([, v]) => v.length > 1).map(([id]) => id);
+  assert.deepEqual(dupes.slice(0, 10), [], `no label may be duplicated (${dupes.length} were)`);
+  const missing = [...expected.keys()].filter((id) => !got.has(id));
+  const extra = [...got.keys()].filter((id) => !expected.has(id));
+  assert.deepEqual(
+    { missing: missing.slice(0, 5), extra: extra.slice(0, 5), nMissing: missing.length },
+    { missing: [], extra: [], nMissing: 0 },
+  );
+  for (const [id, bytes] of expected) assert.ok(got.get(id)?.[0]?.equals(bytes), `label ${id} differs`);
+  const reasons = recs
+    .filter((r) => r.topic === t.deadLetter)
+    .map((r) => {
+      const d = decodeAvro('DeadLetter', r.value);
+      if (!d.ok) throw d.error;
+      return d.value.reason_code;
+    })
+    .sort();
+  assert.deepEqual(reasons, expectedDeadReasons(sim), 'dead letters exactly once each');
+  return got.size;
 }

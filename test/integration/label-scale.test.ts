@@ -1,0 +1,85 @@
+// Scale-out of the labeling service: two instances in one consumer group over 4-partition topics
+// (co-partitioned assignment: partition p of both inputs to one member). One instance is stopped
+// midway, while the join windows of its partitions are still open; the other takes its partitions,
+// restores their join state from the changelog (it has its own state directory, so it cannot use
+// the first instance's SQLite files), and the output is still exactly the expected set.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Admin, Kafka } from 'kafkajs';
+import { configSchema } from '../../src/config/schema.ts';
+import { LabelService } from '../../src/pipeline/label-service.ts';
+import {
+  assertExactlyExpected,
+  produceInputs,
+  produceSentinels,
+  type SimFiles,
+  simulateFiles,
+  testConfig,
+  testKafka,
+  waitConsumed,
+} from './label-helpers.ts';
+
+const PARTITIONS = 4;
+
+describe('rankdistill label scale-out', { timeout: 150_000 }, () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  let work: string;
+  let sim: SimFiles;
+  const topics: string[] = [];
+
+  before(async () => {
+    kafka = testKafka();
+    admin = kafka.admin();
+    await admin.connect();
+    work = mkdtempSync(join(tmpdir(), 'rd-label-scale-'));
+    sim = await simulateFiles(join(work, 'sim'), 1_200, 31);
+  });
+  after(async () => {
+    if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => undefined);
+    await admin.disconnect();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('the survivor takes over the stopped instance’s partitions with their state', async () => {
+    const cfgA = testConfig(join(work, 'state-a'), PARTITIONS);
+    const cfgB = configSchema.parse({ ...cfgA, store: { dir: join(work, 'state-b') } });
+    topics.push(...Object.values(cfgA.kafka.topics));
+    const a = new LabelService(cfgA);
+    const b = new LabelService(cfgB);
+    await a.start();
+    await b.start();
+    try {
+      // Both members in the group, two partitions each.
+      for (
+        let i = 0;
+        i < 200 && (a.assignedPartitions().length !== 2 || b.assignedPartitions().length !== 2);
+        i++
+      ) {
+        await sleep(100);
+      }
+      assert.deepEqual([...a.assignedPartitions(), ...b.assignedPartitions()].sort(), [0, 1, 2, 3]);
+      const bParts = b.assignedPartitions();
+      // Everything but the sentinels: windows stay open, so state is pending when B stops.
+      await produceInputs(kafka, cfgA, sim, PARTITIONS, { sentinels: false });
+      await waitConsumed(admin, cfgA, 60_000);
+      assert.ok(b.counts().joined > 0, 'B processed its partitions');
+      await b.stop();
+      for (let i = 0; i < 300 && a.assignedPartitions().length !== 4; i++) await sleep(100);
+      assert.deepEqual(a.assignedPartitions(), [0, 1, 2, 3], 'A owns every partition after B left');
+      await produceSentinels(kafka, cfgA, sim, PARTITIONS);
+      await waitConsumed(admin, cfgA, 60_000);
+      // A decided requests of B's partitions that were pending in B's state: it restored them.
+      assert.ok(bParts.length === 2);
+    } finally {
+      await b.stop();
+      await a.stop();
+    }
+    const n = await assertExactlyExpected(kafka, admin, cfgA, sim, assert);
+    assert.ok(n > 3_000, `labels checked: ${n}`);
+  });
+});
