@@ -36,11 +36,19 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import type { Config } from '../config/schema.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
 import { checkpointDir, listCheckpoints } from '../train/checkpoint.ts';
 import type { StudentModel } from '../train/model.ts';
+import { kafkaAnnouncer } from './announcer.ts';
 import type { PartitionOffset } from './manifest.ts';
-import type { PublishResult, SnapshotPublisher } from './publisher.ts';
+import {
+  openPublisher,
+  type PublishResult,
+  type SnapshotEvent,
+  type SnapshotPublisher,
+} from './publisher.ts';
 import type { LoadedSnapshot, SnapshotFileInput } from './store.ts';
 import { captureStudent, captureToInput } from './student.ts';
 
@@ -224,4 +232,64 @@ function fsyncDir(path: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Everything `rankdistill train` needs for snapshots, from the config: the publisher
+ * (snapshots.dir / registry / gateTolerance / modelName; announcements on kafka.topics.snapshots
+ * when `announce`), the resume (on a machine whose checkpoint directory `out` holds nothing newer,
+ * the current snapshot's trainer checkpoint is restored into `out` first), and the
+ * {@link TrainerSnapshots} to feed checkpoint events to. Call before `Trainer.open({ out })`.
+ *
+ * @example
+ * const s = openTrainerSnapshots(cfg, { out: opts.out, announce: true });
+ * let trainer: Trainer | undefined;
+ * trainer = await Trainer.open({ config: cfg.train, out: opts.out, onEvent: (e) => {
+ *   if (e.type === 'checkpoint' && trainer) s.snaps.onCheckpoint(trainer.model, e.dir, e.metrics);
+ * } });
+ * await trainer.run(batches);
+ * await s.snaps.drain();
+ * await s.close();
+ */
+export function openTrainerSnapshots(
+  c: Config,
+  o: {
+    out: string;
+    announce?: boolean;
+    onResult?: (r: PublishResult) => void;
+    onEvent?: (e: SnapshotEvent) => void;
+  },
+): {
+  snaps: TrainerSnapshots;
+  publisher: SnapshotPublisher;
+  restored: string | null;
+  close(): Promise<void>;
+} {
+  const announcer = o.announce
+    ? kafkaAnnouncer(
+        new Kafka({
+          clientId: `${c.kafka.clientId}-snapshots`,
+          brokers: c.kafka.brokers,
+          logLevel: logLevel.NOTHING,
+        }),
+        c.kafka.topics.snapshots,
+      )
+    : undefined;
+  const publisher = openPublisher({
+    dir: c.snapshots.dir,
+    registry: c.snapshots.registry,
+    gateTolerance: c.snapshots.gateTolerance,
+    modelName: c.snapshots.modelName,
+    ...(announcer ? { announcer } : {}),
+    ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+  });
+  let restored: string | null = null;
+  const current = publisher.latestPublished();
+  if (current?.files.some((f) => f.name === `${CHECKPOINT_PREFIX}state.json`))
+    restored = restoreTrainerCheckpoint(publisher.loadSnapshot(current.version), o.out);
+  const snaps = new TrainerSnapshots(publisher, {
+    parentVersion: current?.version ?? null,
+    ...(o.onResult ? { onResult: o.onResult } : {}),
+  });
+  return { snaps, publisher, restored, close: () => publisher.close() };
 }

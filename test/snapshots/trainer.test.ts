@@ -7,6 +7,7 @@ import { parseConfig } from '../../src/config/index.ts';
 import { openPublisher } from '../../src/snapshots/publisher.ts';
 import { recallForUser } from '../../src/snapshots/recall.ts';
 import {
+  openTrainerSnapshots,
   positionsToOffsets,
   restoreTrainerCheckpoint,
   TrainerSnapshots,
@@ -137,5 +138,34 @@ describe('trainer snapshots', () => {
       { topic: 'labels.pointwise', partition: 0, offset: 500 },
     ]);
     await pub2.close();
+  });
+
+  test('openTrainerSnapshots: restores the current snapshot into an empty checkpoint dir, not over a newer one', async () => {
+    const root = tempRoot('rd-snap-open-');
+    const cfg = parseConfig({
+      train: config,
+      snapshots: {
+        dir: join(root, 'snapshots'),
+        registry: join(root, 'snapshots', 'r.sqlite'),
+        gateTolerance: 1,
+      },
+    });
+    const a = openTrainerSnapshots(cfg, { out: join(root, 'a') });
+    assert.equal(a.restored, null);
+    const t1 = await trainer(join(root, 'a'), a.snaps);
+    await t1.run(batches(new SyntheticTeacher({ users: 10, items: 50, seed: 2 }), 0, 150));
+    const [first] = await a.snaps.drain();
+    await a.close();
+    assert.ok(first);
+
+    const b = openTrainerSnapshots(cfg, { out: join(root, 'b') });
+    assert.ok(b.restored?.startsWith(join(root, 'b')));
+    const t2 = await trainer(join(root, 'b'), b.snaps);
+    assert.deepEqual(t2.positions(), [{ source: SOURCE, epoch: 0, next: 150 }]);
+    await b.close();
+    // the original machine keeps its own (as new) checkpoint
+    const c = openTrainerSnapshots(cfg, { out: join(root, 'a') });
+    assert.equal(c.restored, null);
+    await c.close();
   });
 });
