@@ -24,13 +24,15 @@ import { listwiseGrades, listwiseItems } from './listwise.ts';
 import { pairwisePairs } from './pairwise.ts';
 import { pointwiseItems } from './pointwise.ts';
 import { Rng } from './rng.ts';
-import { resolveTeacher } from './teacher.ts';
+import { resolveTeacher, ViewScratch } from './teacher.ts';
 import { checkRankerOutput, validateImpression, validateRankerOutput } from './validate.ts';
 
 export { fnv1a32, Rng } from './rng.ts';
 
 // Candidate index reused across calls (labelRequest is synchronous and never re-entered).
 const candidateIndex = new IdIndex();
+// Buffers of labelRequest's teacher view and grades, reused likewise.
+const scratch = new ViewScratch();
 
 export { validateImpression, validateRankerOutput };
 
@@ -95,7 +97,7 @@ export function labelRequest(req: JoinedRequest, cfg: LabelsConfig): RequestLabe
     if (impression.ts > ts) ts = impression.ts;
   }
 
-  const view = resolveTeacher(ranker, impression, cfg.teacher, index);
+  const view = resolveTeacher(ranker, impression, cfg.teacher, index, scratch);
   const requestId = ranker.request_id;
   const userId = ranker.user_id;
   const modelVersion = ranker.model_version;
@@ -104,7 +106,7 @@ export function labelRequest(req: JoinedRequest, cfg: LabelsConfig): RequestLabe
 
   const pw = cfg.pairwise;
   const needGrades = cfg.listwise.enabled || (pw.enabled && pw.weightByDeltaNdcg);
-  const grades = needGrades ? listwiseGrades(view, cfg.listwise) : null;
+  const grades = needGrades ? listwiseGrades(view, cfg.listwise, scratch) : null;
 
   return {
     pointwise: cfg.pointwise.enabled

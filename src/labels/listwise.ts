@@ -21,7 +21,7 @@ import type { LabelsConfig } from '../config/schema.ts';
 import type { GradedItem } from '../contracts/index.ts';
 import { LabelInputError } from '../errors.ts';
 import { GAINS } from './ndcg.ts';
-import type { TeacherView } from './teacher.ts';
+import type { TeacherView, ViewScratch } from './teacher.ts';
 
 type ListwiseConfig = LabelsConfig['listwise'];
 
@@ -39,15 +39,20 @@ function upperBound(a: Float64Array, n: number, x: number): number {
 
 /**
  * Grade of every candidate by label position. Throws LabelInputError for logit-thresholds in
- * `rank` mode.
+ * `rank` mode. With a `scratch` the result is its buffer (valid until its next use, may be longer
+ * than n).
  *
  * @example
  * listwiseGrades(view, { ...cfg.listwise, scheme: 'buckets', bucketSize: 2, maxGrade: 2 });
  * // ranks 1..6 → Int32Array [2, 2, 1, 1, 0, 0]
  */
-export function listwiseGrades(view: TeacherView, cfg: ListwiseConfig): Int32Array {
+export function listwiseGrades(
+  view: TeacherView,
+  cfg: ListwiseConfig,
+  scratch: ViewScratch | null = null,
+): Int32Array {
   const n = view.n;
-  const grades = new Int32Array(n);
+  const grades = scratch === null ? new Int32Array(n) : scratch.grades;
   const z = view.z;
   switch (cfg.scheme) {
     case 'buckets': {
@@ -59,7 +64,8 @@ export function listwiseGrades(view: TeacherView, cfg: ListwiseConfig): Int32Arr
         const end = Math.min(n, p + size);
         for (; p < end; p++) grades[p] = g;
       }
-      break; // the rest stays 0
+      for (; p < n; p++) grades[p] = 0;
+      break;
     }
     case 'logit-quantiles': {
       const levels = cfg.levels;
@@ -80,7 +86,8 @@ export function listwiseGrades(view: TeacherView, cfg: ListwiseConfig): Int32Arr
       }
       if (descending) {
         // g (items with a strictly greater logit) is the index of the first member of the tie.
-        const byIndex = order === null ? grades : new Int32Array(n);
+        const byIndex =
+          order === null ? grades : scratch === null ? new Int32Array(n) : scratch.gradesByIndex;
         let first = 0;
         for (let i = 0; i < n; i++) {
           if (i > 0 && zr[i]! !== zr[i - 1]!) first = i;
@@ -89,7 +96,7 @@ export function listwiseGrades(view: TeacherView, cfg: ListwiseConfig): Int32Arr
         if (order !== null) for (let p = 0; p < n; p++) grades[p] = byIndex[order[p]!]!;
         break;
       }
-      const sorted = Float64Array.from(z).sort();
+      const sorted = z.slice(0, n).sort();
       for (let p = 0; p < n; p++) {
         const greater = n - upperBound(sorted, n, z[p]!);
         grades[p] = levels - 1 - Math.floor((levels * greater) / n);

@@ -89,14 +89,22 @@ function sampleDistinct(rng: Rng, c: number, t: number, s: Float64Array): void {
   s.subarray(0, t).sort();
 }
 
-/** Collects pairs as label-position pairs first; items and weights are filled at the end. */
+/**
+ * Collects pairs as label-position pairs first; items and weights are filled at the end. One
+ * module-wide buffer, reset per call (it never escapes pairwisePairs).
+ */
 class PairBuffer {
-  pos: Int32Array;
-  neg: Int32Array;
+  pos = new Int32Array(64);
+  neg = new Int32Array(64);
   len = 0;
-  constructor(cap: number) {
-    this.pos = new Int32Array(cap);
-    this.neg = new Int32Array(cap);
+  reset(cap: number): this {
+    if (this.pos.length < cap) {
+      const size = Math.max(cap, 2 * this.pos.length);
+      this.pos = new Int32Array(size);
+      this.neg = new Int32Array(size);
+    }
+    this.len = 0;
+    return this;
   }
   add(i: number, j: number): void {
     this.pos[this.len] = i;
@@ -104,6 +112,8 @@ class PairBuffer {
     this.len++;
   }
 }
+
+const pairBuffer = new PairBuffer();
 
 function topkVsBelow(n: number, cfg: PairwiseConfig, rng: Rng, buf: PairBuffer, cap: number): void {
   const g = cfg.minRankGap;
@@ -171,7 +181,7 @@ export function pairwisePairs(
   const n = view.n;
   const cap = cfg.maxPairs;
   const most = cfg.strategy === 'topk-vs-below' ? Math.min(cfg.k, n) * cfg.m : (n * (n - 1)) / 2;
-  const buf = new PairBuffer(Math.min(most, cap));
+  const buf = pairBuffer.reset(Math.min(most, cap));
   if (n > 1) {
     switch (cfg.strategy) {
       case 'topk-vs-below':

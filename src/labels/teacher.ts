@@ -27,7 +27,10 @@ import type { IdIndex } from './id-index.ts';
 
 type TeacherConfig = LabelsConfig['teacher'];
 
-/** The joined request as the generators see it. Arrays are indexed by label position (rank − 1). */
+/**
+ * The joined request as the generators see it. Arrays are indexed by label position (rank − 1)
+ * and may be LONGER than n when built on a {@link ViewScratch}: read indices 0..n−1 only.
+ */
 export interface TeacherView {
   /** Number of candidates. */
   readonly n: number;
@@ -41,6 +44,42 @@ export interface TeacherView {
   readonly zRanker: Float64Array | null;
   /** Click by label position: 1 clicked, 0 shown and not clicked, −1 not shown; null when unmatched. */
   readonly clicked: Int8Array | null;
+}
+
+/**
+ * Reusable buffers for views that live only until the next call (labelRequest's own view): a
+ * typed-array allocation per request cost more than the arithmetic on small lists.
+ */
+export class ViewScratch {
+  z = new Float64Array(256);
+  zRanker = new Float64Array(256);
+  order = new Int32Array(256);
+  clicked = new Int8Array(256);
+  clickedRanker = new Int8Array(256);
+  shownIdx = new Int32Array(64);
+  shownPos = new Float64Array(64);
+  grades = new Int32Array(256);
+  gradesByIndex = new Int32Array(256);
+
+  /** Grows the buffers to hold n candidates and m shown items. */
+  ensure(n: number, m: number): this {
+    if (this.z.length < n) {
+      const size = Math.max(n, 2 * this.z.length);
+      this.z = new Float64Array(size);
+      this.zRanker = new Float64Array(size);
+      this.order = new Int32Array(size);
+      this.clicked = new Int8Array(size);
+      this.clickedRanker = new Int8Array(size);
+      this.grades = new Int32Array(size);
+      this.gradesByIndex = new Int32Array(size);
+    }
+    if (this.shownIdx.length < m) {
+      const size = Math.max(m, 2 * this.shownIdx.length);
+      this.shownIdx = new Int32Array(size);
+      this.shownPos = new Float64Array(size);
+    }
+    return this;
+  }
 }
 
 interface Fusion {
@@ -64,9 +103,8 @@ function fusionOf(w: Record<string, number>): Fusion {
  * Teacher logits in ranker order. Throws LabelInputError when a weighted objective is missing and
  * `missingLogits` is 'error'.
  */
-function logits(items: readonly RankedItem[], cfg: TeacherConfig): Float64Array {
+function logits(items: readonly RankedItem[], cfg: TeacherConfig, z: Float64Array): Float64Array {
   const n = items.length;
-  const z = new Float64Array(n);
   const f = fusionOf(cfg.objectiveWeights);
   const keys = f.keys;
   const nk = keys.length;
@@ -105,6 +143,7 @@ function logits(items: readonly RankedItem[], cfg: TeacherConfig): Float64Array 
 /**
  * Builds the teacher view of a validated request. `index` maps item_id → ranker index (built by
  * the validation pass over `ranker.items`); it is only read when an impression has shown items.
+ * With a `scratch`, the view's arrays are the scratch buffers, valid until its next use.
  *
  * @example
  * const view = resolveTeacher(ranker, impression, cfg.teacher, index);
@@ -115,18 +154,21 @@ export function resolveTeacher(
   impression: Impression | null,
   cfg: TeacherConfig,
   index: IdIndex,
+  scratch: ViewScratch | null = null,
 ): TeacherView {
   const items = ranker.items;
   const n = items.length;
-  const zRanker = cfg.signal === 'logits' ? logits(items, cfg) : null;
   const shown = impression === null ? null : impression.items;
+  const m = shown === null ? 0 : shown.length;
+  const sc = scratch === null ? null : scratch.ensure(n, m);
+  const zRanker =
+    cfg.signal === 'logits' ? logits(items, cfg, sc === null ? new Float64Array(n) : sc.zRanker) : null;
   if (shown === null) return { n, items, order: null, z: zRanker, zRanker, clicked: null };
 
-  const clickedRanker = new Int8Array(n).fill(-1);
-  const m = shown.length;
+  const clickedRanker = (sc === null ? new Int8Array(n) : sc.clickedRanker).fill(-1, 0, n);
   // Candidate indices of shown items, and their positions, in impression order.
-  const shownIdx = new Int32Array(m);
-  const shownPos = new Float64Array(m);
+  const shownIdx = sc === null ? new Int32Array(m) : sc.shownIdx;
+  const shownPos = sc === null ? new Float64Array(m) : sc.shownPos;
   let s = 0;
   let sortedByPos = true;
   for (let j = 0; j < m; j++) {
@@ -158,16 +200,16 @@ export function resolveTeacher(
       shownIdx[b + 1] = x;
     }
   }
-  const order = new Int32Array(n);
+  const order = sc === null ? new Int32Array(n) : sc.order;
   for (let j = 0; j < s; j++) order[j] = shownIdx[j]!;
   let r = s;
   for (let i = 0; i < n; i++) if (clickedRanker[i] === -1) order[r++] = i;
 
-  const clicked = new Int8Array(n);
+  const clicked = sc === null ? new Int8Array(n) : sc.clicked;
   let z: Float64Array | null = null;
   for (let p = 0; p < n; p++) clicked[p] = clickedRanker[order[p]!]!;
   if (zRanker !== null) {
-    z = new Float64Array(n);
+    z = sc === null ? new Float64Array(n) : sc.z;
     for (let p = 0; p < n; p++) z[p] = zRanker[order[p]!]!;
   }
   return { n, items, order, z, zRanker, clicked };

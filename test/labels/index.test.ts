@@ -5,7 +5,11 @@ import { decodeAvro, encodeAvro } from '../../src/contracts/index.ts';
 import { isRankdistillError } from '../../src/errors.ts';
 import * as root from '../../src/index.ts';
 import { labelRequest, validateImpression, validateRankerOutput } from '../../src/labels/index.ts';
-import { arbConfig, arbJoined, impression, labelsConfig, ranker } from './helpers.ts';
+import { listwiseGrades, listwiseItems } from '../../src/labels/listwise.ts';
+import { pairwisePairs } from '../../src/labels/pairwise.ts';
+import { pointwiseItems } from '../../src/labels/pointwise.ts';
+import { Rng } from '../../src/labels/rng.ts';
+import { arbConfig, arbJoined, impression, labelsConfig, ranker, viewOf } from './helpers.ts';
 
 /** Deep copy into plain objects (avsc decodes records into class instances). */
 function plain(v: unknown): unknown {
@@ -192,6 +196,23 @@ describe('labelRequest properties', () => {
         );
         assert.equal(new Set([a.pointwise!.id, a.pairwise!.id, a.listwise!.id]).size, 3);
       }),
+    );
+  });
+
+  test('reused buffers never leak between requests: equal to the generators on a fresh view', () => {
+    fc.assert(
+      fc.property(arbJoined(60), arbConfig(), (req, cfg) => {
+        const l = labelRequest(req, cfg);
+        const v = viewOf(req.ranker, req.impression, cfg);
+        const g = listwiseGrades(v, cfg.listwise);
+        assert.deepEqual(l.pointwise!.items, pointwiseItems(v, cfg.pointwise));
+        assert.deepEqual(l.listwise!.items, listwiseItems(v, g));
+        assert.deepEqual(
+          l.pairwise!.pairs,
+          pairwisePairs(v, cfg.pairwise, Rng.forRequest(req.ranker.request_id), g),
+        );
+      }),
+      { numRuns: 150 },
     );
   });
 
