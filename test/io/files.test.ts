@@ -385,6 +385,42 @@ describe('avro specifics', () => {
     assert.ok(!got[1]!.result.ok && /corrupt block framing/.test(got[1]!.result.error.message));
   });
 
+  test('property: corrupted bytes anywhere never throw past the header and never hang', async () => {
+    const p = fresh('avro');
+    const w = RecordWriter.open(p, 'RankerOutput');
+    for (let i = 0; i < 40; i++) {
+      w.write(ranker(i));
+      if (i % 9 === 0) w.writeRaw(Buffer.from([0xff, i]));
+    }
+    await w.close();
+    const good = readFileSync(p);
+    const headerEnd = good.indexOf(good.subarray(good.length - 16)) + 16;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(good.length - headerEnd - 1), fc.integer({ min: 1, max: 255 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        fc.option(fc.nat(good.length - headerEnd), { nil: undefined }),
+        async (flips, cut) => {
+          const bad = Buffer.from(good);
+          for (const [at, x] of flips) bad[headerEnd + at] = (bad[headerEnd + at]! ^ x) & 0xff;
+          const q = fresh('avro');
+          writeFileSync(q, cut === undefined ? bad : bad.subarray(0, headerEnd + cut));
+          const got = await collect(readRecords(q, 'RankerOutput'));
+          let last = -1;
+          for (const g of got) {
+            assert.ok(g.offset > last, 'offsets increase');
+            last = g.offset;
+            if (!g.result.ok) assert.equal(g.result.error.name, 'DecodeError');
+          }
+          rmSync(q);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   test('not a container: FILE_FORMAT_INVALID; empty file too', async () => {
     const p = fresh('avro');
     writeFileSync(p, '{"request_id": "r1"}\n');
