@@ -70,6 +70,7 @@ describe('rankdistill label under SIGKILL', { timeout: 150_000 }, () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed / 2 ** 31;
     };
+    const progress: number[] = [];
     for (let k = 0; k < KILLS; k++) {
       const child = start();
       // Startup (tsx, group join after the dead member's session expired, restore) takes a few
@@ -77,7 +78,13 @@ describe('rankdistill label under SIGKILL', { timeout: 150_000 }, () => {
       await sleep(3_000 + rand() * 5_000);
       child.kill('SIGKILL');
       await exited(child);
+      progress.push(await committedShare(admin, cfg));
     }
+    // At least one kill must have hit a run that had committed part, not all, of the input.
+    assert.ok(
+      progress.some((x) => x > 0 && x < 1),
+      `no kill landed mid-stream (committed share after each kill: ${progress.join(', ')})`,
+    );
     const last = start();
     try {
       await waitConsumed(admin, cfg, 90_000, () => {
@@ -91,3 +98,22 @@ describe('rankdistill label under SIGKILL', { timeout: 150_000 }, () => {
     assert.ok(n > 4_000, `labels checked: ${n}`);
   });
 });
+
+/** Committed input offsets of the group as a share of all input records (0..1). */
+async function committedShare(admin: Admin, cfg: ReturnType<typeof testConfig>): Promise<number> {
+  const t = cfg.kafka.topics;
+  let done = 0;
+  let total = 0;
+  const committed = await admin.fetchOffsets({
+    groupId: cfg.kafka.groupId,
+    topics: [t.rankerOutputs, t.impressions],
+  });
+  for (const topic of [t.rankerOutputs, t.impressions]) {
+    for (const e of await admin.fetchTopicOffsets(topic)) {
+      total += Number(e.high);
+      const c = committed.find((x) => x.topic === topic)?.partitions.find((x) => x.partition === e.partition);
+      done += Math.max(0, Number(c?.offset ?? -1));
+    }
+  }
+  return total === 0 ? 0 : Math.round((done / total) * 1000) / 1000;
+}
