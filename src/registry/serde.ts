@@ -115,11 +115,12 @@ export class RegistrySerde {
       if (this.client.cachedSchemaById(id.value) === undefined) missing.add(id.value);
     }
     if (missing.size === 0) return;
-    const results = await Promise.allSettled([...missing].map((id) => this.client.schemaById(id)));
+    const ids = [...missing];
+    const results = await Promise.allSettled(ids.map((id) => this.client.schemaById(id)));
     let firstFailure: unknown;
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') return;
-      const id = [...missing][i] as number;
+      const id = ids[i] as number;
       // Unknown ids and non-Avro writer schemas are facts about those records: dead letters.
       if (
         isRankdistillError(r.reason, 'SCHEMA_ID_UNKNOWN') ||
