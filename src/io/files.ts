@@ -8,7 +8,8 @@
  *   ./avro-container.ts for the framing and why it is written here). Offsets are 0-based record
  *   indices across the whole file.
  *
- * Readers stream (a 1 MiB ReadStream and a manual splitter; never the whole file in memory) and
+ * Readers stream (a 1 MiB ReadStream and a manual splitter; never the whole file in memory; each
+ * record's `raw` is its own copy, safe to keep) and
  * never throw on bad records: a bad line or record comes out as `result.ok === false` with a
  * {@link DecodeError}, its offset and its raw bytes, and the good records around it still come
  * through. Only a missing/unreadable file (IO_FAILED) or a file that is not a container at all
@@ -145,10 +146,10 @@ async function* ndjsonRecords<N extends ContractName>(
     if (end > 0 && bytes[end - 1] === 0x0d) end--; // CRLF files
     const raw = end === bytes.length ? bytes : bytes.subarray(0, end);
     if (isBlank(raw)) return undefined;
-    const result = decodeJson(name, raw);
-    // Good lines share the read chunk's memory; bad ones are copied, since they tend to be kept
-    // (dead letters) and would pin the whole 1 MiB chunk.
-    return { offset, raw: result.ok ? raw : Buffer.from(raw), result };
+    // `raw` is copied: callers keep it (join state, dead letters), and a view would pin the whole
+    // 1 MiB read chunk; a memcpy is tiny next to JSON.parse.
+    const copy = Buffer.from(raw);
+    return { offset, raw: copy, result: decodeJson(name, copy) };
   };
   for await (const chunk of chunks) {
     let start = 0;
@@ -238,14 +239,14 @@ function* blockRecords<N extends ContractName>(
       st.index += count - i - 1;
       return;
     }
-    const raw = data.subarray(p, end);
+    // a copy, not a view: a kept view would pin the whole read buffer
+    const raw = Buffer.from(data.subarray(p, end));
     p = end;
-    if (st.reader.isValid(value)) {
-      yield { offset, raw, result: { ok: true, value: value as Contracts[N] } };
-    } else {
-      const copy = Buffer.from(raw);
-      yield { offset, raw: copy, result: badRecord(st, copy) };
-    }
+    yield {
+      offset,
+      raw,
+      result: st.reader.isValid(value) ? { ok: true, value: value as Contracts[N] } : badRecord(st, raw),
+    };
   }
   if (count === 0 && data.length > 0) {
     yield {
