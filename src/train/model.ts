@@ -160,16 +160,46 @@ export class StudentModel {
     return r;
   }
 
-  /** Copies the stored features of item rows into `out` (rows of -1 give zeros). */
-  gatherItemFeatures(rows: ArrayLike<number>, out: Float32Array): Float32Array {
+  /** Width of a user input row: [user embedding ‖ hashed context]. */
+  get userInputWidth(): number {
+    return this.users.dim + this.opts.contextBuckets;
+  }
+
+  /** Width of an item input row: [item embedding ‖ hashed item features]. */
+  get itemInputWidth(): number {
+    return this.items.dim + this.opts.itemFeatureBuckets;
+  }
+
+  /**
+   * User input rows [rows, d + Fc]: the embedding of `rows[i]` (-1: zeros) followed by the
+   * context `ctx[i·Fc..]`. Built in JS so the tower needs no concat and the table gradient is the
+   * first d columns of the input gradient.
+   */
+  userInput(rows: ArrayLike<number>, ctx: Float32Array, out?: Float32Array): Float32Array {
+    const w = this.userInputWidth;
+    const d = this.users.dim;
+    const Fc = this.opts.contextBuckets;
+    const x = out ?? new Float32Array(rows.length * w);
+    this.users.gather(rows, x, w);
+    if (Fc > 0) for (let i = 0; i < rows.length; i++) x.set(ctx.subarray(i * Fc, i * Fc + Fc), i * w + d);
+    return x;
+  }
+
+  /** Item input rows [rows, dI + Fi]: embedding (-1: zeros) followed by the stored features. */
+  itemInput(rows: ArrayLike<number>, out?: Float32Array): Float32Array {
+    const w = this.itemInputWidth;
+    const d = this.items.dim;
     const F = this.opts.itemFeatureBuckets;
-    if (F === 0) return out;
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i] as number;
-      if (r < 0 || (r + 1) * F > this.itemFeatures.length) out.fill(0, i * F, i * F + F);
-      else out.set(this.itemFeatures.subarray(r * F, r * F + F), i * F);
+    const x = out ?? new Float32Array(rows.length * w);
+    this.items.gather(rows, x, w);
+    if (F > 0) {
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i] as number;
+        if (r < 0 || (r + 1) * F > this.itemFeatures.length) x.fill(0, i * w + d, i * w + w);
+        else x.set(this.itemFeatures.subarray(r * F, r * F + F), i * w + d);
+      }
     }
-    return out;
+    return x;
   }
 
   private mlp(x: tf.Tensor2D, w: readonly tf.Tensor[], first: number, layers: number): tf.Tensor2D {
@@ -184,30 +214,29 @@ export class StudentModel {
   }
 
   /**
-   * User vectors [B, outDim] from user embedding rows [B, d] and context features [B, Fc].
+   * User vectors [B, outDim] from user input rows [B, d + Fc] ({@link userInput}).
    * `w` are the dense weights (from {@link denseTensors}, or the tensors being differentiated).
    */
-  userTower(ue: tf.Tensor2D, ctx: tf.Tensor2D, w: readonly tf.Tensor[]): tf.Tensor2D {
+  userTower(x: tf.Tensor2D, w: readonly tf.Tensor[]): tf.Tensor2D {
+    if (this.opts.kind === 'two-tower') return this.mlp(x, w, 0, this.userLayers);
+    const d = this.opts.dim;
     const Fc = this.opts.contextBuckets;
-    if (this.opts.kind === 'two-tower') {
-      const x = Fc > 0 ? tf.concat([ue, ctx], 1) : ue;
-      return this.mlp(x, w, 0, this.userLayers);
-    }
-    const u = Fc > 0 ? tf.add(ue, matmul(ctx, w[0] as tf.Tensor2D)) : ue;
-    return tf.concat([u, tf.ones([ue.shape[0], 1])], 1) as tf.Tensor2D;
+    const emb = Fc > 0 ? tf.slice(x, [0, 0], [-1, d]) : x;
+    const u = Fc > 0 ? tf.add(emb, matmul(tf.slice(x, [0, d], [-1, Fc]), w[0] as tf.Tensor2D)) : emb;
+    return tf.concat([u, tf.ones([x.shape[0], 1])], 1) as tf.Tensor2D;
   }
 
-  /** Item vectors [B, outDim] from item embedding rows [B, d(+1)] and item features [B, Fi]. */
-  itemTower(ie: tf.Tensor2D, feat: tf.Tensor2D, w: readonly tf.Tensor[]): tf.Tensor2D {
-    const Fi = this.opts.itemFeatureBuckets;
+  /** Item vectors [B, outDim] from item input rows [B, dI + Fi] ({@link itemInput}). */
+  itemTower(x: tf.Tensor2D, w: readonly tf.Tensor[]): tf.Tensor2D {
+    if (this.opts.kind === 'two-tower') return this.mlp(x, w, 2 * this.userLayers, this.itemLayers);
     const d = this.opts.dim;
-    if (this.opts.kind === 'two-tower') {
-      const x = Fi > 0 ? tf.concat([ie, feat], 1) : ie;
-      return this.mlp(x, w, 2 * this.userLayers, this.itemLayers);
-    }
-    const emb = tf.slice(ie, [0, 0], [-1, d]);
-    const bias = tf.slice(ie, [0, d], [-1, 1]);
-    const i = Fi > 0 ? tf.add(emb, matmul(feat, w[this.userLayers] as tf.Tensor2D)) : emb;
+    const Fi = this.opts.itemFeatureBuckets;
+    const emb = tf.slice(x, [0, 0], [-1, d]);
+    const bias = tf.slice(x, [0, d], [-1, 1]);
+    const i =
+      Fi > 0
+        ? tf.add(emb, matmul(tf.slice(x, [0, d + 1], [-1, Fi]), w[this.userLayers] as tf.Tensor2D))
+        : emb;
     const w0 = w[this.userLayers + this.itemLayers] as tf.Tensor1D;
     return tf.concat([i, tf.add(bias, w0)], 1) as tf.Tensor2D;
   }
@@ -219,20 +248,14 @@ export class StudentModel {
   itemVectors(rows?: ArrayLike<number>, chunk = 8192): Float32Array {
     const n = rows === undefined ? this.items.size : rows.length;
     const out = new Float32Array(n * this.outDim);
-    const F = this.opts.itemFeatureBuckets;
+    const width = this.itemInputWidth;
     tf.tidy(() => {
       const w = this.denseTensors();
       for (let start = 0; start < n; start += chunk) {
         const m = Math.min(chunk, n - start);
         const r = new Int32Array(m);
         for (let i = 0; i < m; i++) r[i] = rows === undefined ? start + i : (rows[start + i] as number);
-        const v = tf.tidy(() =>
-          this.itemTower(
-            tf.tensor2d(this.items.gather(r), [m, this.items.dim]),
-            tf.tensor2d(this.gatherItemFeatures(r, new Float32Array(m * F)), [m, F]),
-            w,
-          ),
-        );
+        const v = tf.tidy(() => this.itemTower(tf.tensor2d(this.itemInput(r), [m, width]), w));
         out.set(v.dataSync() as Float32Array, start * this.outDim);
         v.dispose();
       }
@@ -246,8 +269,7 @@ export class StudentModel {
     return tf.tidy(
       () =>
         this.userTower(
-          tf.tensor2d(this.users.gather(rows), [n, this.users.dim]),
-          tf.tensor2d(ctx, [n, this.opts.contextBuckets]),
+          tf.tensor2d(this.userInput(rows, ctx), [n, this.userInputWidth]),
           this.denseTensors(),
         ).dataSync() as Float32Array,
     );

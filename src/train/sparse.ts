@@ -226,7 +226,10 @@ export class EmbeddingTable {
   // scratch of applyGradients (grow on demand)
   private scratchRows = new Int32Array(0);
   private scratchGrad = new Float32Array(0);
-  private readonly slotOf = new Map<number, number>();
+  // duplicate-row detection without a Map: mark[r] = call stamp when row r was seen, slotOf[r] its slot
+  private mark = new Int32Array(0);
+  private slotOf = new Int32Array(0);
+  private stamp = 0;
 
   constructor(o: EmbeddingTableOptions) {
     this.dim = o.dim;
@@ -308,36 +311,43 @@ export class EmbeddingTable {
   }
 
   /**
-   * Copies the rows `rows[i]` into `out[i·d..]` (a row of -1 gives zeros), ready to become an
-   * input tensor of shape [rows.length, d].
+   * Copies the rows `rows[i]` into `out[i·stride..+d]` (a row of -1 gives zeros), ready to become
+   * an input tensor of shape [rows.length, stride] (stride > d leaves room for features).
    */
   gather(
     rows: ArrayLike<number>,
     out: Float32Array = new Float32Array(rows.length * this.dim),
+    stride: number = this.dim,
   ): Float32Array {
     const d = this.dim;
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i] as number;
-      if (r < 0) out.fill(0, i * d, i * d + d);
-      else out.set(this.values.subarray(r * d, r * d + d), i * d);
+      if (r < 0) out.fill(0, i * stride, i * stride + d);
+      else out.set(this.values.subarray(r * d, r * d + d), i * stride);
     }
     return out;
   }
 
   /**
-   * One optimizer step on the touched rows: `grads[i·d..]` is the gradient of the input row that
+   * One optimizer step on the touched rows: `grads[i·stride..+d]` is the gradient of the input row that
    * was gathered from `rows[i]`. Gradients of duplicate rows are summed first (what the gradient
    * of a gather would do); rows of -1 are ignored. Cost O(rows.length · d).
    */
-  applyGradients(rows: ArrayLike<number>, grads: Float32Array): void {
+  applyGradients(rows: ArrayLike<number>, grads: Float32Array, stride: number = this.dim): void {
     const d = this.dim;
-    if (grads.length !== rows.length * d)
+    if (grads.length !== rows.length * stride || stride < d)
       throw new RankdistillError(
         'TRAIN_INPUT_INVALID',
-        `embedding gradient: expected ${rows.length}×${d} values, found ${grads.length}`,
+        `embedding gradient: expected ${rows.length}×${stride} values (stride ≥ ${d}), found ${grads.length}`,
       );
+    if (this.mark.length < this.capacity) {
+      this.mark = new Int32Array(this.capacity);
+      this.slotOf = new Int32Array(this.capacity);
+      this.stamp = 0;
+    }
+    const stamp = ++this.stamp;
+    const mark = this.mark;
     const slotOf = this.slotOf;
-    slotOf.clear();
     if (this.scratchRows.length < rows.length) {
       this.scratchRows = new Int32Array(rows.length);
       this.scratchGrad = new Float32Array(rows.length * d);
@@ -348,15 +358,15 @@ export class EmbeddingTable {
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i] as number;
       if (r < 0) continue;
-      let s = slotOf.get(r);
-      if (s === undefined) {
-        s = u++;
-        slotOf.set(r, s);
+      if (mark[r] !== stamp) {
+        mark[r] = stamp;
+        const s = u++;
+        slotOf[r] = s;
         uniq[s] = r;
-        g.set(grads.subarray(i * d, i * d + d), s * d);
+        g.set(grads.subarray(i * stride, i * stride + d), s * d);
       } else {
-        const gb = s * d;
-        const ib = i * d;
+        const gb = (slotOf[r] as number) * d;
+        const ib = i * stride;
         for (let k = 0; k < d; k++) g[gb + k] = (g[gb + k] as number) + (grads[ib + k] as number);
       }
     }

@@ -6,8 +6,11 @@
  * once over all item slots, and the parts are recovered with slices — never with `gather`, whose
  * gradient needs `UnsortedSegmentSum` (absent on tfjs-backend-wasm 4.22):
  *
- *   user slots: [ point (n) | pair (q) | list (l) | anchors (a) ]
- *   item slots: [ point (n) | pos (q) | neg (q) | list (l·L) | anchors (a) | sampled (s) ]
+ *   user slots: [ point (n, positives first) | pair (q) | list (l) ]
+ *   item slots: [ point (n) | pos (q) | neg (q) | list (l·L, top-gain item first) | sampled (s) ]
+ *
+ * The anchors of the negatives loss are slices of those same slots (the pointwise positives, the
+ * pairs' pos items, the first item of each list), so they cost no extra tower rows.
  *
  * The rows of both tables are copied into two input tensors; tfjs differentiates the summed loss
  * with respect to those inputs and the dense weights (`tf.valueAndGrads`), and the table gradients
@@ -47,9 +50,11 @@ export interface LossOptions {
 /** The flat inputs of one step (plain arrays; tensors are made in {@link trainStep}). */
 export interface StepPlan {
   userRows: Int32Array;
-  ctx: Float32Array;
+  /** User input rows [U, d + Fc] (embedding ‖ context). */
+  userIn: Float32Array;
   itemRows: Int32Array;
-  itemFeat: Float32Array;
+  /** Item input rows [I, dI + Fi] (embedding ‖ features). */
+  itemIn: Float32Array;
   point: {
     n: number;
     targets: Float32Array;
@@ -59,7 +64,16 @@ export interface StepPlan {
   };
   pair: { q: number; weights: Float32Array };
   list: { l: number; L: number; gains: Float32Array; mask: Float32Array };
-  neg: { a: number; s: number; logQ: Float32Array; mask: Float32Array; labels: Float32Array };
+  /** Anchors: the first aP point slots, aQ pair slots, aL list slots; s sampled item slots. */
+  neg: {
+    aP: number;
+    aQ: number;
+    aL: number;
+    s: number;
+    logQ: Float32Array;
+    mask: Float32Array;
+    labels: Float32Array;
+  };
   /** Positive item ids of this step (fed to the frequency estimate). */
   anchorItems: string[];
 }
@@ -78,52 +92,37 @@ export function buildPlan(
   o: LossOptions,
   rand: () => number,
 ): StepPlan {
-  const points: PointUnit[] = [];
+  const pos: PointUnit[] = [];
+  const negs: PointUnit[] = [];
   const pairs: PairUnit[] = [];
   const lists: ListUnit[] = [];
   for (const u of units) {
-    if (u.kind === 'point') points.push(u);
+    if (u.kind === 'point') (u.positive ? pos : negs).push(u);
     else if (u.kind === 'pair') pairs.push(u);
     else lists.push(u);
   }
+  const points = pos.concat(negs);
   const Fc = model.opts.contextBuckets;
-  const Fi = model.opts.itemFeatureBuckets;
   const n = points.length;
   const q = pairs.length;
   const l = lists.length;
   let L = 0;
   for (const x of lists) L = Math.max(L, x.items.length);
 
-  // anchors: (request, positive item), unique per step
-  const anchors: { req: Unit['req']; item: string }[] = [];
-  if (o.inBatchNegatives || o.sampledNegatives > 0) {
-    const seen = new Set<string>();
-    const push = (req: Unit['req'], item: string) => {
-      const key = `${req.requestId}\u0000${item}`;
-      if (seen.has(key) || anchors.length >= o.maxAnchors) return;
-      seen.add(key);
-      anchors.push({ req, item });
-    };
-    for (const p of points) if (p.positive) push(p.req, p.item);
-    for (const p of pairs) push(p.req, p.pos);
-    for (const x of lists) {
-      let best = 0;
-      for (let i = 1; i < x.items.length; i++)
-        if ((x.gains[i] as number) > (x.gains[best] as number)) best = i;
-      push(x.req, x.items[best] as string);
-    }
-  }
-  const anchorItems = anchors.map((a) => a.item);
-  const sampled = o.sampledNegatives > 0 && anchors.length > 0 ? freq.sample(o.sampledNegatives, rand) : [];
-  const a = anchors.length;
+  const wantNeg = o.inBatchNegatives || o.sampledNegatives > 0;
+  const maxA = wantNeg ? o.maxAnchors : 0;
+  const aP = Math.min(pos.length, maxA);
+  const aQ = Math.min(q, maxA - aP);
+  const aL = Math.min(l, maxA - aP - aQ);
+  const a = aP + aQ + aL;
+  const sampled = o.sampledNegatives > 0 && a > 0 ? freq.sample(o.sampledNegatives, rand) : [];
   const s = sampled.length;
 
-  const U = n + q + l + a;
-  const I = n + 2 * q + l * L + a + s;
+  const U = n + q + l;
+  const I = n + 2 * q + l * L + s;
   const userRows = new Int32Array(U);
   const ctx = new Float32Array(U * Fc);
   const itemRows = new Int32Array(I);
-  const itemFeat = new Float32Array(I * Fi);
   let us = 0;
   let is = 0;
   const user = (r: Unit['req']) => {
@@ -156,57 +155,89 @@ export function buildPlan(
   for (const p of pairs) item(p.neg);
   const gains = new Float32Array(l * L);
   const lmask = new Float32Array(l * L);
+  const listTop: string[] = [];
   lists.forEach((x, i) => {
     user(x.req);
+    // the top-gain item goes first (the list's anchor); the losses do not depend on item order
+    let best = 0;
+    for (let j = 1; j < x.items.length; j++) if ((x.gains[j] as number) > (x.gains[best] as number)) best = j;
+    listTop.push(x.items[best] as string);
     for (let j = 0; j < L; j++) {
-      const id = x.items[j];
+      const src = j === 0 ? best : j === best ? 0 : j;
+      const id = x.items[src];
       if (id === undefined) {
         itemRows[is++] = -1; // padding: zero row, masked out of the loss, never updated
       } else {
         item(id);
-        gains[i * L + j] = x.gains[j] as number;
+        gains[i * L + j] = x.gains[src] as number;
         lmask[i * L + j] = 1;
       }
     }
   });
-  for (const an of anchors) user(an.req);
-  for (const an of anchors) item(an.item);
   for (const id of sampled) item(id);
-  model.gatherItemFeatures(itemRows, itemFeat);
 
-  // negatives: logQ after observing this step's positives (Yi et al. update, then correct)
+  // anchors and their masks: a candidate is a negative unless it is the same item or comes from
+  // the same request as the anchor (then it may well be a positive too)
+  // compared as integers: item rows and per-step request numbers
+  const anchorItems: string[] = [];
+  const reqNo = new Map<string, number>();
   const M = a + s;
+  const candRow = new Int32Array(M);
+  const anchorReq = new Int32Array(a);
+  const addAnchor = (item: string, slot: number, requestId: string) => {
+    const k = anchorItems.length;
+    anchorItems.push(item);
+    candRow[k] = itemRows[slot] as number;
+    let r = reqNo.get(requestId);
+    if (r === undefined) {
+      r = reqNo.size;
+      reqNo.set(requestId, r);
+    }
+    anchorReq[k] = r;
+  };
+  for (let i = 0; i < aP; i++)
+    addAnchor((points[i] as PointUnit).item, i, (points[i] as PointUnit).req.requestId);
+  for (let i = 0; i < aQ; i++)
+    addAnchor((pairs[i] as PairUnit).pos, n + i, (pairs[i] as PairUnit).req.requestId);
+  for (let i = 0; i < aL; i++)
+    addAnchor(listTop[i] as string, n + 2 * q + i * L, (lists[i] as ListUnit).req.requestId);
+  for (let j = 0; j < s; j++) candRow[a + j] = itemRows[I - s + j] as number;
   const logQ = new Float32Array(M);
   const nmask = new Float32Array(a * M);
   const labels = new Float32Array(a * M);
   if (a > 0) {
+    // Yi et al.: update the estimate with this step's positives, then correct with it
     freq.observe(anchorItems);
-    for (let j = 0; j < a; j++) logQ[j] = freq.logQ(anchors[j]?.item as string);
-    for (let j = 0; j < s; j++) logQ[a + j] = freq.logQ(sampled[j] as string);
-    for (let i = 0; i < a; i++) {
-      const ai = anchors[i] as (typeof anchors)[number];
-      labels[i * M + i] = 1;
-      for (let j = 0; j < M; j++) {
-        let ok = true;
-        if (j !== i) {
-          if (j < a) {
-            const aj = anchors[j] as (typeof anchors)[number];
-            ok = aj.item !== ai.item && aj.req.requestId !== ai.req.requestId;
-          } else ok = sampled[j - a] !== ai.item;
-        }
-        nmask[i * M + j] = ok ? 1 : 0;
+    const lq = new Map<string, number>();
+    const logq = (id: string) => {
+      let v = lq.get(id);
+      if (v === undefined) {
+        v = freq.logQ(id);
+        lq.set(id, v);
       }
+      return v;
+    };
+    for (let j = 0; j < a; j++) logQ[j] = logq(anchorItems[j] as string);
+    for (let j = 0; j < s; j++) logQ[a + j] = logq(sampled[j] as string);
+    for (let i = 0; i < a; i++) {
+      const ai = candRow[i] as number;
+      const ri = anchorReq[i] as number;
+      const row = i * M;
+      labels[row + i] = 1;
+      for (let j = 0; j < a; j++) nmask[row + j] = candRow[j] !== ai && anchorReq[j] !== ri ? 1 : 0;
+      for (let j = a; j < M; j++) nmask[row + j] = candRow[j] !== ai ? 1 : 0;
+      nmask[row + i] = 1;
     }
   }
   return {
     userRows,
-    ctx,
+    userIn: model.userInput(userRows, ctx),
     itemRows,
-    itemFeat,
+    itemIn: model.itemInput(itemRows),
     point: { n, targets, clicked, known, weights: pw },
     pair: { q, weights: qw },
     list: { l, L, gains, mask: lmask },
-    neg: { a, s, logQ, mask: nmask, labels },
+    neg: { aP, aQ, aL, s, logQ, mask: nmask, labels },
     anchorItems,
   };
 }
@@ -222,22 +253,18 @@ function lossOf(
   p: StepPlan,
   o: LossOptions,
 ): (ue: tf.Tensor, ie: tf.Tensor, ...w: tf.Tensor[]) => tf.Scalar {
-  const Fc = model.opts.contextBuckets;
-  const Fi = model.opts.itemFeatureBuckets;
   const { n, targets, clicked, known, weights } = p.point;
   const { q } = p.pair;
   const { l, L } = p.list;
-  const { a, s } = p.neg;
+  const { aP, aQ, aL, s } = p.neg;
+  const I = p.itemRows.length;
   return (ue, ie, ...w) => {
-    const U = p.userRows.length;
-    const I = p.itemRows.length;
-    const uv = model.userTower(ue as tf.Tensor2D, tf.tensor2d(p.ctx, [U, Fc]), w);
-    const iv = model.itemTower(ie as tf.Tensor2D, tf.tensor2d(p.itemFeat, [I, Fi]), w);
+    const uv = model.userTower(ue as tf.Tensor2D, w);
+    const iv = model.itemTower(ie as tf.Tensor2D, w);
+    const od = model.outDim;
     const terms: [tf.Scalar, number][] = [];
-    let u0 = 0;
-    let i0 = 0;
     if (n > 0) {
-      const sc = tf.sum(tf.mul(rows(uv, u0, n), rows(iv, i0, n)), 1);
+      const sc = tf.sum(tf.mul(rows(uv, 0, n), rows(iv, 0, n)), 1);
       const t = mixTargets(
         tf.tensor1d(targets),
         tf.tensor1d(clicked),
@@ -246,30 +273,43 @@ function lossOf(
       );
       terms.push([weightedBce(sc, t, tf.tensor1d(weights)), o.weights.pointwise]);
     }
-    u0 += n;
-    i0 += n;
     if (q > 0) {
-      const uq = rows(uv, u0, q);
-      const sp = tf.sum(tf.mul(uq, rows(iv, i0, q)), 1);
-      const sn = tf.sum(tf.mul(uq, rows(iv, i0 + q, q)), 1);
+      const uq = rows(uv, n, q);
+      const sp = tf.sum(tf.mul(uq, rows(iv, n, q)), 1);
+      const sn = tf.sum(tf.mul(uq, rows(iv, n + q, q)), 1);
       terms.push([bprLoss(sp, sn, tf.tensor1d(p.pair.weights)), o.weights.pairwise]);
     }
-    u0 += q;
-    i0 += 2 * q;
+    let il: tf.Tensor3D | undefined;
     if (l > 0) {
-      const ul = tf.expandDims(rows(uv, u0, l), 1); // [l, 1, o]
-      const il = tf.reshape(rows(iv, i0, l * L), [l, L, -1]);
+      const ul = tf.expandDims(rows(uv, n + q, l), 1); // [l, 1, o]
+      il = tf.reshape(rows(iv, n + 2 * q, l * L), [l, L, od]);
       const sc = tf.sum(tf.mul(ul, il), 2) as tf.Tensor2D;
       const g = tf.tensor2d(p.list.gains, [l, L]);
       const m = tf.tensor2d(p.list.mask, [l, L]);
       const loss = o.listwiseLoss === 'lambda' ? lambdaLoss(sc, g, m) : listNetLoss(sc, g, m);
       terms.push([loss, o.weights.listwise]);
     }
-    u0 += l;
-    i0 += l * L;
+    const a = aP + aQ + aL;
     if (a > 0) {
+      const us: tf.Tensor2D[] = [];
+      const is: tf.Tensor2D[] = [];
+      if (aP > 0) {
+        us.push(rows(uv, 0, aP));
+        is.push(rows(iv, 0, aP));
+      }
+      if (aQ > 0) {
+        us.push(rows(uv, n, aQ));
+        is.push(rows(iv, n, aQ));
+      }
+      if (aL > 0 && il !== undefined) {
+        us.push(rows(uv, n + q, aL));
+        is.push(tf.reshape(tf.slice(il, [0, 0, 0], [aL, 1, od]), [aL, od]));
+      }
+      if (s > 0) is.push(rows(iv, I - s, s));
+      const ua = us.length === 1 ? (us[0] as tf.Tensor2D) : tf.concat(us, 0);
+      const cand = is.length === 1 ? (is[0] as tf.Tensor2D) : tf.concat(is, 0);
       const M = a + s;
-      const logits = matmul(rows(uv, u0, a), tf.transpose(rows(iv, i0, M)));
+      const logits = matmul(ua, tf.transpose(cand));
       const loss = sampledSoftmaxLoss(
         logits,
         tf.tensor1d(p.neg.logQ),
@@ -295,14 +335,17 @@ export function trainStep(model: StudentModel, p: StepPlan, o: LossOptions): num
   if (U === 0) return 0;
   let loss = 0;
   tf.tidy(() => {
-    const ue = tf.tensor2d(model.users.gather(p.userRows), [U, model.users.dim]);
-    const ie = tf.tensor2d(model.items.gather(p.itemRows), [I, model.items.dim]);
+    const uw = model.userInputWidth;
+    const iw = model.itemInputWidth;
+    const ue = tf.tensor2d(p.userIn, [U, uw]);
+    const ie = tf.tensor2d(p.itemIn, [I, iw]);
     const w = model.denseTensors();
     const { value, grads } = tf.valueAndGrads(lossOf(model, p, o))([ue, ie, ...w]);
     loss = value.dataSync()[0] as number;
     const [gu, gi, ...gw] = grads;
-    model.users.applyGradients(p.userRows, (gu as tf.Tensor).dataSync() as Float32Array);
-    model.items.applyGradients(p.itemRows, (gi as tf.Tensor).dataSync() as Float32Array);
+    // the table gradient is the first d columns of each input row's gradient
+    model.users.applyGradients(p.userRows, (gu as tf.Tensor).dataSync() as Float32Array, uw);
+    model.items.applyGradients(p.itemRows, (gi as tf.Tensor).dataSync() as Float32Array, iw);
     gw.forEach((g, k) => {
       model.dense[k]?.apply(g.dataSync() as Float32Array);
     });
