@@ -12,7 +12,13 @@
 
 let discounts = new Float64Array(0);
 
-/** 1 / log2(rank + 1) for ranks 1..n, as a table indexed by rank − 1 (grown on demand, shared). */
+/**
+ * 1 / log2(rank + 1) for ranks 1..n, as a table indexed by rank − 1 (grown on demand, shared; it
+ * may be longer than n).
+ *
+ * @example
+ * discountTable(3)[1]; // 1 / log2(3) ≈ 0.6309
+ */
 export function discountTable(n: number): Float64Array {
   if (discounts.length < n) {
     const size = Math.max(n, 2 * discounts.length, 256);

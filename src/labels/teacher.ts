@@ -49,6 +49,10 @@ export interface TeacherView {
 /**
  * Reusable buffers for views that live only until the next call (labelRequest's own view): a
  * typed-array allocation per request cost more than the arithmetic on small lists.
+ *
+ * @example
+ * const scratch = new ViewScratch();
+ * const view = resolveTeacher(ranker, impression, cfg.teacher, index, scratch); // valid until the next call
  */
 export class ViewScratch {
   z = new Float64Array(256);
@@ -213,9 +217,4 @@ export function resolveTeacher(
     for (let p = 0; p < n; p++) z[p] = zRanker[order[p]!]!;
   }
   return { n, items, order, z, zRanker, clicked };
-}
-
-/** The ranker item at label position `p` of a view. */
-export function itemAt(view: TeacherView, p: number): RankedItem {
-  return view.items[view.order === null ? p : view.order[p]!]!;
 }

@@ -61,6 +61,9 @@ function itemReason(it: RankerOutput['items'][number], i: number): string {
  * {@link validateRankerOutput}, building `index` (item_id → list index) on the way, so the
  * generators reuse the table the duplicate check had to build anyway.
  * @internal
+ * @example
+ * const index = new IdIndex();
+ * if (checkRankerOutput(record, index) === null) index.get('item-7'); // its list index, or -1
  */
 export function checkRankerOutput(r: RankerOutput, index: IdIndex): string | null {
   if (badId(r.request_id)) return `request_id must be a non-empty string, found ${show(r.request_id)}`;
