@@ -231,7 +231,8 @@ export function decodeJson<N extends ContractName>(name: N, input: string | Buff
 
 /**
  * Fills omitted fields that have a default, recursively (records in arrays, maps and unions), and
- * turns base64 strings back into bytes where the schema says bytes.
+ * turns base64 strings back into bytes where the schema says bytes. Works in place: the input is
+ * a freshly parsed JSON value that nobody else holds (copying every object doubled decode time).
  */
 function fillDefaults(t: avro.Type, v: unknown): unknown {
   switch (t.typeName) {
@@ -239,30 +240,75 @@ function fillDefaults(t: avro.Type, v: unknown): unknown {
       return typeof v === 'string' ? Buffer.from(v, 'base64') : v;
     case 'union:unwrapped': {
       if (v === null) return v;
-      const branches = (t as unknown as { types: avro.Type[] }).types.filter((b) => b.typeName !== 'null');
-      return branches.length === 1 && branches[0] !== undefined ? fillDefaults(branches[0], v) : v;
+      const branch = nonNullBranch(t);
+      return branch === undefined ? v : fillDefaults(branch, v);
     }
-    case 'array':
-      return Array.isArray(v) ? v.map((x) => fillDefaults((t as avro.types.ArrayType).itemsType, x)) : v;
+    case 'array': {
+      if (!Array.isArray(v)) return v;
+      const items = (t as avro.types.ArrayType).itemsType;
+      if (!needsFill(items)) return v;
+      for (let i = 0; i < v.length; i++) v[i] = fillDefaults(items, v[i]);
+      return v;
+    }
     case 'map': {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
       const values = (t as avro.types.MapType).valuesType;
-      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fillDefaults(values, x)]));
+      if (!needsFill(values)) return v;
+      const m = v as Record<string, unknown>;
+      for (const k of Object.keys(m)) m[k] = fillDefaults(values, m[k]);
+      return v;
     }
     case 'record': {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-      const out: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+      const out = v as Record<string, unknown>;
       for (const f of (t as avro.types.RecordType).fields) {
-        if (out[f.name] === undefined) {
+        const cur = out[f.name];
+        if (cur === undefined) {
           const d = f.defaultValue();
           if (d !== undefined) out[f.name] = d;
-        } else out[f.name] = fillDefaults(f.type, out[f.name]);
+        } else if (needsFill(f.type)) out[f.name] = fillDefaults(f.type, cur);
       }
       return out;
     }
     default:
       return v;
   }
+}
+
+const fillCache = new WeakMap<avro.Type, boolean>();
+
+/** Whether values of this type can contain a record (defaults) or bytes (base64): else skip the walk. */
+function needsFill(t: avro.Type): boolean {
+  let r = fillCache.get(t);
+  if (r === undefined) {
+    fillCache.set(t, false); // recursion guard
+    switch (t.typeName) {
+      case 'record':
+      case 'bytes':
+        r = true;
+        break;
+      case 'array':
+        r = needsFill((t as avro.types.ArrayType).itemsType);
+        break;
+      case 'map':
+        r = needsFill((t as avro.types.MapType).valuesType);
+        break;
+      case 'union:unwrapped': {
+        const b = nonNullBranch(t);
+        r = b !== undefined && needsFill(b);
+        break;
+      }
+      default:
+        r = false;
+    }
+    fillCache.set(t, r);
+  }
+  return r;
+}
+
+function nonNullBranch(t: avro.Type): avro.Type | undefined {
+  const branches = (t as unknown as { types: avro.Type[] }).types.filter((b) => b.typeName !== 'null');
+  return branches.length === 1 ? branches[0] : undefined;
 }
 
 /**
