@@ -8,7 +8,8 @@
  * trainer's tests all call {@link labelRequest}.
  *
  * Outputs share the input's `context` and item `features` maps (no copy, for speed): treat the
- * input and the labels as immutable once labeled.
+ * input and the labels as immutable once labeled. The config is treated as immutable too (it is
+ * parsed once; derived tables such as the position weights and fused-objective keys are cached).
  */
 import type { LabelsConfig } from '../config/schema.ts';
 import type {
