@@ -28,7 +28,8 @@ import { Rng } from './rng.ts';
 import { resolveTeacher, ViewScratch } from './teacher.ts';
 import { checkRankerOutput, validateImpression, validateRankerOutput } from './validate.ts';
 
-export { fnv1a32, Rng } from './rng.ts';
+/** FNV-1a of a request id's UTF-8 bytes: the seed of its labels' sampling. */
+export { fnv1a32 } from './rng.ts';
 
 // Candidate index reused across calls (labelRequest is synchronous and never re-entered).
 const candidateIndex = new IdIndex();
@@ -49,8 +50,6 @@ export interface RequestLabels {
   pairwise: PairwiseLabels | null;
   listwise: ListwiseLabels | null;
 }
-
-export type { LabelsConfig };
 
 /**
  * Labels one joined request.
