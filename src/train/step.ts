@@ -94,14 +94,24 @@ export function buildPlan(
 ): StepPlan {
   const pos: PointUnit[] = [];
   const negs: PointUnit[] = [];
-  const pairs: PairUnit[] = [];
+  const firstPairs: PairUnit[] = [];
+  const morePairs: PairUnit[] = [];
+  const seenPos = new Set<string>();
   const lists: ListUnit[] = [];
   for (const u of units) {
     if (u.kind === 'point') (u.positive ? pos : negs).push(u);
-    else if (u.kind === 'pair') pairs.push(u);
-    else lists.push(u);
+    else if (u.kind === 'pair') {
+      // the first pair of each (request, pos item) comes first: those are the anchors
+      const k = `${u.req.requestId}\u0000${u.pos}`;
+      if (seenPos.has(k)) morePairs.push(u);
+      else {
+        seenPos.add(k);
+        firstPairs.push(u);
+      }
+    } else lists.push(u);
   }
   const points = pos.concat(negs);
+  const pairs = firstPairs.concat(morePairs);
   const Fc = model.opts.contextBuckets;
   const n = points.length;
   const q = pairs.length;
@@ -112,7 +122,7 @@ export function buildPlan(
   const wantNeg = o.inBatchNegatives || o.sampledNegatives > 0;
   const maxA = wantNeg ? o.maxAnchors : 0;
   const aP = Math.min(pos.length, maxA);
-  const aQ = Math.min(q, maxA - aP);
+  const aQ = Math.min(firstPairs.length, maxA - aP);
   const aL = Math.min(l, maxA - aP - aQ);
   const a = aP + aQ + aL;
   const sampled = o.sampledNegatives > 0 && a > 0 ? freq.sample(o.sampledNegatives, rand) : [];

@@ -90,7 +90,8 @@ export function lossOptions(c: TrainConfig): LossOptions {
     groundTruthLambda: c.groundTruthLambda,
     inBatchNegatives: c.inBatchNegatives,
     sampledNegatives: c.sampledNegatives,
-    maxAnchors: c.batchSize,
+    // the negatives loss is quadratic in its anchors: 512 keeps it a small share of a step
+    maxAnchors: Math.min(c.batchSize, 512),
   };
 }
 
