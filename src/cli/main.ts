@@ -5,9 +5,11 @@
 import { Command, CommanderError } from 'commander';
 import { errorMessage, isRankdistillError } from '../errors.ts';
 import { register as registerConfig } from './commands/config.ts';
+import { register as registerDemo } from './commands/demo.ts';
 import { register as registerTrain } from './commands/train.ts';
 import { register as registerLabel } from './commands/label.ts';
 import { register as registerRecall } from './commands/recall.ts';
+import { register as registerReplay } from './commands/replay.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
 import { register as registerSnapshots } from './commands/snapshots.ts';
 
@@ -19,12 +21,14 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'config file (YAML or JSON); env RANKDISTILL_CONFIG')
     .exitOverride()
     .showHelpAfterError();
+  registerDemo(program);
   registerConfig(program);
   registerTrain(program);
   registerLabel(program);
   registerSnapshots(program);
   registerRecall(program);
   registerSimulate(program);
+  registerReplay(program);
   return program;
 }
 

@@ -1,0 +1,282 @@
+/**
+ * Part files: the replay's output written so far, in a form that can be cut back to a checkpoint.
+ *
+ * Why: a resumable replay must end with output files equal to those of an uninterrupted run. The
+ * final files are written atomically by the file transport's rules (temp file, fsync, rename), so
+ * nothing is visible until the end; meanwhile each (partition, output kind) appends its records to
+ * a part file `<state>/parts/p<partition>.<kind>.part` as `u32 length ‖ record bytes`, where the
+ * record bytes are exactly what the final file holds for it (an NDJSON line without its newline,
+ * or the record's Avro binary). A checkpoint fsyncs the parts and records their lengths; a resume
+ * truncates them back to those lengths — the recoverable-writer scheme of Flink's file sink
+ * (persist, then truncate to the persisted length on recovery).
+ *
+ * {@link assembleFinal} then concatenates the parts (in partition order) into the final file:
+ * NDJSON lines each followed by `\n`, or an Avro object container with the same header, sync
+ * marker and 64 KiB block rule as `RecordWriter` in src/io/files.ts — so the bytes equal what the
+ * labeler's file transport writes for the same records.
+ */
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import type { ContractName } from '../contracts/schemas.ts';
+import { schemaJson } from '../contracts/schemas.ts';
+import { errorMessage, RankdistillError } from '../errors.ts';
+import { deterministicSync, encodeBlock, encodeHeader } from '../io/avro-container.ts';
+import type { FileFormat } from '../io/files.ts';
+
+/** Same as RecordWriter's AVRO_BLOCK_BYTES (src/io/files.ts): flush a block once it holds 64 KiB. */
+const AVRO_BLOCK_BYTES = 64 * 1024;
+const FLUSH_BYTES = 1 << 20;
+
+function ioError(path: string, what: string, cause: unknown): RankdistillError {
+  return new RankdistillError('IO_FAILED', `${what} ${path}: ${errorMessage(cause)}`, {
+    cause,
+    details: { path },
+  });
+}
+
+function writeAll(fd: number, data: Buffer, path: string): void {
+  try {
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+  } catch (cause) {
+    throw ioError(path, 'cannot write', cause);
+  }
+}
+
+/**
+ * An append-only part file that can be cut back to a persisted length.
+ *
+ * @example
+ * const part = PartFile.open('state/parts/p0.pointwise.part', 0);
+ * part.append(Buffer.from('{"id":"r1:pointwise"}'));
+ * const len = part.persist(); // fsynced; record len in the checkpoint
+ * part.close();
+ */
+export class PartFile {
+  readonly path: string;
+  #fd: number;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #size: number;
+
+  private constructor(path: string, fd: number, size: number) {
+    this.path = path;
+    this.#fd = fd;
+    this.#size = size;
+  }
+
+  /**
+   * Opens (creating) the part file and truncates it to `length`, the length recorded by the last
+   * checkpoint (0 for a fresh run): records appended after that checkpoint are dropped.
+   *
+   * @throws RankdistillError IO_FAILED, or STATE_STORE_FAILED when the file is shorter than
+   *   `length` (the part does not belong to this checkpoint).
+   * @example
+   * const part = PartFile.open(path, checkpoint.parts.pointwise);
+   */
+  static open(path: string, length: number): PartFile {
+    let fd: number;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      fd = openSync(path, existsSync(path) ? 'r+' : 'w+');
+    } catch (cause) {
+      throw ioError(path, 'cannot open', cause);
+    }
+    const size = statSync(path).size;
+    if (size < length) {
+      closeSync(fd);
+      throw new RankdistillError(
+        'STATE_STORE_FAILED',
+        `replay part file ${path} holds ${size} bytes but its checkpoint says ${length}: the replay state is damaged; delete the state directory to start over`,
+        { details: { path, size, length } },
+      );
+    }
+    if (size > length) ftruncateSync(fd, length);
+    closeSync(fd);
+    try {
+      fd = openSync(path, 'a');
+    } catch (cause) {
+      throw ioError(path, 'cannot open', cause);
+    }
+    return new PartFile(path, fd, length);
+  }
+
+  /** Bytes in the part (persisted and pending). */
+  get size(): number {
+    return this.#size + this.#pendingBytes;
+  }
+
+  /** Appends one record (its final bytes, without an NDJSON newline). */
+  append(record: Buffer): void {
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32BE(record.length, 0);
+    this.#pending.push(len, record);
+    this.#pendingBytes += 4 + record.length;
+    if (this.#pendingBytes >= FLUSH_BYTES) this.#flush();
+  }
+
+  /** Writes what is pending and fsyncs; returns the length to record in the checkpoint. */
+  persist(): number {
+    this.#flush();
+    try {
+      fsyncSync(this.#fd);
+    } catch (cause) {
+      throw ioError(this.path, 'cannot fsync', cause);
+    }
+    return this.#size;
+  }
+
+  /** Closes without persisting what is pending (it is past the last checkpoint anyway). */
+  close(): void {
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // already closed
+    }
+  }
+
+  #flush(): void {
+    if (this.#pending.length === 0) return;
+    const data = Buffer.concat(this.#pending);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    writeAll(this.#fd, data, this.path);
+    this.#size += data.length;
+  }
+}
+
+/**
+ * The records of the first `length` bytes of a part file, in order.
+ *
+ * @throws RankdistillError IO_FAILED when unreadable, STATE_STORE_FAILED when the framing is cut.
+ * @example
+ * for (const rec of partRecords(path, checkpoint.parts.pointwise)) use(rec);
+ */
+export function* partRecords(path: string, length: number): Generator<Buffer> {
+  if (length === 0) return;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    throw ioError(path, 'cannot open', cause);
+  }
+  try {
+    let buf = Buffer.alloc(0);
+    let pos = 0; // file position of buf[0]
+    let read = 0; // bytes read so far
+    let at = 0; // next record's index in buf
+    for (;;) {
+      while (at + 4 <= buf.length) {
+        const n = buf.readUInt32BE(at);
+        if (at + 4 + n > buf.length) break;
+        yield buf.subarray(at + 4, at + 4 + n);
+        at += 4 + n;
+      }
+      if (read >= length) break;
+      const chunk = Buffer.allocUnsafe(Math.min(FLUSH_BYTES, length - read));
+      const got = readSync(fd, chunk, 0, chunk.length, read);
+      if (got === 0) break;
+      read += got;
+      pos += at;
+      buf = Buffer.concat([buf.subarray(at), chunk.subarray(0, got)]);
+      at = 0;
+    }
+    if (at !== buf.length) {
+      throw new RankdistillError(
+        'STATE_STORE_FAILED',
+        `replay part file ${path} ends inside a record at byte ${pos + at} of ${length}`,
+        { details: { path } },
+      );
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes the final output file of one kind from its parts (in the order given) atomically:
+ * `<path>.tmp-<pid>`, fsync, rename. Byte-identical to `RecordWriter` writing the same records.
+ *
+ * @example
+ * assembleFinal('out/labels.pointwise.avro', 'PointwiseLabels', 'avro', [{ path, length }]);
+ */
+export function assembleFinal(
+  path: string,
+  name: ContractName,
+  format: FileFormat,
+  parts: ReadonlyArray<{ path: string; length: number }>,
+): number {
+  const tmp = `${path}.tmp-${process.pid}`;
+  let fd: number;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    fd = openSync(tmp, 'w');
+  } catch (cause) {
+    throw ioError(tmp, 'cannot create', cause);
+  }
+  let records = 0;
+  try {
+    const out: Buffer[] = [];
+    let outBytes = 0;
+    const push = (b: Buffer) => {
+      out.push(b);
+      outBytes += b.length;
+      if (outBytes >= FLUSH_BYTES) {
+        writeAll(fd, Buffer.concat(out), tmp);
+        out.length = 0;
+        outBytes = 0;
+      }
+    };
+    const sync = deterministicSync(name);
+    const block: Buffer[] = [];
+    let blockBytes = 0;
+    const flushBlock = () => {
+      if (block.length === 0) return;
+      const data = block.length === 1 ? (block[0] as Buffer) : Buffer.concat(block);
+      push(encodeBlock(block.length, data, sync));
+      block.length = 0;
+      blockBytes = 0;
+    };
+    const newline = Buffer.from('\n');
+    if (format === 'avro') push(encodeHeader(schemaJson(name), sync));
+    for (const part of parts) {
+      for (const rec of partRecords(part.path, part.length)) {
+        records++;
+        if (format === 'ndjson') {
+          push(rec);
+          push(newline);
+        } else {
+          block.push(rec);
+          blockBytes += rec.length;
+          if (blockBytes >= AVRO_BLOCK_BYTES) flushBlock();
+        }
+      }
+    }
+    flushBlock();
+    if (out.length > 0) writeAll(fd, Buffer.concat(out), tmp);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      // closed already
+    }
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  return records;
+}

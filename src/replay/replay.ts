@@ -1,0 +1,421 @@
+/**
+ * `rankdistill replay`: rebuild labels from history with the live labeler's code.
+ *
+ *   files (--in)  ─┐                       ┌─► files (--out: NDJSON or Avro, atomic at the end)
+ *                  ├─► TaskRun per partition├─► topics (--to-topics: one transaction per checkpoint)
+ *   Kafka range  ──┘   (JoinTask + SQLite)  └─► counts only (--dry-run)
+ *   (--from/--to)
+ *
+ * Every partition runs the same {@link JoinTask} as the labeling service (decode, validate,
+ * event-time merge of the two partitions, join operator, labelRequest), so for the same input and
+ * config the labels are the live service's, byte for byte. A replay is identified by a hash of its
+ * arguments (input, range, output, the join/label config): its state directory and its consumer
+ * group (`rankdistill-replay-<id>`) belong to it alone, so it never touches the live service's
+ * offsets or state, and running the same command again continues an interrupted replay (or
+ * reports that it is complete).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config/schema.ts';
+import type { WireFormat } from '../contracts/codec.ts';
+import { errorMessage, RankdistillError } from '../errors.ts';
+import { extensionOf, type FileFormat, formatOf, readRecords, writeFileAtomic } from '../io/files.ts';
+import type { RawInput } from '../join/task.ts';
+import type { OutputKind, Side } from '../join/types.ts';
+import { logger } from '../log.ts';
+import { inputFile } from '../pipeline/label-files.ts';
+import { type OutcomeCounts, sumCounters } from '../pipeline/outcomes.ts';
+import { CheckpointFiles, type ReplayCheckpoint } from './checkpoint.ts';
+import { countRecords } from './count.ts';
+import { assembleFinal } from './parts.ts';
+import {
+  KIND_CONTRACT,
+  NullSink,
+  OUTPUT_KINDS,
+  type OutputTopics,
+  PartsSink,
+  partPath,
+  type ReplaySink,
+} from './sinks.ts';
+import { TaskRun, type TaskRunOptions } from './task-run.ts';
+
+const SIDES: readonly Side[] = ['ranker', 'impression'];
+const PULL = 2048;
+const log = logger('replay');
+
+/** Where a replay reads. Times are Kafka record timestamps in epoch ms (`to` exclusive). */
+export type ReplayInput = { kind: 'files'; dir: string } | { kind: 'kafka'; from?: number; to?: number };
+
+/** Where a replay writes. */
+export type ReplayOutput =
+  | { kind: 'files'; dir: string; format: FileFormat }
+  | { kind: 'topics'; topics: OutputTopics }
+  | { kind: 'dry' };
+
+/** Options of {@link replay}. */
+export interface ReplayOptions {
+  config: Config;
+  input: ReplayInput;
+  output: ReplayOutput;
+  /** Expire every open window at the end of the range (default false, as the live service). */
+  drain?: boolean;
+  /** State directory (default `<store.dir>/replay-<id>`). */
+  stateDir?: string;
+  /** Input records per checkpoint (default kafka.maxBatchRecords). */
+  checkpointEvery?: number;
+  /** Stop at the next record boundary, commit a checkpoint and return `interrupted`. */
+  signal?: AbortSignal;
+  /** Called as records are processed. */
+  onProgress?: (p: { done: number; total: number | null }) => void;
+  /** Wall clock of dead-letter times (default Date.now). */
+  now?: () => number;
+}
+
+/** Result of {@link replay}. */
+export interface ReplayResult {
+  id: string;
+  groupId: string;
+  status: 'complete' | 'interrupted' | 'already-complete';
+  /** Counts per outcome over the whole replay (before a resume included). */
+  counts: OutcomeCounts;
+  /** Requests (and done markers) still in a window at the end (0 with drain). */
+  open: number;
+  partitions: number;
+  /** Input records processed. */
+  processed: number;
+  stateDir: string | null;
+  files?: Record<OutputKind, string>;
+  topics?: OutputTopics;
+}
+
+/** Per-run plumbing shared by the file and Kafka drivers. */
+export interface ReplayContext {
+  opts: ReplayOptions;
+  id: string;
+  groupId: string;
+  stateDir: string;
+  checkpoints: CheckpointFiles | null;
+  checkpointEvery: number;
+  /** TaskRun options common to every partition. */
+  base: Pick<TaskRunOptions, 'config' | 'checkpoints' | 'checkpointEvery' | 'drain'> & {
+    now?: () => number;
+    signal?: AbortSignal;
+  };
+  storePath(p: number): string;
+  /** Sink for partition p (file and dry outputs; the Kafka driver makes topic sinks). */
+  fileSink(p: number, ck: ReplayCheckpoint): ReplaySink;
+  progress(runs: readonly TaskRun[], total: number | null): void;
+}
+
+/**
+ * The id of a replay: a hash of everything that decides its output, so the same command finds
+ * its state again and a different one never shares it.
+ *
+ * @example
+ * replayId({ config, input: { kind: 'files', dir: 'sim' }, output: { kind: 'dry' } }); // '3f2a9c01b7e4'
+ */
+export function replayId(opts: Pick<ReplayOptions, 'config' | 'input' | 'output' | 'drain'>): string {
+  const c = opts.config;
+  const k = c.kafka;
+  const input =
+    opts.input.kind === 'files'
+      ? { kind: 'files', dir: resolve(opts.input.dir) }
+      : {
+          kind: 'kafka',
+          brokers: k.brokers,
+          topics: [k.topics.rankerOutputs, k.topics.impressions],
+          from: opts.input.from ?? null,
+          to: opts.input.to ?? null,
+          inputFormat: k.inputFormat,
+        };
+  const output =
+    opts.output.kind === 'files'
+      ? { kind: 'files', dir: resolve(opts.output.dir), format: opts.output.format }
+      : opts.output;
+  const key = JSON.stringify({ input, output, join: c.join, labels: c.labels, drain: opts.drain === true });
+  return createHash('sha256').update(key).digest('hex').slice(0, 12);
+}
+
+/** Output file per kind in an output directory (the file transport's names). */
+export function outputFiles(dir: string, format: FileFormat): Record<OutputKind, string> {
+  const ext = extensionOf(format);
+  return {
+    pointwise: join(dir, `labels.pointwise.${ext}`),
+    pairwise: join(dir, `labels.pairwise.${ext}`),
+    listwise: join(dir, `labels.listwise.${ext}`),
+    deadLetter: join(dir, `dead-letter.${ext}`),
+  };
+}
+
+interface CompleteFile {
+  counts: OutcomeCounts;
+  open: number;
+  partitions: number;
+  processed: number;
+  files?: Record<OutputKind, string>;
+  topics?: OutputTopics;
+}
+
+/**
+ * Runs (or continues) a replay.
+ *
+ * @throws RankdistillError USAGE (bad arguments, a replay with the same id running), IO_FAILED,
+ *   STATE_STORE_FAILED (damaged state), KAFKA_UNAVAILABLE, TOPIC_MISSING, COPARTITION_MISMATCH.
+ * @example
+ * const res = await replay({ config, input: { kind: 'files', dir: 'sim' },
+ *   output: { kind: 'files', dir: 'labels', format: 'avro' } });
+ * res.counts.joined;
+ */
+export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
+  const dry = opts.output.kind === 'dry';
+  const id = replayId(opts);
+  const groupId = `rankdistill-replay-${id}`;
+  if (opts.output.kind === 'topics') refuseLiveTopics(opts.config, opts.output.topics);
+  const stateDir = dry
+    ? mkdtempSync(join(tmpdir(), 'rankdistill-replay-dry-'))
+    : resolve(opts.stateDir ?? join(opts.config.store.dir, `replay-${id}`));
+  const completePath = join(stateDir, 'complete.json');
+  if (!dry && existsSync(completePath)) {
+    const c = JSON.parse(readFileSync(completePath, 'utf8')) as CompleteFile;
+    return { id, groupId, status: 'already-complete', stateDir, ...c };
+  }
+  mkdirSync(stateDir, { recursive: true });
+  const unlock = dry ? () => undefined : lock(stateDir);
+  const checkpoints = dry ? null : new CheckpointFiles(join(stateDir, 'ckpt'));
+  const checkpointEvery = opts.checkpointEvery ?? opts.config.kafka.maxBatchRecords;
+  const format = opts.output.kind === 'files' ? opts.output.format : 'ndjson';
+  const ctx: ReplayContext = {
+    opts,
+    id,
+    groupId,
+    stateDir,
+    checkpoints,
+    checkpointEvery,
+    base: {
+      config: opts.config,
+      checkpoints,
+      checkpointEvery,
+      drain: opts.drain === true,
+      ...(opts.now === undefined ? {} : { now: opts.now }),
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    },
+    storePath: (p) => join(stateDir, `task-${p}.sqlite`),
+    fileSink: (p, ck) =>
+      opts.output.kind === 'files'
+        ? PartsSink.open(stateDir, p, format, ck.parts ?? zeroParts())
+        : new NullSink(),
+    progress: (runs, total) => {
+      if (opts.onProgress === undefined) return;
+      opts.onProgress({ done: runs.reduce((s, r) => s + r.processed(), 0), total });
+    },
+  };
+  try {
+    const runs =
+      opts.input.kind === 'files' ? await replayFiles(ctx, opts.input.dir) : await replayKafkaInput(ctx);
+    const counts = sumCounters(runs.map((r) => r.counters));
+    const processed = runs.reduce((s, r) => s + r.processed, 0);
+    const open = runs.reduce((s, r) => s + r.open, 0);
+    opts.onProgress?.({ done: processed, total: null });
+    const base = { id, groupId, counts, open, partitions: runs.length, processed };
+    if (!runs.every((r) => r.checkpoint.done)) {
+      return { ...base, status: 'interrupted', stateDir: dry ? null : stateDir };
+    }
+    if (dry) return { ...base, status: 'complete', stateDir: null };
+    const done: CompleteFile = { counts, open, partitions: runs.length, processed };
+    if (opts.output.kind === 'files') {
+      const files = outputFiles(opts.output.dir, opts.output.format);
+      for (const kind of OUTPUT_KINDS) {
+        const parts = runs.map((r, p) => ({
+          path: partPath(stateDir, p, kind),
+          length: r.checkpoint.parts?.[kind] ?? 0,
+        }));
+        assembleFinal(files[kind], KIND_CONTRACT[kind], opts.output.format, parts);
+      }
+      done.files = files;
+    } else if (opts.output.kind === 'topics') {
+      done.topics = opts.output.topics;
+    }
+    writeFileAtomic(completePath, JSON.stringify(done, null, 2));
+    // The outputs are final: the bulky state (stores, parts) is no longer needed.
+    rmSync(join(stateDir, 'parts'), { recursive: true, force: true });
+    for (let p = 0; p < runs.length; p++) {
+      for (const s of ['', '-wal', '-shm']) rmSync(`${ctx.storePath(p)}${s}`, { force: true });
+    }
+    return { ...base, ...done, status: 'complete', stateDir };
+  } finally {
+    unlock();
+    if (dry) rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+function zeroParts() {
+  return { pointwise: 0, pairwise: 0, listwise: 0, deadLetter: 0 };
+}
+
+/** What a driver reports per partition once it stops. */
+export interface RunSummary {
+  checkpoint: ReplayCheckpoint;
+  counters: ReturnType<TaskRun['counters']>;
+  processed: number;
+  open: number;
+}
+
+/** Closes a run, returning its summary. */
+export async function summarize(run: TaskRun): Promise<RunSummary> {
+  const s: RunSummary = {
+    checkpoint: run.checkpoint,
+    counters: run.counters(),
+    processed: run.processed(),
+    open: run.store.size(),
+  };
+  await run.close();
+  return s;
+}
+
+/** Lazily loaded so a file replay never loads the Kafka driver. */
+async function replayKafkaInput(ctx: ReplayContext): Promise<RunSummary[]> {
+  const { replayKafka } = await import('./kafka.ts');
+  return replayKafka(ctx);
+}
+
+/**
+ * File input: `<dir>/ranker-outputs.<ext>` and `<dir>/impressions.<ext>` as partition 0, read the
+ * way the file transport reads them (same source names in dead letters, same raw formats).
+ */
+async function replayFiles(ctx: ReplayContext, dir: string): Promise<RunSummary[]> {
+  const paths: Record<Side, string> = {
+    ranker: inputFile(dir, 'ranker'),
+    impression: inputFile(dir, 'impression'),
+  };
+  const rawFormat = (p: string): WireFormat => (formatOf(p) === 'avro' ? 'avro' : 'json');
+  let sinkFor: (ck: ReplayCheckpoint) => ReplaySink = (ck) => ctx.fileSink(0, ck);
+  let closeKafka: () => Promise<void> = async () => undefined;
+  if (ctx.opts.output.kind === 'topics') {
+    const { fileInputTopicSink } = await import('./kafka.ts');
+    const t = await fileInputTopicSink(ctx);
+    sinkFor = t.sink;
+    closeKafka = t.close;
+  }
+  const rc = countRecords(paths.ranker);
+  const ic = countRecords(paths.impression);
+  const total = rc === null || ic === null ? null : rc + ic;
+  const run: TaskRun = TaskRun.open({
+    ...ctx.base,
+    partition: 0,
+    storePath: ctx.storePath(0),
+    sources: paths,
+    inputFormat: 'avro',
+    rawFormat: { ranker: rawFormat(paths.ranker), impression: rawFormat(paths.impression) },
+    start: { ranker: 0, impression: 0 },
+    end: { ranker: Number.POSITIVE_INFINITY, impression: Number.POSITIVE_INFINITY },
+    sink: sinkFor,
+    onStep: () => ctx.progress([run], total),
+  });
+  const iters = {
+    ranker: readRecords(paths.ranker, 'RankerOutput'),
+    impression: readRecords(paths.impression, 'Impression'),
+  };
+  try {
+    const pull = async (side: Side) => {
+      const chunk: RawInput[] = [];
+      const from = run.fetch[side];
+      while (chunk.length < PULL) {
+        const n = await iters[side].next();
+        if (n.done) {
+          run.setEnded(side);
+          break;
+        }
+        if (n.value.offset < from) continue; // processed before the resume
+        chunk.push({ offset: n.value.offset, key: null, raw: n.value.raw, decoded: n.value.result });
+      }
+      run.push(side, chunk);
+    };
+    while (!run.done) {
+      if (ctx.opts.signal?.aborted) {
+        await run.flush();
+        log.info('replay interrupted; run the same command to continue', { checkpoint: run.checkpoint.k });
+        break;
+      }
+      await run.pump();
+      ctx.progress([run], total);
+      if (run.done || ctx.opts.signal?.aborted) continue;
+      let pulled = false;
+      for (const side of SIDES) {
+        if (run.wants(side)) {
+          await pull(side);
+          pulled = true;
+        }
+      }
+      if (!pulled) {
+        throw new RankdistillError(
+          'STATE_STORE_FAILED',
+          'replay made no progress with both inputs buffered: this is a bug, please report it',
+        );
+      }
+    }
+    return [await summarize(run)];
+  } catch (e) {
+    await run.close().catch(() => undefined);
+    throw e;
+  } finally {
+    for (const side of SIDES) await iters[side].return(undefined).catch(() => undefined);
+    await closeKafka();
+  }
+}
+
+function refuseLiveTopics(config: Config, topics: OutputTopics): void {
+  const t = config.kafka.topics;
+  const live = new Set([
+    t.pointwise,
+    t.pairwise,
+    t.listwise,
+    t.deadLetter,
+    t.rankerOutputs,
+    t.impressions,
+    t.changelog,
+  ]);
+  const clash = OUTPUT_KINDS.map((k) => topics[k]).filter((x) => live.has(x));
+  if (clash.length > 0) {
+    throw new RankdistillError(
+      'USAGE',
+      `replay output topics must differ from the live service's topics, found ${clash.join(', ')}: give --to-topics <prefix> or other topic names`,
+      { details: { topics: clash } },
+    );
+  }
+}
+
+/**
+ * A lock file so two replays with the same id never run at once; a lock left by a dead process
+ * is taken over.
+ */
+function lock(stateDir: string): () => void {
+  const path = join(stateDir, 'lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      return () => rmSync(path, { force: true });
+    } catch (e) {
+      const pid = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new RankdistillError(
+          'USAGE',
+          `a replay with the same arguments is running (pid ${pid}, state ${stateDir}): wait for it or stop it first`,
+          { details: { pid, stateDir, error: errorMessage(e) } },
+        );
+      }
+      rmSync(path, { force: true });
+    }
+  }
+  throw new RankdistillError('IO_FAILED', `cannot take the replay lock ${path}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Where a replay task's outputs go: part files (file output, see ./parts.ts), a Kafka transaction
+ * per checkpoint (topic output), or nowhere (dry run).
+ */
+import { join } from 'node:path';
+import type { Message, Producer } from 'kafkajs';
+import { encodeAvro, encodeJson } from '../contracts/codec.ts';
+import { avroType, type ContractName } from '../contracts/schemas.ts';
+import type { FileFormat } from '../io/files.ts';
+import type { OutputKind, Side, TaskOutput } from '../join/types.ts';
+import type { PartLengths } from './checkpoint.ts';
+import { PartFile } from './parts.ts';
+
+/** Contract of each output kind. */
+export const KIND_CONTRACT = {
+  pointwise: 'PointwiseLabels',
+  pairwise: 'PairwiseLabels',
+  listwise: 'ListwiseLabels',
+  deadLetter: 'DeadLetter',
+} as const satisfies Record<OutputKind, ContractName>;
+
+export const OUTPUT_KINDS: readonly OutputKind[] = ['pointwise', 'pairwise', 'listwise', 'deadLetter'];
+
+/** The outputs of one task between two checkpoints. */
+export interface ReplaySink {
+  /** Takes outputs of the open batch. */
+  add(outputs: TaskOutput[]): void;
+  /** Step 1 of a checkpoint: make the batch's outputs durable; part lengths for the checkpoint. */
+  persist(): PartLengths | null;
+  /** Step 3 of a checkpoint: commit the batch with the input positions it reaches. */
+  commit(positions: Record<Side, number>): Promise<void>;
+  /** Drops the open batch's outputs (they were committed by an earlier run). */
+  discard(): void;
+  close(): Promise<void>;
+}
+
+/** The bytes a record has in a file of `format` (an NDJSON line without newline, or Avro). */
+export function recordBytes(kind: OutputKind, value: TaskOutput['value'], format: FileFormat): Buffer {
+  const name = KIND_CONTRACT[kind];
+  if (format === 'avro') return encodeAvro(name, value as never);
+  // As RecordWriter does: plain JSON.stringify for contracts without bytes fields (same text as
+  // encodeJson, whose replacer only turns Buffers into base64), encodeJson otherwise.
+  if (name !== 'DeadLetter' && avroType(name).isValid(value)) return Buffer.from(JSON.stringify(value));
+  return Buffer.from(encodeJson(name, value as never));
+}
+
+/** Part file of a partition and kind inside a replay state directory. */
+export function partPath(stateDir: string, p: number, kind: OutputKind): string {
+  return join(stateDir, 'parts', `p${p}.${kind}.part`);
+}
+
+/**
+ * File output: appends to the partition's part files.
+ *
+ * @example
+ * const sink = PartsSink.open(stateDir, 0, 'ndjson', checkpoint.parts);
+ */
+export class PartsSink implements ReplaySink {
+  readonly #format: FileFormat;
+  readonly #parts: Record<OutputKind, PartFile>;
+
+  private constructor(format: FileFormat, parts: Record<OutputKind, PartFile>) {
+    this.#format = format;
+    this.#parts = parts;
+  }
+
+  static open(stateDir: string, p: number, format: FileFormat, lengths: PartLengths): PartsSink {
+    const open = (k: OutputKind) => PartFile.open(partPath(stateDir, p, k), lengths[k]);
+    return new PartsSink(format, {
+      pointwise: open('pointwise'),
+      pairwise: open('pairwise'),
+      listwise: open('listwise'),
+      deadLetter: open('deadLetter'),
+    });
+  }
+
+  add(outputs: TaskOutput[]): void {
+    for (const o of outputs) this.#parts[o.kind].append(recordBytes(o.kind, o.value, this.#format));
+  }
+
+  persist(): PartLengths {
+    return {
+      pointwise: this.#parts.pointwise.persist(),
+      pairwise: this.#parts.pairwise.persist(),
+      listwise: this.#parts.listwise.persist(),
+      deadLetter: this.#parts.deadLetter.persist(),
+    };
+  }
+
+  async commit(): Promise<void> {}
+
+  discard(): void {
+    // Part files are cut back to the checkpoint on open; nothing is buffered outside them.
+  }
+
+  async close(): Promise<void> {
+    for (const k of OUTPUT_KINDS) this.#parts[k].close();
+  }
+}
+
+/** Output topics of a topic replay. */
+export type OutputTopics = Record<OutputKind, string>;
+
+/** What a {@link TopicSink} needs. */
+export interface TopicSinkOptions {
+  partition: number;
+  producer: Producer;
+  topics: OutputTopics;
+  /** Partition of an output topic for this task's records, or undefined: by key. */
+  partitionOf: (topic: string) => number | undefined;
+  /** Input topics and the replay's group (Kafka input), or null (file input: no offsets). */
+  offsets: { groupId: string; topics: Record<Side, string> } | null;
+}
+
+/**
+ * Topic output: one Kafka transaction per checkpoint with the batch's labels, dead letters and the
+ * input offsets of the replay's own consumer group (as the live service does, but never its group).
+ *
+ * @example
+ * const sink = new TopicSink({ partition: 0, producer, topics, partitionOf: () => 0, offsets: null });
+ */
+export class TopicSink implements ReplaySink {
+  readonly #o: TopicSinkOptions;
+  #batch: Array<{ topic: string; message: Message }> = [];
+
+  constructor(opts: TopicSinkOptions) {
+    this.#o = opts;
+  }
+
+  add(outputs: TaskOutput[]): void {
+    for (const o of outputs) {
+      const topic = this.#o.topics[o.kind];
+      const partition = this.#o.partitionOf(topic);
+      const value = encodeAvro(KIND_CONTRACT[o.kind], o.value as never);
+      this.#batch.push({
+        topic,
+        message: partition === undefined ? { key: o.key, value } : { key: o.key, value, partition },
+      });
+    }
+  }
+
+  persist(): null {
+    return null;
+  }
+
+  async commit(positions: Record<Side, number>): Promise<void> {
+    const byTopic = new Map<string, Message[]>();
+    for (const { topic, message } of this.#batch) {
+      const list = byTopic.get(topic);
+      if (list === undefined) byTopic.set(topic, [message]);
+      else list.push(message);
+    }
+    this.#batch = [];
+    const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    const off = this.#o.offsets;
+    if (topicMessages.length === 0 && off === null) return;
+    const txn = await this.#o.producer.transaction();
+    try {
+      if (topicMessages.length > 0) await txn.sendBatch({ topicMessages, acks: -1 });
+      if (off !== null) {
+        await txn.sendOffsets({
+          consumerGroupId: off.groupId,
+          topics: (['ranker', 'impression'] as const).map((s) => ({
+            topic: off.topics[s],
+            partitions: [{ partition: this.#o.partition, offset: String(positions[s]) }],
+          })),
+        });
+      }
+      await txn.commit();
+    } catch (e) {
+      await txn.abort().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  discard(): void {
+    this.#batch = [];
+  }
+
+  async close(): Promise<void> {
+    this.#batch = [];
+  }
+}
+
+/** Dry run: outputs are only counted (by the task's counters). */
+export class NullSink implements ReplaySink {
+  add(): void {}
+  persist(): null {
+    return null;
+  }
+  async commit(): Promise<void> {}
+  discard(): void {}
+  async close(): Promise<void> {}
+}
