@@ -3,44 +3,55 @@
  * validation and the impression → candidate lookup of the teacher view.
  *
  * Why not a Map: building a fresh Map of 200 string keys per request (growing through six
- * rehashes) was the single largest cost of labeling in the benchmark; this open-addressing table
- * is reused across requests (a generation stamp marks live slots, so nothing is cleared) and
- * hashes each id once, FNV-1a style over pairs of UTF-16 code units. Long ids are hashed by their length,
- * first 8 and last 16 code units (ids usually differ at the end); ids that collide are still told
- * apart by a full string comparison, so a collision costs speed, never correctness.
+ * rehashes) was the single largest cost of labeling in the benchmark. This open-addressing table
+ * is reused across requests (a generation stamp marks live slots, so nothing is cleared).
+ *
+ * Hashing is two-speed, because reading characters is what costs: first a QUICK hash of the id's
+ * length and its last 4 UTF-16 code units (catalog ids usually differ at the end). If that
+ * clusters — ids sharing a long suffix, probes exceeding twice the list length — the list is
+ * re-indexed with the FULL hash (length, first 8 and last 16 code units, or all of them up to
+ * 24). Colliding ids are always told apart by a full string comparison, so the hash choice
+ * affects speed, never correctness.
  *
  * One table per owner; the owner must finish using it before the next {@link IdIndex.build}.
  */
 
 const EMPTY_GEN = 0;
+const QUICK = 0;
+const FULL = 1;
 
 /** Anything with an item id (RankedItem, ShownItem). */
 export interface Keyed {
   readonly item_id: string;
 }
 
-function hashId(s: string): number {
-  const len = s.length;
-  let h = 0x811c9dc5 ^ len;
-  // Two UTF-16 code units per step (lossless: each is 16 bits), FNV-1a style.
-  if (len <= 24) {
-    let i = 0;
-    for (; i + 1 < len; i += 2)
-      h = Math.imul(h ^ (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16)), 0x01000193);
-    if (i < len) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  } else {
-    for (let i = 0; i < 8; i += 2)
-      h = Math.imul(h ^ (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16)), 0x01000193);
-    for (let i = len - 16; i < len; i += 2) {
-      h = Math.imul(h ^ (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16)), 0x01000193);
-    }
-  }
-  // Final avalanche (murmur3 fmix32) so the low bits used as the slot are well mixed.
+/** murmur3 fmix32: spreads every input bit over the low bits used as the slot. */
+function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   return h ^ (h >>> 16);
+}
+
+/** FNV-1a style over pairs of code units s[from..to) (each 16 bits, so a pair packs losslessly). */
+function mixRange(h: number, s: string, from: number, to: number): number {
+  let i = from;
+  for (; i + 1 < to; i += 2) h = Math.imul(h ^ (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16)), 0x01000193);
+  if (i < to) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+}
+
+function quickHash(s: string): number {
+  const len = s.length;
+  return fmix(mixRange(0x811c9dc5 ^ len, s, len > 4 ? len - 4 : 0, len));
+}
+
+function fullHash(s: string): number {
+  const len = s.length;
+  const h = 0x811c9dc5 ^ len;
+  if (len <= 24) return fmix(mixRange(h, s, 0, len));
+  return fmix(mixRange(mixRange(h, s, 0, 8), s, len - 16, len));
 }
 
 /**
@@ -57,6 +68,7 @@ export class IdIndex {
   private stamps = new Int32Array(512);
   private gen = EMPTY_GEN;
   private mask = 511;
+  private mode = QUICK;
   private items: readonly Keyed[] = [];
 
   /**
@@ -65,22 +77,9 @@ export class IdIndex {
    */
   build(items: readonly Keyed[], n: number): number {
     this.ensure(n);
-    const gen = this.nextGen();
-    const slots = this.slots;
-    const stamps = this.stamps;
-    const mask = this.mask;
     this.items = items;
-    for (let i = 0; i < n; i++) {
-      const id = items[i]!.item_id;
-      let k = hashId(id) & mask;
-      while (stamps[k] === gen) {
-        if (items[slots[k]!]!.item_id === id) return i;
-        k = (k + 1) & mask;
-      }
-      stamps[k] = gen;
-      slots[k] = i;
-    }
-    return -1;
+    const r = this.fill(items, n, QUICK, 2 * n + 8);
+    return r === -2 ? this.fill(items, n, FULL, Number.POSITIVE_INFINITY) : r;
   }
 
   /** Index of `id` in the list of the last build, or −1. */
@@ -90,11 +89,33 @@ export class IdIndex {
     const stamps = this.stamps;
     const mask = this.mask;
     const items = this.items;
-    let k = hashId(id) & mask;
+    let k = (this.mode === QUICK ? quickHash(id) : fullHash(id)) & mask;
     while (stamps[k] === gen) {
       const i = slots[k]!;
       if (items[i]!.item_id === id) return i;
       k = (k + 1) & mask;
+    }
+    return -1;
+  }
+
+  /** One indexing pass: dup index, −1, or −2 when more than `budget` extra probes were needed. */
+  private fill(items: readonly Keyed[], n: number, mode: number, budget: number): number {
+    const gen = this.nextGen();
+    this.mode = mode;
+    const slots = this.slots;
+    const stamps = this.stamps;
+    const mask = this.mask;
+    let probes = 0;
+    for (let i = 0; i < n; i++) {
+      const id = items[i]!.item_id;
+      let k = (mode === QUICK ? quickHash(id) : fullHash(id)) & mask;
+      while (stamps[k] === gen) {
+        if (items[slots[k]!]!.item_id === id) return i;
+        k = (k + 1) & mask;
+        if (++probes > budget) return -2;
+      }
+      stamps[k] = gen;
+      slots[k] = i;
     }
     return -1;
   }

@@ -60,7 +60,8 @@ export interface RequestLabels {
  *   ranker output or impression fails validation ({@link validateRankerOutput},
  *   {@link validateImpression}), when the impression belongs to another request or user, when a
  *   weighted objective logit is missing (missingLogits 'error'), or when the listwise scheme
- *   needs logits in `rank` mode.
+ *   needs logits in `rank` mode. Exception: item features and context are copied as given and
+ *   not re-checked for NaN/±∞ here — validateRankerOutput (applied at ingestion) rejects those.
  *
  * @example
  * import { labelsSchema } from '../config/schema.ts';
@@ -72,7 +73,7 @@ export function labelRequest(req: JoinedRequest, cfg: LabelsConfig): RequestLabe
   const ranker = req.ranker;
   const impression = req.impression;
   const index = candidateIndex;
-  const bad = checkRankerOutput(ranker, index);
+  const bad = checkRankerOutput(ranker, index, false);
   if (bad !== null) {
     throw new LabelInputError(`invalid RankerOutput: ${bad}`, { request_id: ranker.request_id });
   }

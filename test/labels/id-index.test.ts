@@ -52,3 +52,17 @@ describe('IdIndex', () => {
     );
   });
 });
+
+describe('IdIndex with ids sharing a long suffix (quick hash clusters, full hash takes over)', () => {
+  test('still finds every id and the duplicate', () => {
+    const ix = new IdIndex();
+    const ids = Array.from({ length: 300 }, (_, i) => `${i}:catalog-product`);
+    assert.equal(ix.build(keyed(ids), ids.length), -1);
+    for (let i = 0; i < ids.length; i += 37) assert.equal(ix.get(ids[i]!), i);
+    assert.equal(ix.get('9999:catalog-product'), -1);
+    assert.equal(ix.build(keyed([...ids, ids[123]!]), ids.length + 1), ids.length);
+    // and back to quick-hash lists afterwards
+    assert.equal(ix.build(keyed(['x1', 'x2']), 2), -1);
+    assert.equal(ix.get('x2'), 1);
+  });
+});

@@ -129,6 +129,13 @@ describe('labelRequest rejects what it cannot label', () => {
     assert.match(validateRankerOutput(bad)!, /score must be finite/);
   });
 
+  test('features and context are copied as given: validateRankerOutput rejects their NaN', () => {
+    const nanFeature = { ...r, items: [{ ...r.items[0]!, features: { f: Number.NaN } }, r.items[1]!] };
+    assert.match(validateRankerOutput(nanFeature)!, /items\[0\]\.features\.f must be finite/);
+    const l = labelRequest({ ranker: nanFeature, impression: null }, labelsConfig());
+    assert.ok(Number.isNaN(l.pointwise!.items[0]!.features!.f));
+  });
+
   test('duplicate item ids in one list', () => {
     rejects(
       () => labelRequest({ ranker: ranker(['a', 'b', 'a']), impression: null }, labelsConfig()),
