@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { errorMessage, isRankdistillError } from '../errors.ts';
 import { register as registerConfig } from './commands/config.ts';
+import { register as registerDemo } from './commands/demo.ts';
 import { register as registerTrain } from './commands/train.ts';
 import { register as registerLabel } from './commands/label.ts';
 import { register as registerRecall } from './commands/recall.ts';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'config file (YAML or JSON); env RANKDISTILL_CONFIG')
     .exitOverride()
     .showHelpAfterError();
+  registerDemo(program);
   registerConfig(program);
   registerTrain(program);
   registerLabel(program);

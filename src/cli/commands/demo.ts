@@ -1,0 +1,444 @@
+/**
+ * `rankdistill demo`: the whole job on the embedded default (files, no Kafka), in one process —
+ *
+ *   simulate a seeded world ─► <out>/sim            (ranker outputs + impressions, ground truth)
+ *   label (file transport)  ─► <out>/labels         (pointwise / pairwise / listwise + dead letters)
+ *   train the student       ─► <out>/checkpoints    (every checkpoint evaluated on the held-out slice)
+ *   publish snapshots       ─► <out>/snapshots      (gated, registered, checksummed)
+ *   report                  ─► <out>/report.txt, report.json, quality.svg
+ *
+ * The report compares the student's agreement with the teacher before training (the same model
+ * at its random initialisation, over the same vocabulary) and after, on the same held-out requests.
+ * Progress goes to stderr: one rewritten line on a terminal, plain lines otherwise.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { loadConfig } from '../../config/index.ts';
+import type { Config, TrainConfig } from '../../config/schema.ts';
+import { RankdistillError } from '../../errors.ts';
+import type { FileFormat } from '../../io/files.ts';
+import { FileSimSink } from '../../io/sim-sink.ts';
+import { labelFiles } from '../../pipeline/label-files.ts';
+import type { OutcomeCounts } from '../../pipeline/outcomes.ts';
+import { DEFAULT_SIM, FATES } from '../../sim/generate.ts';
+import { type SimSink, simulate } from '../../sim/simulate.ts';
+import type { PublishResult } from '../../snapshots/publisher.ts';
+import { openTrainerSnapshots } from '../../snapshots/trainer.ts';
+import { evaluate } from '../../train/eval.ts';
+import type { StudentModel } from '../../train/model.ts';
+import { fileBatches, labelFiles as trainLabelFiles } from '../../train/sources.ts';
+import { modelFromConfig, Trainer } from '../../train/trainer.ts';
+import { lineChartSvg } from '../plot.ts';
+
+const int = (v: string): number => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || n <= 0)
+    throw new InvalidArgumentError(`expected a positive integer, found ${v}`);
+  return n;
+};
+
+/** Defaults chosen so the demo finishes in a few minutes on a 2-core machine. */
+export const DEMO_DEFAULTS = {
+  requests: 20_000,
+  /** Fewer candidates per request than the simulator's 200: labels and training scale with it. */
+  candidates: 50,
+  out: './demo-out',
+  /** Checkpoints (= snapshot candidates, = points of the quality curve) over the run. */
+  checkpoints: 8,
+};
+
+interface DemoOpts {
+  requests: number;
+  users?: number;
+  items?: number;
+  candidates: number;
+  seed: number;
+  out: string;
+  format: FileFormat;
+  epochs: number;
+}
+
+type Agreement = { recall_at_100_of_top10: number; ndcg_at_10: number; eval_requests: number };
+
+/** The machine-readable report (report.json). */
+export interface DemoReport {
+  format: 'rankdistill-demo-report/1';
+  world: { seed: number; requests: number; users: number; items: number; candidates: number };
+  simulate: { seconds: number; records: number; fates: Record<string, number> };
+  label: {
+    seconds: number;
+    outcomes: OutcomeCounts;
+    labels: number;
+    labelsPerSecond: number;
+    inputRecordsPerSecond: number;
+  };
+  train: {
+    seconds: number;
+    backend: string;
+    examples: number;
+    steps: number;
+    records: number;
+    examplesPerSecond: number;
+    checkpoints: number;
+  };
+  agreement: { before: Agreement; after: Agreement };
+  curve: { examples: number; recall_at_100_of_top10: number; ndcg_at_10: number }[];
+  snapshots: {
+    dir: string;
+    registry: string;
+    published: number[];
+    rejected: { version: number; reasons: string[] }[];
+    current: number | null;
+  };
+  files: { report: string; json: string; plot: string };
+  seconds: number;
+}
+
+/** Progress on stderr: a rewritten line on a terminal, plain lines (at most one per 5 s) otherwise. */
+class Progress {
+  private readonly tty = process.stderr.isTTY === true;
+  private last = 0;
+  private shown = false;
+
+  update(text: string): void {
+    const now = Date.now();
+    if (this.tty) {
+      process.stderr.write(`\r\x1b[2K${text.slice(0, (process.stderr.columns ?? 100) - 1)}`);
+      this.shown = true;
+    } else if (now - this.last >= 5000) {
+      process.stderr.write(`${text}\n`);
+      this.last = now;
+    }
+  }
+
+  line(text: string): void {
+    if (this.tty && this.shown) process.stderr.write('\r\x1b[2K');
+    this.shown = false;
+    process.stderr.write(`${text}\n`);
+    this.last = Date.now();
+  }
+}
+
+/**
+ * The untrained student: the same model at its random initialisation, knowing the same users and
+ * items (with the same item features) as `trained` — the "before" of the report.
+ *
+ * @example
+ * const before = evaluate(untrainedTwin(trainer.model, cfg.train), trainer.heldOut.requests());
+ */
+export function untrainedTwin(trained: StudentModel, c: TrainConfig): StudentModel {
+  const m = modelFromConfig(c);
+  const F = c.itemFeatureBuckets;
+  trained.items.ids.forEach((id, r) => {
+    m.itemRow(id, F > 0 ? trained.itemFeatures.subarray(r * F, r * F + F) : undefined);
+  });
+  for (const id of trained.users.ids) m.users.row(id);
+  return m;
+}
+
+const agreement = (m: Record<string, number | undefined>): Agreement => ({
+  recall_at_100_of_top10: m.recall_at_100_of_top10 ?? 0,
+  ndcg_at_10: m.ndcg_at_10 ?? 0,
+  eval_requests: m.eval_requests ?? 0,
+});
+
+function dirBytes(dir: string): number {
+  try {
+    return readdirSync(dir).reduce((s, n) => s + statSync(join(dir, n)).size, 0);
+  } catch {
+    return 0;
+  }
+}
+
+const secs = (ms: number) => Math.round(ms / 10) / 100;
+const fmt = (x: number) =>
+  x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(1)}k` : `${Math.round(x)}`;
+
+/**
+ * Runs the demo; writes the report files and returns the report.
+ *
+ * @example
+ * const report = await runDemo({ ...opts, requests: 2000 }, loadConfig());
+ */
+export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
+  const started = Date.now();
+  const progress = new Progress();
+  const out = resolve(o.out);
+  const dirs = {
+    sim: join(out, 'sim'),
+    labels: join(out, 'labels'),
+    checkpoints: join(out, 'checkpoints'),
+    snapshots: join(out, 'snapshots'),
+  };
+  // a fresh run every time (the trainer would otherwise resume): only the demo's own outputs go
+  for (const d of Object.values(dirs)) rmSync(d, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+
+  // 1. simulate
+  const t0 = Date.now();
+  const fileSink = new FileSimSink(dirs.sim, o.format);
+  let written = 0;
+  const sink: SimSink = {
+    encoding: fileSink.encoding,
+    write: (e) => {
+      fileSink.write(e);
+      if (++written % 5000 === 0) progress.update(`simulate: ${written} records`);
+    },
+    finish: (t, w) => fileSink.finish(t, w),
+    abort: () => fileSink.abort(),
+  };
+  const sim = await simulate(
+    {
+      seed: o.seed,
+      requests: o.requests,
+      candidates: o.candidates,
+      ...(o.users !== undefined ? { users: o.users } : {}),
+      ...(o.items !== undefined ? { items: o.items } : {}),
+      windowMs: base.join.windowMs,
+      allowedLatenessMs: base.join.allowedLatenessMs,
+    },
+    sink,
+  );
+  const simSeconds = secs(Date.now() - t0);
+  const p = sim.truth.params;
+  progress.line(
+    `simulate: ${sim.truth.counts.requests} requests (${p.users} users, ${p.items} items, ${p.candidates} candidates) → ${written} records in ${simSeconds} s`,
+  );
+
+  // 2. label (file transport)
+  const t1 = Date.now();
+  const ticker = setInterval(
+    () =>
+      progress.update(
+        `label: ${secs(Date.now() - t1).toFixed(0)} s, ${(dirBytes(dirs.labels) / 1e6).toFixed(1)} MB of labels written`,
+      ),
+    500,
+  );
+  let labeled: Awaited<ReturnType<typeof labelFiles>>;
+  try {
+    labeled = await labelFiles({
+      inDir: dirs.sim,
+      outDir: dirs.labels,
+      format: o.format,
+      config: base,
+      drain: true,
+    });
+  } finally {
+    clearInterval(ticker);
+  }
+  const labelSeconds = secs(Date.now() - t1);
+  const c = labeled.counts;
+  const labels = c.pointwise + c.pairwise + c.listwise;
+  progress.line(
+    `label: ${c.joined} joined, ${c.unmatched} unmatched, ${c.deadLetters} dead letters → ${labels} labels in ${labelSeconds} s (${fmt(labels / Math.max(labelSeconds, 0.001))} labels/s)`,
+  );
+
+  // 3. train + 4. snapshots
+  const t2 = Date.now();
+  const cfg: Config = {
+    ...base,
+    snapshots: { ...base.snapshots, dir: dirs.snapshots, registry: join(dirs.snapshots, 'registry.sqlite') },
+  };
+  // about DEMO_DEFAULTS.checkpoints checkpoints over the run: units per request ≈ one per pointwise
+  // candidate, per pair (≤ pairwise.maxPairs) and one list; held-out requests are not trained
+  const pairs = Math.min(base.labels.pairwise.maxPairs, base.labels.pairwise.k * base.labels.pairwise.m);
+  const perRequest =
+    (base.labels.pointwise.enabled ? p.candidates : 0) +
+    (base.labels.pairwise.enabled ? pairs : 0) +
+    (base.labels.listwise.enabled ? 1 : 0);
+  const expected = Math.max(1, c.listwise || c.pointwise || c.pairwise) * perRequest * o.epochs;
+  cfg.train = {
+    ...base.train,
+    checkpointEveryExamples: Math.max(
+      base.train.batchSize,
+      Math.ceil((expected * (1 - base.train.heldOutPercent / 100)) / DEMO_DEFAULTS.checkpoints),
+    ),
+    checkpointEveryMs: 24 * 3600_000,
+  };
+  const results: PublishResult[] = [];
+  const s = openTrainerSnapshots(cfg, { out: dirs.checkpoints, onResult: (r) => results.push(r) });
+  const curve: DemoReport['curve'] = [];
+  let trainer: Trainer | undefined;
+  trainer = await Trainer.open({
+    config: cfg.train,
+    out: dirs.checkpoints,
+    logEverySteps: 5,
+    onEvent: (e) => {
+      if (e.type === 'step')
+        progress.update(
+          `train: ${fmt(e.examples)} / ~${fmt(expected)} examples, loss ${e.loss.toFixed(4)}, ${results.length} snapshots`,
+        );
+      if (e.type === 'checkpoint' && trainer) {
+        s.snaps.onCheckpoint(trainer.model, e.dir, e.metrics);
+        curve.push({ examples: e.examples, ...pick(e.metrics) });
+        progress.line(
+          `checkpoint ${e.seq}: ${fmt(e.examples)} examples, recall@100 of teacher top-10 ${(e.metrics.recall_at_100_of_top10 ?? 0).toFixed(3)}, NDCG@10 ${(e.metrics.ndcg_at_10 ?? 0).toFixed(3)}`,
+        );
+      }
+    },
+  });
+  let summary: Awaited<ReturnType<Trainer['run']>>;
+  try {
+    summary = await trainer.run(
+      fileBatches(trainLabelFiles([dirs.labels]), {
+        epochs: o.epochs,
+        startEpoch: 0,
+        positions: [],
+        chunk: 64,
+      }),
+    );
+    await s.snaps.drain();
+  } finally {
+    await s.close();
+  }
+  const trainSeconds = secs(Date.now() - t2);
+  const heldOut = trainer.heldOut.requests();
+  const before = agreement(evaluate(untrainedTwin(trainer.model, cfg.train), heldOut));
+  const after = agreement(trainer.evaluate());
+  curve.unshift({
+    examples: 0,
+    recall_at_100_of_top10: before.recall_at_100_of_top10,
+    ndcg_at_10: before.ndcg_at_10,
+  });
+  const published = results.filter((r) => r.status === 'published').map((r) => r.version);
+  const rejected = results
+    .filter((r) => r.status === 'rejected')
+    .map((r) => ({ version: r.version, reasons: r.reasons }));
+
+  // 5. report
+  const files = {
+    report: join(out, 'report.txt'),
+    json: join(out, 'report.json'),
+    plot: join(out, 'quality.svg'),
+  };
+  const report: DemoReport = {
+    format: 'rankdistill-demo-report/1',
+    world: { seed: o.seed, requests: o.requests, users: p.users, items: p.items, candidates: p.candidates },
+    simulate: {
+      seconds: simSeconds,
+      records: written,
+      fates: Object.fromEntries(FATES.map((f) => [f, sim.truth.counts.fates[f]])),
+    },
+    label: {
+      seconds: labelSeconds,
+      outcomes: c,
+      labels,
+      labelsPerSecond: labels / Math.max(labelSeconds, 0.001),
+      inputRecordsPerSecond: (c.rankerOutputsIn + c.impressionsIn) / Math.max(labelSeconds, 0.001),
+    },
+    train: {
+      seconds: trainSeconds,
+      backend: trainer.backend.name,
+      examples: summary.examples,
+      steps: summary.steps,
+      records: summary.records,
+      examplesPerSecond: summary.examples / Math.max(trainSeconds, 0.001),
+      checkpoints: summary.checkpoints,
+    },
+    agreement: { before, after },
+    curve,
+    snapshots: {
+      dir: dirs.snapshots,
+      registry: cfg.snapshots.registry,
+      published,
+      rejected,
+      current: published.at(-1) ?? null,
+    },
+    files,
+    seconds: secs(Date.now() - started),
+  };
+  writeFileSync(
+    files.plot,
+    lineChartSvg(
+      [
+        {
+          name: 'recall of teacher top-10 in student top-100',
+          color: '#1f77b4',
+          points: curve.map((q) => ({ x: q.examples, y: q.recall_at_100_of_top10 })),
+        },
+        {
+          name: 'NDCG@10 against teacher grades',
+          color: '#d62728',
+          points: curve.map((q) => ({ x: q.examples, y: q.ndcg_at_10 })),
+        },
+      ],
+      {
+        title: `Student agreement with the teacher (held-out requests, ${p.items} items)`,
+        xLabel: 'training examples seen',
+        yLabel: 'agreement',
+      },
+    ),
+  );
+  const text = reportText(report);
+  writeFileSync(files.report, text);
+  writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
+  return report;
+}
+
+function pick(m: Record<string, number>): { recall_at_100_of_top10: number; ndcg_at_10: number } {
+  return { recall_at_100_of_top10: m.recall_at_100_of_top10 ?? 0, ndcg_at_10: m.ndcg_at_10 ?? 0 };
+}
+
+/** The text report (report.txt, also printed). */
+export function reportText(r: DemoReport): string {
+  const c = r.label.outcomes;
+  const w = r.world;
+  const a = r.agreement;
+  const f4 = (x: number) => x.toFixed(4);
+  const delta = (x: number, y: number) => `${y >= x ? '+' : ''}${(y - x).toFixed(4)}`;
+  const lines = [
+    `rankdistill demo — seed ${w.seed}, ${w.requests} requests, ${w.users} users, ${w.items} items, ${w.candidates} candidates per request`,
+    '',
+    `simulate  ${r.simulate.records} records in ${r.simulate.seconds} s; fates: ${Object.entries(
+      r.simulate.fates,
+    )
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+    `label     outcomes: joined ${c.joined}, unmatched ${c.unmatched} (labelled without clicks), orphans ${c.orphans}, late ${c.late}, duplicates ${c.duplicates}, malformed ${c.malformed}, invalid ${c.invalid} → dead letters ${c.deadLetters}`,
+    `          labels: ${r.label.labels} (pointwise ${c.pointwise}, pairwise ${c.pairwise}, listwise ${c.listwise}) in ${r.label.seconds} s = ${fmt(r.label.labelsPerSecond)} labels/s (${fmt(r.label.inputRecordsPerSecond)} input records/s)`,
+    `train     ${r.train.examples} examples (${r.train.records} label records, ${r.train.steps} steps) in ${r.train.seconds} s = ${fmt(r.train.examplesPerSecond)} examples/s on ${r.train.backend}; ${r.train.checkpoints} checkpoints`,
+    '',
+    `agreement with the teacher on ${a.after.eval_requests} held-out requests   untrained   distilled   change`,
+    `  recall of teacher top-10 in student top-100 (catalog) ${f4(a.before.recall_at_100_of_top10).padStart(9)}   ${f4(a.after.recall_at_100_of_top10).padStart(9)}   ${delta(a.before.recall_at_100_of_top10, a.after.recall_at_100_of_top10)}`,
+    `  NDCG@10 of the candidates against teacher grades    ${f4(a.before.ndcg_at_10).padStart(9)}   ${f4(a.after.ndcg_at_10).padStart(9)}   ${delta(a.before.ndcg_at_10, a.after.ndcg_at_10)}`,
+    '',
+    `snapshots published ${r.snapshots.published.length} (${r.snapshots.published.map((v) => `v${v}`).join(', ') || 'none'}), rejected ${r.snapshots.rejected.length}${r.snapshots.rejected.map((x) => `; v${x.version}: ${x.reasons.join(', ')}`).join('')}; current ${r.snapshots.current === null ? 'none' : `v${r.snapshots.current}`}`,
+    `          ${r.snapshots.dir}`,
+    `files     ${r.files.report}, ${r.files.json}, ${r.files.plot}`,
+    `total     ${r.seconds} s`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Registers `rankdistill demo`. */
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description(
+      'the whole job on files, no Kafka: simulate a world, label, train the student, publish snapshots, report + quality plot',
+    )
+    .option('--requests <n>', 'requests to simulate', int, DEMO_DEFAULTS.requests)
+    .option('--users <n>', `users (default ${DEFAULT_SIM.users})`, int)
+    .option('--items <n>', `catalog items (default ${DEFAULT_SIM.items})`, int)
+    .option('--candidates <n>', 'candidates the teacher scores per request', int, DEMO_DEFAULTS.candidates)
+    .option('--seed <n>', 'random seed of the world and traffic', int, DEFAULT_SIM.seed)
+    .option('--epochs <n>', 'passes of the trainer over the labels', int, 1)
+    .option(
+      '--out <dir>',
+      'output directory (its sim/, labels/, checkpoints/, snapshots/ are replaced)',
+      DEMO_DEFAULTS.out,
+    )
+    .addOption(
+      new Option('--format <format>', 'file format of records and labels')
+        .choices(['avro', 'ndjson'])
+        .default('avro'),
+    )
+    .action(async (opts: DemoOpts, cmd: Command) => {
+      const config = loadConfig({ file: cmd.optsWithGlobals<{ config?: string }>().config });
+      if (existsSync(opts.out) && !statSync(opts.out).isDirectory())
+        throw new RankdistillError('USAGE', `--out ${opts.out}: expected a directory, found a file`);
+      const report = await runDemo(opts, config);
+      console.log(`\n${reportText(report)}`);
+    });
+}
