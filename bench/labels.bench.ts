@@ -8,8 +8,11 @@
  *
  * Baselines, same run: structuredClone of the input RankerOutput (the cost of merely copying the
  * request) and encodeAvro of it; the "decode+label" figure is measured against decodeAvro alone.
- * Each figure is the best of 7 timed trials (the machine is shared; the best trial is the least
- * disturbed), in wall-clock requests/s on one thread; `cpu` figures divide by process CPU time.
+ * The machine is shared, so every variant (the labels and their baselines) is timed ROUND-ROBIN:
+ * 80 rounds, each giving every variant one short (8 ms) trial. All variants thus see the same
+ * disturbances; a figure is the best trial (the least disturbed window) in wall-clock requests/s
+ * on one thread, its note gives the median trial, and `cpu` figures divide all of a variant's
+ * requests by the process CPU time spent in its trials.
  */
 import { labelsSchema } from '../src/config/schema.ts';
 import { decodeAvro, encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
@@ -17,8 +20,8 @@ import { type JoinedRequest, labelRequest } from '../src/labels/index.ts';
 import { type Figure, writeResult } from './lib.ts';
 
 const POOL = 64;
-const TRIALS = 7;
-const TRIAL_MS = 250;
+const ROUNDS = 80;
+const TRIAL_MS = 8;
 
 function request(n: number, seq: number): JoinedRequest {
   const request_id = `req-${String(seq).padStart(8, '0')}`;
@@ -55,40 +58,58 @@ function request(n: number, seq: number): JoinedRequest {
 
 declare const gc: (() => void) | undefined;
 
+interface Variant {
+  fn: (i: number) => unknown;
+  rates: number[];
+  requests: number;
+  cpuMicros: number;
+}
+
+const variants = new Map<string, Variant>();
+let sink = 0;
+
+function variant(name: string, fn: (i: number) => unknown): void {
+  variants.set(name, { fn, rates: [], requests: 0, cpuMicros: 0 });
+}
+
+/** Runs `v` for about `ms` and records its rate. */
+function trial(v: Variant, ms: number, record: boolean): void {
+  const fn = v.fn;
+  let n = 0;
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const deadline = t0 + BigInt(Math.round(ms * 1e6));
+  while (process.hrtime.bigint() < deadline) {
+    for (let k = 0; k < 16; k++, n++) if (fn(n % POOL) !== undefined) sink++;
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  if (!record) return;
+  v.rates.push(n / seconds);
+  v.requests += n;
+  v.cpuMicros += c.user + c.system;
+}
+
 interface Rate {
+  /** Best trial, requests/s: the least-disturbed window of a shared machine. */
   wall: number;
+  /** Median trial, requests/s. */
+  median: number;
+  /** Requests per second of process CPU time, over all trials. */
   cpu: number;
 }
 
-/** Best-of-trials requests/s of `fn` over the pool. */
-function measure(fn: (i: number) => unknown): Rate {
-  let sink = 0;
-  const run = (ms: number): Rate => {
-    let n = 0;
-    const t0 = process.hrtime.bigint();
-    const c0 = process.cpuUsage();
-    const deadline = t0 + BigInt(ms) * 1_000_000n;
-    while (process.hrtime.bigint() < deadline) {
-      for (let k = 0; k < 256; k++, n++) if (fn(n % POOL) !== undefined) sink++;
-    }
-    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-    const c = process.cpuUsage(c0);
-    return { wall: n / wall, cpu: n / ((c.user + c.system) / 1e6) };
+function rate(name: string): Rate {
+  const v = variants.get(name)!;
+  const sorted = [...v.rates].sort((a, b) => a - b);
+  return {
+    wall: sorted[sorted.length - 1]!,
+    median: sorted[sorted.length >> 1]!,
+    cpu: v.requests / (v.cpuMicros / 1e6),
   };
-  run(TRIAL_MS); // warm-up: JIT and caches
-  let best: Rate = { wall: 0, cpu: 0 };
-  for (let t = 0; t < TRIALS; t++) {
-    if (typeof gc === 'function') gc();
-    const r = run(TRIAL_MS);
-    if (r.wall > best.wall) best = { wall: r.wall, cpu: Math.max(best.cpu, r.cpu) };
-    else best.cpu = Math.max(best.cpu, r.cpu);
-  }
-  if (sink < 0) console.log(sink);
-  return best;
 }
 
 const round = (x: number) => Math.round(x);
-const figures: Record<string, Figure> = {};
 const defaults = labelsSchema.parse({});
 const only = (kind: 'pointwise' | 'pairwise' | 'listwise' | 'none') =>
   labelsSchema.parse({
@@ -105,82 +126,98 @@ const heavy = labelsSchema.parse({
 
 for (const n of [200, 20]) {
   const pool = Array.from({ length: POOL }, (_, i) => request(n, i + 1));
-  const bytes = pool.map((r) => encodeAvro('RankerOutput', r.ranker));
-  const imps = pool.map((r) => r.impression);
+  variant(`clone_${n}`, (i) => structuredClone(pool[i]!.ranker));
+  variant(`encode_${n}`, (i) => encodeAvro('RankerOutput', pool[i]!.ranker));
+  variant(`all_${n}`, (i) => labelRequest(pool[i]!, defaults));
+  if (n === 200) {
+    for (const kind of ['pointwise', 'pairwise', 'listwise', 'none'] as const) {
+      const cfg = only(kind);
+      variant(`${kind}_${n}`, (i) => labelRequest(pool[i]!, cfg));
+    }
+    variant(`heavy_${n}`, (i) => labelRequest(pool[i]!, heavy));
+    const bytes = pool.map((r) => encodeAvro('RankerOutput', r.ranker));
+    variant(`decode_${n}`, (i) => decodeAvro('RankerOutput', bytes[i]!));
+    variant(`decodeLabel_${n}`, (i) => {
+      const d = decodeAvro('RankerOutput', bytes[i]!);
+      return d.ok ? labelRequest({ ranker: d.value, impression: pool[i]!.impression }, defaults) : undefined;
+    });
+  }
+}
 
-  const clone = measure((i) => structuredClone(pool[i]!.ranker));
-  const encode = measure((i) => encodeAvro('RankerOutput', pool[i]!.ranker));
-  const all = measure((i) => labelRequest(pool[i]!, defaults));
+/** Machine reference: a trivial integer loop (in a function, so it is optimized like the rest). */
+function intLoop(iterations: number): number {
+  let acc = 0;
+  for (let i = 0; i < iterations; i++) acc = (acc + i) | 0;
+  return acc;
+}
+variant('calibration', () => intLoop(10_000));
+
+for (const v of variants.values()) trial(v, 150, false); // warm-up: JIT and caches
+if (typeof gc === 'function') gc();
+for (let r = 0; r < ROUNDS; r++) for (const v of variants.values()) trial(v, TRIAL_MS, true);
+if (sink < 0) console.log(sink);
+
+const figures: Record<string, Figure> = {};
+for (const n of [200, 20]) {
+  const clone = rate(`clone_${n}`);
+  const all = rate(`all_${n}`);
   figures[`requests_per_s_${n}_all_defaults`] = {
     value: round(all.wall),
     unit: 'requests/s',
     baseline: round(clone.wall),
     ratio: all.wall / clone.wall,
     ...(n === 200 ? { goal: 50_000 } : {}),
-    note: `all three kinds, default config, matched requests of ${n} candidates; baseline: structuredClone of the RankerOutput`,
+    note: `all three kinds, default config, matched requests of ${n} candidates; best of ${ROUNDS} trials (median ${round(all.median)}); baseline: structuredClone of the RankerOutput`,
   };
   figures[`requests_per_cpu_s_${n}_all_defaults`] = {
     value: round(all.cpu),
     unit: 'requests/cpu-s',
     baseline: round(clone.cpu),
     ratio: all.cpu / clone.cpu,
-    note: 'same, divided by process CPU time (less sensitive to a shared machine)',
+    note: 'same, all trials divided by process CPU time',
   };
   figures[`encodeAvro_per_s_${n}`] = {
-    value: round(encode.wall),
+    value: round(rate(`encode_${n}`).wall),
     unit: 'requests/s',
     note: 'baseline: encodeAvro of the RankerOutput',
   };
-  if (n === 200) {
-    for (const kind of ['pointwise', 'pairwise', 'listwise', 'none'] as const) {
-      const cfg = only(kind);
-      const r = measure((i) => labelRequest(pool[i]!, cfg));
-      figures[`requests_per_s_${n}_${kind}_only`] = {
-        value: round(r.wall),
-        unit: 'requests/s',
-        baseline: round(clone.wall),
-        ratio: r.wall / clone.wall,
-        note:
-          kind === 'none'
-            ? 'every kind disabled: validation + teacher view only'
-            : `only ${kind} enabled (includes validation + teacher view)`,
-      };
-    }
-    const h = measure((i) => labelRequest(pool[i]!, heavy));
-    figures[`requests_per_s_${n}_heavy`] = {
-      value: round(h.wall),
+  if (n !== 200) continue;
+  for (const kind of ['pointwise', 'pairwise', 'listwise', 'none'] as const) {
+    const r = rate(`${kind}_${n}`);
+    figures[`requests_per_s_${n}_${kind}_only`] = {
+      value: round(r.wall),
       unit: 'requests/s',
       baseline: round(clone.wall),
-      ratio: h.wall / clone.wall,
-      note: 'impression order, exponential + soft targets, sampled pairs with |dNDCG|, logit-quantiles',
-    };
-    const dec = measure((i) => decodeAvro('RankerOutput', bytes[i]!));
-    const decLabel = measure((i) => {
-      const d = decodeAvro('RankerOutput', bytes[i]!);
-      return d.ok ? labelRequest({ ranker: d.value, impression: imps[i]! }, defaults) : undefined;
-    });
-    figures[`decode_and_label_per_s_${n}`] = {
-      value: round(decLabel.wall),
-      unit: 'requests/s',
-      baseline: round(dec.wall),
-      ratio: decLabel.wall / dec.wall,
-      note: 'decodeAvro + labelRequest (fresh strings every time) vs decodeAvro alone',
+      ratio: r.wall / clone.wall,
+      note:
+        kind === 'none'
+          ? `every kind disabled: validation + teacher view only (median ${round(r.median)})`
+          : `only ${kind} enabled, includes validation + teacher view (median ${round(r.median)})`,
     };
   }
-}
-
-// Machine reference: CPU time of a trivial integer loop. On an unloaded modern x86 core this is
-// about 0.3 ns/iteration; a larger value means the shared machine is slowing every figure above.
-{
-  let acc = 0;
-  const c0 = process.cpuUsage();
-  for (let i = 0; i < 200_000_000; i++) acc = (acc + i) | 0;
-  const c = process.cpuUsage(c0);
-  figures.calibration_int_loop = {
-    value: Number((((c.user + c.system) * 1000) / 200_000_000).toFixed(3)),
-    unit: 'ns/iteration',
-    note: `trivial add loop (acc ${acc & 1}); ~0.3 on an idle modern core: divide to compare machines`,
+  const h = rate(`heavy_${n}`);
+  figures[`requests_per_s_${n}_heavy`] = {
+    value: round(h.wall),
+    unit: 'requests/s',
+    baseline: round(clone.wall),
+    ratio: h.wall / clone.wall,
+    note: `impression order, exponential + soft targets, sampled pairs with |dNDCG|, logit-quantiles (median ${round(h.median)})`,
+  };
+  const dec = rate(`decode_${n}`);
+  const decLabel = rate(`decodeLabel_${n}`);
+  figures[`decode_and_label_per_s_${n}`] = {
+    value: round(decLabel.wall),
+    unit: 'requests/s',
+    baseline: round(dec.wall),
+    ratio: decLabel.wall / dec.wall,
+    note: `decodeAvro + labelRequest (fresh strings every time) vs decodeAvro alone (median ${round(decLabel.median)})`,
   };
 }
+const cal = rate('calibration');
+figures.calibration_int_loop = {
+  value: Number((1e9 / (cal.wall * 10_000)).toFixed(3)),
+  unit: 'ns/iteration',
+  note: `trivial add loop, best of ${ROUNDS} trials (median ${(1e9 / (cal.median * 10_000)).toFixed(3)}); ~0.3 on an idle modern core: divide to compare machines`,
+};
 
 writeResult('labels', figures);
