@@ -2,8 +2,10 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.ts';
 import { RankdistillError } from '../../errors.ts';
+import { createKafka } from '../../kafka/client.ts';
 import type { PublishResult } from '../../snapshots/publisher.ts';
 import { openTrainerSnapshots } from '../../snapshots/trainer.ts';
+import { KafkaLabelSource } from '../../train/kafka-source.ts';
 import { fileBatches, labelFiles } from '../../train/sources.ts';
 import { Trainer, type TrainerEvent } from '../../train/trainer.ts';
 
@@ -41,10 +43,21 @@ function logSnapshot(r: PublishResult): void {
 export function register(program: Command): void {
   program
     .command('train')
-    .description('train the student on label files (resumes from the newest checkpoint in --out)')
-    .requiredOption(
-      '--labels <paths...>',
-      'label files or directories (names contain pointwise/pairwise/listwise)',
+    .description(
+      'train the student on label files (--labels) or the label topics (--kafka); resumes from the newest checkpoint in --out',
+    )
+    .option('--labels <paths...>', 'label files or directories (names contain pointwise/pairwise/listwise)')
+    .option(
+      '--kafka',
+      'consume kafka.topics.pointwise/pairwise/listwise (read_committed), resuming at the checkpoint offsets; snapshots announced',
+    )
+    .option(
+      '--brokers <list>',
+      'with --kafka: comma-separated brokers (default: kafka.brokers of the config)',
+    )
+    .option(
+      '--idle-exit-ms <ms>',
+      'with --kafka: finish after this long without new labels (default: run until a signal)',
     )
     .requiredOption('--out <dir>', 'checkpoint directory')
     .option('--epochs <n>', 'passes over the files', '1')
@@ -54,10 +67,14 @@ export function register(program: Command): void {
       'publish every checkpoint as a gated snapshot (dir: snapshots.dir of the config; registry <dir>/registry.sqlite when dir is given)',
     )
     .option('--announce', 'announce published snapshots on kafka.topics.snapshots (implies --snapshots)')
+    .option('--no-announce', 'with --kafka: publish snapshots without announcing them')
     .action(
       async (
         opts: {
-          labels: string[];
+          labels?: string[];
+          kafka?: boolean;
+          brokers?: string;
+          idleExitMs?: string;
           out: string;
           epochs: string;
           maxExamples?: string;
@@ -67,6 +84,10 @@ export function register(program: Command): void {
         cmd: Command,
       ) => {
         const cfg = loadConfig({ file: cmd.optsWithGlobals<{ config?: string }>().config });
+        if ((opts.labels === undefined) === (opts.kafka !== true))
+          throw new RankdistillError('USAGE', 'train: give either --labels <paths...> or --kafka');
+        if (opts.brokers !== undefined)
+          cfg.kafka = { ...cfg.kafka, brokers: opts.brokers.split(',').map((b) => b.trim()) };
         if (typeof opts.snapshots === 'string')
           cfg.snapshots = {
             ...cfg.snapshots,
@@ -76,16 +97,18 @@ export function register(program: Command): void {
         // snapshots (docs/SNAPSHOTS.md "With the trainer"): opened before the trainer, which resumes
         // from the current snapshot's checkpoint when --out holds nothing newer
         const snapshots =
-          opts.snapshots !== undefined || opts.announce
+          opts.snapshots !== undefined || opts.announce || opts.kafka
             ? openTrainerSnapshots(cfg, {
                 out: opts.out,
-                announce: opts.announce === true,
+                announce: opts.announce === true || (opts.kafka === true && opts.announce !== false),
                 onResult: logSnapshot,
               })
             : undefined;
         const epochs = positiveInt('--epochs', opts.epochs) ?? 1;
         const maxExamples = positiveInt('--max-examples', opts.maxExamples);
-        const files = labelFiles(opts.labels);
+        const idleExitMs = positiveInt('--idle-exit-ms', opts.idleExitMs);
+        const files = opts.labels === undefined ? [] : labelFiles(opts.labels);
+        let source: KafkaLabelSource | undefined;
         let trainer: Trainer | undefined;
         trainer = await Trainer.open({
           config: cfg.train,
@@ -94,21 +117,43 @@ export function register(program: Command): void {
             log(e);
             if (e.type === 'checkpoint' && trainer && snapshots)
               snapshots.snaps.onCheckpoint(trainer.model, e.dir, e.metrics);
+            if (e.type === 'checkpoint' && trainer && source) {
+              source.markCheckpointed();
+              void source.commit(trainer.positions());
+            }
           },
         });
         let stop = false;
         const onSignal = () => {
           stop = true;
+          source?.stop();
         };
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
-        const batches = fileBatches(files, {
-          epochs,
-          startEpoch: trainer.currentEpoch,
-          positions: trainer.positions(),
-          onBadRecord: (path, offset, reason) =>
-            console.log(JSON.stringify({ event: 'bad-record', path, offset, reason })),
-        });
+        if (opts.kafka) {
+          const t = cfg.kafka.topics;
+          source = await KafkaLabelSource.open({
+            kafka: createKafka(cfg.kafka, 'trainer'),
+            groupId: cfg.train.groupId,
+            topics: { pointwise: t.pointwise, pairwise: t.pairwise, listwise: t.listwise },
+            format: cfg.kafka.outputFormat,
+            positions: trainer.positions(),
+            sessionTimeoutMs: cfg.kafka.sessionTimeoutMs,
+            ...(idleExitMs === undefined ? {} : { idleExitMs }),
+            onBadRecord: (src, offset, reason) =>
+              console.log(JSON.stringify({ event: 'bad-record', source: src, offset, reason })),
+            onEvent: (e) => console.log(JSON.stringify({ event: `kafka-${e.type}`, ...e, type: undefined })),
+          });
+        }
+        const batches =
+          source?.batches() ??
+          fileBatches(files, {
+            epochs,
+            startEpoch: trainer.currentEpoch,
+            positions: trainer.positions(),
+            onBadRecord: (path, offset, reason) =>
+              console.log(JSON.stringify({ event: 'bad-record', path, offset, reason })),
+          });
         async function* untilSignal() {
           for await (const b of batches) {
             yield b;
@@ -119,7 +164,9 @@ export function register(program: Command): void {
         try {
           summary = await trainer.run(untilSignal(), maxExamples === undefined ? {} : { maxExamples });
           if (snapshots) await snapshots.snaps.drain();
+          if (source && trainer) await source.commit(trainer.positions());
         } finally {
+          await source?.close();
           await snapshots?.close();
         }
         console.log(JSON.stringify({ event: 'done', ...summary }));
