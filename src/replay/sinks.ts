@@ -98,6 +98,9 @@ export class PartsSink implements ReplaySink {
   }
 }
 
+/** Payload bytes per produce request of a checkpoint's transaction (below message.max.bytes). */
+const SEND_BYTES = 512 * 1024;
+
 /** Output topics of a topic replay. */
 export type OutputTopics = Record<OutputKind, string>;
 
@@ -144,19 +147,32 @@ export class TopicSink implements ReplaySink {
   }
 
   async commit(positions: Record<Side, number>): Promise<void> {
-    const byTopic = new Map<string, Message[]>();
+    // A checkpoint can hold more than a broker accepts in one request (message.max.bytes, 1 MiB
+    // by default, applies to a partition's whole record batch): send it in chunks, all in the
+    // same transaction.
+    const chunks: Array<Array<{ topic: string; messages: Message[] }>> = [];
+    let byTopic = new Map<string, Message[]>();
+    let bytes = 0;
+    const cut = () => {
+      if (byTopic.size > 0) chunks.push([...byTopic].map(([topic, messages]) => ({ topic, messages })));
+      byTopic = new Map();
+      bytes = 0;
+    };
     for (const { topic, message } of this.#batch) {
+      const size = (message.value as Buffer).length + ((message.key as Buffer | null)?.length ?? 0) + 64;
+      if (bytes + size > SEND_BYTES) cut();
+      bytes += size;
       const list = byTopic.get(topic);
       if (list === undefined) byTopic.set(topic, [message]);
       else list.push(message);
     }
+    cut();
     this.#batch = [];
-    const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     const off = this.#o.offsets;
-    if (topicMessages.length === 0 && off === null) return;
+    if (chunks.length === 0 && off === null) return;
     const txn = await this.#o.producer.transaction();
     try {
-      if (topicMessages.length > 0) await txn.sendBatch({ topicMessages, acks: -1 });
+      for (const topicMessages of chunks) await txn.sendBatch({ topicMessages, acks: -1 });
       if (off !== null) {
         await txn.sendOffsets({
           consumerGroupId: off.groupId,
