@@ -12,6 +12,7 @@ import { register as registerRecall } from './commands/recall.ts';
 import { register as registerReplay } from './commands/replay.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
 import { register as registerSnapshots } from './commands/snapshots.ts';
+import { register as registerUp } from './commands/up.ts';
 
 export function buildProgram(): Command {
   const program = new Command('rankdistill')
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerSnapshots(program);
   registerRecall(program);
   registerSimulate(program);
+  registerUp(program);
   registerReplay(program);
   return program;
 }
