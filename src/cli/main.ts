@@ -6,12 +6,12 @@ import { Command, CommanderError } from 'commander';
 import { errorMessage, isRankdistillError } from '../errors.ts';
 import { register as registerConfig } from './commands/config.ts';
 import { register as registerDemo } from './commands/demo.ts';
-import { register as registerTrain } from './commands/train.ts';
 import { register as registerLabel } from './commands/label.ts';
 import { register as registerRecall } from './commands/recall.ts';
 import { register as registerReplay } from './commands/replay.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
 import { register as registerSnapshots } from './commands/snapshots.ts';
+import { register as registerTrain } from './commands/train.ts';
 import { register as registerUp } from './commands/up.ts';
 
 export function buildProgram(): Command {
