@@ -73,12 +73,20 @@ export async function ensureSimTopics(
  * const sink = await KafkaSimSink.connect(kafka, { rankerOutputs: 'ranker-outputs', impressions: 'impressions' });
  * await simulate({ requests: 500 }, sink);
  */
+/**
+ * Bytes of values buffered before a send, whatever the message count. A broker refuses a record
+ * batch over `message.max.bytes` (1 MiB by default) and all of one send's messages for a partition
+ * form one batch: 500 RankerOutputs of 200 candidates are ~4 MB (seen as MESSAGE_TOO_LARGE).
+ */
+const MAX_BATCH_BYTES = 512 * 1024;
+
 export class KafkaSimSink implements SimSink {
   readonly encoding = 'avro' as const;
   readonly topics: SimTopics;
   #producer: Producer;
   #batch: { stream: SimStream; message: Message & { value: Buffer } }[] = [];
   #batchSize: number;
+  #batchBytes = 0;
   #truthDir: string | undefined;
   #stats: Record<SimStream, { records: number; bytes: number }> = {
     rankerOutputs: { records: 0, bytes: 0 },
@@ -136,13 +144,15 @@ export class KafkaSimSink implements SimSink {
     const s = this.#stats[e.stream];
     s.records++;
     s.bytes += value.length;
-    return this.#batch.length >= this.#batchSize ? this.#flush() : undefined;
+    this.#batchBytes += value.length + e.key.length;
+    return this.#batch.length >= this.#batchSize || this.#batchBytes >= MAX_BATCH_BYTES ? this.#flush() : undefined;
   }
 
   async #flush(): Promise<void> {
     if (this.#batch.length === 0) return;
     const batch = this.#batch;
     this.#batch = [];
+    this.#batchBytes = 0;
     const byTopic: Record<SimStream, Message[]> = { rankerOutputs: [], impressions: [] };
     for (const b of batch) byTopic[b.stream].push(b.message);
     const topicMessages = (['rankerOutputs', 'impressions'] as const)
