@@ -145,7 +145,9 @@ export class KafkaSimSink implements SimSink {
     s.records++;
     s.bytes += value.length;
     this.#batchBytes += value.length + e.key.length;
-    return this.#batch.length >= this.#batchSize || this.#batchBytes >= MAX_BATCH_BYTES ? this.#flush() : undefined;
+    return this.#batch.length >= this.#batchSize || this.#batchBytes >= MAX_BATCH_BYTES
+      ? this.#flush()
+      : undefined;
   }
 
   async #flush(): Promise<void> {
