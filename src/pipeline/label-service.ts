@@ -508,9 +508,11 @@ export class LabelService {
     }
     const started = process.hrtime.bigint();
     const txn = await t.producer.transaction();
-    let meta: RecordMetadata[] = [];
+    const meta: RecordMetadata[] = [];
     try {
-      if (topicMessages.length > 0) meta = await txn.sendBatch({ topicMessages, acks: -1 });
+      // Several bounded sends: one produce request must stay under the broker's message.max.bytes.
+      for (const chunk of chunkMessages(topicMessages))
+        meta.push(...(await txn.sendBatch({ topicMessages: chunk, acks: -1 })));
       if (offsets.length > 0) await txn.sendOffsets({ consumerGroupId: k.groupId, topics: offsets });
       await txn.commit();
     } catch (e) {
@@ -634,6 +636,40 @@ export class LabelService {
       this.#recovering = undefined;
     });
   }
+}
+
+/** Bytes of record values per produce request (the broker's default message.max.bytes is 1 MiB). */
+const MAX_REQUEST_BYTES = 512 * 1024;
+
+/**
+ * Splits topic messages into groups of at most {@link MAX_REQUEST_BYTES} value bytes (a larger
+ * single message goes alone), keeping the order of each topic's messages.
+ *
+ * @example
+ * chunkMessages([{ topic: 't', messages }]).length; // number of sendBatch calls
+ */
+export function chunkMessages(all: TopicMessages[], maxBytes = MAX_REQUEST_BYTES): TopicMessages[][] {
+  const chunks: TopicMessages[][] = [];
+  let cur: TopicMessages[] = [];
+  let bytes = 0;
+  for (const tm of all) {
+    let part: Message[] = [];
+    for (const m of tm.messages) {
+      const size = (m.value === null || m.value === undefined ? 0 : Buffer.byteLength(m.value)) + 64;
+      if (bytes + size > maxBytes && bytes > 0) {
+        if (part.length > 0) cur.push({ topic: tm.topic, messages: part });
+        chunks.push(cur);
+        cur = [];
+        part = [];
+        bytes = 0;
+      }
+      part.push(m);
+      bytes += size;
+    }
+    if (part.length > 0) cur.push({ topic: tm.topic, messages: part });
+  }
+  if (cur.length > 0) chunks.push(cur);
+  return chunks;
 }
 
 /**

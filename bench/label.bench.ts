@@ -1,0 +1,438 @@
+/**
+ * The labeling service through a real broker (DESIGN.md figure of record "label"):
+ *
+ * - throughput: joined requests/s and labels/s of `LabelService` (exactly-once transactions,
+ *   SQLite state, changelog) over pre-produced inputs, at 20 and 200 candidates per list, against
+ *   a same-run baseline: a plain kafkajs consumer of the same input topics that produces an
+ *   equally sized output (3 messages per request of the labels' average sizes) with acks=-1 and
+ *   no join, no transactions. Ratio = service / baseline, goal ≥ 0.6.
+ * - RSS with 1,000,000 open requests in the window: a join task over the SQLite store fed 1M lone
+ *   ranker outputs (20 candidates), measured in a child process. Goal ≤ 400 MB.
+ * - latency: p50/p99 from the append of a request's later input (the impression) to its pointwise
+ *   label being visible to a read_committed consumer, producing live at half the measured max rate.
+ *   Goal p99 ≤ 1 s.
+ *
+ * Needs KAFKA_BROKERS (or /tmp/rd-dev-kafka/brokers). Bounded to a few minutes on 2 cores.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Admin, Kafka, logLevel, Partitioners } from 'kafkajs';
+import { type Config, configSchema } from '../src/config/schema.ts';
+import { encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
+import { JoinTask } from '../src/join/task.ts';
+import { labelRequest } from '../src/labels/index.ts';
+import { chunkMessages, LabelService } from '../src/pipeline/label-service.ts';
+import { SqliteJoinStore } from '../src/store/sqlite-store.ts';
+import { type Figure, writeResult } from './lib.ts';
+
+const PARTITIONS = 2;
+const T0 = 1_700_000_000_000;
+/** Records per SQLite transaction in the RSS run (what one poll of the service would bring). */
+const CHUNK = 2_000;
+/** Scales the workloads (RD_BENCH_SCALE=0.1 for a quick smoke run). */
+const SCALE = Number(process.env.RD_BENCH_SCALE ?? 1);
+
+function ranker(seq: number, n: number, ts: number): RankerOutput {
+  return {
+    request_id: `req-${seq}`,
+    user_id: `user-${seq % 997}`,
+    ts,
+    model_version: 'teacher-v1',
+    context: { hour: seq % 24, device: seq % 3 },
+    items: Array.from({ length: n }, (_, i) => ({
+      item_id: `item-${String((seq * 7919 + i * 104729) % 10_000_000).padStart(7, '0')}`,
+      score: 4 - (8 * i) / n,
+      objectives: null,
+      features: { price: (i % 50) + 0.5, ctr7d: 0.01 * (i % 7) },
+    })),
+  };
+}
+
+function impression(r: RankerOutput, ts: number): Impression {
+  return {
+    request_id: r.request_id,
+    user_id: r.user_id,
+    ts,
+    items: r.items.slice(0, 10).map((it, i) => ({
+      item_id: it.item_id,
+      position: i + 1,
+      clicked: i === 1,
+      dwell_ms: null,
+      actions: null,
+    })),
+  };
+}
+
+function brokers(): string[] {
+  const env =
+    process.env.KAFKA_BROKERS ??
+    (existsSync('/tmp/rd-dev-kafka/brokers') ? readFileSync('/tmp/rd-dev-kafka/brokers', 'utf8') : '');
+  const list = env
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0)
+    throw new Error('KAFKA_BROKERS is not set: start scripts/kafka-local.sh and export it');
+  return list;
+}
+
+function benchConfig(storeDir: string, id: string, over: Record<string, unknown> = {}): Config {
+  return configSchema.parse({
+    kafka: {
+      brokers: brokers(),
+      groupId: `rd-bench-${id}`,
+      partitions: PARTITIONS,
+      sessionTimeoutMs: 10_000,
+      topics: {
+        rankerOutputs: `rd-b-ro-${id}`,
+        impressions: `rd-b-imp-${id}`,
+        pointwise: `rd-b-pw-${id}`,
+        pairwise: `rd-b-pa-${id}`,
+        listwise: `rd-b-lw-${id}`,
+        deadLetter: `rd-b-dl-${id}`,
+        changelog: `rd-b-cl-${id}`,
+      },
+      ...over,
+    },
+    store: { dir: storeDir },
+    metrics: { enabled: false },
+  });
+}
+
+async function waitCommitted(admin: Admin, cfg: Config, groupId: string, timeoutMs: number): Promise<void> {
+  const t = cfg.kafka.topics;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const committed = await admin.fetchOffsets({ groupId, topics: [t.rankerOutputs, t.impressions] });
+    let behind = 0;
+    for (const topic of [t.rankerOutputs, t.impressions]) {
+      for (const e of await admin.fetchTopicOffsets(topic)) {
+        const c = committed
+          .find((x) => x.topic === topic)
+          ?.partitions.find((x) => x.partition === e.partition);
+        if (Number(c?.offset ?? -1) < Number(e.high)) behind++;
+      }
+    }
+    if (behind === 0) return;
+    if (Date.now() > deadline) throw new Error(`group ${groupId} did not finish in ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+async function produceAll(kafka: Kafka, cfg: Config, n: number, candidates: number): Promise<number[]> {
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const t = cfg.kafka.topics;
+  const labelSizes = [0, 0, 0];
+  const admin = kafka.admin();
+  await admin.connect();
+  await createReady(admin, [t.rankerOutputs, t.impressions]);
+  await admin.disconnect();
+  for (let s = 0; s < n; s += 500) {
+    const rs: Array<{ key: string; value: Buffer }> = [];
+    const is: Array<{ key: string; value: Buffer }> = [];
+    for (let i = s; i < Math.min(n, s + 500); i++) {
+      const r = ranker(i, candidates, T0 + i * 5);
+      const imp = impression(r, T0 + i * 5 + 200);
+      rs.push({ key: r.user_id, value: encodeAvro('RankerOutput', r) });
+      is.push({ key: r.user_id, value: encodeAvro('Impression', imp) });
+      if (i < 200) {
+        const l = labelRequest({ ranker: r, impression: imp }, cfg.labels);
+        labelSizes[0]! += encodeAvro('PointwiseLabels', l.pointwise!).length / 200;
+        labelSizes[1]! += encodeAvro('PairwiseLabels', l.pairwise!).length / 200;
+        labelSizes[2]! += encodeAvro('ListwiseLabels', l.listwise!).length / 200;
+      }
+    }
+    const all = [
+      { topic: t.rankerOutputs, messages: rs },
+      { topic: t.impressions, messages: is },
+    ];
+    for (const chunk of chunkMessages(all)) await producer.sendBatch({ topicMessages: chunk, acks: -1 });
+  }
+  await producer.disconnect();
+  return labelSizes.map(Math.round);
+}
+
+/**
+ * A fresh admin client per phase: kafkajs' admin keeps deleted topics in its metadata targets and
+ * then fails every metadata refresh with UNKNOWN_TOPIC_OR_PARTITION.
+ */
+async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Creates topics and waits until their metadata answers (fresh topics briefly fail). */
+async function createReady(admin: Admin, topics: string[]): Promise<void> {
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS })),
+  });
+  for (let i = 0; ; i++) {
+    try {
+      await admin.fetchTopicMetadata({ topics });
+      await admin.fetchTopicOffsets(topics[0]!);
+      return;
+    } catch (e) {
+      if (i > 50) throw e;
+      await sleep(200);
+    }
+  }
+}
+
+/** Plain consume + produce of equally sized output, no join, no transactions. */
+async function baseline(kafka: Kafka, admin: Admin, cfg: Config, sizes: number[]): Promise<number> {
+  const groupId = `${cfg.kafka.groupId}-baseline`;
+  const t = cfg.kafka.topics;
+  const out = `${t.pointwise}-baseline`;
+  await createReady(admin, [out]);
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true });
+  await producer.connect();
+  const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [t.rankerOutputs, t.impressions], fromBeginning: true });
+  const payloads = sizes.map((s) => Buffer.alloc(s, 7));
+  const started = performance.now();
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      if (batch.topic !== t.rankerOutputs) return;
+      const messages = batch.messages.flatMap((m) => payloads.map((value) => ({ key: m.key, value })));
+      for (const chunk of chunkMessages([{ topic: out, messages }]))
+        await producer.sendBatch({ topicMessages: chunk, acks: -1 });
+    },
+  });
+  await waitCommitted(admin, cfg, groupId, 300_000);
+  const secs = (performance.now() - started) / 1000;
+  await consumer.disconnect();
+  await producer.disconnect();
+  await admin.deleteTopics({ topics: [out] }).catch(() => undefined);
+  return secs;
+}
+
+async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: number) {
+  const id = `${candidates}-${Date.now().toString(36)}`;
+  const dir = mkdtempSync(join(tmpdir(), 'rd-bench-label-'));
+  const cfg = benchConfig(dir, id);
+  const sizes = await produceAll(kafka, cfg, n, candidates);
+  const baseSecs = await baseline(kafka, admin, cfg, sizes);
+  const svc = new LabelService(cfg);
+  const started = performance.now();
+  await svc.start();
+  await waitCommitted(admin, cfg, cfg.kafka.groupId, 600_000);
+  const secs = (performance.now() - started) / 1000;
+  const c = svc.counts();
+  await svc.stop();
+  await admin.deleteTopics({ topics: Object.values(cfg.kafka.topics) }).catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+  const svcRate = c.joined / secs;
+  const baseRate = n / baseSecs;
+  console.log(
+    `candidates=${candidates}: service ${svcRate.toFixed(0)} req/s (${secs.toFixed(1)} s, joined ${c.joined}), baseline ${baseRate.toFixed(0)} req/s (${baseSecs.toFixed(1)} s)`,
+  );
+  return { svcRate, baseRate, labelsRate: (c.pointwise + c.pairwise + c.listwise) / secs };
+}
+
+/** Child mode: 1M lone ranker outputs into a task over the SQLite store; prints RSS (bytes). */
+function rssChild(): void {
+  const dir = mkdtempSync(join(tmpdir(), 'rd-bench-rss-'));
+  const store = SqliteJoinStore.open(join(dir, 'task.sqlite'));
+  const labels = configSchema.parse({}).labels;
+  const task = new JoinTask({
+    partition: 0,
+    topics: { ranker: 'ro', impression: 'imp' },
+    store,
+    join: { windowMs: 3_600_000_000, allowedLatenessMs: 0, emitUnmatched: true },
+    label: (req) => labelRequest(req, labels),
+    inputFormat: 'avro',
+    now: Date.now,
+  });
+  const N = Number(process.env.RD_BENCH_OPEN ?? 1_000_000);
+  task.setCaughtUp('impression', true);
+  let peak = 0;
+  for (let s = 0; s < N; s += CHUNK) {
+    const chunk = [];
+    for (let i = s; i < s + CHUNK; i++) {
+      const r = ranker(i, 20, T0 + i);
+      chunk.push({ offset: i, key: Buffer.from(r.user_id), raw: encodeAvro('RankerOutput', r) });
+    }
+    store.begin();
+    task.push('ranker', chunk);
+    task.step(Number.MAX_SAFE_INTEGER);
+    store.commit(s);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    if (process.env.RD_BENCH_TRACE)
+      console.error(
+        s,
+        Math.round(process.memoryUsage().rss / 2 ** 20),
+        Math.round(process.memoryUsage().heapTotal / 2 ** 20),
+      );
+  }
+  const open = store.size();
+  (globalThis as { gc?: () => void }).gc?.();
+  const rss = process.memoryUsage().rss;
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+  const mu = process.memoryUsage();
+  console.log(
+    JSON.stringify({
+      open,
+      rss,
+      peak,
+      heapUsed: mu.heapUsed,
+      heapTotal: mu.heapTotal,
+      external: mu.external,
+    }),
+  );
+}
+
+async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number) {
+  const id = `lat-${Date.now().toString(36)}`;
+  const dir = mkdtempSync(join(tmpdir(), 'rd-bench-lat-'));
+  const cfg = benchConfig(dir, id);
+  const svc = new LabelService(cfg);
+  await svc.start();
+  const t = cfg.kafka.topics;
+  const appended = new Map<string, number>();
+  const lat: number[] = [];
+  const consumer = kafka.consumer({
+    groupId: `rd-bench-lat-read-${id}`,
+    readUncommitted: false,
+    maxWaitTimeInMs: 20,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic: t.pointwise, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const v = message.value!;
+      // id = request_id + ':pointwise'
+      let n = 0;
+      let shift = 0;
+      let i = 0;
+      for (;;) {
+        const b = v[i++]!;
+        n |= (b & 0x7f) << shift;
+        if ((b & 0x80) === 0) break;
+        shift += 7;
+      }
+      const len = (n >>> 1) ^ -(n & 1);
+      const rid = v.toString('utf8', i, i + len).replace(/:pointwise$/, '');
+      const at = appended.get(rid);
+      if (at !== undefined) lat.push(Date.now() - at);
+    },
+  });
+  await sleep(3_000); // let both groups settle
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true });
+  await producer.connect();
+  const total = Math.round(rate * seconds);
+  const tick = 20;
+  const perTick = Math.max(1, Math.round((rate * tick) / 1000));
+  const started = Date.now();
+  let seq = 0;
+  while (seq < total) {
+    const now = Date.now();
+    const rs = [];
+    const is = [];
+    const ids = [];
+    for (let k = 0; k < perTick && seq < total; k++, seq++) {
+      const r = ranker(seq, 20, now);
+      rs.push({ key: r.user_id, value: encodeAvro('RankerOutput', r) });
+      is.push({ key: r.user_id, value: encodeAvro('Impression', impression(r, now + 1)) });
+      ids.push(r.request_id);
+    }
+    await producer.send({ topic: t.rankerOutputs, messages: rs, acks: -1 });
+    await producer.send({ topic: t.impressions, messages: is, acks: -1 });
+    const ack = Date.now();
+    for (const rid of ids) appended.set(rid, ack);
+    const next = started + (seq / rate) * 1000;
+    const wait = next - Date.now();
+    if (wait > 0) await sleep(wait);
+  }
+  const deadline = Date.now() + 30_000;
+  while (lat.length < total && Date.now() < deadline) await sleep(100);
+  await producer.disconnect();
+  await consumer.disconnect();
+  await svc.stop();
+  await admin.deleteTopics({ topics: Object.values(cfg.kafka.topics) }).catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? Number.NaN;
+  return { p50: q(0.5), p99: q(0.99), received: lat.length, sent: total };
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--rss-child')) {
+    rssChild();
+    return;
+  }
+  process.env.RANKDISTILL_LOG_LEVEL ??= 'warn';
+  const kafka = new Kafka({
+    clientId: 'rd-bench-label',
+    brokers: brokers(),
+    logLevel: process.env.RD_BENCH_DEBUG ? logLevel.WARN : logLevel.NOTHING,
+  });
+  const figures: Record<string, Figure> = {};
+  {
+    const t20 = await withAdmin(kafka, (admin) => throughput(kafka, admin, Math.round(20_000 * SCALE), 20));
+    figures.joined_per_s_20 = {
+      value: Math.round(t20.svcRate),
+      unit: 'requests/s',
+      baseline: Math.round(t20.baseRate),
+      ratio: t20.svcRate / t20.baseRate,
+      goal: 0.6,
+    };
+    figures.labels_per_s_20 = { value: Math.round(t20.labelsRate), unit: 'labels/s' };
+    const t200 = await withAdmin(kafka, (admin) => throughput(kafka, admin, Math.round(4_000 * SCALE), 200));
+    figures.joined_per_s_200 = {
+      value: Math.round(t200.svcRate),
+      unit: 'requests/s',
+      baseline: Math.round(t200.baseRate),
+      ratio: t200.svcRate / t200.baseRate,
+      goal: 0.6,
+    };
+    figures.labels_per_s_200 = { value: Math.round(t200.labelsRate), unit: 'labels/s' };
+
+    console.log('rss: 1M open requests in a child process ...');
+    const child = spawnSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', new URL(import.meta.url).pathname, '--rss-child'],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const rss = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as {
+      open: number;
+      rss: number;
+      peak: number;
+    };
+    figures.rss_1m_open_requests = {
+      value: Math.round(rss.rss / 2 ** 20),
+      unit: 'MB',
+      goal: 400,
+      note: `${rss.open} open requests in SQLite; peak ${Math.round(rss.peak / 2 ** 20)} MB`,
+    };
+
+    const rate = Math.max(50, Math.round(t20.svcRate / 2));
+    console.log(`latency at ${rate} requests/s ...`);
+    const l = await withAdmin(kafka, (admin) =>
+      latency(kafka, admin, rate, Math.max(5, Math.round(15 * SCALE))),
+    );
+    figures.latency_p50 = {
+      value: l.p50,
+      unit: 'ms',
+      note: `at ${rate} requests/s (half the max), ${l.received}/${l.sent} labels seen`,
+    };
+    figures.latency_p99 = { value: l.p99, unit: 'ms', goal: 1000 };
+  }
+  writeResult('label', figures);
+}
+
+await main();
