@@ -170,6 +170,25 @@ export class TopicSink implements ReplaySink {
     this.#batch = [];
     const off = this.#o.offsets;
     if (chunks.length === 0 && off === null) return;
+    // Right after the fencing abort at start (or a slow commit), the coordinator may still be
+    // completing the previous transaction and answers CONCURRENT_TRANSACTIONS: the transaction
+    // was aborted, nothing of it is visible, so it is retried whole after a pause.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#transaction(chunks, positions);
+        return;
+      } catch (e) {
+        if (!isConcurrentTransactions(e) || attempt >= 20) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * attempt)));
+      }
+    }
+  }
+
+  async #transaction(
+    chunks: Array<Array<{ topic: string; messages: Message[] }>>,
+    positions: Record<Side, number>,
+  ): Promise<void> {
+    const off = this.#o.offsets;
     const txn = await this.#o.producer.transaction();
     try {
       for (const topicMessages of chunks) await txn.sendBatch({ topicMessages, acks: -1 });
@@ -196,6 +215,14 @@ export class TopicSink implements ReplaySink {
   async close(): Promise<void> {
     this.#batch = [];
   }
+}
+
+/** Kafka's CONCURRENT_TRANSACTIONS (51), as kafkajs reports it. */
+function isConcurrentTransactions(e: unknown): boolean {
+  const x = e as { type?: unknown; code?: unknown; cause?: unknown } | null;
+  if (x === null || typeof x !== 'object') return false;
+  if (x.type === 'CONCURRENT_TRANSACTIONS' || x.code === 51) return true;
+  return x.cause !== undefined && x.cause !== e && isConcurrentTransactions(x.cause);
 }
 
 /** Dry run: outputs are only counted (by the task's counters). */

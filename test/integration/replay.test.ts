@@ -6,13 +6,15 @@
 // the simulator's truth, and a replay into topics interrupted halfway and resumed must give the
 // same topics, with no duplicates.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Kafka } from 'kafkajs';
 import { outcomeTable } from '../../src/cli/commands/replay.ts';
-import type { Config } from '../../src/config/schema.ts';
+import { type Config, configSchema } from '../../src/config/schema.ts';
 import { decodeAvro } from '../../src/contracts/codec.ts';
 import type { Impression, RankerOutput } from '../../src/contracts/index.ts';
 import { readRecords } from '../../src/io/files.ts';
@@ -223,6 +225,89 @@ describe('rankdistill replay (Kafka)', { timeout: 240_000 }, () => {
       const b = byId(replayed, out[kind]);
       const dupes = [...b].filter(([, v]) => v.length > 1).length;
       assert.equal(dupes, 0, `${kind}: no duplicates after the resume`);
+      assert.equal(b.size, a.size);
+      for (const [id, recs] of a) assert.deepEqual(b.get(id), recs, `${kind} ${id}`);
+    }
+    assert.deepEqual(deadLettersOf(replayed, out.deadLetter), deadLettersOf(live, t.deadLetter));
+  });
+
+  test('CLI: SIGINT halfway through a replay into topics, then the same command: every label once', async () => {
+    const t = cfg.kafka.topics;
+    const prefix = `rd-replay-cli-${Date.now().toString(36)}.`;
+    const out = replayTopics('unused');
+    // The CLI's config names only the inputs, so --to-topics prefixes the default output names.
+    const defaults = configSchema.parse({}).kafka.topics;
+    for (const k of ['pointwise', 'pairwise', 'listwise', 'deadLetter'] as const)
+      out[k] = `${prefix}${defaults[k]}`;
+    topicsToDelete.push(...Object.values(out));
+    const cfgFile = join(work, 'replay-cli.json');
+    writeFileSync(
+      cfgFile,
+      JSON.stringify({
+        kafka: {
+          brokers: cfg.kafka.brokers,
+          topics: { rankerOutputs: t.rankerOutputs, impressions: t.impressions },
+        },
+        store: { dir: join(work, 'cli-store') },
+        metrics: { enabled: false },
+      }),
+    );
+    const state = join(work, 'replay-cli-state');
+    const args = [
+      new URL('../../bin/rankdistill.mjs', import.meta.url).pathname,
+      '-c',
+      cfgFile,
+      'replay',
+      '--from',
+      new Date(from).toISOString(),
+      '--to',
+      String(to),
+      '--to-topics',
+      prefix,
+      '--state-dir',
+      state,
+      '--checkpoint-every',
+      '100',
+    ];
+    const run = () => {
+      const child = spawn(process.execPath, args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, RANKDISTILL_LOG_LEVEL: 'warn' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
+        child.on('close', (code) => r({ code, stdout, stderr })),
+      );
+      return { child, done };
+    };
+    const first = run();
+    const ckpt = join(state, 'ckpt');
+    for (let i = 0; i < 3_000; i++) {
+      const ks = existsSync(ckpt)
+        ? readdirSync(ckpt).map((n) => Number(/-(\d+)\.json$/.exec(n)?.[1] ?? 0))
+        : [];
+      if (Math.max(0, ...ks) >= 3) break;
+      await sleep(10);
+    }
+    first.child.kill('SIGINT');
+    const r1 = await first.done;
+    assert.equal(r1.code, 130, r1.stderr);
+    assert.equal((JSON.parse(r1.stdout) as { status: string }).status, 'interrupted');
+    const r2 = await run().done;
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal((JSON.parse(r2.stdout) as { status: string }).status, 'complete');
+    const replayed = await readAll(kafka, admin, Object.values(out));
+    for (const kind of KINDS) {
+      const a = byId(live, t[kind]);
+      const b = byId(replayed, out[kind]);
+      assert.equal([...b].filter(([, v]) => v.length > 1).length, 0, `${kind}: no duplicates`);
       assert.equal(b.size, a.size);
       for (const [id, recs] of a) assert.deepEqual(b.get(id), recs, `${kind} ${id}`);
     }
