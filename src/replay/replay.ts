@@ -15,9 +15,9 @@
  * reports that it is complete).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { WireFormat } from '../contracts/codec.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
@@ -121,7 +121,7 @@ export function replayId(opts: Pick<ReplayOptions, 'config' | 'input' | 'output'
   const k = c.kafka;
   const input =
     opts.input.kind === 'files'
-      ? { kind: 'files', dir: resolve(opts.input.dir) }
+      ? { kind: 'files', dir: resolve(opts.input.dir), files: fileStamps(opts.input.dir) }
       : {
           kind: 'kafka',
           brokers: k.brokers,
@@ -136,6 +136,22 @@ export function replayId(opts: Pick<ReplayOptions, 'config' | 'input' | 'output'
       : opts.output;
   const key = JSON.stringify({ input, output, join: c.join, labels: c.labels, drain: opts.drain === true });
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
+}
+
+/**
+ * Size and modification time of the input files, so a regenerated input directory starts a new
+ * replay instead of resuming an old one over different records.
+ */
+function fileStamps(dir: string): Array<[string, number, number]> | null {
+  try {
+    return SIDES.map((side) => {
+      const path = inputFile(dir, side);
+      const st = statSync(path);
+      return [basename(path), st.size, Math.floor(st.mtimeMs)];
+    });
+  } catch {
+    return null; // replay() reports the missing input itself
+  }
 }
 
 /** Output file per kind in an output directory (the file transport's names). */

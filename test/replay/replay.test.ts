@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -192,6 +192,11 @@ describe('replay from files', () => {
     assert.notEqual(a, c);
     assert.notEqual(a, d);
     assert.match(a, /^[0-9a-f]{12}$/);
+    // A regenerated input (other size / mtime) is a different replay.
+    const e = replayId({ config, input: { kind: 'files', dir: join(dir, 'sim') }, output: { kind: 'dry' } });
+    utimesSync(join(dir, 'sim', 'impressions.avro'), new Date(), new Date(Date.now() + 5_000));
+    const f = replayId({ config, input: { kind: 'files', dir: join(dir, 'sim') }, output: { kind: 'dry' } });
+    assert.notEqual(e, f);
   });
 
   test('refuses to write into the live service topics', async () => {
