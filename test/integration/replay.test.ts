@@ -289,7 +289,7 @@ describe('rankdistill replay (Kafka)', { timeout: 240_000 }, () => {
     };
     const first = run();
     const ckpt = join(state, 'ckpt');
-    for (let i = 0; i < 3_000; i++) {
+    for (let i = 0; i < 6_000; i++) {
       const ks = existsSync(ckpt)
         ? readdirSync(ckpt).map((n) => Number(/-(\d+)\.json$/.exec(n)?.[1] ?? 0))
         : [];

@@ -63,7 +63,7 @@ describe('rankdistill replay (CLI)', () => {
     const first = cli(args);
     // Interrupt once a few checkpoints are committed.
     const ckpt = join(state, 'ckpt');
-    for (let i = 0; i < 1_500; i++) {
+    for (let i = 0; i < 6_000; i++) {
       const ks = existsSync(ckpt)
         ? readdirSync(ckpt).map((n) => Number(/-(\d+)\.json$/.exec(n)?.[1] ?? 0))
         : [];
