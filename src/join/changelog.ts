@@ -22,6 +22,8 @@ export interface ChangelogRecord {
 export class ChangeRecordingStore implements JoinStateStore {
   readonly inner: JoinStateStore;
   #changes = new Map<string, Buffer | null>();
+  /** Keys absent from the state before this batch and put in it. */
+  #fresh = new Set<string>();
 
   constructor(inner: JoinStateStore) {
     this.inner = inner;
@@ -30,14 +32,18 @@ export class ChangeRecordingStore implements JoinStateStore {
   get(key: string): StateEntry | undefined {
     return this.inner.get(key);
   }
-  put(key: string, entry: StateEntry): void {
-    this.inner.put(key, entry);
+  put(key: string, entry: StateEntry, isNew = false): void {
+    this.inner.put(key, entry, isNew);
+    if (isNew && !this.#changes.has(key)) this.#fresh.add(key);
     this.#changes.delete(key);
     this.#changes.set(key, encodeEntry(entry));
   }
   delete(key: string): void {
     this.inner.delete(key);
     this.#changes.delete(key);
+    // Created and deleted within this batch: the changelog never knew the key, so it needs
+    // neither the put nor a tombstone (a request joined within one batch costs one record).
+    if (this.#fresh.delete(key)) return;
     this.#changes.set(key, null);
   }
   expiring(bound: number, limit: number): Array<[string, StateEntry]> {
@@ -68,11 +74,13 @@ export class ChangeRecordingStore implements JoinStateStore {
     const out: ChangelogRecord[] = [];
     for (const [key, value] of this.#changes) out.push({ key, value });
     this.#changes = new Map();
+    this.#fresh = new Set();
     return out;
   }
 
   /** Forgets recorded changes (the batch was rolled back). */
   discardChanges(): void {
     this.#changes = new Map();
+    this.#fresh = new Set();
   }
 }

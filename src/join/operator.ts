@@ -56,6 +56,8 @@ export interface JoinWindowConfig {
 }
 
 const SWEEP_CHUNK = 512;
+/** Decoded records of recent pending entries, kept to skip decoding them again at join time. */
+const DECODED_CACHE = 50_000;
 
 function prefix(side: Side): string {
   return side === 'ranker' ? 'r:' : 'i:';
@@ -72,6 +74,7 @@ function prefix(side: Side): string {
 export class JoinOperator {
   readonly #store: JoinStateStore;
   readonly #cfg: JoinWindowConfig;
+  readonly #decoded = new Map<string, { raw: Buffer; value: RankerOutput | Impression }>();
 
   constructor(store: JoinStateStore, cfg: JoinWindowConfig) {
     this.#store = store;
@@ -139,35 +142,61 @@ export class JoinOperator {
         ts: Math.max(ts, other.ts),
         expiresAt: Math.max(ts, other.ts) + w,
       };
-      this.#store.put(`d:${rid}`, marker);
+      this.#store.put(`d:${rid}`, marker, done === undefined);
       if (rec.side === 'ranker') {
         out.push({
           type: 'joined',
           ranker: rec.value,
-          impression: decodePending<Impression>('Impression', other),
+          impression: this.#decodePending<Impression>('Impression', prefix(otherSide) + rid, other),
           rankerRef: ref,
         });
       } else {
         out.push({
           type: 'joined',
-          ranker: decodePending<RankerOutput>('RankerOutput', other),
+          ranker: this.#decodePending<RankerOutput>('RankerOutput', prefix(otherSide) + rid, other),
           impression: rec.value,
           rankerRef: { source: other.source, key: other.key, raw: other.raw },
         });
       }
       return out;
     }
-    this.#store.put(prefix(rec.side) + rid, {
-      kind: 'pending',
-      side: rec.side,
-      ts,
-      expiresAt: ts + w,
-      source: rec.source,
-      key: rec.key,
-      format: rec.format,
-      raw: rec.raw,
-    });
+    const key = prefix(rec.side) + rid;
+    this.#remember(key, rec.raw, rec.value);
+    this.#store.put(
+      key,
+      {
+        kind: 'pending',
+        side: rec.side,
+        ts,
+        expiresAt: ts + w,
+        source: rec.source,
+        key: rec.key,
+        format: rec.format,
+        raw: rec.raw,
+      },
+      true,
+    );
     return out;
+  }
+
+  /** Forgets decoded records kept for pending entries (after a rollback). */
+  clearCache(): void {
+    this.#decoded.clear();
+  }
+
+  #remember(key: string, raw: Buffer, value: RankerOutput | Impression): void {
+    if (this.#decoded.size >= DECODED_CACHE) this.#decoded.clear();
+    this.#decoded.set(key, { raw, value });
+  }
+
+  /** The decoded record of a pending entry: from the cache when it holds these very bytes. */
+  #decodePending<T>(name: 'RankerOutput' | 'Impression', key: string, e: PendingEntry): T {
+    const hit = this.#decoded.get(key);
+    if (hit !== undefined) {
+      this.#decoded.delete(key);
+      if (hit.raw === e.raw || hit.raw.equals(e.raw)) return hit.value as T;
+    }
+    return decodePending<T>(name, e);
   }
 
   /** Expires every entry whose window closed before `wm`, in (expiresAt, key) order. */
@@ -184,6 +213,7 @@ export class JoinOperator {
   #expire(key: string, entry: PendingEntry | DoneEntry, out: JoinEffect[]): void {
     this.#store.delete(key);
     if (entry.kind !== 'pending') return;
+    if (entry.side === 'impression') this.#decoded.delete(key);
     const rid = key.slice(2);
     const ref: RecordRef = { source: entry.source, key: entry.key, raw: entry.raw };
     if (entry.side === 'impression') {
@@ -204,7 +234,7 @@ export class JoinOperator {
     this.#store.put(`d:${rid}`, { kind: 'unmatched', ts: entry.ts, expiresAt: entry.ts + 2 * w });
     out.push({
       type: 'unmatched',
-      ranker: decodePending<RankerOutput>('RankerOutput', entry),
+      ranker: this.#decodePending<RankerOutput>('RankerOutput', key, entry),
       rankerRef: ref,
     });
   }

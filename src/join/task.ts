@@ -132,8 +132,14 @@ export class JoinTask {
     return this.#opts.store.streamTime();
   }
 
+  /** Forgets the operator's decoded-record cache (its batch was rolled back). */
+  clearCache(): void {
+    this.#op.clearCache();
+  }
+
   /** Drops buffered records and the processed positions (after a rewind to committed offsets). */
   reset(): void {
+    this.#op.clearCache();
     this.#merge.clear();
     this.#next.ranker = null;
     this.#next.impression = null;

@@ -62,7 +62,8 @@ export interface DoneEntry {
  */
 export interface JoinStateStore {
   get(key: string): StateEntry | undefined;
-  put(key: string, entry: StateEntry): void;
+  /** `isNew`: the caller just saw `get(key)` return undefined (lets stores skip upsert work). */
+  put(key: string, entry: StateEntry, isNew?: boolean): void;
   delete(key: string): void;
   /**
    * Up to `limit` entries whose `expiresAt < bound`, ordered by (expiresAt, key) so expiry is

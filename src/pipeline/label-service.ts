@@ -570,6 +570,7 @@ export class LabelService {
   #discardBatch(t: KafkaTask): void {
     t.store.rollback();
     t.logged.discardChanges();
+    t.join.clearCache();
     this.#resetBatch(t);
   }
 

@@ -36,6 +36,7 @@ export class SqliteJoinStore implements JoinStateStore {
     insert: Stmt;
     update: Stmt;
     del: Stmt;
+    expiryOf: Stmt;
     expiring: Stmt;
     min: Stmt;
     count: Stmt;
@@ -44,6 +45,8 @@ export class SqliteJoinStore implements JoinStateStore {
   };
   #streamTime: number | null;
   #count: number;
+  /** Cached minimum expires_at: undefined = unknown (re-read from the index on demand). */
+  #min: number | null | undefined = undefined;
 
   private constructor(path: string, db: Db) {
     this.path = path;
@@ -57,7 +60,8 @@ export class SqliteJoinStore implements JoinStateStore {
       get: db.prepare('SELECT value FROM entries WHERE key = ?').pluck(),
       insert: db.prepare('INSERT OR IGNORE INTO entries (key, expires_at, value) VALUES (?, ?, ?)'),
       update: db.prepare('UPDATE entries SET expires_at = ?, value = ? WHERE key = ?'),
-      del: db.prepare('DELETE FROM entries WHERE key = ?'),
+      del: db.prepare('DELETE FROM entries WHERE key = ? RETURNING expires_at').pluck(),
+      expiryOf: db.prepare('SELECT expires_at FROM entries WHERE key = ?').pluck(),
       expiring: db.prepare(
         'SELECT key, value FROM entries WHERE expires_at < ? ORDER BY expires_at, key LIMIT ?',
       ),
@@ -109,14 +113,25 @@ export class SqliteJoinStore implements JoinStateStore {
     return v === undefined ? undefined : decodeEntry(v);
   }
 
-  put(key: string, entry: StateEntry): void {
-    const value = encodeEntry(entry);
-    if (this.#s.insert.run(key, entry.expiresAt, value).changes === 1) this.#count++;
-    else this.#s.update.run(entry.expiresAt, value, key);
+  put(key: string, entry: StateEntry, _isNew?: boolean): void {
+    this.#upsert(key, entry.expiresAt, encodeEntry(entry));
+  }
+
+  #upsert(key: string, expiresAt: number, value: Buffer): void {
+    if (this.#s.insert.run(key, expiresAt, value).changes === 1) this.#count++;
+    else {
+      const old = this.#s.expiryOf.get(key) as number | undefined;
+      if (old === this.#min) this.#min = undefined;
+      this.#s.update.run(expiresAt, value, key);
+    }
+    if (this.#min !== undefined && (this.#min === null || expiresAt < this.#min)) this.#min = expiresAt;
   }
 
   delete(key: string): void {
-    if (this.#s.del.run(key).changes === 1) this.#count--;
+    const gone = this.#s.del.get(key) as number | undefined;
+    if (gone === undefined) return;
+    this.#count--;
+    if (gone === this.#min) this.#min = undefined;
   }
 
   expiring(bound: number, limit: number): Array<[string, StateEntry]> {
@@ -125,7 +140,8 @@ export class SqliteJoinStore implements JoinStateStore {
   }
 
   minExpiresAt(): number | null {
-    return (this.#s.min.get() as number | null) ?? null;
+    if (this.#min === undefined) this.#min = (this.#s.min.get() as number | null) ?? null;
+    return this.#min;
   }
 
   streamTime(): number | null {
@@ -169,6 +185,7 @@ export class SqliteJoinStore implements JoinStateStore {
     if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
     this.#streamTime = this.#loadStreamTime();
     this.#count = this.#s.count.get() as number;
+    this.#min = undefined;
   }
 
   /**
@@ -184,9 +201,7 @@ export class SqliteJoinStore implements JoinStateStore {
       this.delete(key);
       return;
     }
-    const entry = decodeEntry(value);
-    if (this.#s.insert.run(key, entry.expiresAt, value).changes === 1) this.#count++;
-    else this.#s.update.run(entry.expiresAt, value, key);
+    this.#upsert(key, decodeEntry(value).expiresAt, value);
   }
 
   /** Deletes every entry and the checkpoint (the store cannot be trusted). */
@@ -196,6 +211,7 @@ export class SqliteJoinStore implements JoinStateStore {
     this.#db.exec('COMMIT');
     this.#streamTime = null;
     this.#count = 0;
+    this.#min = null;
   }
 
   /** Closes the database; an open transaction is rolled back. */
