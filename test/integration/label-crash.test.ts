@@ -74,8 +74,13 @@ describe('rankdistill label under SIGKILL', { timeout: 150_000 }, () => {
     for (let k = 0; k < KILLS; k++) {
       const child = start();
       // Startup (tsx, group join after the dead member's session expired, restore) takes a few
-      // seconds; kill somewhere in the processing that follows.
-      await sleep(3_000 + rand() * 5_000);
+      // seconds; kill once this run has committed a random part of what is left, plus a random
+      // few milliseconds, so the kill lands inside the processing (often inside a transaction).
+      const before = await committedShare(admin, cfg);
+      const target = before + (1 - before) * (0.15 + 0.5 * rand());
+      const deadline = Date.now() + 30_000;
+      while ((await committedShare(admin, cfg)) < target && Date.now() < deadline) await sleep(20);
+      await sleep(rand() * 100);
       child.kill('SIGKILL');
       await exited(child);
       progress.push(await committedShare(admin, cfg));
