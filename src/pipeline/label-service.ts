@@ -412,7 +412,8 @@ export class LabelService {
         if (t.join.buffered(side) === 0) {
           const pos = t.pos[side];
           t.join.setCaughtUp(side, pos.next !== null && pos.hw !== null && pos.next >= pos.hw);
-        } else if (t.resume[side] !== undefined && t.join.buffered(side) < MAX_BUFFERED / 2) {
+        }
+        if (t.resume[side] !== undefined && t.join.buffered(side) < MAX_BUFFERED / 2) {
           t.resume[side]!();
           delete t.resume[side];
         }
