@@ -279,3 +279,26 @@ describe('contracts', () => {
     );
   });
 });
+
+test('maps decode to plain objects whatever their key sequence (shape-compiled fast path)', () => {
+  const mk = (objectives: Record<string, number> | null) => ({
+    ...ranker,
+    items: [{ item_id: 'a', score: 1, objectives, features: null }],
+  });
+  const seqs = [
+    { ctr: 1, like: 2 },
+    { ctr: 1, like: 2 },
+    { like: 2, ctr: 1 },
+    { __proto__x: 1, 'a"b': 2, '\u2028': 3 },
+    {},
+  ];
+  for (const o of seqs) {
+    const r = decodeAvro('RankerOutput', encodeAvro('RankerOutput', mk(o)));
+    assert.ok(r.ok);
+    assert.deepEqual(Object.entries(r.value.items[0]?.objectives ?? {}), Object.entries(o));
+  }
+  const proto = JSON.parse('{"__proto__": 5, "x": 1}') as Record<string, number>;
+  const r = decodeAvro('RankerOutput', encodeAvro('RankerOutput', mk(proto)));
+  assert.ok(r.ok);
+  assert.equal(Object.getPrototypeOf(r.value.items[0]?.objectives), Object.prototype);
+});
