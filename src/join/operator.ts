@@ -56,8 +56,12 @@ export interface JoinWindowConfig {
 }
 
 const SWEEP_CHUNK = 512;
-/** Decoded records of recent pending entries, kept to skip decoding them again at join time. */
-const DECODED_CACHE = 50_000;
+/**
+ * Decoded records of the most recent pending entries are kept to skip decoding them again at join
+ * time (partners usually arrive soon). Bounded by the records' wire bytes (decoded objects take a
+ * few times more), oldest evicted first, so a window of a million lone records costs nothing here.
+ */
+const DECODED_CACHE_BYTES = 4 << 20;
 
 function prefix(side: Side): string {
   return side === 'ranker' ? 'r:' : 'i:';
@@ -75,6 +79,7 @@ export class JoinOperator {
   readonly #store: JoinStateStore;
   readonly #cfg: JoinWindowConfig;
   readonly #decoded = new Map<string, { raw: Buffer; value: RankerOutput | Impression }>();
+  #decodedBytes = 0;
 
   constructor(store: JoinStateStore, cfg: JoinWindowConfig) {
     this.#store = store;
@@ -182,18 +187,31 @@ export class JoinOperator {
   /** Forgets decoded records kept for pending entries (after a rollback). */
   clearCache(): void {
     this.#decoded.clear();
+    this.#decodedBytes = 0;
   }
 
   #remember(key: string, raw: Buffer, value: RankerOutput | Impression): void {
-    if (this.#decoded.size >= DECODED_CACHE) this.#decoded.clear();
+    this.#forget(key);
     this.#decoded.set(key, { raw, value });
+    this.#decodedBytes += raw.length;
+    for (const [k] of this.#decoded) {
+      if (this.#decodedBytes <= DECODED_CACHE_BYTES) break;
+      this.#forget(k);
+    }
+  }
+
+  #forget(key: string): void {
+    const hit = this.#decoded.get(key);
+    if (hit === undefined) return;
+    this.#decoded.delete(key);
+    this.#decodedBytes -= hit.raw.length;
   }
 
   /** The decoded record of a pending entry: from the cache when it holds these very bytes. */
   #decodePending<T>(name: 'RankerOutput' | 'Impression', key: string, e: PendingEntry): T {
     const hit = this.#decoded.get(key);
     if (hit !== undefined) {
-      this.#decoded.delete(key);
+      this.#forget(key);
       if (hit.raw === e.raw || hit.raw.equals(e.raw)) return hit.value as T;
     }
     return decodePending<T>(name, e);
@@ -213,7 +231,7 @@ export class JoinOperator {
   #expire(key: string, entry: PendingEntry | DoneEntry, out: JoinEffect[]): void {
     this.#store.delete(key);
     if (entry.kind !== 'pending') return;
-    if (entry.side === 'impression') this.#decoded.delete(key);
+    if (entry.side === 'impression') this.#forget(key);
     const rid = key.slice(2);
     const ref: RecordRef = { source: entry.source, key: entry.key, raw: entry.raw };
     if (entry.side === 'impression') {

@@ -135,6 +135,7 @@ export class LabelService {
   #layout: TopicLayout | undefined;
   readonly #tasks = new Map<number, KafkaTask>();
   readonly #closing = new Set<Promise<unknown>>();
+  readonly #opening = new Map<number, Promise<void>>();
   #assigned = new Set<number>();
   #generation = 0;
   #joined = false;
@@ -228,7 +229,9 @@ export class LabelService {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      // Tasks work in parallel (one awaits its transaction while another processes); batches of
+      // one task are serialized by its lock.
+      partitionsConsumedConcurrently: Math.min(8, 2 * (this.#layout?.partitions ?? 1)),
       eachBatch: (payload) => this.#eachBatch(payload),
     });
   }
@@ -299,11 +302,15 @@ export class LabelService {
     const t = this.#tasks.get(p);
     if (t === undefined) {
       // New task: fence, restore, seek to committed offsets. This batch is stale after the seek.
-      try {
-        await this.#openTask(p, heartbeat);
-      } catch (e) {
-        this.#scheduleRecovery(e);
+      // Batches of both inputs may arrive concurrently: one opening per partition.
+      let opening = this.#opening.get(p);
+      if (opening === undefined) {
+        opening = this.#openTask(p, heartbeat)
+          .catch((e: unknown) => this.#scheduleRecovery(e))
+          .finally(() => this.#opening.delete(p));
+        this.#opening.set(p, opening);
       }
+      await opening;
       return;
     }
     if (t.broken) return;
