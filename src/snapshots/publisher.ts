@@ -8,7 +8,9 @@
  *   await pub.maybePublish({ files, items, users, models, model, offsets, metrics, parentVersion });
  *
  * maybePublish: allocate v<N> → write atomically (store.ts) → gate the metrics against the current
- * snapshot (gate.ts) → record published-or-rejected (+ the announcement, one SQLite transaction)
+ * snapshot (gate.ts; when the two were evaluated on different request sets, against the current
+ * snapshot re-evaluated on the candidate's set through `input.reevaluate`, else a re-based
+ * baseline, noted) → record published-or-rejected (+ the announcement, one SQLite transaction)
  * → send unsent announcements. It knows nothing of the model: the trainer hands over bytes
  * (tfjs model files, checkpoint blobs), the embedding tables and the metrics it computed on the
  * held-out slice.
@@ -17,7 +19,7 @@
  */
 import { errorMessage, RankdistillError } from '../errors.ts';
 import type { Announcer } from './announcer.ts';
-import { gate } from './gate.ts';
+import { evalSetsDiffer, gateOnEvalSet } from './gate.ts';
 import {
   type FileEntry,
   MANIFEST_FORMAT,
@@ -65,6 +67,12 @@ export interface PublishInput {
   parentVersion: number | null;
   extra?: Record<string, unknown>;
   createdAt?: number;
+  /**
+   * Re-evaluates a snapshot (the current one) on the request set `metrics` were measured on;
+   * called only when the two metric sets carry different eval-set identities. Null: it cannot
+   * (e.g. the snapshot carries no trainer checkpoint); the gate then re-bases, noted.
+   */
+  reevaluate?: (current: SnapshotRecord) => Promise<Record<string, number> | null>;
 }
 
 export interface PublishResult {
@@ -72,6 +80,8 @@ export interface PublishResult {
   status: 'published' | 'rejected';
   /** Why the gate rejected it (empty when published). */
   reasons: string[];
+  /** What it was gated against when the eval sets differed (see gate.ts gateOnEvalSet). */
+  note?: string;
   /** Absolute snapshot directory. */
   dir: string;
   files: FileEntry[];
@@ -81,8 +91,8 @@ export interface PublishResult {
 
 export type SnapshotEvent =
   | { type: 'temps-cleaned'; names: string[] }
-  | { type: 'published'; version: number; dir: string }
-  | { type: 'rejected'; version: number; reasons: string[] }
+  | { type: 'published'; version: number; dir: string; note?: string }
+  | { type: 'rejected'; version: number; reasons: string[]; note?: string }
   | { type: 'rolled-back'; version: number }
   | { type: 'announced'; version: number; status: string }
   | { type: 'announce-failed'; version: number; error: string };
@@ -197,11 +207,23 @@ export class SnapshotPublisher {
       this.o.writeHook,
     );
     const current = this.registry.current();
-    const decision = gate(
+    let reevaluated: Record<string, number> | null = null;
+    let failure = '';
+    if (current && input.reevaluate && evalSetsDiffer(input.metrics, current.snapshot.metrics)) {
+      try {
+        reevaluated = await input.reevaluate(current.snapshot);
+      } catch (e) {
+        failure = `; re-evaluating v${current.snapshot.version} failed: ${errorMessage(e)}`;
+      }
+    }
+    const gated = gateOnEvalSet(
       input.metrics,
       current ? { version: current.snapshot.version, metrics: current.snapshot.metrics } : null,
       this.o.gateTolerance,
+      reevaluated,
     );
+    const decision = gated.note === undefined ? gated : { ...gated, note: gated.note + failure };
+    const note = decision.note;
     const all = announcedFiles(written.manifest, written.manifestSha256, written.manifestBytes);
     this.registry.record({
       version,
@@ -213,15 +235,20 @@ export class SnapshotPublisher {
       offsets: input.offsets,
       metrics: input.metrics,
       files: all,
-      reason: decision.pass ? null : decision.reasons.join('; '),
+      // a published snapshot's reason is the gate's note, when it was not compared as usual
+      reason: decision.pass
+        ? (note ?? null)
+        : [...decision.reasons, ...(note === undefined ? [] : [note])].join('; '),
     });
-    if (decision.pass) this.o.onEvent?.({ type: 'published', version, dir: written.dir });
-    else this.o.onEvent?.({ type: 'rejected', version, reasons: decision.reasons });
+    const n = note === undefined ? {} : { note };
+    if (decision.pass) this.o.onEvent?.({ type: 'published', version, dir: written.dir, ...n });
+    else this.o.onEvent?.({ type: 'rejected', version, reasons: decision.reasons, ...n });
     const announced = await this.flush();
     return {
       version,
       status: decision.pass ? 'published' : 'rejected',
       reasons: decision.reasons,
+      ...n,
       dir: written.dir,
       files: all,
       announced,

@@ -16,6 +16,13 @@
  * at once (the trainer trains on and may prune that checkpoint), then serialises, gates and
  * announces in the background, one snapshot at a time, in order.
  *
+ * Gating like with like — each candidate's metrics carry the identity of the evaluation set they
+ * were measured on (`eval_requests`, `eval_set_hash`); when the current snapshot's differ (the
+ * held-out set is still filling), the publisher calls back here to re-evaluate the current
+ * snapshot on the candidate's set: the snapshot's trainer checkpoint is restored into a
+ * StudentModel (the same code path the trainer evaluates with) and evaluated on the requests of
+ * the candidate checkpoint's eval.json. See {@link evaluateSnapshot}.
+ *
  * Resuming — a trainer on an empty machine:
  *
  *   const snap = publisher.loadSnapshot('latest');            // checksums verified
@@ -39,8 +46,18 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Config } from '../config/schema.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
-import { checkpointDir, listCheckpoints } from '../train/checkpoint.ts';
-import type { StudentModel } from '../train/model.ts';
+import {
+  type CheckpointState,
+  checkpointDir,
+  listCheckpoints,
+  restoreCheckpoint,
+} from '../train/checkpoint.ts';
+import { evaluate } from '../train/eval.ts';
+import { type EvalRequest, fromStored } from '../train/examples.ts';
+import { FrequencyEstimator } from '../train/frequency.ts';
+import { StudentModel } from '../train/model.ts';
+import type { OptimizerKind } from '../train/sparse.ts';
+import { EVAL_FILE, parseEvalFile } from '../train/trainer.ts';
 import { kafkaAnnouncer } from './announcer.ts';
 import type { PartitionOffset } from './manifest.ts';
 import {
@@ -49,6 +66,7 @@ import {
   type SnapshotEvent,
   type SnapshotPublisher,
 } from './publisher.ts';
+import type { SnapshotRecord } from './registry.ts';
 import type { LoadedSnapshot, SnapshotFileInput } from './store.ts';
 import { captureStudent, captureToInput } from './student.ts';
 
@@ -152,6 +170,21 @@ export class TrainerSnapshots {
     if (!state) throw new RankdistillError('IO_FAILED', `checkpoint ${dir}: expected state.json, found none`);
     const facts = checkpointFacts(Buffer.from(state.data), join(dir, 'state.json'));
     const snapshotMetrics = { ...metrics };
+    const evalFile = files.find((f) => f.name === `${CHECKPOINT_PREFIX}${EVAL_FILE}`);
+    const limits = { maxUsers: model.users.maxRows, maxItems: model.items.maxRows };
+    const cb = model.opts.contextBuckets;
+    const lr = model.opts.optimizer.learningRate;
+    // the current snapshot re-evaluated on this candidate's eval set (publisher: only when they differ)
+    const reevaluate = evalFile
+      ? async (current: SnapshotRecord) => {
+          const requests = parseEvalFile(evalFile.data, join(dir, EVAL_FILE)).map((r) => fromStored(r, cb));
+          const m = evaluateSnapshot(this.publisher.loadSnapshot(current.version), requests, {
+            ...limits,
+            learningRate: lr,
+          });
+          return m;
+        }
+      : undefined;
     this.queue = this.queue.then(async () => {
       if (this.failure !== undefined) return;
       try {
@@ -162,7 +195,7 @@ export class TrainerSnapshots {
           files,
           extra: { checkpointSeq: facts.seq, ...(this.o.extra ?? {}) },
         });
-        const r = await this.publisher.maybePublish(input);
+        const r = await this.publisher.maybePublish(reevaluate ? { ...input, reevaluate } : input);
         this.parent = r.version;
         this.results.push(r);
         this.o.onResult?.(r);
@@ -182,6 +215,54 @@ export class TrainerSnapshots {
     if (this.failure !== undefined) throw this.failure;
     return [...this.results];
   }
+}
+
+/**
+ * Evaluates a (verified) snapshot on `requests` with the trainer's own evaluation
+ * (src/train/eval.ts): its trainer checkpoint is restored into a StudentModel. Null when the
+ * snapshot carries no trainer checkpoint or its model's context width differs from the requests'.
+ *
+ * @example
+ * evaluateSnapshot(pub.loadSnapshot(3), heldOut.requests()); // { recall_at_100_of_top10: …, ndcg_at_10: …, eval_requests: 1000 }
+ */
+export function evaluateSnapshot(
+  snap: LoadedSnapshot,
+  requests: readonly EvalRequest[],
+  o: { maxUsers?: number; maxItems?: number; learningRate?: number } = {},
+): Record<string, number> | null {
+  const stateName = `${CHECKPOINT_PREFIX}state.json`;
+  if (!snap.manifest.files.some((f) => f.name === stateName)) return null;
+  let state: CheckpointState;
+  try {
+    state = JSON.parse(snap.file(stateName).toString('utf8')) as CheckpointState;
+  } catch (e) {
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `snapshot v${snap.version}: ${stateName}: ${errorMessage(e)}`,
+    );
+  }
+  const spec = state.spec;
+  const ctxWidth = requests[0]?.ctx.length ?? spec.contextBuckets;
+  if (spec === undefined || spec.contextBuckets !== ctxWidth) return null;
+  const model = new StudentModel({
+    kind: spec.kind,
+    dim: spec.dim,
+    hidden: spec.hidden,
+    contextBuckets: spec.contextBuckets,
+    itemFeatureBuckets: spec.itemFeatureBuckets,
+    optimizer: { kind: state.optimizer as OptimizerKind, learningRate: o.learningRate ?? 0.01 },
+    ...(o.maxUsers !== undefined ? { maxUsers: o.maxUsers } : {}),
+    ...(o.maxItems !== undefined ? { maxItems: o.maxItems } : {}),
+  });
+  if (JSON.stringify(model.spec()) !== JSON.stringify(spec)) return null;
+  restoreCheckpoint(
+    { dir: join(snap.dir, CHECKPOINT_PREFIX), state },
+    model,
+    new FrequencyEstimator(state.freq.buckets, state.freq.alpha),
+  );
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(evaluate(model, requests))) if (v !== undefined) out[k] = v;
+  return out;
 }
 
 /**

@@ -9,6 +9,11 @@
  *   params.bin   — every Float32/Uint32/Float64 block (tables, dense weights, optimizer slots,
  *                  the frequency arrays) back to back, little-endian, located by the block index
  *   users.json / items.json — row → id of the two tables
+ *   eval.json    — (optional) the held-out evaluation requests, so a resumed trainer evaluates on
+ *                  the same set (src/train/examples.ts HeldOut). Checkpoints written before it
+ *                  existed have none: the trainer then starts a new set (and its identity in the
+ *                  metrics tells the snapshot gate the set changed). The format name stays /1:
+ *                  the file and `evalSet` are additions that older readers ignore.
  *
  * Written to `<out>/.tmp-ckpt-<seq>-<pid>`, each file fsynced, renamed into place, the parent
  * directory fsynced. A directory without state.json or still named .tmp-* is never read. The item
@@ -69,6 +74,8 @@ export interface CheckpointState {
   ranges: ConsumedRange[];
   totals: { examples: number; steps: number; records: number };
   metrics: Record<string, number>;
+  /** Identity of the evaluation set stored in eval.json (absent in older checkpoints). */
+  evalSet?: { requests: number; hash: number };
   freq: { buckets: number; alpha: number; step: number; ringPos: number; ring: string[] };
   blocks: BlockRef[];
 }
@@ -177,6 +184,7 @@ export function writeCheckpoint(
   state: Omit<CheckpointState, 'blocks' | 'format' | 'freq' | 'spec'>,
   model: StudentModel,
   freq: FrequencyEstimator,
+  files: readonly { name: string; data: string | Uint8Array }[] = [],
 ): string {
   const final = checkpointDir(out, state.seq);
   const tmp = join(out, `.tmp-ckpt-${String(state.seq).padStart(8, '0')}-${process.pid}`);
@@ -200,6 +208,13 @@ export function writeCheckpoint(
     writeSynced(join(tmp, 'params.bin'), bin);
     writeSynced(join(tmp, 'users.json'), JSON.stringify(model.users.ids));
     writeSynced(join(tmp, 'items.json'), JSON.stringify(model.items.ids));
+    for (const f of files) {
+      if (!/^[a-z][a-z0-9_.-]*$/.test(f.name) || RESERVED.has(f.name))
+        throw new Error(
+          `extra file name: expected [a-z][a-z0-9_.-]* other than ${[...RESERVED].join(', ')}, found ${JSON.stringify(f.name)}`,
+        );
+      writeSynced(join(tmp, f.name), f.data);
+    }
     const f = freq.state();
     const full: CheckpointState = {
       format: CHECKPOINT_FORMAT,
@@ -216,6 +231,25 @@ export function writeCheckpoint(
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw new RankdistillError('IO_FAILED', `writing checkpoint ${final}: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+const RESERVED = new Set(['state.json', 'params.bin', 'users.json', 'items.json']);
+
+/**
+ * An optional file of a checkpoint (e.g. `eval.json`), or undefined when it has none.
+ *
+ * @example
+ * const text = readCheckpointFile(latestCheckpoint(out)!, 'eval.json');
+ */
+export function readCheckpointFile(ck: LoadedCheckpoint, name: string): Buffer | undefined {
+  try {
+    return readFileSync(join(ck.dir, name));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new RankdistillError('SNAPSHOT_CORRUPT', `checkpoint ${ck.dir}: ${name}: ${errorMessage(e)}`, {
+      cause: e,
+    });
   }
 }
 

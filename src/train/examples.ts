@@ -160,9 +160,68 @@ export function gradeFromRank(rank: number): number {
 }
 
 /**
+ * Identity of an evaluation set: how many requests, and a 32-bit hash of their sorted request ids
+ * together with what the evaluation reads of each (teacher order, grades, clicks). Two metric sets
+ * are comparable when, and only when, their identities are equal.
+ */
+export interface EvalSetIdentity {
+  requests: number;
+  hash: number;
+}
+
+/**
+ * The identity of a set of evaluation requests (order-free: the ids are sorted first).
+ *
+ * @example
+ * evalSetIdentity(heldOut.requests()); // { requests: 1000, hash: 2868143921 }
+ */
+export function evalSetIdentity(requests: readonly EvalRequest[]): EvalSetIdentity {
+  const sorted = [...requests].sort((a, b) =>
+    a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0,
+  );
+  let h = 0x9e3779b9;
+  for (const r of sorted) {
+    const grades = [...r.grades.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const clicks = [...r.clicks.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const text = `${r.requestId}\u0001${r.user}\u0001${r.teacher.join('\u0002')}\u0001${grades.map(([i, g]) => `${i}=${g}`).join('\u0002')}\u0001${clicks.map(([i, c]) => `${i}=${c ? 1 : 0}`).join('\u0002')}\u0001${Array.from(r.ctx).join(',')}`;
+    h = fnv1a(text, h);
+  }
+  return { requests: sorted.length, hash: h };
+}
+
+/** One evaluation request as stored in a trainer checkpoint (`eval.json`). */
+export interface StoredEvalRequest {
+  id: string;
+  user: string;
+  /** Hashed context (may be empty when contextBuckets is 0). */
+  ctx: number[];
+  teacher: string[];
+  /** Grade of each teacher candidate, aligned with `teacher` (-1: none). */
+  grades: number[];
+  /** Grades of items outside `teacher` (rare: records of one request disagreeing). */
+  otherGrades?: [string, number][];
+  clicks: [string, boolean][];
+}
+
+/**
  * Collects the held-out slice (a fixed hash of request_id, `percent` of requests) into evaluation
- * requests, merging a request's pointwise and listwise records. Bounded: keeps the first `max`
- * requests, then replaces at random (reservoir sampling), so memory stays flat on a long stream.
+ * requests, merging a request's pointwise and listwise records.
+ *
+ * Which held-out requests are evaluated: the FIRST `max` distinct held-out requests in stream
+ * order, then the set is frozen. Why not a random reservoir (the earlier design): the snapshot gate
+ * compares a new snapshot's metrics with the current snapshot's, and that comparison is only fair
+ * when both were measured on the same requests. A reservoir replaces requests at random, so every
+ * checkpoint measured a different set and good snapshots were rejected for the set change alone.
+ * A frozen set makes successive metrics comparable, is deterministic (the same input gives the
+ * same set in every run: no Math.random), and is persisted in the trainer checkpoint
+ * ({@link toJSON} / {@link restore}) so a resumed trainer evaluates on the very same requests.
+ * Held-out requests past the cap are still held out: never trained on, just not evaluated.
+ * While the set is filling (fewer than `max`), its identity ({@link identity}) changes from
+ * checkpoint to checkpoint and the gate knows it (src/snapshots/gate.ts).
+ *
+ * Stream order is deterministic for files (and within one Kafka partition); across Kafka
+ * partitions it depends on the interleaving of fetches, which is why the gate compares identities
+ * instead of assuming them.
  *
  * @example
  * const h = new HeldOut(5, 2000, 16);
@@ -170,17 +229,13 @@ export function gradeFromRank(rank: number): number {
  */
 export class HeldOut {
   private readonly byId = new Map<string, EvalRequest>();
-  private seen = 0;
-  private readonly rand: () => number;
+  private cached: EvalSetIdentity | undefined;
 
   constructor(
     readonly percent: number,
     readonly max: number,
     readonly contextBuckets: number,
-    rand: () => number = Math.random,
-  ) {
-    this.rand = rand;
-  }
+  ) {}
 
   /** True when the record is held out (and was absorbed); false when it is for training. */
   offer(r: LabelRecord): boolean {
@@ -189,13 +244,7 @@ export class HeldOut {
     if (r.kind === 'pairwise') return true; // pairs carry no full order: held out, not evaluated
     let e = this.byId.get(v.request_id);
     if (e === undefined) {
-      this.seen++;
-      if (this.byId.size >= this.max) {
-        // reservoir: keep with probability max/seen, evicting a random request
-        if (this.rand() * this.seen >= this.max) return true;
-        const keys = [...this.byId.keys()];
-        this.byId.delete(keys[Math.floor(this.rand() * keys.length)] as string);
-      }
+      if (this.byId.size >= this.max) return true; // frozen: held out, not evaluated
       e = {
         requestId: v.request_id,
         user: v.user_id,
@@ -206,6 +255,7 @@ export class HeldOut {
       };
       this.byId.set(v.request_id, e);
     }
+    this.cached = undefined;
     const sorted = [...r.value.items].sort((a, b) => a.rank - b.rank);
     if (e.teacher.length === 0) e.teacher = sorted.map((i) => i.item_id);
     if (r.kind === 'listwise') for (const it of r.value.items) e.grades.set(it.item_id, it.grade);
@@ -218,7 +268,7 @@ export class HeldOut {
     return true;
   }
 
-  /** The evaluation requests collected so far. */
+  /** The evaluation requests collected so far, in stream order. */
   requests(): EvalRequest[] {
     return [...this.byId.values()];
   }
@@ -226,4 +276,68 @@ export class HeldOut {
   get size(): number {
     return this.byId.size;
   }
+
+  /** Whether the set reached `max` requests (no new request joins it). */
+  get full(): boolean {
+    return this.byId.size >= this.max;
+  }
+
+  /** Identity of the current set (see {@link evalSetIdentity}); cached until the set changes. */
+  identity(): EvalSetIdentity {
+    this.cached ??= evalSetIdentity(this.requests());
+    return this.cached;
+  }
+
+  /**
+   * The set as JSON-ready records, in stream order (what a trainer checkpoint stores).
+   *
+   * @example
+   * writeFileSync('eval.json', JSON.stringify(h.toJSON()));
+   */
+  toJSON(): StoredEvalRequest[] {
+    return this.requests().map((r) => {
+      const inTeacher = new Set(r.teacher);
+      const other = [...r.grades.entries()].filter(([id]) => !inTeacher.has(id));
+      return {
+        id: r.requestId,
+        user: r.user,
+        ctx: Array.from(r.ctx),
+        teacher: r.teacher,
+        grades: r.teacher.map((id) => r.grades.get(id) ?? -1),
+        ...(other.length > 0 ? { otherGrades: other } : {}),
+        clicks: [...r.clicks.entries()],
+      };
+    });
+  }
+
+  /**
+   * Replaces the set with stored requests (a resumed trainer). Requests beyond `max` are dropped;
+   * a context of another width is re-sized (zero-filled or cut).
+   *
+   * @example
+   * h.restore(JSON.parse(readFileSync('eval.json', 'utf8')));
+   */
+  restore(stored: readonly StoredEvalRequest[]): void {
+    this.byId.clear();
+    this.cached = undefined;
+    for (const s of stored.slice(0, this.max)) this.byId.set(s.id, fromStored(s, this.contextBuckets));
+  }
+}
+
+/**
+ * An evaluation request back from its stored form.
+ *
+ * @example
+ * const reqs = stored.map((s) => fromStored(s, 16));
+ */
+export function fromStored(s: StoredEvalRequest, contextBuckets: number): EvalRequest {
+  const ctx = new Float32Array(contextBuckets);
+  ctx.set(s.ctx.slice(0, contextBuckets));
+  const grades = new Map<string, number>();
+  s.teacher.forEach((id, i) => {
+    const g = s.grades[i] ?? -1;
+    if (g >= 0) grades.set(id, g);
+  });
+  for (const [id, g] of s.otherGrades ?? []) grades.set(id, g);
+  return { requestId: s.id, user: s.user, ctx, teacher: [...s.teacher], grades, clicks: new Map(s.clicks) };
 }

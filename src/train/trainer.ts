@@ -26,12 +26,13 @@ import {
   type ConsumedRange,
   latestCheckpoint,
   pruneCheckpoints,
+  readCheckpointFile,
   restoreCheckpoint,
   type SourcePosition,
   writeCheckpoint,
 } from './checkpoint.ts';
 import { type EvalMetrics, evaluate } from './eval.ts';
-import { HeldOut, type LabelRecord, toUnits, type Unit } from './examples.ts';
+import { HeldOut, type LabelRecord, type StoredEvalRequest, toUnits, type Unit } from './examples.ts';
 import { FrequencyEstimator } from './frequency.ts';
 import { mulberry32 } from './hash.ts';
 import { StudentModel } from './model.ts';
@@ -145,12 +146,7 @@ export class Trainer {
     this.model = modelFromConfig(o.config);
     this.freq = new FrequencyEstimator(o.config.frequencyBuckets, o.config.frequencyAlpha);
     this.loss = lossOptions(o.config);
-    this.heldOut = new HeldOut(
-      o.config.heldOutPercent,
-      o.config.evalRequests,
-      o.config.contextBuckets,
-      mulberry32(o.config.seed + 7),
-    );
+    this.heldOut = new HeldOut(o.config.heldOutPercent, o.config.evalRequests, o.config.contextBuckets);
     this.logEvery = o.logEverySteps ?? 100;
     const ck = latestCheckpoint(o.out);
     if (ck !== undefined) {
@@ -161,6 +157,10 @@ export class Trainer {
           `checkpoint ${ck.dir} was trained with model ${JSON.stringify(ck.state.spec)}, but the config describes ${JSON.stringify(spec)}`,
         );
       restoreCheckpoint(ck, this.model, this.freq);
+      // the evaluation set of the checkpoint: a resumed trainer evaluates on the same requests
+      // (older checkpoints have none: the set starts again from the records read from here on)
+      const stored = readCheckpointFile(ck, EVAL_FILE);
+      if (stored !== undefined) this.heldOut.restore(parseEvalFile(stored, ck.dir));
       this.seq = ck.state.seq;
       this.parent = ck.state.seq;
       this.epoch = ck.state.epoch;
@@ -310,9 +310,15 @@ export class Trainer {
       this.emit({ type: 'step', step: this.totals.steps, loss, examples: this.totals.examples });
   }
 
-  /** Evaluates the current model on the held-out requests collected so far. */
+  /**
+   * Evaluates the current model on the held-out requests collected so far; the metrics carry the
+   * identity of that set (`eval_requests`, `eval_set_hash`) so the snapshot gate compares only
+   * metrics measured on the same requests.
+   */
   evaluate(): EvalMetrics {
-    return evaluate(this.model, this.heldOut.requests());
+    const m = evaluate(this.model, this.heldOut.requests());
+    m.eval_set_hash = this.heldOut.identity().hash;
+    return m;
   }
 
   /**
@@ -340,9 +346,11 @@ export class Trainer {
         ranges,
         totals: { ...this.totals },
         metrics,
+        evalSet: this.heldOut.identity(),
       },
       this.model,
       this.freq,
+      [{ name: EVAL_FILE, data: JSON.stringify(this.heldOut.toJSON()) }],
     );
     this.seq = seq;
     this.parent = seq;
@@ -358,6 +366,47 @@ export class Trainer {
   static numTensors(): number {
     return tf.memory().numTensors;
   }
+}
+
+/** The checkpoint file holding the evaluation set (see HeldOut in ./examples.ts). */
+export const EVAL_FILE = 'eval.json';
+
+/**
+ * The stored evaluation requests of a checkpoint's eval.json.
+ *
+ * @throws RankdistillError SNAPSHOT_CORRUPT when it is not an array of stored requests.
+ * @example
+ * const reqs = parseEvalFile(readFileSync(join(dir, 'eval.json')), dir);
+ */
+export function parseEvalFile(bytes: Uint8Array, where: string): StoredEvalRequest[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (e) {
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `${where}: ${EVAL_FILE}: expected JSON, found ${(e as Error).message}`,
+    );
+  }
+  const ok =
+    Array.isArray(v) &&
+    v.every(
+      (r) =>
+        typeof r === 'object' &&
+        r !== null &&
+        typeof r.id === 'string' &&
+        typeof r.user === 'string' &&
+        Array.isArray(r.ctx) &&
+        Array.isArray(r.teacher) &&
+        Array.isArray(r.grades) &&
+        Array.isArray(r.clicks),
+    );
+  if (!ok)
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `${where}: ${EVAL_FILE}: expected an array of {id, user, ctx, teacher, grades, clicks}, found ${JSON.stringify(v).slice(0, 120)}`,
+    );
+  return v as StoredEvalRequest[];
 }
 
 function key(source: string, epoch: number): string {
