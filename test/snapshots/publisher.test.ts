@@ -100,6 +100,72 @@ describe('snapshot publisher', () => {
     await pub.close();
   });
 
+  test('eval sets differ: gated against the re-evaluated current snapshot, or re-based with the note recorded', async () => {
+    const root = tempRoot();
+    const events: SnapshotEvent[] = [];
+    const pub = open(root, undefined, events);
+    const set = (n: number, hash: number) => ({ eval_requests: n, eval_set_hash: hash });
+    await pub.maybePublish(
+      publishInput({ metrics: { recall_at_100_of_top10: 0.5, ndcg_at_10: 0.6, ...set(400, 1) } }),
+    );
+    // a harder, larger set: lower numbers, but the current one does no better on it
+    const asked: number[] = [];
+    const r2 = await pub.maybePublish(
+      publishInput(
+        {
+          metrics: { recall_at_100_of_top10: 0.4, ndcg_at_10: 0.5, ...set(700, 2) },
+          parentVersion: 1,
+          reevaluate: async (cur) => {
+            asked.push(cur.version);
+            return { recall_at_100_of_top10: 0.39, ndcg_at_10: 0.5 };
+          },
+        },
+        2,
+      ),
+    );
+    assert.deepEqual(asked, [1]);
+    assert.equal(r2.status, 'published');
+    assert.match(r2.note ?? '', /^eval set grew from 400 to 700 requests: current v1 re-evaluated/);
+    assert.equal(pub.registry.get(2)?.reason, r2.note);
+    assert.ok(events.some((e) => e.type === 'published' && e.version === 2 && e.note === r2.note));
+    // the same set again: compared with the recorded metrics, re-evaluation not asked for
+    const r3 = await pub.maybePublish(
+      publishInput(
+        {
+          metrics: { recall_at_100_of_top10: 0.3, ndcg_at_10: 0.5, ...set(700, 2) },
+          parentVersion: 2,
+          reevaluate: async (cur) => {
+            asked.push(cur.version);
+            return null;
+          },
+        },
+        3,
+      ),
+    );
+    assert.equal(r3.status, 'rejected');
+    assert.equal(r3.note, undefined);
+    assert.deepEqual(asked, [1]);
+    // a grown set and a current snapshot that cannot be re-evaluated (here: it throws)
+    const r4 = await pub.maybePublish(
+      publishInput(
+        {
+          metrics: { recall_at_100_of_top10: 0.2, ndcg_at_10: 0.4, ...set(1000, 3) },
+          parentVersion: 2,
+          reevaluate: async () => {
+            throw new Error('no checkpoint');
+          },
+        },
+        4,
+      ),
+    );
+    assert.equal(r4.status, 'published');
+    assert.equal(
+      pub.registry.get(4)?.reason,
+      'baseline re-based: eval set grew from 700 to 1000 requests (current v2 not re-evaluated); re-evaluating v2 failed: no checkpoint',
+    );
+    await pub.close();
+  });
+
   test('rollback makes an older version current with a new "rollback" announcement', async () => {
     const root = tempRoot();
     const ann = new MemoryAnnouncer();

@@ -7,14 +7,17 @@ import { parseConfig } from '../../src/config/index.ts';
 import { openPublisher } from '../../src/snapshots/publisher.ts';
 import { recallForUser } from '../../src/snapshots/recall.ts';
 import {
+  evaluateSnapshot,
   openTrainerSnapshots,
   positionsToOffsets,
   restoreTrainerCheckpoint,
   TrainerSnapshots,
 } from '../../src/snapshots/trainer.ts';
 import { initBackend } from '../../src/train/backend.ts';
+import { latestCheckpoint } from '../../src/train/checkpoint.ts';
+import { fromStored } from '../../src/train/examples.ts';
 import { SyntheticTeacher } from '../../src/train/synthetic.ts';
-import { type LabelBatch, Trainer } from '../../src/train/trainer.ts';
+import { EVAL_FILE, type LabelBatch, parseEvalFile, Trainer } from '../../src/train/trainer.ts';
 import { tempRoot } from './helpers.ts';
 
 const SOURCE = 'labels.pointwise/0';
@@ -45,10 +48,10 @@ async function* batches(
   }
 }
 
-async function trainer(out: string, snaps: TrainerSnapshots): Promise<Trainer> {
+async function trainer(out: string, snaps: TrainerSnapshots, c = config): Promise<Trainer> {
   let t: Trainer | undefined;
   t = await Trainer.open({
-    config,
+    config: c,
     out,
     onEvent: (e) => {
       if (e.type === 'checkpoint' && t) snaps.onCheckpoint(t.model, e.dir, e.metrics);
@@ -167,5 +170,70 @@ describe('trainer snapshots', () => {
     const c = openTrainerSnapshots(cfg, { out: join(root, 'a') });
     assert.equal(c.restored, null);
     await c.close();
+  });
+
+  test('regression (rankdistill up): while the eval set fills, each snapshot is gated against the current one re-evaluated on its set', async () => {
+    const root = tempRoot('rd-snap-evalset-');
+    const pub = openPublisher({
+      dir: join(root, 'snapshots'),
+      registry: join(root, 'snapshots', 'r.sqlite'),
+      gateTolerance: 0.02,
+      modelName: 's',
+    });
+    const snaps = new TrainerSnapshots(pub);
+    const t = await trainer(join(root, 'ckpt'), snaps);
+    await t.run(batches(new SyntheticTeacher({ users: 30, items: 150, clicks: true, seed: 8 }), 0, 500));
+    const results = await snaps.drain();
+    assert.ok(results.length >= 3, `expected at least 3 snapshots, found ${results.length}`);
+    const sizes = results.map((r) => pub.registry.get(r.version)!.metrics.eval_requests);
+    assert.ok(
+      sizes.every((n, i) => i === 0 || n! > sizes[i - 1]!),
+      `eval set grows: ${sizes}`,
+    );
+    // every later snapshot was compared with its predecessor re-evaluated on its own, larger set
+    for (const r of results.slice(1)) {
+      assert.match(r.note ?? '', /eval set grew from \d+ to \d+ requests: current v\d+ re-evaluated/);
+      if (r.status === 'published') assert.equal(pub.registry.get(r.version)?.reason, r.note);
+    }
+    // the re-evaluation is the trainer's own evaluation: a snapshot evaluated on its own
+    // checkpoint's eval set gives exactly the metrics the trainer recorded
+    for (const r of results) {
+      const snap = pub.loadSnapshot(r.version);
+      const stored = parseEvalFile(snap.file(`checkpoint/${EVAL_FILE}`), 'test');
+      const again = evaluateSnapshot(
+        snap,
+        stored.map((x) => fromStored(x, config.contextBuckets)),
+      );
+      const { eval_set_hash: hash, ...recorded } = snap.manifest.metrics;
+      assert.equal(typeof hash, 'number');
+      assert.deepEqual(again, recorded);
+    }
+    await pub.close();
+  });
+
+  test('a resumed trainer evaluates on the eval set of its checkpoint (eval.json)', async () => {
+    const root = tempRoot('rd-snap-evalresume-');
+    const c = { ...config, evalRequests: 12 };
+    const pub = openPublisher({
+      dir: join(root, 'snapshots'),
+      registry: join(root, 'snapshots', 'r.sqlite'),
+      gateTolerance: 1,
+      modelName: 's',
+    });
+    const out = join(root, 'ckpt');
+    const teacher = new SyntheticTeacher({ users: 30, items: 150, clicks: true, seed: 9 });
+    const t1 = await trainer(out, new TrainerSnapshots(pub), c);
+    await t1.run(batches(teacher, 0, 300));
+    assert.equal(t1.heldOut.size, 12);
+    const ck = latestCheckpoint(out)!;
+    assert.deepEqual(ck.state.evalSet, t1.heldOut.identity());
+    assert.equal(ck.state.metrics.eval_set_hash, t1.heldOut.identity().hash);
+    const t2 = await trainer(out, new TrainerSnapshots(pub), c);
+    assert.deepEqual(t2.heldOut.identity(), t1.heldOut.identity());
+    assert.deepEqual(t2.heldOut.requests(), t1.heldOut.requests());
+    // and it stays the same set while the resumed trainer reads on
+    await t2.run(batches(teacher, 300, 200));
+    assert.deepEqual(t2.heldOut.identity(), t1.heldOut.identity());
+    await pub.close();
   });
 });

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { gradeFromRank, HeldOut, hashFeatures, toUnits } from '../../src/train/examples.ts';
+import {
+  evalSetIdentity,
+  gradeFromRank,
+  HeldOut,
+  hashFeatures,
+  type LabelRecord,
+  toUnits,
+} from '../../src/train/examples.ts';
 import { isHeldOut } from '../../src/train/hash.ts';
 import { SyntheticTeacher } from '../../src/train/synthetic.ts';
 
@@ -57,4 +64,74 @@ test('HeldOut merges a request’s pointwise and listwise records and stays boun
   assert.equal(gradeFromRank(1), 5);
   assert.equal(gradeFromRank(6), 4);
   assert.equal(gradeFromRank(40), 0);
+});
+
+/** A stream of label records (pointwise + listwise + pairwise per request), deterministic per seed. */
+function stream(seed: number, requests: number): LabelRecord[] {
+  const t = new SyntheticTeacher({ users: 20, items: 100, candidates: 10, seed, clicks: true });
+  const out: LabelRecord[] = [];
+  for (let i = 0; i < requests; i++) out.push(...t.next(['pointwise', 'listwise', 'pairwise']));
+  return out;
+}
+
+test('the eval set is identical across two runs over the same input (no Math.random)', () => {
+  const records = stream(4, 300);
+  const sets = [0, 1].map(() => {
+    const h = new HeldOut(20, 25, 8);
+    for (const r of records) h.offer(r);
+    return h;
+  });
+  const [a, b] = sets as [HeldOut, HeldOut];
+  assert.equal(a.size, 25);
+  assert.deepEqual(
+    a.requests().map((r) => r.requestId),
+    b.requests().map((r) => r.requestId),
+  );
+  assert.deepEqual(a.identity(), b.identity());
+  // the first 25 held-out requests in stream order
+  const firstIds = [
+    ...new Set(records.map((r) => r.value.request_id).filter((id) => isHeldOut(id, 20))),
+  ].slice(0, 25);
+  assert.deepEqual(
+    a.requests().map((r) => r.requestId),
+    firstIds,
+  );
+});
+
+test('a full eval set is frozen: later held-out requests are held out (never trained on) but not evaluated', () => {
+  const records = stream(5, 400);
+  const h = new HeldOut(20, 10, 8);
+  let heldOut = 0;
+  let before: ReturnType<HeldOut['identity']> | undefined;
+  for (const r of records) {
+    if (h.full && before === undefined) before = h.identity();
+    if (h.offer(r)) heldOut++;
+    else assert.equal(isHeldOut(r.value.request_id, 20), false);
+  }
+  assert.ok(before);
+  assert.equal(h.size, 10);
+  assert.ok(heldOut > 30 * 2, `${heldOut} held-out records`);
+  assert.deepEqual(h.identity(), before);
+});
+
+test('eval set identity: order-free, changes with any request or grade; stored form round-trips it', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 30 }), (seed, max) => {
+      const h = new HeldOut(30, max, 8);
+      for (const r of stream(seed, 60)) h.offer(r);
+      const id = h.identity();
+      assert.deepEqual(evalSetIdentity([...h.requests()].reverse()), id);
+      const back = new HeldOut(30, max, 8);
+      back.restore(JSON.parse(JSON.stringify(h.toJSON())));
+      assert.deepEqual(back.identity(), id);
+      assert.deepEqual(back.requests(), h.requests());
+      const first = h.requests()[0];
+      if (first === undefined) return;
+      const changed = h.requests().slice();
+      changed[0] = { ...first, grades: new Map([...first.grades].map(([k, g]) => [k, g + 1])) };
+      assert.notEqual(evalSetIdentity(changed).hash, id.hash);
+      assert.notEqual(evalSetIdentity(h.requests().slice(1)).hash, id.hash);
+    }),
+    { numRuns: 25 },
+  );
 });
