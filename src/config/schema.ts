@@ -264,7 +264,9 @@ export const trainSchema = z
       .describe('Learning rate alpha of the frequency estimate: B <- (1-alpha) B + alpha (t - A).'),
     evalRequests: posInt()
       .default(1000)
-      .describe('Held-out requests kept (reservoir) and evaluated at every checkpoint.'),
+      .describe(
+        'Held-out requests evaluated at every checkpoint: the first N held-out requests in stream order, then frozen (and kept in the checkpoint), so successive snapshots are compared on the same set; later held-out requests are still never trained on.',
+      ),
     keepCheckpoints: nonNegInt()
       .default(3)
       .describe('Trainer checkpoints kept in the checkpoint directory (0: keep all).'),

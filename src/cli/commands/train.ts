@@ -30,6 +30,7 @@ function logSnapshot(r: PublishResult): void {
       version: r.version,
       status: r.status,
       reasons: r.reasons,
+      ...(r.note === undefined ? {} : { note: r.note }),
       dir: r.dir,
       announced: r.announced,
     }),
