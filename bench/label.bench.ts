@@ -87,6 +87,7 @@ function benchConfig(storeDir: string, id: string, over: Record<string, unknown>
       groupId: `rd-bench-${id}`,
       partitions: PARTITIONS,
       sessionTimeoutMs: 10_000,
+      ...(process.env.RD_BENCH_COMMIT_MS ? { commitIntervalMs: Number(process.env.RD_BENCH_COMMIT_MS) } : {}),
       topics: {
         rankerOutputs: `rd-b-ro-${id}`,
         impressions: `rd-b-imp-${id}`,
@@ -409,6 +410,10 @@ async function main(): Promise<void> {
     };
     figures.labels_per_s_200 = { value: Math.round(t200.labelsRate), unit: 'labels/s' };
 
+    if (process.env.RD_BENCH_THROUGHPUT_ONLY) {
+      console.log(JSON.stringify(figures, null, 2));
+      return;
+    }
     console.log('rss: 1M open requests in a child process ...');
     const child = spawnSync(
       process.execPath,
