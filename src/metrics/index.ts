@@ -45,6 +45,11 @@ export class LabelMetrics {
     labelNames: ['partition'],
     registers: [this.registry],
   });
+  readonly restoredRecords = new Counter({
+    name: 'rankdistill_state_restored_records_total',
+    help: 'Changelog records replayed into local stores (task assignment after a crash or a move).',
+    registers: [this.registry],
+  });
   readonly commitLatency = new Histogram({
     name: 'rankdistill_transaction_commit_seconds',
     help: 'Time to send and commit one Kafka transaction.',

@@ -145,6 +145,7 @@ export class LabelService {
   #timer: NodeJS.Timeout | undefined;
   /** Counters of tasks that were closed, so totals survive rebalances. */
   #retired: JoinCounters[] = [];
+  #restored = 0;
 
   constructor(config: Config, opts: LabelServiceOptions = {}) {
     this.config = config;
@@ -161,6 +162,11 @@ export class LabelService {
   /** Outcome counts since start (processed, including batches later rolled back). */
   counts(): OutcomeCounts {
     return sumCounters([...this.#retired, ...[...this.#tasks.values()].map((t) => t.join.counters)]);
+  }
+
+  /** Changelog records replayed into local stores since start. */
+  restoredRecords(): number {
+    return this.#restored;
   }
 
   /** Partitions this instance currently owns. */
@@ -359,7 +365,7 @@ export class LabelService {
       const fence = await producer.transaction();
       await fence.abort();
       store = SqliteJoinStore.open(join(this.config.store.dir, `${k.groupId}`, `task-${p}.sqlite`));
-      await restoreFromChangelog({
+      const restored = await restoreFromChangelog({
         kafka: this.#kafka,
         admin: this.#admin!,
         topic: k.topics.changelog,
@@ -367,6 +373,8 @@ export class LabelService {
         store,
         heartbeat,
       });
+      this.metrics.restoredRecords.inc(restored.records);
+      this.#restored += restored.records;
       const logged = new ChangeRecordingStore(store);
       const labels = this.config.labels;
       const joinTask = new JoinTask({
