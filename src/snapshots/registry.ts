@@ -33,7 +33,7 @@ export interface SnapshotRecord {
   metrics: Record<string, number>;
   /** Every file including manifest.json, with sha256 and size. */
   files: FileEntry[];
-  /** Why the gate rejected it (null when published). */
+  /** Why the gate rejected it; for a published one, null or the gate's note (eval set changed, see gate.ts). */
   reason: string | null;
   recordedAt: number;
 }
