@@ -20,7 +20,8 @@ ENV NODE_ENV=production \
     RANKDISTILL_STORE__DIR=/var/lib/rankdistill/state \
     RANKDISTILL_SNAPSHOTS__DIR=/var/lib/rankdistill/snapshots \
     RANKDISTILL_SNAPSHOTS__REGISTRY=/var/lib/rankdistill/snapshots/registry.sqlite \
-    RANKDISTILL_METRICS__PORT=9464
+    RANKDISTILL_METRICS__PORT=9464 \
+    RANKDISTILL_METRICS__HOST=0.0.0.0
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./

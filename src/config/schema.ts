@@ -303,7 +303,14 @@ export const metricsSchema = z
       .min(0)
       .max(65535)
       .default(9464)
-      .describe('Prometheus /metrics and /health port (0: ephemeral, -1 not allowed).'),
+      .describe('Prometheus /metrics and /health port (0: ephemeral).'),
+    host: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .describe(
+        'Address the metrics server binds: loopback by default; 0.0.0.0 in a container so Prometheus can scrape it.',
+      ),
     enabled: z.boolean().default(true).describe('Serve metrics over HTTP.'),
   })
   .describe('Metrics and health.');

@@ -81,6 +81,7 @@ export async function serveMetrics(
   registry: Registry,
   port: number,
   healthy: () => boolean,
+  host = '127.0.0.1',
 ): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     if (req.url === '/health') {
@@ -107,7 +108,7 @@ export async function serveMetrics(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,

@@ -700,7 +700,12 @@ export async function runLabelService(config: Config): Promise<void> {
   const svc = new LabelService(config);
   let server: MetricsServer | undefined;
   if (config.metrics.enabled) {
-    server = await serveMetrics(svc.metrics.registry, config.metrics.port, () => svc.healthy());
+    server = await serveMetrics(
+      svc.metrics.registry,
+      config.metrics.port,
+      () => svc.healthy(),
+      config.metrics.host,
+    );
     log.info('metrics listening', { port: server.port, url: `http://127.0.0.1:${server.port}/metrics` });
   }
   const stopped = new Promise<void>((resolve) => {
