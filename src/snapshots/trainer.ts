@@ -178,11 +178,10 @@ export class TrainerSnapshots {
     const reevaluate = evalFile
       ? async (current: SnapshotRecord) => {
           const requests = parseEvalFile(evalFile.data, join(dir, EVAL_FILE)).map((r) => fromStored(r, cb));
-          const m = evaluateSnapshot(this.publisher.loadSnapshot(current.version), requests, {
+          return evaluateSnapshot(this.publisher.loadSnapshot(current.version), requests, {
             ...limits,
             learningRate: lr,
           });
-          return m;
         }
       : undefined;
     this.queue = this.queue.then(async () => {
@@ -242,8 +241,8 @@ export function evaluateSnapshot(
     );
   }
   const spec = state.spec;
-  const ctxWidth = requests[0]?.ctx.length ?? spec.contextBuckets;
-  if (spec === undefined || spec.contextBuckets !== ctxWidth) return null;
+  if (spec === undefined || (requests.length > 0 && requests[0]?.ctx.length !== spec.contextBuckets))
+    return null;
   const model = new StudentModel({
     kind: spec.kind,
     dim: spec.dim,
