@@ -41,6 +41,7 @@ import {
   readLong,
   tryReadHeader,
 } from './avro-container.ts';
+import { fsyncDir, writeFileSynced } from './durable.ts';
 
 /** On-disk formats of the file transport. */
 export type FileFormat = 'ndjson' | 'avro';
@@ -567,17 +568,7 @@ function jsonLine<N extends ContractName>(name: N, record: Contracts[N]): string
 }
 
 /** fsyncs a directory so a rename in it survives a crash (best effort: not every OS allows it). */
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Some platforms refuse fsync on directories; the rename itself is still atomic.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
+const syncDir = (dir: string): void => fsyncDir(dir);
 
 /**
  * Writes `data` to `path` atomically (temp file, fsync, rename): for small side files such as a
@@ -590,15 +581,7 @@ export function writeFileAtomic(path: string, data: string | Buffer): void {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     mkdirSync(dirname(path), { recursive: true });
-    const fd = openSync(tmp, 'w');
-    try {
-      const buf = typeof data === 'string' ? Buffer.from(data) : data;
-      let off = 0;
-      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeFileSynced(tmp, data);
     renameSync(tmp, path);
   } catch (cause) {
     rmSync(tmp, { force: true });

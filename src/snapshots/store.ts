@@ -17,21 +17,10 @@
  * processes are kept). The registry only names a version after step 5 (publisher.ts).
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { errorMessage, RankdistillError } from '../errors.ts';
+import { fsyncDir, writeFileSynced } from '../io/durable.ts';
 import { checkFileName, type FileEntry, MANIFEST_FILE, type Manifest, parseManifest } from './manifest.ts';
 import { decodeTable, parseTableHeader, type VectorTable } from './table.ts';
 
@@ -62,23 +51,11 @@ function ioError(what: string, path: string, e: unknown): RankdistillError {
 }
 
 function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  fsyncDir(path, true);
 }
 
 function writeFileDurable(path: string, data: Uint8Array): void {
-  const fd = openSync(path, 'wx');
-  try {
-    let off = 0;
-    while (off < data.byteLength) off += writeSync(fd, data, off, data.byteLength - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  writeFileSynced(path, data, 'wx');
 }
 
 /** Test hook: called between the steps of {@link writeSnapshotDir} (the crash tests kill there). */

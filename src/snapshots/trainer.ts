@@ -30,22 +30,12 @@
  *   const trainer = await Trainer.open({ config, out, ... }); // resumes from its positions
  *   const snaps = new TrainerSnapshots(publisher, { parentVersion: snap.version });
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Config } from '../config/schema.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
+import { fsyncDir, writeFileSynced } from '../io/durable.ts';
 import {
   type CheckpointState,
   checkpointDir,
@@ -288,30 +278,11 @@ export function restoreTrainerCheckpoint(snap: LoadedSnapshot, out: string): str
   const final = checkpointDir(out, facts.seq);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
-  for (const n of names) {
-    const fd = openSync(join(tmp, n.slice(CHECKPOINT_PREFIX.length)), 'w');
-    try {
-      const b = snap.file(n);
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
-  fsyncDir(tmp);
+  for (const n of names) writeFileSynced(join(tmp, n.slice(CHECKPOINT_PREFIX.length)), snap.file(n));
+  fsyncDir(tmp, true);
   renameSync(tmp, final);
-  fsyncDir(out);
+  fsyncDir(out, true);
   return final;
-}
-
-function fsyncDir(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**

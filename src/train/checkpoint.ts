@@ -20,19 +20,10 @@
  * table + tower weights are what a snapshot exports (src/snapshots: item vectors for the ANN index
  * and tfjs LayersModels of the towers; see {@link StudentModel.itemVectors}).
  */
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage, RankdistillError } from '../errors.ts';
+import { fsyncDir, writeFileSynced } from '../io/durable.ts';
 import type { FrequencyEstimator } from './frequency.ts';
 import type { ModelSpec, StudentModel } from './model.ts';
 
@@ -113,30 +104,7 @@ export function checkpointDir(out: string, seq: number): string {
   return join(out, `ckpt-${String(seq).padStart(8, '0')}`);
 }
 
-function writeSynced(path: string, data: Uint8Array | string): void {
-  const fd = openSync(path, 'w');
-  try {
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function fsyncDir(path: string): void {
-  try {
-    const fd = openSync(path, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // some filesystems refuse directory fsync; the rename is still atomic
-  }
-}
+const writeSynced = writeFileSynced;
 
 type Block = { name: string; data: Float32Array | Uint32Array | Float64Array };
 
