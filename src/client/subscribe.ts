@@ -21,7 +21,8 @@
  */
 import { type Consumer, type EachBatchPayload, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
 import { type Config, parseConfig } from '../config/index.ts';
-import { DecodeError, errorMessage, RankdistillError } from '../errors.ts';
+import { DecodeError, errorMessage, isRankdistillError, RankdistillError } from '../errors.ts';
+import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
 import {
   assertLabelKind,
   decodeLabel,
@@ -59,6 +60,13 @@ export interface SubscribeLabelsOptions<K extends LabelKind> {
   topic?: string;
   /** Wire format of the label records. Default: `kafka.outputFormat` of `config` (`avro`). */
   format?: LabelWireFormat;
+  /**
+   * Confluent-compatible schema registry: with format `confluent`, each fetched batch's writer
+   * schemas are fetched from it and records are decoded by schema resolution (so labels written
+   * with an older or newer compatible schema still decode). Default: `kafka.schemaRegistryUrl` of
+   * `config`; without one, the writer is assumed to be our own schema.
+   */
+  schemaRegistryUrl?: string;
   /**
    * An undecodable message: `throw` (default) makes the iterator reject with a
    * {@link LabelDecodeError} naming topic/partition/offset and closes the subscription without
@@ -165,6 +173,7 @@ class Subscription<K extends LabelKind> implements LabelSubscription<K> {
   private readonly kind: K;
   private readonly topic: string;
   private readonly format: LabelWireFormat;
+  private readonly serde: RegistrySerde | undefined;
   private readonly kafka: Kafka;
   private readonly consumer: Consumer;
   private started: Promise<void> | undefined;
@@ -196,6 +205,9 @@ class Subscription<K extends LabelKind> implements LabelSubscription<K> {
     this.kind = options.kind;
     this.topic = options.topic ?? config.kafka.topics[options.kind];
     this.format = options.format ?? config.kafka.outputFormat;
+    const registryUrl = options.schemaRegistryUrl ?? config.kafka.schemaRegistryUrl;
+    this.serde =
+      this.format === 'confluent' ? registrySerdeFromConfig({ schemaRegistryUrl: registryUrl }) : undefined;
     this.kafka = new Kafka({
       clientId: options.clientId ?? 'rankdistill-label-client',
       brokers: options.brokers,
@@ -330,6 +342,8 @@ class Subscription<K extends LabelKind> implements LabelSubscription<K> {
   /** The kafkajs batch handler: hands messages over one at a time, in offset order. */
   private async onBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary } = payload;
+    if (!(await this.prefetch(batch.messages, heartbeat, () => this.closing || !isRunning() || isStale())))
+      return;
     for (const m of batch.messages) {
       if (this.closing || !isRunning() || isStale()) return;
       const decoded = this.decode(batch.topic, batch.partition, m);
@@ -374,7 +388,7 @@ class Subscription<K extends LabelKind> implements LabelSubscription<K> {
     const r =
       m.value === null
         ? ({ ok: false, error: new DecodeError('expected a label record, found a null value') } as const)
-        : decodeLabel(this.kind, m.value, this.format);
+        : decodeLabel(this.kind, m.value, this.format, this.serde?.writerFor);
     if (!r.ok) return new LabelDecodeError(this.kind, where, r.error);
     return {
       kind: this.kind,
@@ -385,6 +399,30 @@ class Subscription<K extends LabelKind> implements LabelSubscription<K> {
       offset: m.offset,
       timestamp: Number(m.timestamp),
     };
+  }
+
+  /**
+   * Fetches the writer schemas of a batch from the registry (format `confluent` with a registry).
+   * An unreachable registry is retried with backoff, heartbeating, never reported as undecodable
+   * labels. False when the subscription is closing or the batch went stale.
+   */
+  private async prefetch(
+    messages: KafkaMessage[],
+    heartbeat: () => Promise<void>,
+    gone: () => boolean,
+  ): Promise<boolean> {
+    if (this.serde === undefined) return true;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.serde.prefetch(messages.map((m) => m.value));
+        return true;
+      } catch (e) {
+        if (!isRankdistillError(e, 'SCHEMA_REGISTRY_FAILED')) throw e;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
+        await heartbeat();
+        if (gone()) return false;
+      }
+    }
   }
 
   private offer(slot: Slot<K>): void {

@@ -2,6 +2,7 @@
  * Types shared by the label client: the three label kinds, their record types and the typed error
  * of a label message that cannot be decoded.
  */
+import type avro from 'avsc';
 import { type Decoded, decodeAvro, decodeConfluent } from '../contracts/codec.ts';
 import type { ContractName } from '../contracts/schemas.ts';
 import type { ListwiseLabels, PairwiseLabels, PointwiseLabels } from '../contracts/types.gen.ts';
@@ -31,7 +32,9 @@ export const LABEL_CONTRACT = {
 export type LabelWireFormat = 'avro' | 'confluent';
 
 /**
- * Decodes one label payload of the given kind. Never throws.
+ * Decodes one label payload of the given kind. Never throws. For `confluent`, `writerFor` maps a
+ * schema id to the writer schema (a registry cache, see `RegistrySerde.writerFor`); without it the
+ * writer is assumed to be our own schema.
  *
  * @example
  * const r = decodeLabel('pairwise', message.value, 'avro');
@@ -41,9 +44,10 @@ export function decodeLabel<K extends LabelKind>(
   kind: K,
   buf: Buffer,
   format: LabelWireFormat,
+  writerFor?: (schemaId: number) => avro.Type | undefined,
 ): Decoded<LabelsByKind[K]> {
   const name = LABEL_CONTRACT[kind];
-  const r = format === 'confluent' ? decodeConfluent(name, buf) : decodeAvro(name, buf);
+  const r = format === 'confluent' ? decodeConfluent(name, buf, writerFor) : decodeAvro(name, buf);
   return r as Decoded<LabelsByKind[K]>;
 }
 

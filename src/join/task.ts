@@ -10,6 +10,7 @@
  * empty for good, and call {@link JoinTask.step} to get the outputs of the next records in merged
  * order together with the offsets that are then fully processed.
  */
+import type avro from 'avsc';
 import { type Decoded, decode, type WireFormat } from '../contracts/codec.ts';
 import type { DeadLetter, Impression, RankerOutput } from '../contracts/index.ts';
 import { errorMessage } from '../errors.ts';
@@ -51,6 +52,8 @@ export interface JoinTaskOptions {
   inputFormat: WireFormat;
   /** Format the raw bytes of pushed records are in, for state entries (defaults to inputFormat). */
   rawFormat?: { ranker: WireFormat; impression: WireFormat };
+  /** Writer schema of a Confluent schema id (registry cache filled by `RegistrySerde.prefetch`). */
+  writerFor?: (schemaId: number) => avro.Type | undefined;
   /** Wall clock for dead-letter times. */
   now: () => number;
 }
@@ -157,7 +160,7 @@ export class JoinTask {
       this.#next[side] = n.entry.offset + 1;
       const item = n.entry.item;
       if (!item.ok) {
-        if (item.reason === 'MALFORMED') this.counters.malformed++;
+        if (item.reason === 'MALFORMED' || item.reason === 'SCHEMA_ID_UNKNOWN') this.counters.malformed++;
         else this.counters.invalid++;
         this.#dead(outputs, item.reason, item.message, item.ref, item.requestId);
         continue;
@@ -187,8 +190,17 @@ export class JoinTask {
     if (side === 'ranker') this.counters.recordsIn.ranker++;
     else this.counters.recordsIn.impression++;
     const d =
-      r.decoded ?? decode(side === 'ranker' ? 'RankerOutput' : 'Impression', r.raw, this.#opts.inputFormat);
-    if (!d.ok) return { ok: false, reason: 'MALFORMED', message: d.error.message, ref, requestId: null };
+      r.decoded ??
+      decode(
+        side === 'ranker' ? 'RankerOutput' : 'Impression',
+        r.raw,
+        this.#opts.inputFormat,
+        this.#opts.writerFor,
+      );
+    if (!d.ok) {
+      const reason = d.error.code === 'SCHEMA_ID_UNKNOWN' ? 'SCHEMA_ID_UNKNOWN' : 'MALFORMED';
+      return { ok: false, reason, message: d.error.message, ref, requestId: null };
+    }
     const format = this.#opts.rawFormat?.[side] ?? this.#opts.inputFormat;
     if (side === 'ranker') {
       const v = d.value as RankerOutput;

@@ -103,6 +103,8 @@ export const DEAD_LETTER_REASONS = {
   ORPHAN: 'ORPHAN',
   /** The label generators rejected the joined request. */
   LABEL_FAILED: 'LABEL_FAILED',
+  /** A Confluent-framed record whose writer schema id the schema registry does not know. */
+  SCHEMA_ID_UNKNOWN: 'SCHEMA_ID_UNKNOWN',
 } as const;
 export type DeadLetterReason = keyof typeof DEAD_LETTER_REASONS;
 

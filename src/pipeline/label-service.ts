@@ -39,7 +39,8 @@ import {
 } from 'kafkajs';
 import type { Config } from '../config/schema.ts';
 import { encodeAvro } from '../contracts/codec.ts';
-import { errorMessage } from '../errors.ts';
+import type { ContractName, Contracts } from '../contracts/schemas.ts';
+import { errorMessage, isRankdistillError, RankdistillError } from '../errors.ts';
 import { ChangeRecordingStore } from '../join/changelog.ts';
 import { JoinTask } from '../join/task.ts';
 import { emptyCounters, type JoinCounters, type Side, type TaskOutput } from '../join/types.ts';
@@ -50,6 +51,7 @@ import { ensureTopics, type TopicLayout } from '../kafka/topics.ts';
 import { labelRequest } from '../labels/index.ts';
 import { type Logger, logger } from '../log.ts';
 import { LabelMetrics, type MetricsServer, serveMetrics } from '../metrics/index.ts';
+import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
 import { type OutcomeCounts, sumCounters } from './outcomes.ts';
 
@@ -146,12 +148,21 @@ export class LabelService {
   /** Counters of tasks that were closed, so totals survive rebalances. */
   #retired: JoinCounters[] = [];
   #restored = 0;
+  /** Schema registry serde, when `kafka.schemaRegistryUrl` is set. */
+  readonly #serde: RegistrySerde | undefined;
 
   constructor(config: Config, opts: LabelServiceOptions = {}) {
     this.config = config;
     this.metrics = opts.metrics ?? new LabelMetrics();
     this.#now = opts.now ?? Date.now;
     this.#kafka = createKafka(config.kafka, 'labeler');
+    this.#serde = registrySerdeFromConfig(config.kafka);
+    if (config.kafka.outputFormat === 'confluent' && this.#serde === undefined) {
+      throw new RankdistillError(
+        'CONFIG_INVALID',
+        'kafka.outputFormat confluent needs kafka.schemaRegistryUrl (the schema ids come from a registry); set it, or use outputFormat avro',
+      );
+    }
   }
 
   /** True while the consumer is in the group and not recovering. */
@@ -183,6 +194,7 @@ export class LabelService {
     this.#admin = this.#kafka.admin();
     await this.#admin.connect();
     this.#layout = await ensureTopics(this.#admin, this.config.kafka);
+    await this.#prepareOutputs();
     this.#running = true;
     await this.#startConsumer();
     const interval = Math.max(10, Math.floor(this.config.kafka.commitIntervalMs / 2));
@@ -322,6 +334,11 @@ export class LabelService {
     if (t.broken) return;
     const side = this.#side(batch.topic);
     const msgs = batch.messages;
+    const fetched = await this.#prefetch(msgs, isStale, heartbeat).catch((e: unknown) => {
+      this.#fail(t, e);
+      return false;
+    });
+    if (!fetched) return;
     try {
       await t.run(async () => {
         if (isStale() || t.broken) return;
@@ -384,6 +401,7 @@ export class LabelService {
         join: this.config.join,
         label: (req) => labelRequest(req, labels),
         inputFormat: k.inputFormat,
+        ...(k.inputFormat === 'confluent' && this.#serde ? { writerFor: this.#serde.writerFor } : {}),
         now: this.#now,
       });
       const t = new KafkaTask(p, store, joinTask, logged, producer);
@@ -475,28 +493,28 @@ export class LabelService {
         case 'pointwise':
           add(k.topics.pointwise, {
             key: o.key,
-            value: encodeAvro('PointwiseLabels', o.value),
+            value: this.#encode(k.topics.pointwise, 'PointwiseLabels', o.value),
             ...part(k.topics.pointwise),
           });
           break;
         case 'pairwise':
           add(k.topics.pairwise, {
             key: o.key,
-            value: encodeAvro('PairwiseLabels', o.value),
+            value: this.#encode(k.topics.pairwise, 'PairwiseLabels', o.value),
             ...part(k.topics.pairwise),
           });
           break;
         case 'listwise':
           add(k.topics.listwise, {
             key: o.key,
-            value: encodeAvro('ListwiseLabels', o.value),
+            value: this.#encode(k.topics.listwise, 'ListwiseLabels', o.value),
             ...part(k.topics.listwise),
           });
           break;
         case 'deadLetter':
           add(k.topics.deadLetter, {
             key: o.key,
-            value: encodeAvro('DeadLetter', o.value),
+            value: this.#encode(k.topics.deadLetter, 'DeadLetter', o.value),
             ...part(k.topics.deadLetter),
           });
           break;
@@ -506,6 +524,50 @@ export class LabelService {
       add(k.topics.changelog, { key: c.key, value: c.value, partition: t.p });
     }
     return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+  }
+
+  /** Registers our output schemas (outputFormat confluent): labels and dead letters carry their ids. */
+  async #prepareOutputs(): Promise<void> {
+    const k = this.config.kafka;
+    if (k.outputFormat !== 'confluent' || this.#serde === undefined) return;
+    await this.#serde.prepareOutput(k.topics.pointwise, 'PointwiseLabels');
+    await this.#serde.prepareOutput(k.topics.pairwise, 'PairwiseLabels');
+    await this.#serde.prepareOutput(k.topics.listwise, 'ListwiseLabels');
+    await this.#serde.prepareOutput(k.topics.deadLetter, 'DeadLetter');
+  }
+
+  #encode<N extends ContractName>(topic: string, name: N, value: Contracts[N]): Buffer {
+    return this.#serde !== undefined && this.config.kafka.outputFormat === 'confluent'
+      ? this.#serde.encode(topic, name, value)
+      : encodeAvro(name, value);
+  }
+
+  /**
+   * Fetches the writer schemas of a Confluent-framed batch before it reaches its task. A registry
+   * outage is retried with backoff (the batch is neither pushed nor resolved meanwhile), never
+   * turned into dead letters. False when the batch went stale or the service is stopping.
+   */
+  async #prefetch(
+    msgs: EachBatchPayload['batch']['messages'],
+    isStale: () => boolean,
+    heartbeat: () => Promise<void>,
+  ): Promise<boolean> {
+    if (this.config.kafka.inputFormat !== 'confluent' || this.#serde === undefined) return true;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#serde.prefetch(msgs.map((m) => m.value));
+        return true;
+      } catch (e) {
+        if (!isRankdistillError(e, 'SCHEMA_REGISTRY_FAILED')) throw e;
+        this.#log.warn('schema registry unavailable; retrying the batch', {
+          attempt,
+          error: errorMessage(e),
+        });
+        await sleep(Math.min(5_000, 200 * 2 ** Math.min(attempt, 5)));
+        await heartbeat().catch(() => undefined);
+        if (this.#stopping || this.#recovering !== undefined || isStale()) return false;
+      }
+    }
   }
 
   /** One Kafka transaction with the batch's outputs, changelog and offsets; then the SQLite commit. */
