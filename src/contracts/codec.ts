@@ -41,6 +41,30 @@ function typeName(t: avro.Type): string {
   return t.name ?? t.typeName;
 }
 
+/** Bytes of the largest scratch buffer kept between calls (larger records get a one-off buffer). */
+const SCRATCH_MAX = 8 << 20;
+let scratch = Buffer.allocUnsafeSlow(64 << 10);
+
+/**
+ * `t.toBuffer(v)` without its double write: avsc's toBuffer encodes into a fixed 1 KiB buffer and,
+ * when the record does not fit (every label list of more than a few candidates), walks the whole
+ * record a second time into a fresh buffer. Here the scratch buffer grows to the largest record
+ * seen (up to {@link SCRATCH_MAX}), so a record is walked once and copied out. Same bytes: both
+ * run avsc's own `_write`.
+ */
+function encodeWithScratch(t: avro.Type, v: unknown): Buffer {
+  let pos = t.encode(v, scratch, 0);
+  if (pos < 0) {
+    // encode returns minus the missing bytes when the buffer is too small.
+    const need = scratch.length - pos;
+    const grown = Buffer.allocUnsafeSlow(Math.max(need, 2 * scratch.length));
+    if (grown.length <= SCRATCH_MAX) scratch = grown;
+    pos = t.encode(v, grown, 0);
+    return Buffer.from(grown.subarray(0, pos));
+  }
+  return Buffer.from(scratch.subarray(0, pos));
+}
+
 /**
  * Encodes a record as plain Avro binary.
  *
@@ -51,7 +75,7 @@ function typeName(t: avro.Type): string {
 export function encodeAvro<N extends ContractName>(name: N, record: Contracts[N]): Buffer {
   const t = avroType(name);
   try {
-    return t.toBuffer(record);
+    return encodeWithScratch(t, record);
   } catch (cause) {
     const paths = invalidPaths(t, record);
     throw new RankdistillError(
