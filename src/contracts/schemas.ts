@@ -89,9 +89,14 @@ interface Tap {
   readLong(): number;
   skipLong(): void;
   readString(): string;
+  writeLong(n: number): void;
+  writeString(s: string): void;
 }
 interface Readable {
   _read(tap: Tap): unknown;
+}
+interface Writable {
+  _write(tap: Tap, v: unknown): void;
 }
 
 function blockCount(tap: Tap): number {
@@ -125,11 +130,31 @@ class BoundedArrayType extends avro.types.ArrayType {
 }
 
 class BoundedMapType extends avro.types.MapType {
-  /** Last key sequence seen and a compiled literal constructor for it (see {@link buildMap}). */
-  #shape: { keys: string[]; make: (v: unknown[]) => Record<string, unknown> } | undefined;
+  /** Last key sequence read, its compiled literal constructor (see {@link compileShape}) and its keys' wire bytes. */
+  #shape: MapShape | undefined;
+  /** Last key sequence written and its keys' wire bytes. */
+  #wshape: { keys: string[]; wire: Uint8Array[] } | undefined;
 
   _read(tap: Tap): Record<string, unknown> {
     const values = this.valuesType as unknown as Readable;
+    // avsc resolvers (writer schema ≠ reader) borrow this method with `this` = a Resolver: no cache.
+    const shape = #shape in this ? this.#shape : undefined;
+    if (shape !== undefined) {
+      // Fast path: one block holding the last key sequence, each key compared as wire bytes
+      // (no string is created for it). Anything else rewinds and takes the generic path.
+      const start = tap.pos;
+      const n = shape.keys.length;
+      if (blockCount(tap) === n) {
+        const vals = new Array<unknown>(n);
+        let i = 0;
+        for (; i < n; i++) {
+          if (!skipKey(tap, shape.wire[i] as Uint8Array)) break;
+          vals[i] = values._read(tap);
+        }
+        if (i === n && blockCount(tap) === 0) return shape.make(vals);
+      }
+      tap.pos = start;
+    }
     const keys: string[] = [];
     const vals: unknown[] = [];
     for (let n = blockCount(tap); n !== 0; n = blockCount(tap)) {
@@ -138,17 +163,120 @@ class BoundedMapType extends avro.types.MapType {
         vals.push(values._read(tap));
       }
     }
-    // avsc resolvers (writer schema ≠ reader) borrow this method with `this` = a Resolver: no cache.
-    const shape = #shape in this ? this.#shape : undefined;
     if (shape !== undefined && sameKeys(shape.keys, keys)) return shape.make(vals);
     const compiled = compileShape(keys);
     if (compiled !== undefined) {
-      if (#shape in this) this.#shape = { keys, make: compiled };
+      if (#shape in this) this.#shape = { keys, make: compiled, wire: keys.map(wireString) };
       return compiled(vals);
     }
     const out: Record<string, unknown> = {};
     for (let i = 0; i < keys.length; i++) out[keys[i] as string] = vals[i];
     return out;
+  }
+
+  /**
+   * avsc's map writer (same bytes: one block of all keys, then 0), with the keys of the last key
+   * sequence written from cached wire bytes instead of being measured and encoded again.
+   */
+  _write(tap: Tap, val: unknown): void {
+    if (!val || typeof val !== 'object' || Array.isArray(val)) {
+      (avro.types.MapType.prototype as unknown as Writable)._write.call(this, tap, val); // throws avsc's error
+      return;
+    }
+    const m = val as Record<string, unknown>;
+    const values = this.valuesType as unknown as Writable;
+    const keys = Object.keys(m);
+    const n = keys.length;
+    if (n !== 0) {
+      let ws = this.#wshape;
+      if (ws === undefined || !sameKeys(ws.keys, keys)) {
+        ws =
+          n <= 16 && keys.every((k) => k.length <= KEY_MAX_LEN)
+            ? { keys, wire: keys.map(wireString) }
+            : undefined;
+        if (ws !== undefined) this.#wshape = ws;
+      }
+      tap.writeLong(n);
+      for (let i = 0; i < n; i++) {
+        const key = keys[i] as string;
+        if (ws === undefined) tap.writeString(key);
+        else writeRaw(tap, ws.wire[i] as Uint8Array);
+        values._write(tap, m[key]);
+      }
+    }
+    tap.writeLong(0);
+  }
+}
+
+interface MapShape {
+  keys: string[];
+  make: (v: unknown[]) => Record<string, unknown>;
+  /** Each key as Avro writes it: zig-zag varint length, then UTF-8. */
+  wire: Uint8Array[];
+}
+
+/** An Avro string's bytes (zig-zag varint length + UTF-8), as Tap.writeString writes them. */
+function wireString(s: string): Uint8Array {
+  const utf8 = Buffer.from(s, 'utf8');
+  const head: number[] = [];
+  for (let z = utf8.length * 2; ; z = Math.floor(z / 128)) {
+    if (z < 128) {
+      head.push(z);
+      break;
+    }
+    head.push((z & 0x7f) | 0x80);
+  }
+  return Buffer.concat([Buffer.from(head), utf8]);
+}
+
+/** If the tap's next bytes are exactly `wire`, consumes them and returns true. */
+function skipKey(tap: Tap, wire: Uint8Array): boolean {
+  const buf = tap.buf;
+  const pos = tap.pos;
+  const n = wire.length;
+  if (pos + n > buf.length) return false;
+  for (let i = 0; i < n; i++) if (buf[pos + i] !== wire[i]) return false;
+  tap.pos = pos + n;
+  return true;
+}
+
+/** Appends bytes at the tap's position (out-of-range writes are dropped, like avsc's own: the tap then reports invalid). */
+function writeRaw(tap: Tap, wire: Uint8Array): void {
+  const buf = tap.buf;
+  const pos = tap.pos;
+  const n = wire.length;
+  for (let i = 0; i < n; i++) buf[pos + i] = wire[i] as number;
+  tap.pos = pos + n;
+}
+
+/**
+ * avsc's string writer with an ASCII fast path: short strings (< 64 UTF-16 units, the length fits
+ * one varint byte) are written in one pass without measuring them with Buffer.byteLength first;
+ * any other string, or one with a non-ASCII character, takes avsc's writer. Same bytes.
+ */
+class FastStringType extends avro.types.StringType {
+  _write(tap: Tap, val: unknown): void {
+    if (typeof val !== 'string') {
+      (avro.types.StringType.prototype as unknown as Writable)._write.call(this, tap, val); // throws avsc's error
+      return;
+    }
+    const n = val.length;
+    const buf = tap.buf;
+    const pos = tap.pos;
+    if (n < 64 && pos + 1 + n <= buf.length) {
+      buf[pos] = n << 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = val.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[pos + 1 + i] = c;
+      }
+      if (i === n) {
+        tap.pos = pos + 1 + n;
+        return;
+      }
+    }
+    tap.writeString(val);
   }
 }
 
@@ -183,5 +311,7 @@ export function boundedTypeHook(schema: avro.Schema, opts: unknown): avro.Type |
   const t = (schema as { type?: unknown }).type;
   if (t === 'array') return new (BoundedArrayType as unknown as Ctor)(schema, opts);
   if (t === 'map') return new (BoundedMapType as unknown as Ctor)(schema, opts);
+  if (t === 'string' && (schema as { logicalType?: unknown }).logicalType === undefined)
+    return new (FastStringType as unknown as Ctor)(schema, opts);
   return undefined;
 }
