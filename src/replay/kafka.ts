@@ -19,11 +19,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Admin, type Consumer, type Kafka, Partitioners, type Producer } from 'kafkajs';
 import type { KafkaConfig } from '../config/schema.ts';
-import { errorMessage, RankdistillError } from '../errors.ts';
+import { errorMessage, isRankdistillError, RankdistillError } from '../errors.ts';
 import { writeFileAtomic } from '../io/files.ts';
 import type { Side } from '../join/types.ts';
 import { createKafka } from '../kafka/client.ts';
 import { logger } from '../log.ts';
+import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
 import type { ReplayCheckpoint } from './checkpoint.ts';
 import type { ReplayContext, RunSummary } from './replay.ts';
 import { summarize } from './replay.ts';
@@ -261,6 +262,8 @@ export async function replayKafka(ctx: ReplayContext): Promise<RunSummary[]> {
   if (input.kind !== 'kafka') throw new Error('replayKafka needs Kafka input');
   const topics: Record<Side, string> = { ranker: k.topics.rankerOutputs, impression: k.topics.impressions };
   const kafka = createKafka(k, 'replay');
+  // Confluent-framed inputs decode through the registry when one is configured.
+  const serde = k.inputFormat === 'confluent' ? registrySerdeFromConfig(k) : undefined;
   const admin = await connect(kafka);
   const producers: Producer[] = [];
   const runs: TaskRun[] = [];
@@ -296,6 +299,7 @@ export async function replayKafka(ctx: ReplayContext): Promise<RunSummary[]> {
           storePath: ctx.storePath(p),
           sources: topics,
           inputFormat: k.inputFormat,
+          ...(serde === undefined ? {} : { writerFor: serde.writerFor }),
           start: range.start[p] as Record<Side, number>,
           end: range.end[p] as Record<Side, number>,
           sink,
@@ -321,7 +325,7 @@ export async function replayKafka(ctx: ReplayContext): Promise<RunSummary[]> {
     }
     for (const run of runs) await run.pump();
     if (runs.some((r) => !r.done) && !ctx.opts.signal?.aborted)
-      await consume(kafka, ctx, topics, runs, total);
+      await consume(kafka, ctx, topics, runs, total, serde);
     if (ctx.opts.signal?.aborted) {
       for (const run of runs) await run.flush();
       log.info('replay interrupted; run the same command to continue', {
@@ -338,6 +342,31 @@ export async function replayKafka(ctx: ReplayContext): Promise<RunSummary[]> {
   }
 }
 
+/**
+ * Fetches the writer schemas of a batch; an unreachable registry is retried with backoff (the
+ * batch is neither pushed nor resolved meanwhile), never turned into dead letters. False when the
+ * batch went stale or the run is over.
+ */
+async function prefetchWriters(
+  serde: RegistrySerde,
+  msgs: Array<{ value: Buffer | null }>,
+  heartbeat: () => Promise<void>,
+  gone: () => boolean,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await serde.prefetch(msgs.map((m) => m.value));
+      return true;
+    } catch (e) {
+      if (!isRankdistillError(e, 'SCHEMA_REGISTRY_FAILED')) throw e;
+      log.warn('schema registry unavailable; retrying the batch', { attempt, error: errorMessage(e) });
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
+      await heartbeat().catch(() => undefined);
+      if (gone()) return false;
+    }
+  }
+}
+
 function sumSides(r: Record<Side, number> | undefined): number {
   return r === undefined ? 0 : r.ranker + r.impression;
 }
@@ -349,6 +378,7 @@ async function consume(
   topics: Record<Side, string>,
   runs: TaskRun[],
   total: number,
+  serde?: RegistrySerde,
 ): Promise<void> {
   const k = ctx.opts.config.kafka;
   const consumer: Consumer = kafka.consumer({
@@ -412,7 +442,7 @@ async function consume(
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
-      eachBatch: async ({ batch, isStale, resolveOffset, pause }) => {
+      eachBatch: async ({ batch, isStale, resolveOffset, pause, heartbeat }) => {
         if (failure !== undefined || ctx.opts.signal?.aborted || isStale()) return;
         const run = runs[batch.partition];
         const side = sideOf(batch.topic);
@@ -423,6 +453,8 @@ async function consume(
           const from = run.fetch[side];
           const end = run.end[side];
           const msgs = batch.messages.filter((m) => Number(m.offset) >= from && Number(m.offset) < end);
+          const gone = () => failure !== undefined || ctx.opts.signal?.aborted === true || isStale();
+          if (serde !== undefined && !(await prefetchWriters(serde, msgs, heartbeat, gone))) return;
           run.push(
             side,
             msgs.map((m) => ({ offset: Number(m.offset), key: m.key, raw: m.value ?? Buffer.alloc(0) })),

@@ -4,6 +4,7 @@
  * directory, fed a bounded input range, with checkpoints (./checkpoint.ts) so an interrupted
  * replay continues where it stopped and writes every output exactly once.
  */
+import type avro from 'avsc';
 import type { Config } from '../config/schema.ts';
 import type { WireFormat } from '../contracts/codec.ts';
 import { RankdistillError } from '../errors.ts';
@@ -29,6 +30,8 @@ export interface TaskRunOptions {
   sources: Record<Side, string>;
   inputFormat: WireFormat;
   rawFormat?: Record<Side, WireFormat>;
+  /** Writer schema of a Confluent schema id (registry cache filled before records are pushed). */
+  writerFor?: (schemaId: number) => avro.Type | undefined;
   /** First offset of the range per side (a fresh run starts here). */
   start: Record<Side, number>;
   /** End of the range per side (exclusive; Infinity: end of file). */
@@ -114,6 +117,7 @@ export class TaskRun {
       label: (req) => labelRequest(req, labels),
       inputFormat: o.inputFormat,
       ...(o.rawFormat === undefined ? {} : { rawFormat: o.rawFormat }),
+      ...(o.writerFor === undefined ? {} : { writerFor: o.writerFor }),
       now: o.now ?? Date.now,
     });
     for (const s of SIDES) if (this.fetch[s] >= this.end[s]) this.setEnded(s);

@@ -24,6 +24,7 @@ import { isRankdistillError } from '../../src/errors.ts';
 import { LabelService } from '../../src/pipeline/label-service.ts';
 import { SchemaRegistryClient, subjectFor } from '../../src/registry/client.ts';
 import { RegistrySerde } from '../../src/registry/serde.ts';
+import { replay } from '../../src/replay/replay.ts';
 import { frameWith, olderRankerOutputSchema } from '../registry/evolution.ts';
 import {
   expectedDeadReasons,
@@ -229,5 +230,17 @@ describe('label service with a schema registry (SCHEMA_REGISTRY_URL, KAFKA_BROKE
     );
     const unknown = dead.find((d) => d.reason_code === 'SCHEMA_ID_UNKNOWN');
     assert.match(unknown?.reason ?? '', new RegExp(`unknown schema id ${UNKNOWN_ID}`));
+
+    // --- replay's Kafka path decodes through the registry too: same outcomes as the service -----
+    const r = await replay({
+      config: cfg,
+      input: { kind: 'kafka' },
+      output: { kind: 'dry' },
+      stateDir: join(work, 'replay'),
+    });
+    assert.equal(r.status, 'complete');
+    const { duplicates: _d1, ...live } = svc.counts();
+    const { duplicates: _d2, ...replayed } = r.counts;
+    assert.deepEqual(replayed, live, 'replay over the same framed inputs counts what the service did');
   });
 });
