@@ -21,7 +21,12 @@ export interface ChangelogRecord {
  */
 export class ChangeRecordingStore implements JoinStateStore {
   readonly inner: JoinStateStore;
-  #changes = new Map<string, Buffer | null>();
+  /**
+   * Last write per key: the entry (encoded only when drained: most pending records are joined and
+   * deleted within their batch and never need their bytes), null for a tombstone, a number for
+   * the stream time.
+   */
+  #changes = new Map<string, StateEntry | number | null>();
   /** Keys absent from the state before this batch and put in it. */
   #fresh = new Set<string>();
 
@@ -36,7 +41,7 @@ export class ChangeRecordingStore implements JoinStateStore {
     this.inner.put(key, entry, isNew);
     if (isNew && !this.#changes.has(key)) this.#fresh.add(key);
     this.#changes.delete(key);
-    this.#changes.set(key, encodeEntry(entry));
+    this.#changes.set(key, entry);
   }
   delete(key: string): void {
     this.inner.delete(key);
@@ -58,7 +63,7 @@ export class ChangeRecordingStore implements JoinStateStore {
   setStreamTime(ts: number): void {
     this.inner.setStreamTime(ts);
     this.#changes.delete(STREAM_TIME_KEY);
-    this.#changes.set(STREAM_TIME_KEY, encodeStreamTime(ts));
+    this.#changes.set(STREAM_TIME_KEY, ts);
   }
   size(): number {
     return this.inner.size();
@@ -72,7 +77,10 @@ export class ChangeRecordingStore implements JoinStateStore {
   /** Returns the changes recorded since the last call (in last-write order) and forgets them. */
   drainChanges(): ChangelogRecord[] {
     const out: ChangelogRecord[] = [];
-    for (const [key, value] of this.#changes) out.push({ key, value });
+    for (const [key, v] of this.#changes) {
+      const value = v === null ? null : typeof v === 'number' ? encodeStreamTime(v) : encodeEntry(v);
+      out.push({ key, value });
+    }
     this.#changes = new Map();
     this.#fresh = new Set();
     return out;

@@ -7,6 +7,11 @@
  * - `meta`: the stream time and the **checkpoint** — the changelog offset this database reflects
  *   (next offset to read). No checkpoint = never trust the rows.
  *
+ * Entries created inside a batch transaction (`put` with `isNew`) are held in memory and written
+ * to SQLite only when the batch commits (or when a sweep needs them): a request joined within its
+ * batch — the common case — never writes its pending record's bytes to SQLite, nor reads and
+ * decodes them back. The rows a commit writes are exactly those it would have written eagerly.
+ *
  * One SQLite transaction per processed batch ({@link begin} … {@link commit}). The service keeps
  * it open until the batch's Kafka transaction has committed and only then commits SQLite with the
  * new checkpoint: if the process dies in between, SQLite rolls back and the restore replays the
@@ -45,8 +50,12 @@ export class SqliteJoinStore implements JoinStateStore {
   };
   #streamTime: number | null;
   #count: number;
-  /** Cached minimum expires_at: undefined = unknown (re-read from the index on demand). */
+  /** Cached minimum expires_at of the rows in SQLite: undefined = unknown (re-read on demand). */
   #min: number | null | undefined = undefined;
+  /** Entries created in the open transaction and not yet written (keys absent from SQLite). */
+  readonly #fresh = new Map<string, StateEntry>();
+  /** Min-heap of (expiresAt, key, entry) over #fresh; stale items are dropped lazily. */
+  #heap: FreshItem[] = [];
 
   private constructor(path: string, db: Db) {
     this.path = path;
@@ -109,11 +118,21 @@ export class SqliteJoinStore implements JoinStateStore {
   }
 
   get(key: string): StateEntry | undefined {
+    const f = this.#fresh.get(key);
+    if (f !== undefined) return f;
     const v = this.#s.get.get(key) as Buffer | undefined;
     return v === undefined ? undefined : decodeEntry(v);
   }
 
-  put(key: string, entry: StateEntry, _isNew?: boolean): void {
+  put(key: string, entry: StateEntry, isNew?: boolean): void {
+    const old = this.#fresh.get(key);
+    if (old !== undefined || (isNew === true && this.#db.inTransaction)) {
+      // `isNew`: the caller just saw get(key) return undefined, so no row exists to update.
+      if (old === undefined) this.#count++;
+      this.#fresh.set(key, entry);
+      heapPush(this.#heap, { at: entry.expiresAt, key, entry });
+      return;
+    }
     this.#upsert(key, entry.expiresAt, encodeEntry(entry));
   }
 
@@ -128,6 +147,10 @@ export class SqliteJoinStore implements JoinStateStore {
   }
 
   delete(key: string): void {
+    if (this.#fresh.delete(key)) {
+      this.#count--;
+      return;
+    }
     const gone = this.#s.del.get(key) as number | undefined;
     if (gone === undefined) return;
     this.#count--;
@@ -135,13 +158,50 @@ export class SqliteJoinStore implements JoinStateStore {
   }
 
   expiring(bound: number, limit: number): Array<[string, StateEntry]> {
+    // Fresh entries are recent, so they rarely expire in their own batch; when one does, write
+    // them all and let SQLite order everything.
+    const fm = this.#freshMin();
+    if (fm !== null && fm < bound) this.#flush();
     const rows = this.#s.expiring.all(bound, limit) as Array<{ key: string; value: Buffer }>;
     return rows.map((r) => [r.key, decodeEntry(r.value)]);
   }
 
   minExpiresAt(): number | null {
     if (this.#min === undefined) this.#min = (this.#s.min.get() as number | null) ?? null;
-    return this.#min;
+    const fm = this.#freshMin();
+    if (fm === null) return this.#min;
+    return this.#min === null || fm < this.#min ? fm : this.#min;
+  }
+
+  /** Smallest expiresAt of the fresh entries (dropping heap items of deleted or replaced ones). */
+  #freshMin(): number | null {
+    const h = this.#heap;
+    for (;;) {
+      const top = h[0];
+      if (top === undefined) return null;
+      if (this.#fresh.get(top.key) === top.entry) return top.at;
+      heapPop(h);
+    }
+  }
+
+  /** Writes the fresh entries to SQLite (inside the open transaction). */
+  #flush(): void {
+    if (this.#fresh.size === 0) {
+      this.#heap = [];
+      return;
+    }
+    for (const [key, entry] of this.#fresh) {
+      if (this.#s.insert.run(key, entry.expiresAt, encodeEntry(entry)).changes !== 1) {
+        // Not fresh after all (a caller passed isNew for a stored key): update, counted once.
+        this.#s.update.run(entry.expiresAt, encodeEntry(entry), key);
+        this.#count--;
+        this.#min = undefined;
+      }
+      if (this.#min !== undefined && (this.#min === null || entry.expiresAt < this.#min))
+        this.#min = entry.expiresAt;
+    }
+    this.#fresh.clear();
+    this.#heap = [];
   }
 
   streamTime(): number | null {
@@ -175,6 +235,7 @@ export class SqliteJoinStore implements JoinStateStore {
   /** Writes the stream time (and the checkpoint, when given) and commits the batch transaction. */
   commit(checkpoint?: number): void {
     this.begin();
+    this.#flush();
     if (this.#streamTime !== null) this.#s.metaPut.run('stream_time', f64(this.#streamTime));
     if (checkpoint !== undefined) this.#s.metaPut.run('checkpoint', f64(checkpoint));
     this.#db.exec('COMMIT');
@@ -182,6 +243,8 @@ export class SqliteJoinStore implements JoinStateStore {
 
   /** Discards the open batch transaction and reloads the cached stream time and size. */
   rollback(): void {
+    this.#fresh.clear();
+    this.#heap = [];
     if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
     this.#streamTime = this.#loadStreamTime();
     this.#count = this.#s.count.get() as number;
@@ -193,6 +256,7 @@ export class SqliteJoinStore implements JoinStateStore {
    * per key, or the stream-time record.
    */
   applyChangelog(key: string, value: Buffer | null): void {
+    this.#flush();
     if (key === STREAM_TIME_KEY) {
       if (value !== null) this.#streamTime = decodeStreamTime(value);
       return;
@@ -206,6 +270,8 @@ export class SqliteJoinStore implements JoinStateStore {
 
   /** Deletes every entry and the checkpoint (the store cannot be trusted). */
   wipe(): void {
+    this.#fresh.clear();
+    this.#heap = [];
     this.begin();
     this.#db.exec('DELETE FROM entries; DELETE FROM meta;');
     this.#db.exec('COMMIT');
@@ -216,6 +282,8 @@ export class SqliteJoinStore implements JoinStateStore {
 
   /** Closes the database; an open transaction is rolled back. */
   close(): void {
+    this.#fresh.clear();
+    this.#heap = [];
     if (!this.#db.open) return;
     if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
     this.#db.close();
@@ -225,6 +293,43 @@ export class SqliteJoinStore implements JoinStateStore {
     const v = this.#s.metaGet.get('stream_time') as Buffer | undefined;
     return v === undefined ? null : decodeStreamTime(v);
   }
+}
+
+interface FreshItem {
+  at: number;
+  key: string;
+  entry: StateEntry;
+}
+
+function heapPush(h: FreshItem[], x: FreshItem): void {
+  let i = h.length;
+  h.push(x);
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    const hp = h[p] as FreshItem;
+    if (hp.at <= x.at) break;
+    h[i] = hp;
+    i = p;
+  }
+  h[i] = x;
+}
+
+function heapPop(h: FreshItem[]): void {
+  const last = h.pop();
+  if (last === undefined || h.length === 0) return;
+  const n = h.length;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) break;
+    const r = l + 1;
+    const c = r < n && (h[r] as FreshItem).at < (h[l] as FreshItem).at ? r : l;
+    const hc = h[c] as FreshItem;
+    if (hc.at >= last.at) break;
+    h[i] = hc;
+    i = c;
+  }
+  h[i] = last;
 }
 
 function f64(x: number): Buffer {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { ChangeRecordingStore } from '../../src/join/changelog.ts';
 import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { StateEntry } from '../../src/join/types.ts';
@@ -119,5 +120,95 @@ describe('SqliteJoinStore', () => {
       }
       s.close();
     }
+  });
+});
+
+describe('SqliteJoinStore: entries created in a batch are written at commit', () => {
+  test('a fresh entry is readable, counted and swept before commit; deleted in its batch it never reaches SQLite', () => {
+    const path = join(dir, 'fresh.sqlite');
+    const s = SqliteJoinStore.open(path);
+    s.begin();
+    s.put('r:gone', pending(1), true);
+    s.put('r:kept', pending(2), true);
+    s.put('d:old', { kind: 'joined', ts: 0, expiresAt: 4 });
+    assert.deepEqual(s.get('r:gone'), pending(1));
+    assert.equal(s.size(), 3);
+    assert.equal(s.minExpiresAt(), 4);
+    s.delete('r:gone');
+    assert.equal(s.get('r:gone'), undefined);
+    assert.equal(s.size(), 2);
+    assert.equal(s.minExpiresAt(), 4);
+    assert.deepEqual(
+      s.expiring(13, 10).map(([k]) => k),
+      ['d:old', 'r:kept'],
+      'fresh and stored entries in (expiresAt, key) order',
+    );
+    s.put('r:late', pending(0), true);
+    assert.equal(s.minExpiresAt(), 4);
+    s.delete('d:old');
+    assert.equal(s.minExpiresAt(), 10);
+    s.commit(3);
+    s.close();
+    const t = SqliteJoinStore.open(path);
+    assert.deepEqual(
+      t.expiring(Number.POSITIVE_INFINITY, 10).map(([k]) => k),
+      ['r:late', 'r:kept'],
+    );
+    assert.equal(t.size(), 2);
+    assert.equal(t.checkpoint(), 3);
+    t.close();
+  });
+
+  test('fast-check: any sequence of puts, deletes, sweeps, commits and rollbacks matches a map model', () => {
+    const keys = ['r:a', 'r:b', 'i:a', 'd:a', 'd:b', 'd:c'];
+    const op = fc.oneof(
+      fc.record({
+        t: fc.constant('put' as const),
+        k: fc.constantFrom(...keys),
+        at: fc.integer({ min: 0, max: 20 }),
+      }),
+      fc.record({ t: fc.constant('del' as const), k: fc.constantFrom(...keys) }),
+      fc.record({ t: fc.constant('sweep' as const), bound: fc.integer({ min: 0, max: 25 }) }),
+      fc.record({ t: fc.constantFrom('commit' as const, 'rollback' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const s = SqliteJoinStore.open(':memory:');
+        let committed = new Map<string, StateEntry>();
+        let live = new Map<string, StateEntry>();
+        s.begin();
+        for (const o of ops) {
+          if (o.t === 'put') {
+            const e: StateEntry = { kind: 'joined', ts: o.at, expiresAt: o.at };
+            // isNew exactly as the operator passes it: the key was just looked up and absent.
+            s.put(o.k, e, s.get(o.k) === undefined);
+            live.set(o.k, e);
+          } else if (o.t === 'del') {
+            s.delete(o.k);
+            live.delete(o.k);
+          } else if (o.t === 'sweep') {
+            const want = [...live]
+              .filter(([, e]) => e.expiresAt < o.bound)
+              .sort((a, b) => a[1].expiresAt - b[1].expiresAt || (a[0] < b[0] ? -1 : 1))
+              .slice(0, 3);
+            assert.deepEqual(s.expiring(o.bound, 3), want);
+          } else if (o.t === 'commit') {
+            s.commit();
+            s.begin();
+            committed = new Map(live);
+          } else {
+            s.rollback();
+            s.begin();
+            live = new Map(committed);
+          }
+          assert.equal(s.size(), live.size);
+          const min = live.size === 0 ? null : Math.min(...[...live.values()].map((e) => e.expiresAt));
+          assert.equal(s.minExpiresAt(), min);
+          for (const k of keys) assert.deepEqual(s.get(k), live.get(k));
+        }
+        s.close();
+      }),
+      { numRuns: 300 },
+    );
   });
 });
