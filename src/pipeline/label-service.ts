@@ -55,6 +55,8 @@ import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.t
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
 import { type OutcomeCounts, sumCounters } from './outcomes.ts';
 
+/** Records per JoinTask.step call: its outputs are encoded before the next step. */
+const STEP_CHUNK = 256;
 /** Buffered records per side above which the partition is paused (Kafka Streams' buffered.records.per.partition). */
 const MAX_BUFFERED = 20_000;
 
@@ -78,7 +80,11 @@ class KafkaTask {
   };
   /** Offsets committed in Kafka (next to consume) per side. */
   committed: Record<Side, number | null> = { ranker: null, impression: null };
-  outputs: TaskOutput[] = [];
+  /**
+   * The batch's encoded outputs by topic (first-output order). Outputs are encoded as each step
+   * returns them, so label objects die young instead of surviving until the commit.
+   */
+  messages = new Map<string, Message[]>();
   processed = 0;
   batchStarted = 0;
   broken = false;
@@ -453,14 +459,16 @@ export class LabelService {
       }
       t.store.begin();
       const room = k.maxBatchRecords - t.processed;
-      const { outputs, processed } = t.join.step(room);
+      const chunk = Math.min(room, STEP_CHUNK);
+      const { outputs, processed } = t.join.step(chunk);
       if (processed > 0 && t.processed === 0) t.batchStarted = Date.now();
       t.processed += processed;
-      for (const o of outputs) t.outputs.push(o);
+      this.#collect(t, outputs);
       if (t.processed >= k.maxBatchRecords) {
         await this.#commit(t);
         continue;
       }
+      if (processed === chunk) continue; // more may be released
       break;
     }
     if (t.processed > 0 && Date.now() - t.batchStarted >= k.commitIntervalMs) await this.#commit(t);
@@ -477,53 +485,50 @@ export class LabelService {
     }
   }
 
-  #messages(t: KafkaTask): TopicMessages[] {
+  /** Encodes a step's outputs into the batch's messages. */
+  #collect(t: KafkaTask, outputs: TaskOutput[]): void {
     const k = this.config.kafka;
-    const layout = this.#layout!;
-    const byTopic = new Map<string, Message[]>();
-    const add = (topic: string, m: Message) => {
-      const list = byTopic.get(topic);
-      if (list === undefined) byTopic.set(topic, [m]);
-      else list.push(m);
-    };
-    const part = (topic: string) =>
-      layout.outputPartitions[topic] === layout.partitions ? { partition: t.p } : {};
-    for (const o of t.outputs) {
+    for (const o of outputs) {
       switch (o.kind) {
         case 'pointwise':
-          add(k.topics.pointwise, {
-            key: o.key,
-            value: this.#encode(k.topics.pointwise, 'PointwiseLabels', o.value),
-            ...part(k.topics.pointwise),
-          });
+          this.#add(
+            t,
+            k.topics.pointwise,
+            o.key,
+            this.#encode(k.topics.pointwise, 'PointwiseLabels', o.value),
+          );
           break;
         case 'pairwise':
-          add(k.topics.pairwise, {
-            key: o.key,
-            value: this.#encode(k.topics.pairwise, 'PairwiseLabels', o.value),
-            ...part(k.topics.pairwise),
-          });
+          this.#add(t, k.topics.pairwise, o.key, this.#encode(k.topics.pairwise, 'PairwiseLabels', o.value));
           break;
         case 'listwise':
-          add(k.topics.listwise, {
-            key: o.key,
-            value: this.#encode(k.topics.listwise, 'ListwiseLabels', o.value),
-            ...part(k.topics.listwise),
-          });
+          this.#add(t, k.topics.listwise, o.key, this.#encode(k.topics.listwise, 'ListwiseLabels', o.value));
           break;
         case 'deadLetter':
-          add(k.topics.deadLetter, {
-            key: o.key,
-            value: this.#encode(k.topics.deadLetter, 'DeadLetter', o.value),
-            ...part(k.topics.deadLetter),
-          });
+          this.#add(t, k.topics.deadLetter, o.key, this.#encode(k.topics.deadLetter, 'DeadLetter', o.value));
           break;
       }
     }
+  }
+
+  #add(t: KafkaTask, topic: string, key: Buffer | null, value: Buffer): void {
+    const layout = this.#layout!;
+    const m: Message =
+      layout.outputPartitions[topic] === layout.partitions ? { key, value, partition: t.p } : { key, value };
+    const list = t.messages.get(topic);
+    if (list === undefined) t.messages.set(topic, [m]);
+    else list.push(m);
+  }
+
+  #messages(t: KafkaTask): TopicMessages[] {
+    const k = this.config.kafka;
     for (const c of t.logged.drainChanges()) {
-      add(k.topics.changelog, { key: c.key, value: c.value, partition: t.p });
+      const m: Message = { key: c.key, value: c.value, partition: t.p };
+      const list = t.messages.get(k.topics.changelog);
+      if (list === undefined) t.messages.set(k.topics.changelog, [m]);
+      else list.push(m);
     }
-    return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    return [...t.messages].map(([topic, messages]) => ({ topic, messages }));
   }
 
   /** Registers our output schemas (outputFormat confluent): labels and dead letters carry their ids. */
@@ -641,7 +646,7 @@ export class LabelService {
   }
 
   #resetBatch(t: KafkaTask): void {
-    t.outputs = [];
+    t.messages = new Map();
     t.processed = 0;
   }
 
