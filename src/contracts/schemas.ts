@@ -303,11 +303,84 @@ function compileShape(keys: string[]): ((v: unknown[]) => Record<string, unknown
 
 const KEY_MAX_LEN = 64;
 
+/**
+ * `["null", X]` unions (every optional field of our contracts) with a branch test specialized to
+ * X: avsc's generic writer classifies each value into a bucket by string (`getValueBucket`) and
+ * looks the branch up in an object, on every optional field of every item. The tests below are
+ * exactly avsc's buckets for these branch types, so the same values are accepted, with the same
+ * bytes; anything else goes to avsc's writer, which throws its usual error.
+ */
+class NullableNumberUnion extends avro.types.UnwrappedUnionType {
+  _write(tap: Tap, val: unknown): void {
+    if (val === null) tap.writeLong(0);
+    else if (typeof val === 'number') {
+      tap.writeLong(1);
+      (this.types[1] as unknown as Writable)._write(tap, val);
+    } else (avro.types.UnwrappedUnionType.prototype as unknown as Writable)._write.call(this, tap, val);
+  }
+}
+class NullableBooleanUnion extends avro.types.UnwrappedUnionType {
+  _write(tap: Tap, val: unknown): void {
+    if (val === null) tap.writeLong(0);
+    else if (typeof val === 'boolean') {
+      tap.writeLong(1);
+      (this.types[1] as unknown as Writable)._write(tap, val);
+    } else (avro.types.UnwrappedUnionType.prototype as unknown as Writable)._write.call(this, tap, val);
+  }
+}
+class NullableStringUnion extends avro.types.UnwrappedUnionType {
+  _write(tap: Tap, val: unknown): void {
+    if (val === null) tap.writeLong(0);
+    else if (typeof val === 'string') {
+      tap.writeLong(1);
+      (this.types[1] as unknown as Writable)._write(tap, val);
+    } else (avro.types.UnwrappedUnionType.prototype as unknown as Writable)._write.call(this, tap, val);
+  }
+}
+class NullableMapUnion extends avro.types.UnwrappedUnionType {
+  _write(tap: Tap, val: unknown): void {
+    if (val === null) tap.writeLong(0);
+    else if (typeof val === 'object' && !Array.isArray(val) && !Buffer.isBuffer(val)) {
+      tap.writeLong(1);
+      (this.types[1] as unknown as Writable)._write(tap, val);
+    } else (avro.types.UnwrappedUnionType.prototype as unknown as Writable)._write.call(this, tap, val);
+  }
+}
+
+const NULLABLE_UNIONS: Record<string, unknown> = {
+  double: NullableNumberUnion,
+  float: NullableNumberUnion,
+  int: NullableNumberUnion,
+  long: NullableNumberUnion,
+  boolean: NullableBooleanUnion,
+  string: NullableStringUnion,
+  map: NullableMapUnion,
+};
+
+/** The specialized class of a `["null", X]` union schema, or undefined (avsc decides). */
+function nullableUnion(schema: unknown[]): Ctor | undefined {
+  if (schema.length !== 2 || schema[0] !== 'null') return undefined;
+  const x = schema[1];
+  let t: unknown;
+  if (typeof x === 'string') t = x;
+  else if (typeof x === 'object' && x !== null && !Array.isArray(x)) {
+    if ((x as { logicalType?: unknown }).logicalType !== undefined) return undefined;
+    t = (x as { type?: unknown }).type;
+  }
+  return typeof t === 'string' && Object.hasOwn(NULLABLE_UNIONS, t)
+    ? (NULLABLE_UNIONS[t] as Ctor)
+    : undefined;
+}
+
 type Ctor = new (schema: unknown, opts: unknown) => avro.Type;
 
 /** `typeHook` that swaps in the bounded readers. */
 export function boundedTypeHook(schema: avro.Schema, opts: unknown): avro.Type | undefined {
-  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined;
+  if (Array.isArray(schema)) {
+    const U = nullableUnion(schema);
+    return U === undefined ? undefined : new U(schema, opts);
+  }
+  if (typeof schema !== 'object' || schema === null) return undefined;
   const t = (schema as { type?: unknown }).type;
   if (t === 'array') return new (BoundedArrayType as unknown as Ctor)(schema, opts);
   if (t === 'map') return new (BoundedMapType as unknown as Ctor)(schema, opts);

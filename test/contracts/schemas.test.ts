@@ -197,4 +197,42 @@ test('invalid strings and maps still fail to encode with ENCODE_FAILED naming th
     );
   }
   assert.ok(avroType('RankerOutput').isValid(base));
+  // Optional fields (["null", X] unions) refuse values of another type, as avsc does.
+  const item = {
+    item_id: 'a',
+    rank: 1,
+    label: 1,
+    weight: 1,
+    teacher_logit: null,
+    soft_target: null,
+    clicked: null,
+    features: null,
+  };
+  const labels = {
+    id: 'x',
+    request_id: 'r',
+    user_id: 'u',
+    ts: 1,
+    model_version: 'm',
+    matched: true,
+    context: null,
+  };
+  for (const over of [
+    { clicked: 1 },
+    { teacher_logit: '1' },
+    { soft_target: true },
+    { features: [] },
+    { rank: 1.5 },
+  ]) {
+    const bad = { ...labels, items: [{ ...item, ...over }] };
+    assert.throws(
+      () => encodeAvro('PointwiseLabels', bad as unknown as Contracts['PointwiseLabels']),
+      (e: unknown) => e instanceof RankdistillError && e.code === 'ENCODE_FAILED',
+      JSON.stringify(over),
+    );
+  }
+  assert.deepEqual(
+    encodeAvro('PointwiseLabels', { ...labels, items: [item] }),
+    plainType('PointwiseLabels').toBuffer({ ...labels, items: [item] }),
+  );
 });
