@@ -168,11 +168,25 @@ export async function readAll(
   topics: string[],
   timeoutMs = 30_000,
 ): Promise<Received[]> {
-  const ends = new Map<string, number>();
-  for (const topic of topics) {
-    for (const o of await admin.fetchTopicOffsets(topic)) {
-      if (Number(o.high) > Number(o.low)) ends.set(`${topic}/${o.partition}`, Number(o.high));
+  // Ends are last stable offsets (kafkajs lists read_committed), and a committed transaction's
+  // markers land shortly after EndTxn returns: read the ends until two reads 300 ms apart agree,
+  // so the last transaction's records are not cut off.
+  const readEnds = async (): Promise<Map<string, number>> => {
+    const m = new Map<string, number>();
+    for (const topic of topics) {
+      for (const o of await admin.fetchTopicOffsets(topic)) {
+        if (Number(o.high) > Number(o.low)) m.set(`${topic}/${o.partition}`, Number(o.high));
+      }
     }
+    return m;
+  };
+  let ends = await readEnds();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    const again = await readEnds();
+    const same = again.size === ends.size && [...again].every(([k, v]) => ends.get(k) === v);
+    ends = again;
+    if (same) break;
   }
   const got: Received[] = [];
   if (ends.size === 0) return got;
