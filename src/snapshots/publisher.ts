@@ -17,8 +17,11 @@
  *
  * One writer per snapshot directory (the trainer is one consumer, DESIGN.md "Scale").
  */
+
+import { Kafka, logLevel } from 'kafkajs';
+import type { Config } from '../config/schema.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
-import type { Announcer } from './announcer.ts';
+import { type Announcer, kafkaAnnouncer } from './announcer.ts';
 import { evalSetsDiffer, gateOnEvalSet } from './gate.ts';
 import {
   type FileEntry,
@@ -121,6 +124,38 @@ export interface PublisherOptions {
  */
 export function openPublisher(o: PublisherOptions): SnapshotPublisher {
   return new SnapshotPublisher(o);
+}
+
+/**
+ * The publisher the config describes (snapshots.dir / registry / gateTolerance / modelName), with
+ * announcements on kafka.topics.snapshots when `announce`: what the trainer and the
+ * `snapshots rollback` command both open.
+ *
+ * @example
+ * const pub = openPublisherFromConfig(loadConfig(), { announce: true });
+ */
+export function openPublisherFromConfig(
+  c: Config,
+  o: { announce: boolean; onEvent?: ((e: SnapshotEvent) => void) | undefined },
+): SnapshotPublisher {
+  const announcer = o.announce
+    ? kafkaAnnouncer(
+        new Kafka({
+          clientId: `${c.kafka.clientId}-snapshots`,
+          brokers: c.kafka.brokers,
+          logLevel: logLevel.NOTHING,
+        }),
+        c.kafka.topics.snapshots,
+      )
+    : undefined;
+  return openPublisher({
+    dir: c.snapshots.dir,
+    registry: c.snapshots.registry,
+    gateTolerance: c.snapshots.gateTolerance,
+    modelName: c.snapshots.modelName,
+    ...(announcer ? { announcer } : {}),
+    ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+  });
 }
 
 /** See {@link openPublisher}. */

@@ -32,7 +32,6 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import type { Config } from '../config/schema.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
 import { fsyncDir, writeFileSynced } from '../io/durable.ts';
@@ -48,10 +47,9 @@ import { FrequencyEstimator } from '../train/frequency.ts';
 import { StudentModel } from '../train/model.ts';
 import type { OptimizerKind } from '../train/sparse.ts';
 import { EVAL_FILE, parseEvalFile } from '../train/trainer.ts';
-import { kafkaAnnouncer } from './announcer.ts';
 import type { PartitionOffset } from './manifest.ts';
 import {
-  openPublisher,
+  openPublisherFromConfig,
   type PublishResult,
   type SnapshotEvent,
   type SnapshotPublisher,
@@ -316,24 +314,7 @@ export function openTrainerSnapshots(
   restored: string | null;
   close(): Promise<void>;
 } {
-  const announcer = o.announce
-    ? kafkaAnnouncer(
-        new Kafka({
-          clientId: `${c.kafka.clientId}-snapshots`,
-          brokers: c.kafka.brokers,
-          logLevel: logLevel.NOTHING,
-        }),
-        c.kafka.topics.snapshots,
-      )
-    : undefined;
-  const publisher = openPublisher({
-    dir: c.snapshots.dir,
-    registry: c.snapshots.registry,
-    gateTolerance: c.snapshots.gateTolerance,
-    modelName: c.snapshots.modelName,
-    ...(announcer ? { announcer } : {}),
-    ...(o.onEvent ? { onEvent: o.onEvent } : {}),
-  });
+  const publisher = openPublisherFromConfig(c, { announce: o.announce === true, onEvent: o.onEvent });
   let restored: string | null = null;
   const current = publisher.latestPublished();
   if (current?.files.some((f) => f.name === `${CHECKPOINT_PREFIX}state.json`))

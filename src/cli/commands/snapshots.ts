@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
-import { Kafka, logLevel } from 'kafkajs';
 import { type Config, loadConfig } from '../../config/index.ts';
 import { errorMessage, RankdistillError } from '../../errors.ts';
-import { kafkaAnnouncer } from '../../snapshots/announcer.ts';
-import { openPublisher } from '../../snapshots/publisher.ts';
+import { openPublisherFromConfig } from '../../snapshots/publisher.ts';
 import { openRegistry, type SnapshotRecord } from '../../snapshots/registry.ts';
 import { loadSnapshotDir } from '../../snapshots/store.ts';
 
@@ -107,23 +105,7 @@ export function register(program: Command): void {
     .action(async (v: string, opts: { announce: boolean }, cmd: Command) => {
       const version = parseVersion(v);
       const c = config(cmd);
-      const announcer = opts.announce
-        ? kafkaAnnouncer(
-            new Kafka({
-              clientId: `${c.kafka.clientId}-snapshots`,
-              brokers: c.kafka.brokers,
-              logLevel: logLevel.NOTHING,
-            }),
-            c.kafka.topics.snapshots,
-          )
-        : undefined;
-      const pub = openPublisher({
-        dir: c.snapshots.dir,
-        registry: c.snapshots.registry,
-        gateTolerance: c.snapshots.gateTolerance,
-        modelName: c.snapshots.modelName,
-        ...(announcer ? { announcer } : {}),
-      });
+      const pub = openPublisherFromConfig(c, { announce: opts.announce });
       try {
         const r = await pub.rollback(version);
         if (!opts.announce) console.log(`v${version} is current (recorded; announcement pending)`);
