@@ -12,6 +12,7 @@ import type { SimEmission, SimStream, SimTruth } from '../sim/generate.ts';
 import { malformedBytes } from '../sim/malformed.ts';
 import type { SimSink, SinkOutput } from '../sim/simulate.ts';
 import type { World } from '../sim/world.ts';
+import { createTopicsAndWait } from './topics.ts';
 
 /** Where the simulated streams go. */
 export interface SimTopics {
@@ -43,14 +44,14 @@ export async function ensureSimTopics(
         { details: { topics: missing } },
       );
     }
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((topic) => ({
+    await createTopicsAndWait(
+      admin,
+      missing.map((topic) => ({
         topic,
         numPartitions: opts.partitions,
         replicationFactor: opts.replicationFactor,
       })),
-    });
+    );
   }
   const md = await admin.fetchTopicMetadata({ topics: names });
   const counts = new Map(md.topics.map((t) => [t.name, t.partitions.length]));

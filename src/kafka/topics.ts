@@ -4,7 +4,7 @@
  * compacted topic with one partition per input partition.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin } from 'kafkajs';
+import type { Admin, ITopicConfig } from 'kafkajs';
 import type { KafkaConfig } from '../config/schema.ts';
 import { RankdistillError } from '../errors.ts';
 import { logger } from '../log.ts';
@@ -41,6 +41,59 @@ async function partitionCountsOnce(admin: Admin, topics: string[]): Promise<Map<
   return counts;
 }
 
+const CREATE_TIMEOUT_MS = 30_000;
+const APPEAR_TIMEOUT_MS = 30_000;
+
+/**
+ * Right after creation (ours or a peer's) a topic can be missing from the topic list or report no
+ * partitions until every broker has its metadata: poll until each named topic has partitions.
+ *
+ * @throws RankdistillError TOPIC_MISSING with the creation error as cause when they never appear.
+ */
+async function waitForTopics(admin: Admin, names: string[], cause: unknown): Promise<void> {
+  const deadline = Date.now() + APPEAR_TIMEOUT_MS;
+  for (let attempt = 1; ; attempt++) {
+    const counts = await partitionCounts(admin, names);
+    const absent = names.filter((n) => (counts.get(n) ?? 0) === 0);
+    if (absent.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new RankdistillError(
+        'TOPIC_MISSING',
+        `topic(s) ${absent.join(', ')} still have no partitions ${APPEAR_TIMEOUT_MS / 1000} s after creation${
+          cause ? `: ${(cause as Error).message ?? String(cause)}` : ''
+        }`,
+        { details: { topics: absent }, cause },
+      );
+    }
+    await sleep(Math.min(100 * attempt, 1_000));
+  }
+}
+
+/**
+ * Creates topics and returns once every one of them is visible with partitions. A peer instance
+ * may create the same topics at the same time (kafkajs then resolves false); a failure (a leader
+ * wait timing out on a loaded broker, say) is reported only if the topics do not appear after all.
+ *
+ * @throws RankdistillError TOPIC_MISSING naming the topics that never appeared, with the creation
+ *   error as cause.
+ * @example
+ * await createTopicsAndWait(admin, [{ topic: 'labels', numPartitions: 4, replicationFactor: 1 }]);
+ */
+export async function createTopicsAndWait(admin: Admin, topics: ITopicConfig[]): Promise<void> {
+  let failure: unknown;
+  await admin
+    .createTopics({ waitForLeaders: true, timeout: CREATE_TIMEOUT_MS, topics })
+    .catch((e: unknown) => {
+      failure = e;
+      log.info('topic creation raced or failed; waiting for the topics to appear', { error: e });
+    });
+  await waitForTopics(
+    admin,
+    topics.map((t) => t.topic),
+    failure,
+  );
+}
+
 /**
  * Checks co-partitioning and creates what is missing.
  *
@@ -64,18 +117,15 @@ export async function ensureTopics(admin: Admin, cfg: KafkaConfig): Promise<Topi
       );
     }
     log.info('creating topics', { topics: names, partitions: numPartitions, compact });
-    // A peer instance may create the same topics at the same time: "already exists" is fine.
-    await admin
-      .createTopics({
-        waitForLeaders: true,
-        topics: names.map((topic) => ({
-          topic,
-          numPartitions,
-          replicationFactor: cfg.replicationFactor,
-          ...(compact ? { configEntries: [{ name: 'cleanup.policy', value: 'compact' }] } : {}),
-        })),
-      })
-      .catch((e: unknown) => log.info('topic creation raced or failed; checking again', { error: e }));
+    await createTopicsAndWait(
+      admin,
+      names.map((topic) => ({
+        topic,
+        numPartitions,
+        replicationFactor: cfg.replicationFactor,
+        ...(compact ? { configEntries: [{ name: 'cleanup.policy', value: 'compact' }] } : {}),
+      })),
+    );
   };
 
   const inputMissing = missing([t.rankerOutputs, t.impressions]);

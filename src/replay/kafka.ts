@@ -23,6 +23,7 @@ import { errorMessage, isRankdistillError, RankdistillError } from '../errors.ts
 import { writeFileAtomic } from '../io/files.ts';
 import type { Side } from '../join/types.ts';
 import { createKafka } from '../kafka/client.ts';
+import { createTopicsAndWait } from '../kafka/topics.ts';
 import { logger } from '../log.ts';
 import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
 import type { ReplayCheckpoint } from './checkpoint.ts';
@@ -156,16 +157,14 @@ async function ensureOutputTopics(
         { details: { topics: missing } },
       );
     }
-    await admin
-      .createTopics({
-        waitForLeaders: true,
-        topics: missing.map((topic) => ({
-          topic,
-          numPartitions: partitions,
-          replicationFactor: cfg.replicationFactor,
-        })),
-      })
-      .catch((e: unknown) => log.info('output topic creation raced or failed; checking again', { error: e }));
+    await createTopicsAndWait(
+      admin,
+      missing.map((topic) => ({
+        topic,
+        numPartitions: partitions,
+        replicationFactor: cfg.replicationFactor,
+      })),
+    );
   }
   for (let attempt = 1; ; attempt++) {
     try {

@@ -23,7 +23,7 @@ import { loadConfig } from '../../config/index.ts';
 import type { Config } from '../../config/schema.ts';
 import { errorMessage, RankdistillError } from '../../errors.ts';
 import { createKafka } from '../../kafka/client.ts';
-import { ensureTopics } from '../../kafka/topics.ts';
+import { createTopicsAndWait, ensureTopics } from '../../kafka/topics.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'rankdistill.mjs');
@@ -113,19 +113,14 @@ async function createTopics(cfg: Config): Promise<number> {
     const layout = await ensureTopics(admin, { ...cfg.kafka, createTopics: true });
     const topic = cfg.kafka.topics.snapshots;
     if (!(await admin.listTopics()).includes(topic))
-      await admin
-        .createTopics({
-          waitForLeaders: true,
-          topics: [
-            {
-              topic,
-              numPartitions: 1,
-              replicationFactor: cfg.kafka.replicationFactor,
-              configEntries: [{ name: 'retention.ms', value: '-1' }],
-            },
-          ],
-        })
-        .catch(() => undefined); // a peer created it
+      await createTopicsAndWait(admin, [
+        {
+          topic,
+          numPartitions: 1,
+          replicationFactor: cfg.kafka.replicationFactor,
+          configEntries: [{ name: 'retention.ms', value: '-1' }],
+        },
+      ]);
     return layout.partitions;
   } finally {
     await admin.disconnect();
