@@ -7,11 +7,13 @@
  * is reused across requests (a generation stamp marks live slots, so nothing is cleared).
  *
  * Hashing is two-speed, because reading characters is what costs: first a QUICK hash of the id's
- * length and its last 4 UTF-16 code units (catalog ids usually differ at the end). If that
- * clusters — ids sharing a long suffix, probes exceeding twice the list length — the list is
- * re-indexed with the FULL hash (length, first 8 and last 16 code units, or all of them up to
- * 24). Colliding ids are always told apart by a full string comparison, so the hash choice
- * affects speed, never correctness.
+ * length and its last 4 UTF-16 code units (catalog ids usually differ at the end), packed a byte
+ * apart into one 32-bit word (lossless for Latin-1 ids) and spread by one Fibonacci multiply
+ * (Knuth, TAOCP vol. 3 §6.4: the slot is the product's TOP bits). If that clusters — ids sharing
+ * a long suffix, probes exceeding twice the list length — the list is re-indexed with the FULL
+ * hash (length, first 8 and last 16 code units, or all of them up to 24). Colliding ids are
+ * always told apart by a full string comparison, so the hash choice affects speed, never
+ * correctness.
  *
  * One table per owner; the owner must finish using it before the next {@link IdIndex.build}.
  */
@@ -44,7 +46,19 @@ function mixRange(h: number, s: string, from: number, to: number): number {
 
 function quickHash(s: string): number {
   const len = s.length;
-  return fmix(mixRange(0x811c9dc5 ^ len, s, len > 4 ? len - 4 : 0, len));
+  let x: number;
+  if (len >= 4) {
+    x =
+      s.charCodeAt(len - 1) ^
+      (s.charCodeAt(len - 2) << 8) ^
+      (s.charCodeAt(len - 3) << 16) ^
+      (s.charCodeAt(len - 4) << 24);
+  } else {
+    x = 0;
+    for (let i = 0; i < len; i++) x = (x << 8) ^ s.charCodeAt(i);
+  }
+  // Fibonacci hashing: the high bits of the product depend on every bit of x.
+  return Math.imul(x ^ Math.imul(len, 0x27d4eb2f), 0x9e3779b1);
 }
 
 function fullHash(s: string): number {
@@ -68,6 +82,7 @@ export class IdIndex {
   private stamps = new Int32Array(512);
   private gen = EMPTY_GEN;
   private mask = 511;
+  private shift = 23; // 32 − log2(table size): slots come from the hash's top bits
   private mode = QUICK;
   private items: readonly Keyed[] = [];
 
@@ -89,7 +104,7 @@ export class IdIndex {
     const stamps = this.stamps;
     const mask = this.mask;
     const items = this.items;
-    let k = (this.mode === QUICK ? quickHash(id) : fullHash(id)) & mask;
+    let k = (this.mode === QUICK ? quickHash(id) : fullHash(id)) >>> this.shift;
     while (stamps[k] === gen) {
       const i = slots[k]!;
       if (items[i]!.item_id === id) return i;
@@ -105,10 +120,11 @@ export class IdIndex {
     const slots = this.slots;
     const stamps = this.stamps;
     const mask = this.mask;
+    const shift = this.shift;
     let probes = 0;
     for (let i = 0; i < n; i++) {
       const id = items[i]!.item_id;
-      let k = (mode === QUICK ? quickHash(id) : fullHash(id)) & mask;
+      let k = (mode === QUICK ? quickHash(id) : fullHash(id)) >>> shift;
       while (stamps[k] === gen) {
         if (items[slots[k]!]!.item_id === id) return i;
         k = (k + 1) & mask;
@@ -128,6 +144,7 @@ export class IdIndex {
     this.slots = new Int32Array(size);
     this.stamps = new Int32Array(size);
     this.mask = size - 1;
+    this.shift = 32 - Math.log2(size);
     this.gen = EMPTY_GEN;
   }
 

@@ -109,19 +109,21 @@ export function labelRequest(req: JoinedRequest, cfg: LabelsConfig): RequestLabe
   const needGrades = cfg.listwise.enabled || (pw.enabled && pw.weightByDeltaNdcg);
   const grades = needGrades ? listwiseGrades(view, cfg.listwise, scratch) : null;
 
+  const pointItems = cfg.pointwise.enabled ? pointwiseItems(view, cfg.pointwise) : null;
   return {
-    pointwise: cfg.pointwise.enabled
-      ? {
-          id: `${requestId}:pointwise`,
-          request_id: requestId,
-          user_id: userId,
-          ts,
-          model_version: modelVersion,
-          matched,
-          context,
-          items: pointwiseItems(view, cfg.pointwise),
-        }
-      : null,
+    pointwise:
+      pointItems !== null
+        ? {
+            id: `${requestId}:pointwise`,
+            request_id: requestId,
+            user_id: userId,
+            ts,
+            model_version: modelVersion,
+            matched,
+            context,
+            items: pointItems,
+          }
+        : null,
     pairwise: pw.enabled
       ? {
           id: `${requestId}:pairwise`,
@@ -144,7 +146,8 @@ export function labelRequest(req: JoinedRequest, cfg: LabelsConfig): RequestLabe
             model_version: modelVersion,
             matched,
             context,
-            items: listwiseItems(view, grades),
+            // Same view: the listwise records reuse the pointwise records' logit values.
+            items: listwiseItems(view, grades, pointItems),
           }
         : null,
   };

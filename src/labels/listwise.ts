@@ -18,9 +18,10 @@
  */
 
 import type { LabelsConfig } from '../config/schema.ts';
-import type { GradedItem } from '../contracts/index.ts';
+import type { GradedItem, PointwiseItem } from '../contracts/index.ts';
 import { LabelInputError } from '../errors.ts';
 import { GAINS } from './ndcg.ts';
+import './shapes.ts'; // output records keep Tagged numeric fields (see shapes.ts)
 import type { TeacherView, ViewScratch } from './teacher.ts';
 
 type ListwiseConfig = LabelsConfig['listwise'];
@@ -127,16 +128,39 @@ export function listwiseGrades(
 /**
  * One GradedItem per candidate, in label order, from grades computed by {@link listwiseGrades}.
  *
+ * `sameView`, when given, must be `pointwiseItems(view, …)` of the SAME view: its records hold
+ * the same teacher logit at the same positions, and reusing that stored value (instead of reading
+ * `view.z` again) lets V8 share one heap number per candidate between the two records instead of
+ * allocating a second one (see shapes.ts). The output is the same either way.
+ *
  * @example
  * listwiseItems(view, listwiseGrades(view, cfg.listwise))[0]; // { item_id, rank: 1, grade: 5, gain: 31, teacher_logit }
  */
-export function listwiseItems(view: TeacherView, grades: Int32Array): GradedItem[] {
+export function listwiseItems(
+  view: TeacherView,
+  grades: Int32Array,
+  sameView: readonly PointwiseItem[] | null = null,
+): GradedItem[] {
   const n = view.n;
   const z = view.z;
   const items = view.items;
   const order = view.order;
   const gains = GAINS;
   const out = new Array<GradedItem>(n);
+  if (sameView !== null && sameView.length === n) {
+    for (let p = 0; p < n; p++) {
+      const g = grades[p]!;
+      const pw = sameView[p]!;
+      out[p] = {
+        item_id: pw.item_id,
+        rank: p + 1,
+        grade: g,
+        gain: g < 32 ? gains[g]! : 2 ** g - 1,
+        teacher_logit: pw.teacher_logit,
+      };
+    }
+    return out;
+  }
   for (let p = 0; p < n; p++) {
     const g = grades[p]!;
     out[p] = {

@@ -22,6 +22,7 @@ import type { LabelsConfig } from '../config/schema.ts';
 import type { ItemPair } from '../contracts/index.ts';
 import { discountTable, GAINS, idealDcg } from './ndcg.ts';
 import type { Rng } from './rng.ts';
+import './shapes.ts'; // output records keep Tagged numeric fields (see shapes.ts)
 import type { TeacherView } from './teacher.ts';
 
 type PairwiseConfig = LabelsConfig['pairwise'];

@@ -21,6 +21,7 @@
 import type { LabelsConfig } from '../config/schema.ts';
 import type { PointwiseItem } from '../contracts/index.ts';
 import { discountTable } from './ndcg.ts';
+import './shapes.ts'; // output records keep Tagged numeric fields (see shapes.ts)
 import type { TeacherView } from './teacher.ts';
 
 type PointwiseConfig = LabelsConfig['pointwise'];

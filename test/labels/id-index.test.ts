@@ -66,3 +66,36 @@ describe('IdIndex with ids sharing a long suffix (quick hash clusters, full hash
     assert.equal(ix.get('x2'), 1);
   });
 });
+
+describe('IdIndex on non-Latin-1 and mid-length ids (quick hash packs code units a byte apart)', () => {
+  test('agrees with a Map', () => {
+    const ix = new IdIndex();
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.string({ unit: 'binary', minLength: 1, maxLength: 12 }),
+            fc.string({ unit: 'grapheme', minLength: 1, maxLength: 6 }),
+            fc.integer({ min: 0, max: 999 }).map((i) => `item-${String(i).padStart(7, '0')}`),
+          ),
+          { maxLength: 400 },
+        ),
+        (ids) => {
+          const first = new Map<string, number>();
+          let dup = -1;
+          for (let i = 0; i < ids.length; i++) {
+            if (first.has(ids[i]!)) {
+              dup = i;
+              break;
+            }
+            first.set(ids[i]!, i);
+          }
+          if (ix.build(keyed(ids), ids.length) !== dup) return false;
+          for (const [id, i] of first) if (ix.get(id) !== i) return false;
+          return ix.get('\u{1F600}absent') === -1;
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+});
