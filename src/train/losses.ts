@@ -5,6 +5,7 @@
  * cpu.
  */
 import * as tf from '@tensorflow/tfjs';
+import { readInto } from './ops.ts';
 
 /** Additive logit penalty of masked-out entries: large, but finite so 0 · penalty stays 0. */
 const MASKED = -1e9;
@@ -150,6 +151,79 @@ export function sampledSoftmaxLoss(
   const corrected = tf.add(tf.sub(logits, tf.expandDims(logQ, 0)), tf.mul(tf.sub(1, mask), MASKED));
   const logp = tf.logSoftmax(corrected);
   return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), 1))) as tf.Scalar;
+}
+
+/** Scratch of {@link sampledSoftmaxLossFused}, grown on demand (a step allocates no [B, M] array). */
+let scratch = new Float32Array(0);
+
+/**
+ * {@link sampledSoftmaxLoss} with `logQ`, `mask` and `labels` as plain arrays: the correction and
+ * the mask penalty are folded into one bias array in JS, the softmax is one kernel, and the loss
+ * and its gradient ∂ℓ/∂s_ij = (p_ij · Σ_k y_ik − y_ij) / B are computed in JS from p. Why: the
+ * taped `logSoftmax` with its masks and its gradient is a dozen [B, M] kernels and two `exp`
+ * passes on tfjs-backend-wasm — about a quarter of a training step. Same formula and masking;
+ * −log p_ij is taken from p when p_ij ≥ 1e-30 (float32 p carries the same relative precision as
+ * the log-softmax), otherwise the row's log-softmax is recomputed exactly in float64.
+ *
+ * @example
+ * sampledSoftmaxLossFused(tf.tensor2d([[0, 0]]), Float32Array.of(0, 0), Float32Array.of(1, 1), Float32Array.of(1, 0)); // log 2
+ */
+export function sampledSoftmaxLossFused(
+  logits: tf.Tensor2D,
+  logQ: Float32Array,
+  mask: Float32Array,
+  labels: Float32Array,
+): tf.Scalar {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const [B, M] = x.shape;
+    const n = B * M;
+    if (scratch.length < n) scratch = new Float32Array(n);
+    const buf = scratch;
+    for (let i = 0; i < B; i++) {
+      const o = i * M;
+      for (let j = 0; j < M; j++) buf[o + j] = (1 - (mask[o + j] as number)) * MASKED - (logQ[j] as number);
+    }
+    const corrected = tf.add(x, tf.tensor2d(buf.subarray(0, n), [B, M]));
+    const p = readInto(tf.softmax(corrected), buf);
+    let total = 0;
+    for (let i = 0; i < B; i++) {
+      const o = i * M;
+      let ySum = 0;
+      let exact: Float64Array | undefined;
+      for (let j = 0; j < M; j++) {
+        const y = labels[o + j] as number;
+        if (y === 0) continue;
+        ySum += y;
+        const pj = p[o + j] as number;
+        if (pj >= 1e-30) total -= y * Math.log(pj);
+        else {
+          exact ??= logSoftmaxRow(readInto(corrected, new Float32Array(n)), o, M);
+          total -= y * (exact[j] as number);
+        }
+      }
+      for (let j = 0; j < M; j++) p[o + j] = ((p[o + j] as number) * ySum - (labels[o + j] as number)) / B;
+    }
+    const grad = tf.tensor2d(p.subarray(0, n), [B, M]);
+    save([grad]);
+    return {
+      value: tf.scalar(total / B),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(dy, saved[0] as tf.Tensor)],
+    };
+  }) as (x: tf.Tensor2D) => tf.Scalar;
+  return f(logits);
+}
+
+/** log-softmax of one row `z[o..o+M)` in float64. */
+function logSoftmaxRow(z: Float32Array, o: number, M: number): Float64Array {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let j = 0; j < M; j++) max = Math.max(max, z[o + j] as number);
+  let sum = 0;
+  for (let j = 0; j < M; j++) sum += Math.exp((z[o + j] as number) - max);
+  const out = new Float64Array(M);
+  const lse = max + Math.log(sum);
+  for (let j = 0; j < M; j++) out[j] = (z[o + j] as number) - lse;
+  return out;
 }
 
 /**

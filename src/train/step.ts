@@ -31,11 +31,12 @@ import {
   lambdaLoss,
   listNetLoss,
   mixTargets,
-  sampledSoftmaxLoss,
+  sampledSoftmaxLossFused,
   weightedBce,
 } from './losses.ts';
 import type { StudentModel } from './model.ts';
-import { matmul } from './ops.ts';
+import { type LayerValues, matmul, mlpBackward, mlpForward, transposeValues } from './ops.ts';
+import type { DenseParam, EmbeddingTable } from './sparse.ts';
 
 export interface LossOptions {
   weights: { pointwise: number; pairwise: number; listwise: number; negatives: number };
@@ -254,24 +255,20 @@ export function buildPlan(
 
 /** Rows of a 2-D tensor [start, start + count). */
 function rows(t: tf.Tensor2D, start: number, count: number): tf.Tensor2D {
+  if (start === 0 && count === t.shape[0]) return t;
   return tf.slice(t, [start, 0], [count, -1]);
 }
 
-/** The summed loss of a plan as a function of the input rows and dense weights. */
-function lossOf(
-  model: StudentModel,
-  p: StepPlan,
-  o: LossOptions,
-): (ue: tf.Tensor, ie: tf.Tensor, ...w: tf.Tensor[]) => tf.Scalar {
+/** The summed loss of a plan as a function of the user and item vectors (the towers' outputs). */
+function headOf(p: StepPlan, o: LossOptions, od: number): (uv: tf.Tensor, iv: tf.Tensor) => tf.Scalar {
   const { n, targets, clicked, known, weights } = p.point;
   const { q } = p.pair;
   const { l, L } = p.list;
   const { aP, aQ, aL, s } = p.neg;
   const I = p.itemRows.length;
-  return (ue, ie, ...w) => {
-    const uv = model.userTower(ue as tf.Tensor2D, w);
-    const iv = model.itemTower(ie as tf.Tensor2D, w);
-    const od = model.outDim;
+  return (uvt, ivt) => {
+    const uv = uvt as tf.Tensor2D;
+    const iv = ivt as tf.Tensor2D;
     const terms: [tf.Scalar, number][] = [];
     if (n > 0) {
       const sc = tf.sum(tf.mul(rows(uv, 0, n), rows(iv, 0, n)), 1);
@@ -320,26 +317,43 @@ function lossOf(
       const cand = is.length === 1 ? (is[0] as tf.Tensor2D) : tf.concat(is, 0);
       const M = a + s;
       const logits = matmul(ua, tf.transpose(cand));
-      const loss = sampledSoftmaxLoss(
-        logits,
-        tf.tensor1d(p.neg.logQ),
-        tf.tensor2d(p.neg.mask, [a, M]),
-        tf.tensor2d(p.neg.labels, [a, M]),
-      );
+      if (logits.shape[1] !== M) throw new Error(`negatives: expected ${M} candidates`);
+      const loss = sampledSoftmaxLossFused(logits, p.neg.logQ, p.neg.mask, p.neg.labels);
       terms.push([loss, o.weights.negatives]);
     }
     return combineLosses(terms);
   };
 }
 
+/** The summed loss of a plan as a function of the input rows and dense weights. */
+function lossOf(
+  model: StudentModel,
+  p: StepPlan,
+  o: LossOptions,
+): (ue: tf.Tensor, ie: tf.Tensor, ...w: tf.Tensor[]) => tf.Scalar {
+  const head = headOf(p, o, model.outDim);
+  return (ue, ie, ...w) => head(model.userTower(ue as tf.Tensor2D, w), model.itemTower(ie as tf.Tensor2D, w));
+}
+
 /**
  * Runs one step of a plan: forward, gradients, sparse + dense updates. Returns the loss. Leaves no
- * tensor behind.
+ * tensor behind. Two-tower models take {@link twoTowerStep}; others {@link trainStepAutodiff}.
  *
  * @example
  * const loss = trainStep(model, buildPlan(model, units, freq, o, rand), o);
  */
 export function trainStep(model: StudentModel, p: StepPlan, o: LossOptions): number {
+  return model.opts.kind === 'two-tower' ? twoTowerStep(model, p, o) : trainStepAutodiff(model, p, o);
+}
+
+/**
+ * One step with tfjs differentiating the whole loss (towers included) with respect to the input
+ * rows and the dense weights: works for every model kind; the reference of {@link twoTowerStep}.
+ *
+ * @example
+ * const loss = trainStepAutodiff(model, buildPlan(model, units, freq, o, rand), o);
+ */
+export function trainStepAutodiff(model: StudentModel, p: StepPlan, o: LossOptions): number {
   const U = p.userRows.length;
   const I = p.itemRows.length;
   if (U === 0) return 0;
@@ -359,6 +373,75 @@ export function trainStep(model: StudentModel, p: StepPlan, o: LossOptions): num
     gw.forEach((g, k) => {
       model.dense[k]?.apply(g.dataSync() as Float32Array);
     });
+  });
+  return loss;
+}
+
+/** Reused buffer of {@link twoTowerStep}: the transposed input rows, then the table gradient. */
+let scratch = new Float32Array(0);
+
+/**
+ * One two-tower step with the towers run and differentiated by hand ({@link mlpForward},
+ * {@link mlpBackward}) and only the loss head taped: tfjs differentiates the loss with respect to
+ * the user and item vectors, and the MLP gradients follow from those. Same gradients as
+ * {@link trainStepAutodiff} (test/train/step.test.ts) with fewer, cheaper kernels: fused
+ * matmul + bias + ReLU forward, no transposes of activations that JS can lay out, no tape.
+ *
+ * @example
+ * const loss = twoTowerStep(model, buildPlan(model, units, freq, o, rand), o);
+ */
+export function twoTowerStep(model: StudentModel, p: StepPlan, o: LossOptions): number {
+  const U = p.userRows.length;
+  const I = p.itemRows.length;
+  if (U === 0) return 0;
+  const layers = model.opts.hidden.length + 1;
+  let loss = 0;
+  tf.tidy(() => {
+    const tower = (x: Float32Array, n: number, width: number, first: number) => {
+      const kernels: tf.Tensor2D[] = [];
+      const biases: tf.Tensor1D[] = [];
+      const values: LayerValues[] = [];
+      for (let l = 0; l < layers; l++) {
+        const k = model.dense[first + 2 * l] as DenseParam;
+        const b = model.dense[first + 2 * l + 1] as DenseParam;
+        const [inDim, outDim] = k.shape as [number, number];
+        kernels.push(tf.tensor2d(k.values, [inDim, outDim]));
+        biases.push(tf.tensor1d(b.values));
+        values.push({ kernel: k.values, inDim, outDim });
+      }
+      const acts = mlpForward(tf.tensor2d(x, [n, width]), kernels, biases);
+      return { acts, values, out: acts[layers] as tf.Tensor2D };
+    };
+    const uw = model.userInputWidth;
+    const iw = model.itemInputWidth;
+    const ut = tower(p.userIn, U, uw, 0);
+    const it = tower(p.itemIn, I, iw, 2 * layers);
+
+    const { value, grads } = tf.valueAndGrads(headOf(p, o, model.outDim))([ut.out, it.out]);
+    loss = value.dataSync()[0] as number;
+    const [gu, gi] = grads as [tf.Tensor2D, tf.Tensor2D];
+    const apply = (
+      t: typeof ut,
+      x: Float32Array,
+      n: number,
+      width: number,
+      g: tf.Tensor2D,
+      table: EmbeddingTable,
+      rowsOf: Int32Array,
+      first: number,
+    ) => {
+      if (scratch.length < n * width) scratch = new Float32Array(n * width);
+      const xT = tf.tensor2d(transposeValues(x, n, width, n, scratch).subarray(0, n * width), [width, n]);
+      const grad = mlpBackward(t.acts, xT, t.values, g, table.dim, scratch.subarray(0, n * table.dim));
+      // the table gradient is the embedding columns of the input gradient
+      table.applyGradients(rowsOf, grad.input, table.dim);
+      for (let l = 0; l < layers; l++) {
+        model.dense[first + 2 * l]?.apply(grad.kernels[l] as Float32Array);
+        model.dense[first + 2 * l + 1]?.apply(grad.biases[l] as Float32Array);
+      }
+    };
+    apply(ut, p.userIn, U, uw, gu, model.users, p.userRows, 0);
+    apply(it, p.itemIn, I, iw, gi, model.items, p.itemRows, 2 * layers);
   });
   return loss;
 }

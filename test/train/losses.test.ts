@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import fc from 'fast-check';
 import { initBackend } from '../../src/train/backend.ts';
 import {
   bprLoss,
@@ -9,6 +10,7 @@ import {
   listNetLoss,
   mixTargets,
   sampledSoftmaxLoss,
+  sampledSoftmaxLossFused,
   weightedBce,
 } from '../../src/train/losses.ts';
 
@@ -126,6 +128,75 @@ for (const backend of ['wasm', 'cpu'] as const) {
         ),
       );
       close(l, 0.4326021861);
+    });
+
+    test('the fused sampled softmax gives the hand-computed value too', () => {
+      const l = tf.tidy(() =>
+        val(
+          sampledSoftmaxLossFused(
+            tf.tensor2d([
+              [2, 1, 0],
+              [0.5, 1.5, 0],
+            ]),
+            Float32Array.of(Math.log(0.5), Math.log(0.25), Math.log(0.25)),
+            Float32Array.of(1, 1, 1, 1, 1, 0),
+            Float32Array.of(1, 0, 0, 0, 1, 0),
+          ),
+        ),
+      );
+      close(l, 0.4326021861);
+    });
+
+    test('the fused sampled softmax equals the taped one in value and gradient (property)', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 0, max: 5 }),
+          fc.integer({ min: 1, max: 1 << 30 }),
+          fc.boolean(),
+          (B, extra, seed, far) => {
+            const M = B + extra;
+            let x = seed;
+            const rnd = () => {
+              x = (x * 1103515245 + 12345) % 2147483648;
+              return x / 2147483648;
+            };
+            // `far`: logits spread wide enough that some positives get a softmax below 1e-30
+            const logits = Float32Array.from({ length: B * M }, () => (rnd() - 0.5) * (far ? 200 : 6));
+            const logQ = Float32Array.from({ length: M }, () => Math.log(0.01 + rnd()));
+            const mask = Float32Array.from({ length: B * M }, () => (rnd() < 0.3 ? 0 : 1));
+            const labels = new Float32Array(B * M);
+            for (let i = 0; i < B; i++) {
+              const j = i % M;
+              labels[i * M + j] = 1;
+              mask[i * M + j] = 1;
+            }
+            tf.tidy(() => {
+              const t = tf.tensor2d(logits, [B, M]);
+              const up = tf.scalar(1.7);
+              const ref = tf.valueAndGrad((z: tf.Tensor) =>
+                tf.mul(
+                  sampledSoftmaxLoss(
+                    z as tf.Tensor2D,
+                    tf.tensor1d(logQ),
+                    tf.tensor2d(mask, [B, M]),
+                    tf.tensor2d(labels, [B, M]),
+                  ),
+                  up,
+                ),
+              )(t);
+              const ours = tf.valueAndGrad((z: tf.Tensor) =>
+                tf.mul(sampledSoftmaxLossFused(z as tf.Tensor2D, logQ, mask, labels), up),
+              )(t);
+              close(val(ours.value), val(ref.value), 1e-4 * Math.max(1, Math.abs(val(ref.value))));
+              const a = ours.grad.dataSync();
+              const b = ref.grad.dataSync();
+              for (let i = 0; i < a.length; i++) close(a[i] as number, b[i] as number, 1e-5);
+            });
+          },
+        ),
+        { numRuns: 60 },
+      );
     });
 
     test('combineLosses is the weighted sum of the terms with non-zero weight', () => {
