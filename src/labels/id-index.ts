@@ -78,11 +78,13 @@ function fullHash(s: string): number {
  * ix.get('b'); // 1
  */
 export class IdIndex {
-  private slots = new Int32Array(512);
-  private stamps = new Int32Array(512);
+  private slots = new Int32Array(1024);
+  private stamps = new Int32Array(1024);
+  /** Hash of each indexed item, by list index: a probe compares strings only when these match. */
+  private hashes = new Int32Array(256);
   private gen = EMPTY_GEN;
-  private mask = 511;
-  private shift = 23; // 32 − log2(table size): slots come from the hash's top bits
+  private mask = 1023;
+  private shift = 22; // 32 − log2(table size): slots come from the hash's top bits
   private mode = QUICK;
   private items: readonly Keyed[] = [];
 
@@ -104,10 +106,12 @@ export class IdIndex {
     const stamps = this.stamps;
     const mask = this.mask;
     const items = this.items;
-    let k = (this.mode === QUICK ? quickHash(id) : fullHash(id)) >>> this.shift;
+    const hashes = this.hashes;
+    const h = this.mode === QUICK ? quickHash(id) : fullHash(id);
+    let k = h >>> this.shift;
     while (stamps[k] === gen) {
       const i = slots[k]!;
-      if (items[i]!.item_id === id) return i;
+      if (hashes[i] === h && items[i]!.item_id === id) return i;
       k = (k + 1) & mask;
     }
     return -1;
@@ -121,26 +125,31 @@ export class IdIndex {
     const stamps = this.stamps;
     const mask = this.mask;
     const shift = this.shift;
+    const hashes = this.hashes;
     let probes = 0;
     for (let i = 0; i < n; i++) {
       const id = items[i]!.item_id;
-      let k = (mode === QUICK ? quickHash(id) : fullHash(id)) >>> shift;
+      const h = mode === QUICK ? quickHash(id) : fullHash(id);
+      let k = h >>> shift;
       while (stamps[k] === gen) {
-        if (items[slots[k]!]!.item_id === id) return i;
+        const j = slots[k]!;
+        if (hashes[j] === h && items[j]!.item_id === id) return i;
         k = (k + 1) & mask;
         if (++probes > budget) return -2;
       }
       stamps[k] = gen;
       slots[k] = i;
+      hashes[i] = h;
     }
     return -1;
   }
 
   private ensure(n: number): void {
-    // Load factor ≤ 1/2 keeps linear probing short.
-    if (this.slots.length >= 2 * n) return;
+    if (this.hashes.length < n) this.hashes = new Int32Array(Math.max(n, 2 * this.hashes.length));
+    // Load factor ≤ 1/4 keeps linear probing short (the tables of 200 ids still fit in L1).
+    if (this.slots.length >= 4 * n) return;
     let size = this.slots.length;
-    while (size < 2 * n) size *= 2;
+    while (size < 4 * n) size *= 2;
     this.slots = new Int32Array(size);
     this.stamps = new Int32Array(size);
     this.mask = size - 1;
