@@ -26,16 +26,16 @@
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type Admin,
-  type Consumer,
-  type EachBatchPayload,
-  type Kafka,
-  type Message,
-  Partitioners,
-  type Producer,
-  type RecordMetadata,
-  type TopicMessages,
+import type {
+  Admin,
+  Consumer,
+  EachBatchPayload,
+  Kafka,
+  Message,
+  Producer,
+  RecordMetadata,
+  TopicMessages,
+  Transaction,
 } from 'kafkajs';
 import type { Config } from '../config/schema.ts';
 import { encodeAvro } from '../contracts/codec.ts';
@@ -45,7 +45,7 @@ import { ChangeRecordingStore } from '../join/changelog.ts';
 import { JoinTask } from '../join/task.ts';
 import { emptyCounters, type JoinCounters, type Side, type TaskOutput } from '../join/types.ts';
 import { coPartitionedAssigner } from '../kafka/assigner.ts';
-import { createKafka } from '../kafka/client.ts';
+import { createKafka, createTransactionalProducer, sendOffsetsRetrying } from '../kafka/client.ts';
 import { restoreFromChangelog } from '../kafka/restore.ts';
 import { ensureTopics, type TopicLayout } from '../kafka/topics.ts';
 import { labelRequest } from '../labels/index.ts';
@@ -59,6 +59,14 @@ import { type OutcomeCounts, sumCounters } from './outcomes.ts';
 const STEP_CHUNK = 256;
 /** Buffered records per side above which the partition is paused (Kafka Streams' buffered.records.per.partition). */
 const MAX_BUFFERED = 20_000;
+/** Buffered input bytes per side above which the partition is paused (large lists bound memory first). */
+const MAX_BUFFERED_BYTES = 32 * 2 ** 20;
+/**
+ * Encoded output bytes of an open batch after which they are sent ahead in the batch's transaction,
+ * so the produce round trips overlap with processing the rest of the batch instead of all
+ * following it at commit time.
+ */
+const SEND_AHEAD_BYTES = 256 * 1024;
 
 interface Position {
   /** Next offset the consumer will fetch (after everything fetched so far, control records included). */
@@ -85,6 +93,18 @@ class KafkaTask {
    * returns them, so label objects die young instead of surviving until the commit.
    */
   messages = new Map<string, Message[]>();
+  /** Value bytes in {@link messages}. */
+  pendingBytes = 0;
+  /** The batch's Kafka transaction, opened by the first send-ahead (or at commit). */
+  txn: Transaction | undefined;
+  /** Chain of the batch's send-aheads (one produce request in flight, in output order). */
+  sending: Promise<void> | undefined;
+  /** Record metadata of the sends so far (changelog base offsets give the checkpoint). */
+  sentMeta: RecordMetadata[] = [];
+  /** Average input record size per side (bytes), for the byte bound on buffering. */
+  avgBytes: Record<Side, number> = { ranker: 0, impression: 0 };
+  /** A pump is queued on the lock (fetches only schedule one). */
+  pumpQueued = false;
   processed = 0;
   batchStarted = 0;
   broken = false;
@@ -277,13 +297,13 @@ export class LabelService {
       // Revoked: close (the pending batch is discarded; the new owner fences us anyway).
       // Kept: kafkajs reset its fetch positions to the committed offsets, so rewind the task too.
       if (!next.has(t.p)) this.#closeTaskAsync(t, false);
-      else void t.run(async () => this.#rewind(t));
+      else void t.run(() => this.#rewind(t));
     }
   }
 
   /** Drops the task's uncommitted batch and buffers and seeks both inputs to the committed offsets. */
-  #rewind(t: KafkaTask): void {
-    this.#discardBatch(t);
+  async #rewind(t: KafkaTask): Promise<void> {
+    await this.#discardBatch(t);
     t.join.reset();
     for (const side of ['ranker', 'impression'] as const) {
       const off = t.committed[side];
@@ -316,7 +336,23 @@ export class LabelService {
     if (pos.next === null || first === null || first !== pos.next) return;
     pos.next = Math.max(pos.next, Number(p.lastOffset) + 1);
     pos.hw = Number(p.highWatermark);
-    void t.run(() => this.#pump(t)).catch((e: unknown) => this.#fail(t, e));
+    this.#schedulePump(t);
+  }
+
+  /**
+   * Queues one pump on the task's lock (fetches and ticks need at most one waiting). Processing
+   * and commits run behind the fetch: eachBatch returns once the records are buffered, so kafkajs
+   * fetches the next batches while the task processes and its transaction is in flight.
+   */
+  #schedulePump(t: KafkaTask): void {
+    if (t.pumpQueued || t.broken) return;
+    t.pumpQueued = true;
+    void t
+      .run(() => {
+        t.pumpQueued = false;
+        return this.#pump(t);
+      })
+      .catch((e: unknown) => this.#fail(t, e));
   }
 
   async #eachBatch({ batch, isStale, heartbeat, pause, resolveOffset }: EachBatchPayload): Promise<void> {
@@ -344,42 +380,44 @@ export class LabelService {
       this.#fail(t, e);
       return false;
     });
-    if (!fetched) return;
-    try {
-      await t.run(async () => {
-        if (isStale() || t.broken) return;
-        const pos = t.pos[side];
-        // Only a batch fetched from exactly our position continues the log; anything else was
-        // fetched before our last seek (kafkajs' Batch carries the offset it was fetched from).
-        const fetchedOffset = Number((batch as unknown as { fetchedOffset: string }).fetchedOffset);
-        if (pos.next === null || fetchedOffset !== pos.next || msgs.length === 0) return;
-        t.join.push(
-          side,
-          msgs.map((m) => ({ offset: Number(m.offset), key: m.key, raw: m.value ?? Buffer.alloc(0) })),
-        );
-        this.metrics.recordsIn.inc({ topic: batch.topic }, msgs.length);
-        pos.next = Number(batch.lastOffset()) + 1;
-        pos.hw = Number(batch.highWatermark);
-        // Moves kafkajs' fetch position (control records after the last message included). Our
-        // commits go through the transaction, so this never commits anything by itself.
-        resolveOffset(msgs[msgs.length - 1]!.offset);
-        if (t.join.buffered(side) > MAX_BUFFERED && t.resume[side] === undefined) t.resume[side] = pause();
-        await this.#pump(t);
-      });
-    } catch (e) {
-      this.#fail(t, e);
-    }
+    if (!fetched || isStale() || t.broken) return;
+    const pos = t.pos[side];
+    // Only a batch fetched from exactly our position continues the log; anything else was
+    // fetched before our last seek (kafkajs' Batch carries the offset it was fetched from).
+    const fetchedOffset = Number((batch as unknown as { fetchedOffset: string }).fetchedOffset);
+    if (pos.next === null || fetchedOffset !== pos.next || msgs.length === 0) return;
+    let bytes = 0;
+    t.join.push(
+      side,
+      msgs.map((m) => {
+        const raw = m.value ?? Buffer.alloc(0);
+        bytes += raw.length;
+        return { offset: Number(m.offset), key: m.key, raw };
+      }),
+    );
+    t.avgBytes[side] = bytes / msgs.length;
+    this.metrics.recordsIn.inc({ topic: batch.topic }, msgs.length);
+    pos.next = Number(batch.lastOffset()) + 1;
+    pos.hw = Number(batch.highWatermark);
+    // Moves kafkajs' fetch position (control records after the last message included). Our
+    // commits go through the transaction, so this never commits anything by itself.
+    resolveOffset(msgs[msgs.length - 1]!.offset);
+    if (this.#overBuffered(t, side, 1) && t.resume[side] === undefined) t.resume[side] = pause();
+    this.#schedulePump(t);
+  }
+
+  /** Whether a side holds more than `fraction` of the buffering bounds (records or bytes). */
+  #overBuffered(t: KafkaTask, side: Side, fraction: number): boolean {
+    const n = t.join.buffered(side);
+    return n > MAX_BUFFERED * fraction || n * t.avgBytes[side] > MAX_BUFFERED_BYTES * fraction;
   }
 
   async #openTask(p: number, heartbeat: () => Promise<void>): Promise<void> {
     const k = this.config.kafka;
     const generation = this.#generation;
-    const producer = this.#kafka.producer({
+    const producer = createTransactionalProducer(this.#kafka, {
       transactionalId: `${k.groupId}-task-${p}`,
-      idempotent: true,
-      maxInFlightRequests: 1,
       transactionTimeout: k.transactionTimeoutMs,
-      createPartitioner: Partitioners.DefaultPartitioner,
     });
     await producer.connect();
     let store: SqliteJoinStore | undefined;
@@ -452,7 +490,7 @@ export class LabelService {
           const pos = t.pos[side];
           t.join.setCaughtUp(side, pos.next !== null && pos.hw !== null && pos.next >= pos.hw);
         }
-        if (t.resume[side] !== undefined && t.join.buffered(side) < MAX_BUFFERED / 2) {
+        if (t.resume[side] !== undefined && !this.#overBuffered(t, side, 0.5)) {
           t.resume[side]!();
           delete t.resume[side];
         }
@@ -464,6 +502,7 @@ export class LabelService {
       if (processed > 0 && t.processed === 0) t.batchStarted = Date.now();
       t.processed += processed;
       this.#collect(t, outputs);
+      if (t.pendingBytes >= SEND_AHEAD_BYTES) this.#sendAhead(t);
       if (t.processed >= k.maxBatchRecords) {
         await this.#commit(t);
         continue;
@@ -478,7 +517,7 @@ export class LabelService {
     if (this.#stopping || this.#recovering !== undefined) return;
     for (const t of this.#tasks.values()) {
       if (t.broken) continue;
-      void t.run(() => this.#pump(t)).catch((e: unknown) => this.#fail(t, e));
+      this.#schedulePump(t);
       this.metrics.openRequests.set({ partition: String(t.p) }, t.store.size());
       const wm = t.join.watermark();
       if (wm !== null) this.metrics.watermarkLag.set({ partition: String(t.p) }, Date.now() - wm);
@@ -518,6 +557,33 @@ export class LabelService {
     const list = t.messages.get(topic);
     if (list === undefined) t.messages.set(topic, [m]);
     else list.push(m);
+    t.pendingBytes += value.length;
+  }
+
+  /**
+   * Sends the batch's outputs so far in its transaction (opened here if needed), chained after the
+   * earlier send-aheads, without waiting: the commit awaits the chain. A failure surfaces there
+   * (the transaction is then aborted and the task recovers as for any commit failure).
+   */
+  #sendAhead(t: KafkaTask): void {
+    const topicMessages = [...t.messages].map(([topic, messages]) => ({ topic, messages }));
+    t.messages = new Map();
+    t.pendingBytes = 0;
+    t.sending = this.#chainSend(t, topicMessages);
+  }
+
+  /** Chains a send of `topicMessages` in the task's transaction after its earlier sends. */
+  #chainSend(t: KafkaTask, topicMessages: TopicMessages[]): Promise<void> {
+    const chain = (t.sending ?? Promise.resolve()).then(async () => {
+      t.txn ??= await t.producer.transaction();
+      // Several bounded sends: one produce request must stay under the broker's message.max.bytes.
+      for (const chunk of chunkMessages(topicMessages)) {
+        t.sentMeta.push(...(await t.txn.sendBatch({ topicMessages: chunk, acks: -1 })));
+      }
+      for (const tm of topicMessages) this.metrics.recordsOut.inc({ topic: tm.topic }, tm.messages.length);
+    });
+    chain.catch(() => undefined); // awaited (and handled) by the commit or the discard
+    return chain;
   }
 
   #messages(t: KafkaTask): TopicMessages[] {
@@ -584,28 +650,28 @@ export class LabelService {
       .map((s) => ({ topic: this.#topic(s), partitions: [{ partition: t.p, offset: String(next[s]) }] }));
     const topicMessages = this.#messages(t);
     const changelogCount = topicMessages.find((m) => m.topic === k.topics.changelog)?.messages.length ?? 0;
-    if (topicMessages.length === 0 && offsets.length === 0) {
+    if (topicMessages.length === 0 && offsets.length === 0 && t.sending === undefined) {
       t.store.commit();
       this.#resetBatch(t);
       return;
     }
     const started = process.hrtime.bigint();
-    const txn = await t.producer.transaction();
-    const meta: RecordMetadata[] = [];
     try {
-      // Several bounded sends: one produce request must stay under the broker's message.max.bytes.
-      for (const chunk of chunkMessages(topicMessages))
-        meta.push(...(await txn.sendBatch({ topicMessages: chunk, acks: -1 })));
-      if (offsets.length > 0) await txn.sendOffsets({ consumerGroupId: k.groupId, topics: offsets });
-      await txn.commit();
+      if (topicMessages.length > 0) t.sending = this.#chainSend(t, topicMessages);
+      await t.sending;
+      t.txn ??= await t.producer.transaction();
+      if (offsets.length > 0)
+        await sendOffsetsRetrying(t.txn, { consumerGroupId: k.groupId, topics: offsets });
+      await t.txn.commit();
     } catch (e) {
-      await txn.abort().catch(() => undefined);
+      await t.txn?.abort().catch(() => undefined);
+      t.txn = undefined;
       throw e;
     }
     // The Kafka transaction is committed: now commit SQLite with the changelog position it reflects.
     let checkpoint: number | undefined;
     if (changelogCount > 0) {
-      const bases = meta
+      const bases = t.sentMeta
         .filter((m) => m.topicName === k.topics.changelog && m.partition === t.p)
         .map((m) => Number(m.baseOffset));
       if (bases.length > 0) checkpoint = Math.min(...bases) + changelogCount;
@@ -614,7 +680,6 @@ export class LabelService {
     for (const s of ['ranker', 'impression'] as const) if (next[s] !== null) t.committed[s] = next[s];
     this.metrics.commitLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.metrics.batchRecords.observe(t.processed);
-    for (const tm of topicMessages) this.metrics.recordsOut.inc({ topic: tm.topic }, tm.messages.length);
     this.#exportCounters(t);
     this.#resetBatch(t);
   }
@@ -647,10 +712,19 @@ export class LabelService {
 
   #resetBatch(t: KafkaTask): void {
     t.messages = new Map();
+    t.pendingBytes = 0;
+    t.txn = undefined;
+    t.sending = undefined;
+    t.sentMeta = [];
     t.processed = 0;
   }
 
-  #discardBatch(t: KafkaTask): void {
+  /** Rolls the open batch back: its transaction (if sends began) is aborted, SQLite rolled back. */
+  async #discardBatch(t: KafkaTask): Promise<void> {
+    await t.sending?.catch(() => undefined);
+    await t.txn
+      ?.abort()
+      .catch((e: unknown) => this.#log.warn('aborting a batch failed', { partition: t.p, error: e }));
     t.store.rollback();
     t.logged.discardChanges();
     t.join.clearCache();
@@ -673,9 +747,9 @@ export class LabelService {
           await this.#commit(t);
         } catch (e) {
           this.#log.warn('final commit failed; the batch will be reprocessed', { partition: t.p, error: e });
-          this.#discardBatch(t);
+          await this.#discardBatch(t);
         }
-      } else this.#discardBatch(t);
+      } else await this.#discardBatch(t);
       t.broken = true;
       await t.producer.disconnect().catch(() => undefined);
       t.store.close();

@@ -17,12 +17,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Admin, type Consumer, type Kafka, Partitioners, type Producer } from 'kafkajs';
+import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
 import type { KafkaConfig } from '../config/schema.ts';
 import { errorMessage, isRankdistillError, RankdistillError } from '../errors.ts';
 import { writeFileAtomic } from '../io/files.ts';
 import type { Side } from '../join/types.ts';
-import { createKafka } from '../kafka/client.ts';
+import { createKafka, createTransactionalProducer } from '../kafka/client.ts';
 import { createTopicsAndWait } from '../kafka/topics.ts';
 import { logger } from '../log.ts';
 import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
@@ -179,12 +179,9 @@ async function ensureOutputTopics(
 
 /** A transactional producer for partition task p, fenced (a previous owner's open transaction aborted). */
 async function taskProducer(kafka: Kafka, ctx: ReplayContext, p: number): Promise<Producer> {
-  const producer = kafka.producer({
+  const producer = createTransactionalProducer(kafka, {
     transactionalId: `${ctx.groupId}-p${p}`,
-    idempotent: true,
-    maxInFlightRequests: 1,
     transactionTimeout: ctx.opts.config.kafka.transactionTimeoutMs,
-    createPartitioner: Partitioners.DefaultPartitioner,
   });
   try {
     await producer.connect();

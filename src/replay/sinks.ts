@@ -8,6 +8,7 @@ import { encodeAvro, encodeJson } from '../contracts/codec.ts';
 import { avroType, type ContractName } from '../contracts/schemas.ts';
 import type { FileFormat } from '../io/files.ts';
 import type { OutputKind, Side, TaskOutput } from '../join/types.ts';
+import { sendOffsetsRetrying } from '../kafka/client.ts';
 import type { PartLengths } from './checkpoint.ts';
 import { PartFile } from './parts.ts';
 
@@ -193,7 +194,7 @@ export class TopicSink implements ReplaySink {
     try {
       for (const topicMessages of chunks) await txn.sendBatch({ topicMessages, acks: -1 });
       if (off !== null) {
-        await txn.sendOffsets({
+        await sendOffsetsRetrying(txn, {
           consumerGroupId: off.groupId,
           topics: (['ranker', 'impression'] as const).map((s) => ({
             topic: off.topics[s],
