@@ -44,7 +44,14 @@ function mixRange(h: number, s: string, from: number, to: number): number {
   return h;
 }
 
-function quickHash(s: string): number {
+/**
+ * The QUICK hash {@link IdIndex.build} tries first. Exported for callers that hash ids during
+ * their own pass over the list ({@link IdIndex.hashSlots}).
+ *
+ * @example
+ * idHash('item-0012345') === idHash('item-0012345'); // a 32-bit integer
+ */
+export function idHash(s: string): number {
   const len = s.length;
   let x: number;
   if (len >= 4) {
@@ -93,7 +100,28 @@ export class IdIndex {
    * already seen (a duplicate), or −1. Items after a duplicate are not indexed.
    */
   build(items: readonly Keyed[], n: number): number {
+    const hashes = this.hashSlots(n);
+    for (let i = 0; i < n; i++) hashes[i] = idHash(items[i]!.item_id);
+    return this.buildHashed(items, n);
+  }
+
+  /**
+   * The buffer to write `idHash(items[i].item_id)` into, at index i, before
+   * {@link IdIndex.buildHashed}: lets a validation pass that already reads every id hash it on
+   * the way instead of walking the list twice. Valid until the next call on this index.
+   *
+   * @example
+   * const h = ix.hashSlots(items.length);
+   * for (let i = 0; i < items.length; i++) h[i] = idHash(items[i].item_id);
+   * ix.buildHashed(items, items.length); // same result as ix.build(items, items.length)
+   */
+  hashSlots(n: number): Int32Array {
     this.ensure(n);
+    return this.hashes;
+  }
+
+  /** {@link IdIndex.build} of a list whose ids are already hashed into {@link IdIndex.hashSlots}. */
+  buildHashed(items: readonly Keyed[], n: number): number {
     this.items = items;
     const r = this.fill(items, n, QUICK, 2 * n + 8);
     return r === -2 ? this.fill(items, n, FULL, Number.POSITIVE_INFINITY) : r;
@@ -107,7 +135,7 @@ export class IdIndex {
     const mask = this.mask;
     const items = this.items;
     const hashes = this.hashes;
-    const h = this.mode === QUICK ? quickHash(id) : fullHash(id);
+    const h = this.mode === QUICK ? idHash(id) : fullHash(id);
     let k = h >>> this.shift;
     while (stamps[k] === gen) {
       const i = slots[k]!;
@@ -117,7 +145,10 @@ export class IdIndex {
     return -1;
   }
 
-  /** One indexing pass: dup index, −1, or −2 when more than `budget` extra probes were needed. */
+  /**
+   * One indexing pass: dup index, −1, or −2 when more than `budget` extra probes were needed.
+   * QUICK reads the hashes already in `hashes`; FULL computes and stores its own.
+   */
   private fill(items: readonly Keyed[], n: number, mode: number, budget: number): number {
     const gen = this.nextGen();
     this.mode = mode;
@@ -128,18 +159,21 @@ export class IdIndex {
     const hashes = this.hashes;
     let probes = 0;
     for (let i = 0; i < n; i++) {
-      const id = items[i]!.item_id;
-      const h = mode === QUICK ? quickHash(id) : fullHash(id);
+      let h: number;
+      if (mode === QUICK) h = hashes[i]!;
+      else {
+        h = fullHash(items[i]!.item_id);
+        hashes[i] = h;
+      }
       let k = h >>> shift;
       while (stamps[k] === gen) {
         const j = slots[k]!;
-        if (hashes[j] === h && items[j]!.item_id === id) return i;
+        if (hashes[j] === h && items[j]!.item_id === items[i]!.item_id) return i;
         k = (k + 1) & mask;
         if (++probes > budget) return -2;
       }
       stamps[k] = gen;
       slots[k] = i;
-      hashes[i] = h;
     }
     return -1;
   }

@@ -73,7 +73,8 @@ export function labelRequest(req: JoinedRequest, cfg: LabelsConfig): RequestLabe
   const ranker = req.ranker;
   const impression = req.impression;
   const index = candidateIndex;
-  const bad = checkRankerOutput(ranker, index, false);
+  // Validation copies the scores into the view's logit buffer while it reads them anyway.
+  const bad = checkRankerOutput(ranker, index, false, scratch);
   if (bad !== null) {
     throw new LabelInputError(`invalid RankerOutput: ${bad}`, { request_id: ranker.request_id });
   }
@@ -98,7 +99,7 @@ export function labelRequest(req: JoinedRequest, cfg: LabelsConfig): RequestLabe
     if (impression.ts > ts) ts = impression.ts;
   }
 
-  const view = resolveTeacher(ranker, impression, cfg.teacher, index, scratch);
+  const view = resolveTeacher(ranker, impression, cfg.teacher, index, scratch, true);
   const requestId = ranker.request_id;
   const userId = ranker.user_id;
   const modelVersion = ranker.model_version;

@@ -105,15 +105,20 @@ function fusionOf(w: Record<string, number>): Fusion {
 
 /**
  * Teacher logits in ranker order. Throws LabelInputError when a weighted objective is missing and
- * `missingLogits` is 'error'.
+ * `missingLogits` is 'error'. `scoresInZ`: z already holds the scores (copied by validation).
  */
-function logits(items: readonly RankedItem[], cfg: TeacherConfig, z: Float64Array): Float64Array {
+function logits(
+  items: readonly RankedItem[],
+  cfg: TeacherConfig,
+  z: Float64Array,
+  scoresInZ: boolean,
+): Float64Array {
   const n = items.length;
   const f = fusionOf(cfg.objectiveWeights);
   const keys = f.keys;
   const nk = keys.length;
   if (nk === 0) {
-    for (let i = 0; i < n; i++) z[i] = items[i]!.score;
+    if (!scoresInZ) for (let i = 0; i < n; i++) z[i] = items[i]!.score;
     return z;
   }
   const w = f.weights;
@@ -148,6 +153,8 @@ function logits(items: readonly RankedItem[], cfg: TeacherConfig, z: Float64Arra
  * Builds the teacher view of a validated request. `index` maps item_id → ranker index (built by
  * the validation pass over `ranker.items`); it is only read when an impression has shown items.
  * With a `scratch`, the view's arrays are the scratch buffers, valid until its next use.
+ * `scoresInZ` (only with a scratch): `scratch.zRanker[0..n)` already holds the item scores, as
+ * checkRankerOutput copies them when given that buffer; the copy is then skipped.
  *
  * @example
  * const view = resolveTeacher(ranker, impression, cfg.teacher, index);
@@ -159,6 +166,7 @@ export function resolveTeacher(
   cfg: TeacherConfig,
   index: IdIndex,
   scratch: ViewScratch | null = null,
+  scoresInZ = false,
 ): TeacherView {
   const items = ranker.items;
   const n = items.length;
@@ -166,7 +174,11 @@ export function resolveTeacher(
   const m = shown === null ? 0 : shown.length;
   const sc = scratch === null ? null : scratch.ensure(n, m);
   const zRanker =
-    cfg.signal === 'logits' ? logits(items, cfg, sc === null ? new Float64Array(n) : sc.zRanker) : null;
+    cfg.signal === 'logits'
+      ? sc === null
+        ? logits(items, cfg, new Float64Array(n), false)
+        : logits(items, cfg, sc.zRanker, scoresInZ)
+      : null;
   if (shown === null) return { n, items, order: null, z: zRanker, zRanker, clicked: null };
 
   const clickedRanker = (sc === null ? new Int8Array(n) : sc.clickedRanker).fill(-1, 0, n);

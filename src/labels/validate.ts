@@ -20,7 +20,8 @@
  * - A RankerOutput with no items is invalid (there is nothing to label).
  */
 import type { Impression, RankerOutput } from '../contracts/index.ts';
-import { IdIndex } from './id-index.ts';
+import { IdIndex, idHash } from './id-index.ts';
+import type { ViewScratch } from './teacher.ts';
 
 const ownIndex = new IdIndex();
 const shownIndex = new IdIndex();
@@ -64,13 +65,21 @@ function itemReason(it: RankerOutput['items'][number], i: number): string {
 /**
  * {@link validateRankerOutput}, building `index` (item_id → list index) on the way, so the
  * generators reuse the table the duplicate check had to build anyway. With `copiedMaps` false
- * the features and context (copied into the labels, never computed on) are not checked.
+ * the features and context (copied into the labels, never computed on) are not checked. With a
+ * `scratch`, the item scores are copied into `scratch.zRanker` (index i ← items[i].score) by the
+ * same pass: the teacher view needs them and the items are in cache right now. Ids are hashed in
+ * that pass too ({@link IdIndex.hashSlots}).
  * @internal
  * @example
  * const index = new IdIndex();
  * if (checkRankerOutput(record, index, true) === null) index.get('item-7'); // its list index, or -1
  */
-export function checkRankerOutput(r: RankerOutput, index: IdIndex, copiedMaps: boolean): string | null {
+export function checkRankerOutput(
+  r: RankerOutput,
+  index: IdIndex,
+  copiedMaps: boolean,
+  scratch: ViewScratch | null = null,
+): string | null {
   if (badId(r.request_id)) return `request_id must be a non-empty string, found ${show(r.request_id)}`;
   if (badId(r.user_id)) return `user_id must be a non-empty string, found ${show(r.user_id)}`;
   if (badTs(r.ts)) return `ts must be a non-negative integer (epoch ms), found ${show(r.ts)}`;
@@ -82,17 +91,22 @@ export function checkRankerOutput(r: RankerOutput, index: IdIndex, copiedMaps: b
   if (!Array.isArray(items) || items.length === 0)
     return 'items must hold at least one candidate, found none';
   const n = items.length;
+  const hashes = index.hashSlots(n);
+  const scores = scratch === null ? null : scratch.ensure(n, 0).zRanker;
   // Hot loop: branch-light checks only; the message is built on the (rare) failure path.
   for (let i = 0; i < n; i++) {
     const it = items[i]!;
     const id = it.item_id;
-    if (typeof id !== 'string' || id.length === 0 || !Number.isFinite(it.score)) return itemReason(it, i);
+    const score = it.score;
+    if (typeof id !== 'string' || id.length === 0 || !Number.isFinite(score)) return itemReason(it, i);
     const o = it.objectives;
     if (o !== null && !allFinite(o)) return itemReason(it, i);
     const f = it.features;
     if (copiedMaps && f !== null && !allFinite(f)) return itemReason(it, i);
+    hashes[i] = idHash(id);
+    if (scores !== null) scores[i] = score;
   }
-  const dup = index.build(items, n);
+  const dup = index.buildHashed(items, n);
   if (dup >= 0) {
     const id = items[dup]!.item_id;
     return `item_id ${show(id)} appears twice (items[${index.get(id)}] and items[${dup}]); each candidate must appear once`;
