@@ -206,8 +206,9 @@ export function pairwisePairs(
   const items = view.items;
   const order = view.order;
   const gains = GAINS;
-  const out: ItemPair[] = [];
-  for (let q = 0; q < buf.len; q++) {
+  const len = buf.len;
+  const out = new Array<ItemPair>(len);
+  for (let q = 0; q < len; q++) {
     const i = buf.pos[q]!;
     const j = buf.neg[q]!;
     let weight = 1;
@@ -217,13 +218,13 @@ export function pairwisePairs(
       const d = (gi < 32 ? gains[gi]! : 2 ** gi - 1) - (gj < 32 ? gains[gj]! : 2 ** gj - 1);
       weight = Math.abs(d) * Math.abs(disc[i]! - disc[j]!) * invIdcg;
     }
-    out.push({
+    out[q] = {
       pos_item: items[order === null ? i : order[i]!]!.item_id,
       neg_item: items[order === null ? j : order[j]!]!.item_id,
       pos_rank: i + 1,
       neg_rank: j + 1,
       weight,
-    });
+    };
   }
   return out;
 }
