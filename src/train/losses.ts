@@ -5,7 +5,7 @@
  * cpu.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readInto } from './ops.ts';
+import { fromBuffer, readInto } from './ops.ts';
 
 /** Additive logit penalty of masked-out entries: large, but finite so 0 · penalty stays 0. */
 const MASKED = -1e9;
@@ -153,38 +153,47 @@ export function sampledSoftmaxLoss(
   return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), 1))) as tf.Scalar;
 }
 
-/** Scratch of {@link sampledSoftmaxLossFused}, grown on demand (a step allocates no [B, M] array). */
+/** Scratch of {@link sampledSoftmaxOfVectors}, grown on demand (a step allocates no [B, M] array). */
 let scratch = new Float32Array(0);
+let scratchT = new Float32Array(0);
 
 /**
- * {@link sampledSoftmaxLoss} with `logQ`, `mask` and `labels` as plain arrays: the correction and
- * the mask penalty are folded into one bias array in JS, the softmax is one kernel, and the loss
- * and its gradient ∂ℓ/∂s_ij = (p_ij · Σ_k y_ik − y_ij) / B are computed in JS from p. Why: the
- * taped `logSoftmax` with its masks and its gradient is a dozen [B, M] kernels and two `exp`
- * passes on tfjs-backend-wasm — about a quarter of a training step. Same formula and masking;
- * −log p_ij is taken from p when p_ij ≥ 1e-30 (float32 p carries the same relative precision as
- * the log-softmax), otherwise the row's log-softmax is recomputed exactly in float64.
+ * {@link sampledSoftmaxLoss} of the logits `anchors · candidatesᵀ` ([B, d] · [M, d]ᵀ), with `logQ`,
+ * `mask` and `labels` as plain arrays, differentiated by hand: the correction and the mask penalty
+ * are one bias array, the softmax p is one kernel, and the loss and G = ∂ℓ/∂s,
+ * G_ij = (p_ij · Σ_k y_ik − y_ij) / B, are computed in JS from p; then ∂ℓ/∂anchors = G · C and
+ * ∂ℓ/∂candidates = Gᵀ · A with Gᵀ laid out in JS. Why: on tfjs-backend-wasm the taped version is a
+ * dozen [B, M] kernels with two `exp` passes, two transposes and a product that packs the whole
+ * [B, M] gradient — about a quarter of a training step. Same formula and masking; −log p_ij is
+ * taken from p when p_ij ≥ 1e-30 (float32 p carries the relative precision of the log-softmax),
+ * otherwise the row's log-softmax is recomputed exactly in float64.
  *
  * @example
- * sampledSoftmaxLossFused(tf.tensor2d([[0, 0]]), Float32Array.of(0, 0), Float32Array.of(1, 1), Float32Array.of(1, 0)); // log 2
+ * sampledSoftmaxOfVectors(tf.tensor2d([[1, 0]]), tf.tensor2d([[0, 0], [0, 0]]), Float32Array.of(0, 0), Float32Array.of(1, 1), Float32Array.of(1, 0)); // log 2
  */
-export function sampledSoftmaxLossFused(
-  logits: tf.Tensor2D,
+export function sampledSoftmaxOfVectors(
+  anchors: tf.Tensor2D,
+  candidates: tf.Tensor2D,
   logQ: Float32Array,
   mask: Float32Array,
   labels: Float32Array,
 ): tf.Scalar {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    const [B, M] = x.shape;
+    const [ua, cand, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    const B = ua.shape[0];
+    const M = cand.shape[0];
     const n = B * M;
-    if (scratch.length < n) scratch = new Float32Array(n);
-    const buf = scratch;
+    if (scratch.length < n) {
+      scratch = new Float32Array(n);
+      scratchT = new Float32Array(n);
+    }
+    const buf = scratch.subarray(0, n);
     for (let i = 0; i < B; i++) {
       const o = i * M;
       for (let j = 0; j < M; j++) buf[o + j] = (1 - (mask[o + j] as number)) * MASKED - (logQ[j] as number);
     }
-    const corrected = tf.add(x, tf.tensor2d(buf.subarray(0, n), [B, M]));
+    const logits = tf.matMul(ua, tf.transpose(cand));
+    const corrected = tf.add(logits, fromBuffer(buf, [B, M]));
     const p = readInto(tf.softmax(corrected), buf);
     let total = 0;
     for (let i = 0; i < B; i++) {
@@ -204,14 +213,23 @@ export function sampledSoftmaxLossFused(
       }
       for (let j = 0; j < M; j++) p[o + j] = ((p[o + j] as number) * ySum - (labels[o + j] as number)) / B;
     }
-    const grad = tf.tensor2d(p.subarray(0, n), [B, M]);
-    save([grad]);
+    const gT = scratchT.subarray(0, n);
+    for (let j = 0; j < M; j++) {
+      const b = j * B;
+      for (let i = 0; i < B; i++) gT[b + i] = p[i * M + j] as number;
+    }
+    const g = fromBuffer(p, [B, M]);
+    const gTt = fromBuffer(gT, [M, B]);
+    save([g, gTt, ua, cand]);
     return {
       value: tf.scalar(total / B),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(dy, saved[0] as tf.Tensor)],
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sg, sgT, sa, sc] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        return [tf.mul(dy, tf.matMul(sg, sc)), tf.mul(dy, tf.matMul(sgT, sa))];
+      },
     };
-  }) as (x: tf.Tensor2D) => tf.Scalar;
-  return f(logits);
+  }) as (a: tf.Tensor2D, c: tf.Tensor2D) => tf.Scalar;
+  return f(anchors, candidates);
 }
 
 /** log-softmax of one row `z[o..o+M)` in float64. */

@@ -82,6 +82,18 @@ export function readInto(t: tf.Tensor, out: Float32Array): Float32Array {
   return out;
 }
 
+/**
+ * A float32 tensor of `values`, which the caller may overwrite afterwards (a reused buffer): the
+ * wasm backend copies values into its heap when a tensor is made; the cpu and tensorflow backends
+ * may keep a reference to the array, so they get a copy.
+ *
+ * @example
+ * const t = fromBuffer(scratch.subarray(0, n * d), [n, d]);
+ */
+export function fromBuffer(values: Float32Array, shape: [number, number]): tf.Tensor2D {
+  return tf.tensor2d(tf.getBackend() === 'wasm' ? values : values.slice(), shape);
+}
+
 /** One dense layer of an MLP as plain values: kernel [inDim, outDim] row-major, bias [outDim]. */
 export interface LayerValues {
   kernel: Float32Array;
@@ -131,9 +143,10 @@ export function transposeValues(
   keepRows = rows,
   out: Float32Array = new Float32Array(keepRows * cols),
 ): Float32Array {
-  for (let r = 0; r < keepRows; r++) {
-    const b = r * cols;
-    for (let c = 0; c < cols; c++) out[c * keepRows + r] = v[b + c] as number;
+  // column by column: sequential writes (row by row is ≈ 4× slower for [1024, 64], measured)
+  for (let c = 0; c < cols; c++) {
+    const b = c * keepRows;
+    for (let r = 0; r < keepRows; r++) out[b + r] = v[r * cols + c] as number;
   }
   return out;
 }
@@ -148,18 +161,47 @@ export interface MlpGradients {
   input: Float32Array;
 }
 
+/** Reused buffers of {@link mlpBackward} (grown on demand; a step allocates no [rows, width] array). */
+const pool: Float32Array[] = [];
+function buffer(i: number, n: number): Float32Array {
+  let b = pool[i];
+  if (b === undefined || b.length < n) {
+    b = new Float32Array(n);
+    pool[i] = b;
+  }
+  return b.subarray(0, n);
+}
+
+/** Transposes [rows, cols] into `out` ([cols, rows]) and returns the column sums. */
+function transposeWithSums(v: Float32Array, rows: number, cols: number, out: Float32Array): Float32Array {
+  const sums = new Float32Array(cols);
+  for (let c = 0; c < cols; c++) {
+    const b = c * rows;
+    let s = 0;
+    for (let r = 0; r < rows; r++) {
+      const x = v[r * cols + c] as number;
+      out[b + r] = x;
+      s += x;
+    }
+    sums[c] = s;
+  }
+  return sums;
+}
+
 /**
  * Backward pass of the MLP of {@link mlpForward} for an upstream gradient `g` = dL/dout, written
  * out by hand instead of taped: per layer l (input a = acts[l]),
  *   dK_l = aᵀ · g,  db_l = 1ᵀ · g,  g ← (g · K_lᵀ) ⊙ [a > 0] (the ReLU of the layer below).
- * Why: on tfjs-backend-wasm 4.22 a transpose costs about as much as the product it feeds, a matmul
- * with a transpose flag is several times slower still, and a reduction over rows slower than a
- * product with a row of ones. So the transposed inputs `xT` and kernels are laid out in JS
- * (free), aᵀ · g of a hidden layer is computed as (gᵀ · a)ᵀ when g is the narrower one (its
- * transpose is then the cheaper), and the input gradient only for the `inputCols` columns the
- * caller needs (the embedding, not the hashed features), into `inputOut` when given (a reused
- * buffer: see {@link readInto}). Same values as tfjs's autodiff of
- * `relu(x·K + b)` (test/train/ops.test.ts).
+ * Why by hand: on tfjs-backend-wasm 4.22 a transpose costs about as much as the product it feeds,
+ * a matmul with a transpose flag is several times slower still, and every product re-packs its
+ * right operand (XNNPACK "weights": ≈ 0.5 ms for a fresh [1024, 64]), so the taped gradients
+ * (transposes, aᵀ · g with the batch as the packed dimension, a ones-row product per bias) cost
+ * more than the products themselves. Here g is read into JS once per layer (a heap copy, see
+ * {@link readInto}), where its transpose and the bias gradient (column sums) are one loop; dK is
+ * (gᵀ · a)ᵀ, at the first layer xᵀ · g instead when g is the narrower (packed) operand; the input gradient
+ * only for the `inputCols` columns the caller needs (the embedding, not the hashed features), into
+ * `inputOut` when given. Same values as tfjs's autodiff of the MLP
+ * (test/train/ops.test.ts, test/train/step.test.ts).
  *
  * @example
  * const acts = mlpForward(x, kernels, biases);
@@ -174,22 +216,31 @@ export function mlpBackward(
   inputOut: Float32Array = new Float32Array(g.shape[0] * inputCols),
 ): MlpGradients {
   const rows = g.shape[0];
-  const ones = tf.tensor2d(new Float32Array(rows).fill(1), [1, rows]);
   const kernels: Float32Array[] = new Array(layers.length);
   const biases: Float32Array[] = new Array(layers.length);
   let input: Float32Array = new Float32Array(0);
   let up = g;
+  // g of the current layer in JS: transposed [out, rows] and its column sums
+  const top = layers[layers.length - 1] as LayerValues;
+  let upT = buffer(0, rows * top.outDim);
+  let db = transposeWithSums(readInto(g, buffer(1, rows * top.outDim)), rows, top.outDim, upT);
   for (let l = layers.length - 1; l >= 0; l--) {
     const { kernel, inDim, outDim } = layers[l] as LayerValues;
     const a = acts[l] as tf.Tensor2D;
-    if (l === 0) kernels[l] = tf.matMul(xT, up).dataSync() as Float32Array;
-    else if (outDim < inDim)
-      kernels[l] = transposeValues(tf.matMul(tf.transpose(up), a).dataSync() as Float32Array, outDim, inDim);
-    else kernels[l] = tf.matMul(tf.transpose(a), up).dataSync() as Float32Array;
-    biases[l] = tf.matMul(ones, up).dataSync() as Float32Array;
+    biases[l] = db;
+    if (l === 0 && outDim < inDim) kernels[l] = tf.matMul(xT, up).dataSync() as Float32Array;
+    else {
+      const upTt = fromBuffer(upT, [outDim, rows]);
+      kernels[l] = transposeValues(tf.matMul(upTt, a).dataSync() as Float32Array, outDim, inDim);
+    }
     if (l > 0) {
       const kT = tf.tensor2d(transposeValues(kernel, inDim, outDim), [outDim, inDim]);
+      // the ReLU of layer l − 1: its output a is 0 exactly where its input was ≤ 0
+      // the ReLU of layer l − 1: its output a is 0 exactly where its input was ≤ 0 (a mask in
+      // wasm: the same loop in JS mispredicts a branch per element, ≈ 4× slower)
       up = tf.mul(tf.matMul(up, kT), tf.step(a)) as tf.Tensor2D;
+      upT = buffer(0, rows * inDim);
+      db = transposeWithSums(readInto(up, buffer(1, rows * inDim)), rows, inDim, upT);
     } else if (inputCols > 0) {
       const kT = tf.tensor2d(transposeValues(kernel, inDim, outDim, inputCols), [outDim, inputCols]);
       input = readInto(tf.matMul(up, kT), inputOut);

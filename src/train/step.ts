@@ -31,11 +31,11 @@ import {
   lambdaLoss,
   listNetLoss,
   mixTargets,
-  sampledSoftmaxLossFused,
+  sampledSoftmaxOfVectors,
   weightedBce,
 } from './losses.ts';
 import type { StudentModel } from './model.ts';
-import { type LayerValues, matmul, mlpBackward, mlpForward, transposeValues } from './ops.ts';
+import { fromBuffer, type LayerValues, mlpBackward, mlpForward, transposeValues } from './ops.ts';
 import type { DenseParam, EmbeddingTable } from './sparse.ts';
 
 export interface LossOptions {
@@ -315,10 +315,7 @@ function headOf(p: StepPlan, o: LossOptions, od: number): (uv: tf.Tensor, iv: tf
       if (s > 0) is.push(rows(iv, I - s, s));
       const ua = us.length === 1 ? (us[0] as tf.Tensor2D) : tf.concat(us, 0);
       const cand = is.length === 1 ? (is[0] as tf.Tensor2D) : tf.concat(is, 0);
-      const M = a + s;
-      const logits = matmul(ua, tf.transpose(cand));
-      if (logits.shape[1] !== M) throw new Error(`negatives: expected ${M} candidates`);
-      const loss = sampledSoftmaxLossFused(logits, p.neg.logQ, p.neg.mask, p.neg.labels);
+      const loss = sampledSoftmaxOfVectors(ua, cand, p.neg.logQ, p.neg.mask, p.neg.labels);
       terms.push([loss, o.weights.negatives]);
     }
     return combineLosses(terms);
@@ -431,7 +428,7 @@ export function twoTowerStep(model: StudentModel, p: StepPlan, o: LossOptions): 
       first: number,
     ) => {
       if (scratch.length < n * width) scratch = new Float32Array(n * width);
-      const xT = tf.tensor2d(transposeValues(x, n, width, n, scratch).subarray(0, n * width), [width, n]);
+      const xT = fromBuffer(transposeValues(x, n, width, n, scratch.subarray(0, n * width)), [width, n]);
       const grad = mlpBackward(t.acts, xT, t.values, g, table.dim, scratch.subarray(0, n * table.dim));
       // the table gradient is the embedding columns of the input gradient
       table.applyGradients(rowsOf, grad.input, table.dim);

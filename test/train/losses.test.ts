@@ -10,7 +10,7 @@ import {
   listNetLoss,
   mixTargets,
   sampledSoftmaxLoss,
-  sampledSoftmaxLossFused,
+  sampledSoftmaxOfVectors,
   weightedBce,
 } from '../../src/train/losses.ts';
 
@@ -130,14 +130,16 @@ for (const backend of ['wasm', 'cpu'] as const) {
       close(l, 0.4326021861);
     });
 
-    test('the fused sampled softmax gives the hand-computed value too', () => {
+    test('the sampled softmax of vectors gives the hand-computed value too', () => {
+      // anchors · Iᵀ: the same logits as above
       const l = tf.tidy(() =>
         val(
-          sampledSoftmaxLossFused(
+          sampledSoftmaxOfVectors(
             tf.tensor2d([
               [2, 1, 0],
               [0.5, 1.5, 0],
             ]),
+            tf.eye(3) as tf.Tensor2D,
             Float32Array.of(Math.log(0.5), Math.log(0.25), Math.log(0.25)),
             Float32Array.of(1, 1, 1, 1, 1, 0),
             Float32Array.of(1, 0, 0, 0, 1, 0),
@@ -147,22 +149,25 @@ for (const backend of ['wasm', 'cpu'] as const) {
       close(l, 0.4326021861);
     });
 
-    test('the fused sampled softmax equals the taped one in value and gradient (property)', () => {
+    test('the sampled softmax of vectors equals the taped one in value and gradients (property)', () => {
       fc.assert(
         fc.property(
           fc.integer({ min: 1, max: 6 }),
           fc.integer({ min: 0, max: 5 }),
+          fc.integer({ min: 1, max: 4 }),
           fc.integer({ min: 1, max: 1 << 30 }),
           fc.boolean(),
-          (B, extra, seed, far) => {
+          (B, extra, d, seed, far) => {
             const M = B + extra;
             let x = seed;
             const rnd = () => {
               x = (x * 1103515245 + 12345) % 2147483648;
               return x / 2147483648;
             };
-            // `far`: logits spread wide enough that some positives get a softmax below 1e-30
-            const logits = Float32Array.from({ length: B * M }, () => (rnd() - 0.5) * (far ? 200 : 6));
+            // `far`: vectors long enough that some positives get a softmax below 1e-30
+            const scale = far ? 12 : 1.5;
+            const ua = Float32Array.from({ length: B * d }, () => (rnd() - 0.5) * scale);
+            const cand = Float32Array.from({ length: M * d }, () => (rnd() - 0.5) * scale);
             const logQ = Float32Array.from({ length: M }, () => Math.log(0.01 + rnd()));
             const mask = Float32Array.from({ length: B * M }, () => (rnd() < 0.3 ? 0 : 1));
             const labels = new Float32Array(B * M);
@@ -172,26 +177,29 @@ for (const backend of ['wasm', 'cpu'] as const) {
               mask[i * M + j] = 1;
             }
             tf.tidy(() => {
-              const t = tf.tensor2d(logits, [B, M]);
+              const a = tf.tensor2d(ua, [B, d]);
+              const c = tf.tensor2d(cand, [M, d]);
               const up = tf.scalar(1.7);
-              const ref = tf.valueAndGrad((z: tf.Tensor) =>
+              const ref = tf.valueAndGrads((a_: tf.Tensor, c_: tf.Tensor) =>
                 tf.mul(
                   sampledSoftmaxLoss(
-                    z as tf.Tensor2D,
+                    tf.matMul(a_ as tf.Tensor2D, c_ as tf.Tensor2D, false, true),
                     tf.tensor1d(logQ),
                     tf.tensor2d(mask, [B, M]),
                     tf.tensor2d(labels, [B, M]),
                   ),
                   up,
                 ),
-              )(t);
-              const ours = tf.valueAndGrad((z: tf.Tensor) =>
-                tf.mul(sampledSoftmaxLossFused(z as tf.Tensor2D, logQ, mask, labels), up),
-              )(t);
+              )([a, c]);
+              const ours = tf.valueAndGrads((a_: tf.Tensor, c_: tf.Tensor) =>
+                tf.mul(sampledSoftmaxOfVectors(a_ as tf.Tensor2D, c_ as tf.Tensor2D, logQ, mask, labels), up),
+              )([a, c]);
               close(val(ours.value), val(ref.value), 1e-4 * Math.max(1, Math.abs(val(ref.value))));
-              const a = ours.grad.dataSync();
-              const b = ref.grad.dataSync();
-              for (let i = 0; i < a.length; i++) close(a[i] as number, b[i] as number, 1e-5);
+              for (const [k, g] of ours.grads.entries()) {
+                const mine = g.dataSync();
+                const theirs = (ref.grads[k] as tf.Tensor).dataSync();
+                for (let i = 0; i < mine.length; i++) close(mine[i] as number, theirs[i] as number, 1e-4);
+              }
             });
           },
         ),
