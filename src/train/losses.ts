@@ -5,6 +5,7 @@
  * cpu.
  */
 import * as tf from '@tensorflow/tfjs';
+import { RankdistillError } from '../errors.ts';
 import { fromBuffer, readInto } from './ops.ts';
 
 /** Additive logit penalty of masked-out entries: large, but finite so 0 · penalty stays 0. */
@@ -158,31 +159,36 @@ let scratch = new Float32Array(0);
 let scratchT = new Float32Array(0);
 
 /**
- * {@link sampledSoftmaxLoss} of the logits `anchors · candidatesᵀ` ([B, d] · [M, d]ᵀ), with `logQ`,
- * `mask` and `labels` as plain arrays, differentiated by hand: the correction and the mask penalty
- * are one bias array, the softmax p is one kernel, and the loss and G = ∂ℓ/∂s,
- * G_ij = (p_ij · Σ_k y_ik − y_ij) / B, are computed in JS from p; then ∂ℓ/∂anchors = G · C and
- * ∂ℓ/∂candidates = Gᵀ · A with Gᵀ laid out in JS. Why: on tfjs-backend-wasm the taped version is a
- * dozen [B, M] kernels with two `exp` passes, two transposes and a product that packs the whole
- * [B, M] gradient — about a quarter of a training step. Same formula and masking; −log p_ij is
- * taken from p when p_ij ≥ 1e-30 (float32 p carries the relative precision of the log-softmax),
- * otherwise the row's log-softmax is recomputed exactly in float64.
+ * {@link sampledSoftmaxLoss} of the logits `anchors · candidatesᵀ` ([B, d] · [M, d]ᵀ, M ≥ B) in the
+ * in-batch layout: anchor i's positive is candidate i (one-hot labels on the diagonal); `logQ` [M]
+ * and `mask` [B, M] (1: a negative or the positive, 0: excluded) are plain arrays. Differentiated
+ * by hand: the correction and the mask penalty are one bias array, the softmax p is one kernel, and
+ * the loss and G = ∂ℓ/∂s, G_ij = (p_ij − [i = j]) / B, are computed in JS from p; then
+ * ∂ℓ/∂anchors = G · C and ∂ℓ/∂candidates = Gᵀ · A with Gᵀ laid out in JS. Why: on tfjs-backend-wasm
+ * the taped version is a dozen [B, M] kernels with two `exp` passes, two transposes and a product
+ * that packs the whole [B, M] gradient — about a quarter of a training step. Same formula and
+ * masking; −log p_ii is taken from p when p_ii ≥ 1e-30 (float32 p carries the relative precision of
+ * the log-softmax), otherwise the row's log-softmax is recomputed exactly in float64.
  *
  * @example
- * sampledSoftmaxOfVectors(tf.tensor2d([[1, 0]]), tf.tensor2d([[0, 0], [0, 0]]), Float32Array.of(0, 0), Float32Array.of(1, 1), Float32Array.of(1, 0)); // log 2
+ * sampledSoftmaxOfVectors(tf.tensor2d([[1, 0]]), tf.tensor2d([[0, 0], [0, 0]]), Float32Array.of(0, 0), Uint8Array.of(1, 1)); // log 2
  */
 export function sampledSoftmaxOfVectors(
   anchors: tf.Tensor2D,
   candidates: tf.Tensor2D,
   logQ: Float32Array,
-  mask: Float32Array,
-  labels: Float32Array,
+  mask: Uint8Array,
 ): tf.Scalar {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [ua, cand, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
     const B = ua.shape[0];
     const M = cand.shape[0];
     const n = B * M;
+    if (M < B || mask.length !== n || logQ.length !== M)
+      throw new RankdistillError(
+        'TRAIN_INPUT_INVALID',
+        `in-batch softmax: expected M ≥ B = ${B}, mask ${B}×${M}, logQ ${M}; found M = ${M}, mask ${mask.length}, logQ ${logQ.length}`,
+      );
     if (scratch.length < n) {
       scratch = new Float32Array(n);
       scratchT = new Float32Array(n);
@@ -198,20 +204,10 @@ export function sampledSoftmaxOfVectors(
     let total = 0;
     for (let i = 0; i < B; i++) {
       const o = i * M;
-      let ySum = 0;
-      let exact: Float64Array | undefined;
-      for (let j = 0; j < M; j++) {
-        const y = labels[o + j] as number;
-        if (y === 0) continue;
-        ySum += y;
-        const pj = p[o + j] as number;
-        if (pj >= 1e-30) total -= y * Math.log(pj);
-        else {
-          exact ??= logSoftmaxRow(readInto(corrected, new Float32Array(n)), o, M);
-          total -= y * (exact[j] as number);
-        }
-      }
-      for (let j = 0; j < M; j++) p[o + j] = ((p[o + j] as number) * ySum - (labels[o + j] as number)) / B;
+      const pi = p[o + i] as number;
+      total -= pi >= 1e-30 ? Math.log(pi) : logSoftmaxAt(readInto(corrected, new Float32Array(n)), o, M, i);
+      for (let j = 0; j < M; j++) p[o + j] = (p[o + j] as number) / B;
+      p[o + i] = (p[o + i] as number) - 1 / B;
     }
     const gT = scratchT.subarray(0, n);
     for (let j = 0; j < M; j++) {
@@ -232,16 +228,13 @@ export function sampledSoftmaxOfVectors(
   return f(anchors, candidates);
 }
 
-/** log-softmax of one row `z[o..o+M)` in float64. */
-function logSoftmaxRow(z: Float32Array, o: number, M: number): Float64Array {
+/** log-softmax of row `z[o..o+M)` at column k, in float64. */
+function logSoftmaxAt(z: Float32Array, o: number, M: number, k: number): number {
   let max = Number.NEGATIVE_INFINITY;
   for (let j = 0; j < M; j++) max = Math.max(max, z[o + j] as number);
   let sum = 0;
   for (let j = 0; j < M; j++) sum += Math.exp((z[o + j] as number) - max);
-  const out = new Float64Array(M);
-  const lse = max + Math.log(sum);
-  for (let j = 0; j < M; j++) out[j] = (z[o + j] as number) - lse;
-  return out;
+  return (z[o + k] as number) - max - Math.log(sum);
 }
 
 /**

@@ -72,16 +72,20 @@ function applyRule(
   if (o.kind === 'adam') {
     // tfjs AdamOptimizer: m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²;
     // x -= lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
-    const c1 = 1 - o.beta1 ** t;
-    const c2 = 1 - o.beta2 ** t;
+    const b1 = o.beta1;
+    const b2 = o.beta2;
+    const lr = o.lr;
+    const eps = o.eps;
+    const c1 = 1 - b1 ** t;
+    const c2 = 1 - b2 ** t;
     for (let k = 0; k < n; k++) {
       const g = grad[goff + k] as number;
       const i = off + k;
-      const m = o.beta1 * (s1[i] as number) + (1 - o.beta1) * g;
-      const v = o.beta2 * (s2[i] as number) + (1 - o.beta2) * g * g;
+      const m = b1 * (s1[i] as number) + (1 - b1) * g;
+      const v = b2 * (s2[i] as number) + (1 - b2) * g * g;
       s1[i] = m;
       s2[i] = v;
-      params[i] = (params[i] as number) - (o.lr * (m / c1)) / (Math.sqrt(v / c2) + o.eps);
+      params[i] = (params[i] as number) - (lr * (m / c1)) / (Math.sqrt(v / c2) + eps);
     }
   } else {
     // tfjs AdagradOptimizer: acc += g²; x -= lr · g / sqrt(acc + ε)
@@ -363,7 +367,10 @@ export class EmbeddingTable {
         const s = u++;
         slotOf[r] = s;
         uniq[s] = r;
-        g.set(grads.subarray(i * stride, i * stride + d), s * d);
+        // a plain loop: `g.set(grads.subarray(…))` allocates a view per row
+        const gb = s * d;
+        const ib = i * stride;
+        for (let k = 0; k < d; k++) g[gb + k] = grads[ib + k] as number;
       } else {
         const gb = (slotOf[r] as number) * d;
         const ib = i * stride;

@@ -35,7 +35,7 @@ import {
   weightedBce,
 } from './losses.ts';
 import type { StudentModel } from './model.ts';
-import { fromBuffer, type LayerValues, mlpBackward, mlpForward, transposeValues } from './ops.ts';
+import { fromBuffer, type LayerValues, mlpBackward, mlpForward, readInto, transposeValues } from './ops.ts';
 import type { DenseParam, EmbeddingTable } from './sparse.ts';
 
 export interface LossOptions {
@@ -50,8 +50,11 @@ export interface LossOptions {
 
 /** The flat inputs of one step (plain arrays; tensors are made in {@link trainStep}). */
 export interface StepPlan {
+  /** User slots (U): the index of each slot's request in {@link userRows} / {@link userIn}. */
+  userOf: Int32Array;
+  /** Table row of each distinct request of the step (units of one request share it). */
   userRows: Int32Array;
-  /** User input rows [U, d + Fc] (embedding ‖ context). */
+  /** User input rows [distinct requests, d + Fc] (embedding ‖ context). */
   userIn: Float32Array;
   itemRows: Int32Array;
   /** Item input rows [I, dI + Fi] (embedding ‖ features). */
@@ -72,8 +75,8 @@ export interface StepPlan {
     aL: number;
     s: number;
     logQ: Float32Array;
-    mask: Float32Array;
-    labels: Float32Array;
+    /** [a, M]: 1 where candidate j is a negative of anchor i (or its positive, j = i). */
+    mask: Uint8Array;
   };
   /** Positive item ids of this step (fed to the frequency estimate). */
   anchorItems: string[];
@@ -131,15 +134,24 @@ export function buildPlan(
 
   const U = n + q + l;
   const I = n + 2 * q + l * L + s;
-  const userRows = new Int32Array(U);
+  // the user input is the same for every unit of a request (its user id and context): one row
+  // per distinct request, computed once by the tower
+  const userOf = new Int32Array(U);
+  const requestRow = new Map<Unit['req'], number>();
+  const distinctRows = new Int32Array(U);
   const ctx = new Float32Array(U * Fc);
   const itemRows = new Int32Array(I);
   let us = 0;
   let is = 0;
   const user = (r: Unit['req']) => {
-    userRows[us] = model.users.row(r.user);
-    if (Fc > 0) ctx.set(r.ctx, us * Fc);
-    us++;
+    let k = requestRow.get(r);
+    if (k === undefined) {
+      k = requestRow.size;
+      requestRow.set(r, k);
+      distinctRows[k] = model.users.row(r.user);
+      if (Fc > 0) ctx.set(r.ctx, k * Fc);
+    }
+    userOf[us++] = k;
   };
   const item = (id: string, features?: Float32Array) => {
     itemRows[is++] = model.itemRow(id, features);
@@ -214,8 +226,7 @@ export function buildPlan(
     addAnchor(listTop[i] as string, n + 2 * q + i * L, (lists[i] as ListUnit).req.requestId);
   for (let j = 0; j < s; j++) candRow[a + j] = itemRows[I - s + j] as number;
   const logQ = new Float32Array(M);
-  const nmask = new Float32Array(a * M);
-  const labels = new Float32Array(a * M);
+  const nmask = new Uint8Array(a * M);
   if (a > 0) {
     // Yi et al.: update the estimate with this step's positives, then correct with it
     freq.observe(anchorItems);
@@ -234,21 +245,22 @@ export function buildPlan(
       const ai = candRow[i] as number;
       const ri = anchorReq[i] as number;
       const row = i * M;
-      labels[row + i] = 1;
       for (let j = 0; j < a; j++) nmask[row + j] = candRow[j] !== ai && anchorReq[j] !== ri ? 1 : 0;
       for (let j = a; j < M; j++) nmask[row + j] = candRow[j] !== ai ? 1 : 0;
       nmask[row + i] = 1;
     }
   }
+  const userRows = distinctRows.slice(0, requestRow.size);
   return {
+    userOf,
     userRows,
-    userIn: model.userInput(userRows, ctx),
+    userIn: model.userInput(userRows, ctx.subarray(0, requestRow.size * Fc)),
     itemRows,
     itemIn: model.itemInput(itemRows),
     point: { n, targets, clicked, known, weights: pw },
     pair: { q, weights: qw },
     list: { l, L, gains, mask: lmask },
-    neg: { aP, aQ, aL, s, logQ, mask: nmask, labels },
+    neg: { aP, aQ, aL, s, logQ, mask: nmask },
     anchorItems,
   };
 }
@@ -315,7 +327,7 @@ function headOf(p: StepPlan, o: LossOptions, od: number): (uv: tf.Tensor, iv: tf
       if (s > 0) is.push(rows(iv, I - s, s));
       const ua = us.length === 1 ? (us[0] as tf.Tensor2D) : tf.concat(us, 0);
       const cand = is.length === 1 ? (is[0] as tf.Tensor2D) : tf.concat(is, 0);
-      const loss = sampledSoftmaxOfVectors(ua, cand, p.neg.logQ, p.neg.mask, p.neg.labels);
+      const loss = sampledSoftmaxOfVectors(ua, cand, p.neg.logQ, p.neg.mask);
       terms.push([loss, o.weights.negatives]);
     }
     return combineLosses(terms);
@@ -351,21 +363,28 @@ export function trainStep(model: StudentModel, p: StepPlan, o: LossOptions): num
  * const loss = trainStepAutodiff(model, buildPlan(model, units, freq, o, rand), o);
  */
 export function trainStepAutodiff(model: StudentModel, p: StepPlan, o: LossOptions): number {
-  const U = p.userRows.length;
+  const U = p.userOf.length;
   const I = p.itemRows.length;
   if (U === 0) return 0;
   let loss = 0;
   tf.tidy(() => {
     const uw = model.userInputWidth;
     const iw = model.itemInputWidth;
-    const ue = tf.tensor2d(p.userIn, [U, uw]);
+    // one input row per user slot (the table update sums the duplicates' gradients)
+    const rows = new Int32Array(U);
+    const userIn = new Float32Array(U * uw);
+    p.userOf.forEach((k, i) => {
+      rows[i] = p.userRows[k] as number;
+      userIn.set(p.userIn.subarray(k * uw, k * uw + uw), i * uw);
+    });
+    const ue = tf.tensor2d(userIn, [U, uw]);
     const ie = tf.tensor2d(p.itemIn, [I, iw]);
     const w = model.denseTensors();
     const { value, grads } = tf.valueAndGrads(lossOf(model, p, o))([ue, ie, ...w]);
     loss = value.dataSync()[0] as number;
     const [gu, gi, ...gw] = grads;
     // the table gradient is the first d columns of each input row's gradient
-    model.users.applyGradients(p.userRows, (gu as tf.Tensor).dataSync() as Float32Array, uw);
+    model.users.applyGradients(rows, (gu as tf.Tensor).dataSync() as Float32Array, uw);
     model.items.applyGradients(p.itemRows, (gi as tf.Tensor).dataSync() as Float32Array, iw);
     gw.forEach((g, k) => {
       model.dense[k]?.apply(g.dataSync() as Float32Array);
@@ -376,6 +395,8 @@ export function trainStepAutodiff(model: StudentModel, p: StepPlan, o: LossOptio
 
 /** Reused buffer of {@link twoTowerStep}: the transposed input rows, then the table gradient. */
 let scratch = new Float32Array(0);
+/** Reused buffer of {@link twoTowerStep}: the head's gradient per user slot. */
+let slotScratch = new Float32Array(0);
 
 /**
  * One two-tower step with the towers run and differentiated by hand ({@link mlpForward},
@@ -389,8 +410,9 @@ let scratch = new Float32Array(0);
  */
 export function twoTowerStep(model: StudentModel, p: StepPlan, o: LossOptions): number {
   const U = p.userRows.length;
+  const slots = p.userOf.length;
   const I = p.itemRows.length;
-  if (U === 0) return 0;
+  if (slots === 0) return 0;
   const layers = model.opts.hidden.length + 1;
   let loss = 0;
   tf.tidy(() => {
@@ -414,9 +436,22 @@ export function twoTowerStep(model: StudentModel, p: StepPlan, o: LossOptions): 
     const ut = tower(p.userIn, U, uw, 0);
     const it = tower(p.itemIn, I, iw, 2 * layers);
 
-    const { value, grads } = tf.valueAndGrads(headOf(p, o, model.outDim))([ut.out, it.out]);
+    const od = model.outDim;
+    // the head sees one user vector per slot; the tower ran once per distinct request
+    const uv = tf.gather(ut.out, tf.tensor1d(p.userOf, 'int32'));
+    const { value, grads } = tf.valueAndGrads(headOf(p, o, od))([uv, it.out]);
     loss = value.dataSync()[0] as number;
-    const [gu, gi] = grads as [tf.Tensor2D, tf.Tensor2D];
+    const [guSlots, gi] = grads as [tf.Tensor2D, tf.Tensor2D];
+    // ∂/∂(distinct user vectors): the slots' gradients summed per request
+    if (slotScratch.length < slots * od) slotScratch = new Float32Array(slots * od);
+    const gs = readInto(guSlots, slotScratch);
+    const sum = new Float32Array(U * od);
+    for (let i = 0; i < slots; i++) {
+      const b = (p.userOf[i] as number) * od;
+      const o2 = i * od;
+      for (let c = 0; c < od; c++) sum[b + c] = (sum[b + c] as number) + (gs[o2 + c] as number);
+    }
+    const gu = tf.tensor2d(sum, [U, od]);
     const apply = (
       t: typeof ut,
       x: Float32Array,
