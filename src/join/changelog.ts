@@ -26,7 +26,9 @@ export class ChangeRecordingStore implements JoinStateStore {
    * deleted within their batch and never need their bytes), null for a tombstone, a number for
    * the stream time.
    */
-  #changes = new Map<string, StateEntry | number | null>();
+  #changes = new Map<string, StateEntry | null>();
+  /** Stream time set in this batch (written last at the drain: one record per batch). */
+  #streamTime: number | null = null;
   /** Keys absent from the state before this batch and put in it. */
   #fresh = new Set<string>();
 
@@ -62,8 +64,7 @@ export class ChangeRecordingStore implements JoinStateStore {
   }
   setStreamTime(ts: number): void {
     this.inner.setStreamTime(ts);
-    this.#changes.delete(STREAM_TIME_KEY);
-    this.#changes.set(STREAM_TIME_KEY, ts);
+    this.#streamTime = ts;
   }
   size(): number {
     return this.inner.size();
@@ -71,17 +72,18 @@ export class ChangeRecordingStore implements JoinStateStore {
 
   /** Number of changes recorded since the last drain. */
   get pendingChanges(): number {
-    return this.#changes.size;
+    return this.#changes.size + (this.#streamTime === null ? 0 : 1);
   }
 
-  /** Returns the changes recorded since the last call (in last-write order) and forgets them. */
+  /** Returns the changes recorded since the last call (entries in last-write order, then the stream time) and forgets them. */
   drainChanges(): ChangelogRecord[] {
     const out: ChangelogRecord[] = [];
-    for (const [key, v] of this.#changes) {
-      const value = v === null ? null : typeof v === 'number' ? encodeStreamTime(v) : encodeEntry(v);
-      out.push({ key, value });
-    }
+    for (const [key, v] of this.#changes) out.push({ key, value: v === null ? null : encodeEntry(v) });
+    // Keys are independent, so the stream time's place among them does not matter for a restore.
+    if (this.#streamTime !== null)
+      out.push({ key: STREAM_TIME_KEY, value: encodeStreamTime(this.#streamTime) });
     this.#changes = new Map();
+    this.#streamTime = null;
     this.#fresh = new Set();
     return out;
   }
@@ -89,6 +91,7 @@ export class ChangeRecordingStore implements JoinStateStore {
   /** Forgets recorded changes (the batch was rolled back). */
   discardChanges(): void {
     this.#changes = new Map();
+    this.#streamTime = null;
     this.#fresh = new Set();
   }
 }

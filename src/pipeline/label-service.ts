@@ -58,9 +58,9 @@ import { type OutcomeCounts, sumCounters } from './outcomes.ts';
 /** Records per JoinTask.step call: its outputs are encoded before the next step. */
 const STEP_CHUNK = 256;
 /** Buffered records per side above which the partition is paused (Kafka Streams' buffered.records.per.partition). */
-const MAX_BUFFERED = 20_000;
+const MAX_BUFFERED = 4_000;
 /** Buffered input bytes per side above which the partition is paused (large lists bound memory first). */
-const MAX_BUFFERED_BYTES = 32 * 2 ** 20;
+const MAX_BUFFERED_BYTES = 8 * 2 ** 20;
 /**
  * Encoded output bytes of an open batch after which they are sent ahead in the batch's transaction,
  * so the produce round trips overlap with processing the rest of the batch instead of all
