@@ -202,12 +202,13 @@ export function sampledSoftmaxOfVectors(
     const corrected = tf.add(logits, fromBuffer(buf, [B, M]));
     const p = readInto(tf.softmax(corrected), buf);
     let total = 0;
+    const invB = 1 / B;
     for (let i = 0; i < B; i++) {
       const o = i * M;
       const pi = p[o + i] as number;
       total -= pi >= 1e-30 ? Math.log(pi) : logSoftmaxAt(readInto(corrected, new Float32Array(n)), o, M, i);
-      for (let j = 0; j < M; j++) p[o + j] = (p[o + j] as number) / B;
-      p[o + i] = (p[o + i] as number) - 1 / B;
+      for (let j = 0; j < M; j++) p[o + j] = (p[o + j] as number) * invB;
+      p[o + i] = (p[o + i] as number) - invB;
     }
     const gT = scratchT.subarray(0, n);
     for (let j = 0; j < M; j++) {

@@ -193,10 +193,13 @@ export class StudentModel {
     const x = out ?? new Float32Array(rows.length * w);
     this.items.gather(rows, x, w);
     if (F > 0) {
+      const feats = this.itemFeatures;
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i] as number;
-        if (r < 0 || (r + 1) * F > this.itemFeatures.length) x.fill(0, i * w + d, i * w + w);
-        else x.set(this.itemFeatures.subarray(r * F, r * F + F), i * w + d);
+        const o = i * w + d;
+        // plain loops: `x.set(features.subarray(…))` allocates a view per row
+        if (r < 0 || (r + 1) * F > feats.length) for (let k = 0; k < F; k++) x[o + k] = 0;
+        else for (let k = 0; k < F; k++) x[o + k] = feats[r * F + k] as number;
       }
     }
     return x;

@@ -76,16 +76,19 @@ function applyRule(
     const b2 = o.beta2;
     const lr = o.lr;
     const eps = o.eps;
-    const c1 = 1 - b1 ** t;
-    const c2 = 1 - b2 ** t;
+    const a1 = 1 - b1;
+    const a2 = 1 - b2;
+    // the bias corrections as factors: one division per element instead of three
+    const step = lr / (1 - b1 ** t);
+    const ic2 = 1 / (1 - b2 ** t);
     for (let k = 0; k < n; k++) {
       const g = grad[goff + k] as number;
       const i = off + k;
-      const m = b1 * (s1[i] as number) + (1 - b1) * g;
-      const v = b2 * (s2[i] as number) + (1 - b2) * g * g;
+      const m = b1 * (s1[i] as number) + a1 * g;
+      const v = b2 * (s2[i] as number) + a2 * g * g;
       s1[i] = m;
       s2[i] = v;
-      params[i] = (params[i] as number) - (lr * (m / c1)) / (Math.sqrt(v / c2) + eps);
+      params[i] = (params[i] as number) - (step * m) / (Math.sqrt(v * ic2) + eps);
     }
   } else {
     // tfjs AdagradOptimizer: acc += g²; x -= lr · g / sqrt(acc + ε)
@@ -230,10 +233,10 @@ export class EmbeddingTable {
   // scratch of applyGradients (grow on demand)
   private scratchRows = new Int32Array(0);
   private scratchGrad = new Float32Array(0);
-  // duplicate-row detection without a Map: mark[r] = call stamp when row r was seen, slotOf[r] its slot
-  private mark = new Int32Array(0);
-  private slotOf = new Int32Array(0);
-  private stamp = 0;
+  // duplicate-row detection: an open-addressing table sized to the batch (row + 1 → slot + 1;
+  // 0 = empty), not to the catalog: it stays in cache, so a touched row costs no extra misses
+  private hashKeys = new Int32Array(0);
+  private hashSlots = new Int32Array(0);
 
   constructor(o: EmbeddingTableOptions) {
     this.dim = o.dim;
@@ -324,10 +327,16 @@ export class EmbeddingTable {
     stride: number = this.dim,
   ): Float32Array {
     const d = this.dim;
+    const v = this.values;
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i] as number;
-      if (r < 0) out.fill(0, i * stride, i * stride + d);
-      else out.set(this.values.subarray(r * d, r * d + d), i * stride);
+      const o = i * stride;
+      // plain loops: `out.set(values.subarray(…))` allocates a view per row
+      if (r < 0) for (let k = 0; k < d; k++) out[o + k] = 0;
+      else {
+        const b = r * d;
+        for (let k = 0; k < d; k++) out[o + k] = v[b + k] as number;
+      }
     }
     return out;
   }
@@ -344,14 +353,16 @@ export class EmbeddingTable {
         'TRAIN_INPUT_INVALID',
         `embedding gradient: expected ${rows.length}×${stride} values (stride ≥ ${d}), found ${grads.length}`,
       );
-    if (this.mark.length < this.capacity) {
-      this.mark = new Int32Array(this.capacity);
-      this.slotOf = new Int32Array(this.capacity);
-      this.stamp = 0;
+    let size = 16;
+    while (size < 2 * rows.length) size *= 2;
+    if (this.hashKeys.length < size) {
+      this.hashKeys = new Int32Array(size);
+      this.hashSlots = new Int32Array(size);
     }
-    const stamp = ++this.stamp;
-    const mark = this.mark;
-    const slotOf = this.slotOf;
+    const keys = this.hashKeys;
+    const slots = this.hashSlots;
+    keys.fill(0, 0, size);
+    const bits = Math.clz32(size) + 1; // multiplicative hashing: the top log2(size) bits
     if (this.scratchRows.length < rows.length) {
       this.scratchRows = new Int32Array(rows.length);
       this.scratchGrad = new Float32Array(rows.length * d);
@@ -362,18 +373,19 @@ export class EmbeddingTable {
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i] as number;
       if (r < 0) continue;
-      if (mark[r] !== stamp) {
-        mark[r] = stamp;
+      let h = Math.imul(r + 1, 0x9e3779b1) >>> bits;
+      while (keys[h] !== 0 && keys[h] !== r + 1) h = (h + 1) & (size - 1);
+      const ib = i * stride;
+      if (keys[h] === 0) {
+        keys[h] = r + 1;
         const s = u++;
-        slotOf[r] = s;
+        slots[h] = s;
         uniq[s] = r;
         // a plain loop: `g.set(grads.subarray(…))` allocates a view per row
         const gb = s * d;
-        const ib = i * stride;
         for (let k = 0; k < d; k++) g[gb + k] = grads[ib + k] as number;
       } else {
-        const gb = (slotOf[r] as number) * d;
-        const ib = i * stride;
+        const gb = (slots[h] as number) * d;
         for (let k = 0; k < d; k++) g[gb + k] = (g[gb + k] as number) + (grads[ib + k] as number);
       }
     }

@@ -438,12 +438,18 @@ export function twoTowerStep(model: StudentModel, p: StepPlan, o: LossOptions): 
 
     const od = model.outDim;
     // the head sees one user vector per slot; the tower ran once per distinct request
-    const uv = tf.gather(ut.out, tf.tensor1d(p.userOf, 'int32'));
+    // (copied in JS: tfjs-backend-wasm's Gather costs ≈ 1 ms for [1024, 32])
+    if (slotScratch.length < slots * od) slotScratch = new Float32Array(slots * od);
+    const distinct = readInto(ut.out, new Float32Array(U * od));
+    for (let i = 0; i < slots; i++) {
+      const b = (p.userOf[i] as number) * od;
+      for (let c = 0; c < od; c++) slotScratch[i * od + c] = distinct[b + c] as number;
+    }
+    const uv = fromBuffer(slotScratch.subarray(0, slots * od), [slots, od]);
     const { value, grads } = tf.valueAndGrads(headOf(p, o, od))([uv, it.out]);
     loss = value.dataSync()[0] as number;
     const [guSlots, gi] = grads as [tf.Tensor2D, tf.Tensor2D];
     // ∂/∂(distinct user vectors): the slots' gradients summed per request
-    if (slotScratch.length < slots * od) slotScratch = new Float32Array(slots * od);
     const gs = readInto(guSlots, slotScratch);
     const sum = new Float32Array(U * od);
     for (let i = 0; i < slots; i++) {
