@@ -12,7 +12,9 @@
  * 80 rounds, each giving every variant one short (8 ms) trial. All variants thus see the same
  * disturbances; a figure is the best trial (the least disturbed window) in wall-clock requests/s
  * on one thread, its note gives the median trial, and `cpu` figures divide all of a variant's
- * requests by the process CPU time spent in its trials.
+ * requests by the process CPU time spent in its trials (their note adds the median trial's
+ * requests per CPU-second). CPU time is the steadier figure on a shared machine: another
+ * process slows a trial's wall clock far more than its CPU time.
  */
 import { labelsSchema } from '../src/config/schema.ts';
 import { decodeAvro, encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
@@ -61,6 +63,8 @@ declare const gc: (() => void) | undefined;
 interface Variant {
   fn: (i: number) => unknown;
   rates: number[];
+  /** Requests per CPU-second of each trial. */
+  cpuRates: number[];
   requests: number;
   cpuMicros: number;
 }
@@ -69,7 +73,7 @@ const variants = new Map<string, Variant>();
 let sink = 0;
 
 function variant(name: string, fn: (i: number) => unknown): void {
-  variants.set(name, { fn, rates: [], requests: 0, cpuMicros: 0 });
+  variants.set(name, { fn, rates: [], cpuRates: [], requests: 0, cpuMicros: 0 });
 }
 
 /** Runs `v` for about `ms` and records its rate. */
@@ -86,6 +90,7 @@ function trial(v: Variant, ms: number, record: boolean): void {
   const c = process.cpuUsage(c0);
   if (!record) return;
   v.rates.push(n / seconds);
+  v.cpuRates.push(n / ((c.user + c.system) / 1e6));
   v.requests += n;
   v.cpuMicros += c.user + c.system;
 }
@@ -97,15 +102,19 @@ interface Rate {
   median: number;
   /** Requests per second of process CPU time, over all trials. */
   cpu: number;
+  /** Median trial, requests per CPU-second. */
+  cpuMedian: number;
 }
 
 function rate(name: string): Rate {
   const v = variants.get(name)!;
   const sorted = [...v.rates].sort((a, b) => a - b);
+  const cpuSorted = [...v.cpuRates].sort((a, b) => a - b);
   return {
     wall: sorted[sorted.length - 1]!,
     median: sorted[sorted.length >> 1]!,
     cpu: v.requests / (v.cpuMicros / 1e6),
+    cpuMedian: cpuSorted[cpuSorted.length >> 1]!,
   };
 }
 
@@ -174,7 +183,7 @@ for (const n of [200, 20]) {
     unit: 'requests/cpu-s',
     baseline: round(clone.cpu),
     ratio: all.cpu / clone.cpu,
-    note: 'same, all trials divided by process CPU time',
+    note: `same, all trials' requests divided by their process CPU time (median trial ${round(all.cpuMedian)}; baseline median trial ${round(clone.cpuMedian)})`,
   };
   figures[`encodeAvro_per_s_${n}`] = {
     value: round(rate(`encode_${n}`).wall),

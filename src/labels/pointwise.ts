@@ -92,7 +92,7 @@ export function pointwiseItems(view: TeacherView, cfg: PointwiseConfig): Pointwi
   const clicked = view.clicked;
   const items = view.items;
   const order = view.order;
-  const soft = z !== null && cfg.softTargets;
+  const soft = z !== null && cfg.softTargets === true; // a boolean, so the loop tests no truthiness
   const invT = 1 / cfg.temperature;
   const out = new Array<PointwiseItem>(n);
   for (let p = 0; p < n; p++) {
