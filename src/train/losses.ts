@@ -154,6 +154,90 @@ export function sampledSoftmaxLoss(
   return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), 1))) as tf.Scalar;
 }
 
+/** Reused buffers of {@link pointwiseBceOfVectors} (grown on demand). */
+const bcePool: Float32Array[] = [];
+function bceBuffer(i: number, n: number): Float32Array {
+  let b = bcePool[i];
+  if (b === undefined || b.length < n) {
+    b = new Float32Array(n);
+    bcePool[i] = b;
+  }
+  return b.subarray(0, n);
+}
+
+/**
+ * {@link weightedBce} of the row-wise scores s_i = ⟨u_i, v_i⟩ of the first `n` rows of `users` and
+ * `items`, against the λ-mixed targets of {@link mixTargets} (`lambda` with `clicked` and `known`),
+ * differentiated by hand in JS: ℓ_i = softplus(s_i) − t_i·s_i, loss = Σ w_i·ℓ_i / max(Σ w, 1e-12),
+ * ∂loss/∂s_i = w_i·(σ(s_i) − t_i) / max(Σ w, 1e-12), ∂/∂u_i = ∂loss/∂s_i · v_i and ∂/∂v_i =
+ * ∂loss/∂s_i · u_i (rows past n get 0). Why: the taped version is ~30 small kernels (slices, the
+ * row-wise product and sum, softplus, the mixing, and their gradients) for ~1k scores; here it is
+ * one read of each input and two uploads. Same formula (test/train/losses.test.ts).
+ *
+ * @example
+ * pointwiseBceOfVectors(tf.tensor2d([[0]]), tf.tensor2d([[1]]), 1, Float32Array.of(1), Float32Array.of(0), Float32Array.of(0), Float32Array.of(1), 0); // log 2
+ */
+export function pointwiseBceOfVectors(
+  users: tf.Tensor2D,
+  items: tf.Tensor2D,
+  n: number,
+  targets: Float32Array,
+  clicked: Float32Array,
+  known: Float32Array,
+  weights: Float32Array,
+  lambda: number,
+): tf.Scalar {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [ut, it, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    const [U, d] = ut.shape;
+    const I = it.shape[0];
+    if (n > U || n > I || it.shape[1] !== d)
+      throw new RankdistillError(
+        'TRAIN_INPUT_INVALID',
+        `pointwise scores: expected ${n} rows of equal width, found users ${ut.shape}, items ${it.shape}`,
+      );
+    const u = readInto(ut, bceBuffer(0, U * d));
+    const v = readInto(it, bceBuffer(1, I * d));
+    let wSum = 0;
+    for (let i = 0; i < n; i++) wSum += weights[i] as number;
+    const norm = Math.max(wSum, 1e-12);
+    const du = bceBuffer(2, U * d).fill(0);
+    const dv = bceBuffer(3, I * d).fill(0);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const o = i * d;
+      let sc = 0;
+      for (let k = 0; k < d; k++) sc += (u[o + k] as number) * (v[o + k] as number);
+      sc = Math.fround(sc);
+      const teacher = targets[i] as number;
+      const t =
+        lambda === 0 || (known[i] as number) === 0
+          ? teacher
+          : (1 - lambda) * teacher + lambda * (clicked[i] as number);
+      const w = weights[i] as number;
+      // softplus(s) = max(s, 0) + log1p(exp(−|s|)), stable for any s
+      const softplus = Math.max(sc, 0) + Math.log1p(Math.exp(-Math.abs(sc)));
+      total += w * (softplus - t * sc);
+      const gs = (w * (1 / (1 + Math.exp(-sc)) - t)) / norm;
+      for (let k = 0; k < d; k++) {
+        du[o + k] = gs * (v[o + k] as number);
+        dv[o + k] = gs * (u[o + k] as number);
+      }
+    }
+    const gu = fromBuffer(du, [U, d]);
+    const gv = fromBuffer(dv, [I, d]);
+    save([gu, gv]);
+    return {
+      value: tf.scalar(total / norm),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        tf.mul(dy, saved[0] as tf.Tensor),
+        tf.mul(dy, saved[1] as tf.Tensor),
+      ],
+    };
+  }) as (u: tf.Tensor2D, v: tf.Tensor2D) => tf.Scalar;
+  return f(users, items);
+}
+
 /** Scratch of {@link sampledSoftmaxOfVectors}, grown on demand (a step allocates no [B, M] array). */
 let scratch = new Float32Array(0);
 let scratchT = new Float32Array(0);

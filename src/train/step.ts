@@ -30,9 +30,8 @@ import {
   combineLosses,
   lambdaLoss,
   listNetLoss,
-  mixTargets,
+  pointwiseBceOfVectors,
   sampledSoftmaxOfVectors,
-  weightedBce,
 } from './losses.ts';
 import type { StudentModel } from './model.ts';
 import { fromBuffer, type LayerValues, mlpBackward, mlpForward, readInto, transposeValues } from './ops.ts';
@@ -283,14 +282,8 @@ function headOf(p: StepPlan, o: LossOptions, od: number): (uv: tf.Tensor, iv: tf
     const iv = ivt as tf.Tensor2D;
     const terms: [tf.Scalar, number][] = [];
     if (n > 0) {
-      const sc = tf.sum(tf.mul(rows(uv, 0, n), rows(iv, 0, n)), 1);
-      const t = mixTargets(
-        tf.tensor1d(targets),
-        tf.tensor1d(clicked),
-        tf.tensor1d(known),
-        o.groundTruthLambda,
-      );
-      terms.push([weightedBce(sc, t, tf.tensor1d(weights)), o.weights.pointwise]);
+      const loss = pointwiseBceOfVectors(uv, iv, n, targets, clicked, known, weights, o.groundTruthLambda);
+      terms.push([loss, o.weights.pointwise]);
     }
     if (q > 0) {
       const uq = rows(uv, n, q);

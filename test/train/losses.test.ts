@@ -9,6 +9,7 @@ import {
   lambdaLoss,
   listNetLoss,
   mixTargets,
+  pointwiseBceOfVectors,
   sampledSoftmaxLoss,
   sampledSoftmaxOfVectors,
   weightedBce,
@@ -128,6 +129,66 @@ for (const backend of ['wasm', 'cpu'] as const) {
         ),
       );
       close(l, 0.4326021861);
+    });
+
+    test('the pointwise BCE of vectors equals the taped BCE of the row-wise scores (property)', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 8 }),
+          fc.integer({ min: 0, max: 3 }),
+          fc.integer({ min: 0, max: 3 }),
+          fc.integer({ min: 1, max: 4 }),
+          fc.integer({ min: 1, max: 1 << 30 }),
+          fc.constantFrom(0, 0.3),
+          (n, moreU, moreI, d, seed, lambda) => {
+            let x = seed;
+            const rnd = () => {
+              x = (x * 1103515245 + 12345) % 2147483648;
+              return x / 2147483648;
+            };
+            const U = n + moreU;
+            const I = n + moreI;
+            const u = Float32Array.from({ length: U * d }, () => (rnd() - 0.5) * 6);
+            const v = Float32Array.from({ length: I * d }, () => (rnd() - 0.5) * 6);
+            const targets = Float32Array.from({ length: n }, () => rnd());
+            const clicked = Float32Array.from({ length: n }, () => (rnd() < 0.5 ? 1 : 0));
+            const known = Float32Array.from({ length: n }, () => (rnd() < 0.5 ? 1 : 0));
+            const weights = Float32Array.from({ length: n }, () => rnd() * 2);
+            tf.tidy(() => {
+              const ut = tf.tensor2d(u, [U, d]);
+              const vt = tf.tensor2d(v, [I, d]);
+              const up = tf.scalar(0.8);
+              const ref = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => {
+                const sc = tf.sum(tf.mul(tf.slice(a, [0, 0], [n, -1]), tf.slice(b, [0, 0], [n, -1])), 1);
+                const t = mixTargets(tf.tensor1d(targets), tf.tensor1d(clicked), tf.tensor1d(known), lambda);
+                return tf.mul(weightedBce(sc, t, tf.tensor1d(weights)), up);
+              })([ut, vt]);
+              const ours = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) =>
+                tf.mul(
+                  pointwiseBceOfVectors(
+                    a as tf.Tensor2D,
+                    b as tf.Tensor2D,
+                    n,
+                    targets,
+                    clicked,
+                    known,
+                    weights,
+                    lambda,
+                  ),
+                  up,
+                ),
+              )([ut, vt]);
+              close(val(ours.value), val(ref.value), 1e-5);
+              for (const [k, g] of ours.grads.entries()) {
+                const mine = g.dataSync();
+                const theirs = (ref.grads[k] as tf.Tensor).dataSync();
+                for (let i = 0; i < mine.length; i++) close(mine[i] as number, theirs[i] as number, 1e-5);
+              }
+            });
+          },
+        ),
+        { numRuns: 60 },
+      );
     });
 
     test('the sampled softmax of vectors gives the hand-computed value too', () => {
