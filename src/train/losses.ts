@@ -210,10 +210,11 @@ export function pointwiseBceOfVectors(
       for (let k = 0; k < d; k++) sc += (u[o + k] as number) * (v[o + k] as number);
       sc = Math.fround(sc);
       const teacher = targets[i] as number;
+      const kn = known[i] as number;
       const t =
-        lambda === 0 || (known[i] as number) === 0
+        lambda === 0
           ? teacher
-          : (1 - lambda) * teacher + lambda * (clicked[i] as number);
+          : kn * ((1 - lambda) * teacher + lambda * (clicked[i] as number)) + (1 - kn) * teacher;
       const w = weights[i] as number;
       // softplus(s) = max(s, 0) + log1p(exp(−|s|)), stable for any s
       const softplus = Math.max(sc, 0) + Math.log1p(Math.exp(-Math.abs(sc)));
