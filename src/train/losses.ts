@@ -1,8 +1,10 @@
 /**
- * The student's losses: pure functions, tensors in, scalar tensor out. No I/O, no state; the
- * caller wraps them in `tf.tidy`. Each is differentiable with respect to the scores with the ops
- * every backend has (no gather, no segment sums), so the same code trains on tensorflow, wasm and
- * cpu.
+ * The student's losses: pure functions, tensors in, scalar tensor out. No I/O; no state but reused
+ * scratch buffers; the caller wraps them in `tf.tidy`. Each is differentiable with respect to the
+ * scores with the ops every backend has (no gather, no segment sums), so the same code trains on
+ * tensorflow, wasm and cpu. The training step uses the two terms it needs most often in their
+ * hand-differentiated forms over the user/item vectors ({@link pointwiseBceOfVectors},
+ * {@link sampledSoftmaxOfVectors}); the taped forms stay as the reference they are tested against.
  */
 import * as tf from '@tensorflow/tfjs';
 import { RankdistillError } from '../errors.ts';

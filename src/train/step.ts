@@ -12,9 +12,22 @@
  * The anchors of the negatives loss are slices of those same slots (the pointwise positives, the
  * pairs' pos items, the first item of each list), so they cost no extra tower rows.
  *
- * The rows of both tables are copied into two input tensors; tfjs differentiates the summed loss
- * with respect to those inputs and the dense weights (`tf.valueAndGrads`), and the table gradients
+ * The user input is the same for every unit of a request, so the plan holds one user input row
+ * per distinct request and each user slot points at its request's row (`userOf`).
+ *
+ * Two-tower ({@link twoTowerStep}): the towers run once over the distinct user rows and once over
+ * the item slots, by hand (ops.ts `mlpForward`/`mlpBackward`); the user vectors are copied out to
+ * the slots; only the loss head is taped (`tf.valueAndGrads` with respect to the slot vectors), and
+ * its pointwise and in-batch-softmax terms are themselves differentiated by hand (losses.ts). The
+ * slots' user gradients are summed per request before the user tower's backward. Other models
+ * ({@link trainStepAutodiff}): the rows are expanded to one per slot and tfjs differentiates the
+ * whole loss with respect to the input rows and the dense weights. Either way the table gradients
  * are written back to the touched rows only (duplicates summed in sparse.ts). O(batch) per step.
+ *
+ * Why by hand on wasm (profiles of bench/train.bench.ts, tfjs-backend-wasm 4.22): transposes cost
+ * ≈ 5 ns per value, products with a transpose flag and Gather are several times slower than plain
+ * products, every product re-packs its right operand, and `dataSync` allocates a fresh buffer;
+ * the taped step spent more time there than in the products themselves.
  *
  * In-batch negatives (Yi et al., RecSys 2019): anchors are the step's positives — pointwise items
  * labelled 1, the pos item of each pair, the top-graded item of each list — each scored against all
