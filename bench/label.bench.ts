@@ -26,6 +26,7 @@ import { JoinTask } from '../src/join/task.ts';
 import { ensureTopics } from '../src/kafka/topics.ts';
 import { labelRequest } from '../src/labels/index.ts';
 import { chunkMessages, LabelService } from '../src/pipeline/label-service.ts';
+import { createLabelRunner } from '../src/pipeline/label-threads.ts';
 import { SqliteJoinStore } from '../src/store/sqlite-store.ts';
 import { type Figure, writeResult } from './lib.ts';
 
@@ -220,6 +221,16 @@ async function baseline(kafka: Kafka, admin: Admin, cfg: Config, sizes: number[]
   return secs;
 }
 
+/** Stream-thread counts measured (RD_BENCH_THREADS=1,2). */
+const THREADS = (process.env.RD_BENCH_THREADS ?? '1,2').split(',').map(Number);
+
+interface ServiceRun {
+  threads: number;
+  rate: number;
+  labelsRate: number;
+  secs: number;
+}
+
 async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: number) {
   const id = `${candidates}-${Date.now().toString(36)}`;
   const dir = mkdtempSync(join(tmpdir(), 'rd-bench-label-'));
@@ -228,27 +239,54 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
   const baseSecs = await baseline(kafka, admin, cfg, sizes);
   // Topic checks and creation are start-up work, not throughput: done before the clock starts,
   // which (as for the baseline) runs from the first record received to the last offset committed.
-  await ensureTopics(admin, cfg.kafka);
-  const svc = new LabelService(cfg);
-  await svc.start();
-  let started = 0;
-  const firstRecord = (async () => {
-    while (svc.counts().rankerOutputsIn + svc.counts().impressionsIn === 0) await sleep(5);
-    started = performance.now();
-  })();
-  await waitCommitted(admin, cfg, cfg.kafka.groupId, 600_000);
-  await firstRecord;
-  const secs = (performance.now() - started) / 1000;
-  const c = svc.counts();
-  await svc.stop();
+  const runs: ServiceRun[] = [];
+  for (const threads of THREADS) {
+    // Own group, outputs and state per variant; same input topics.
+    const v = configSchema.parse({
+      ...cfg,
+      kafka: {
+        ...cfg.kafka,
+        groupId: `${cfg.kafka.groupId}-t${threads}`,
+        streamThreads: threads,
+        topics: Object.fromEntries(
+          Object.entries(cfg.kafka.topics).map(([k, name]) =>
+            k === 'rankerOutputs' || k === 'impressions' ? [k, name] : [k, `${name}-t${threads}`],
+          ),
+        ),
+      },
+      store: { dir: join(dir, `t${threads}`) },
+    });
+    await ensureTopics(admin, v.kafka);
+    const svc = createLabelRunner(v);
+    await svc.start();
+    let started = 0;
+    const firstRecord = (async () => {
+      while (svc.counts().rankerOutputsIn + svc.counts().impressionsIn === 0) await sleep(5);
+      started = performance.now();
+    })();
+    await waitCommitted(admin, v, v.kafka.groupId, 600_000);
+    await firstRecord;
+    const secs = (performance.now() - started) / 1000;
+    await svc.stop();
+    const c = svc.counts();
+    await admin
+      .deleteTopics({ topics: Object.values(v.kafka.topics).filter((x) => x.endsWith(`-t${threads}`)) })
+      .catch(() => undefined);
+    // Every request of the input joins once; counts may include batches redone after the start-up
+    // rebalance of several threads, so the rate is of requests, as for the baseline.
+    if (c.joined < n)
+      throw new Error(`service with ${threads} thread(s) joined ${c.joined} of ${n} requests`);
+    runs.push({ threads, rate: n / secs, labelsRate: (3 * n) / secs, secs });
+  }
   await admin.deleteTopics({ topics: Object.values(cfg.kafka.topics) }).catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
-  const svcRate = c.joined / secs;
   const baseRate = n / baseSecs;
-  console.log(
-    `candidates=${candidates}: service ${svcRate.toFixed(0)} req/s (${secs.toFixed(1)} s, joined ${c.joined}), baseline ${baseRate.toFixed(0)} req/s (${baseSecs.toFixed(1)} s)`,
-  );
-  return { svcRate, baseRate, labelsRate: (c.pointwise + c.pairwise + c.listwise) / secs };
+  for (const r of runs) {
+    console.log(
+      `candidates=${candidates} threads=${r.threads}: service ${r.rate.toFixed(0)} req/s (${r.secs.toFixed(1)} s), baseline ${baseRate.toFixed(0)} req/s (${baseSecs.toFixed(1)} s), ratio ${(r.rate / baseRate).toFixed(2)}`,
+    );
+  }
+  return { runs, baseRate };
 }
 
 /** Child mode: 1M lone ranker outputs into a task over the SQLite store; prints RSS (bytes). */
@@ -391,24 +429,31 @@ async function main(): Promise<void> {
   });
   const figures: Record<string, Figure> = {};
   {
-    const t20 = await withAdmin(kafka, (admin) => throughput(kafka, admin, Math.round(20_000 * SCALE), 20));
-    figures.joined_per_s_20 = {
-      value: Math.round(t20.svcRate),
-      unit: 'requests/s',
-      baseline: Math.round(t20.baseRate),
-      ratio: t20.svcRate / t20.baseRate,
-      goal: 0.6,
-    };
-    figures.labels_per_s_20 = { value: Math.round(t20.labelsRate), unit: 'labels/s' };
-    const t200 = await withAdmin(kafka, (admin) => throughput(kafka, admin, Math.round(4_000 * SCALE), 200));
-    figures.joined_per_s_200 = {
-      value: Math.round(t200.svcRate),
-      unit: 'requests/s',
-      baseline: Math.round(t200.baseRate),
-      ratio: t200.svcRate / t200.baseRate,
-      goal: 0.6,
-    };
-    figures.labels_per_s_200 = { value: Math.round(t200.labelsRate), unit: 'labels/s' };
+    let oneThreadRate20 = 0;
+    for (const [candidates, n] of [
+      [20, 20_000],
+      [200, 4_000],
+    ] as const) {
+      const t = await withAdmin(kafka, (admin) =>
+        throughput(kafka, admin, Math.round(n * SCALE), candidates),
+      );
+      for (const r of t.runs) {
+        const suffix = r.threads === 1 ? '' : `_${r.threads}threads`;
+        if (r.threads === 1 && candidates === 20) oneThreadRate20 = r.rate;
+        figures[`joined_per_s_${candidates}${suffix}`] = {
+          value: Math.round(r.rate),
+          unit: 'requests/s',
+          baseline: Math.round(t.baseRate),
+          ratio: r.rate / t.baseRate,
+          goal: 0.6,
+          note: `kafka.streamThreads=${r.threads}; baseline: one plain kafkajs consumer + idempotent producer in this process`,
+        };
+        figures[`labels_per_s_${candidates}${suffix}`] = {
+          value: Math.round(r.labelsRate),
+          unit: 'labels/s',
+        };
+      }
+    }
 
     if (process.env.RD_BENCH_THROUGHPUT_ONLY) {
       console.log(JSON.stringify(figures, null, 2));
@@ -435,7 +480,7 @@ async function main(): Promise<void> {
       note: `${rss.open} open requests in SQLite; peak ${Math.round(rss.peak / 2 ** 20)} MB`,
     };
 
-    const rate = Math.max(50, Math.round(t20.svcRate / 2));
+    const rate = Math.max(50, Math.round((oneThreadRate20 || 1_000) / 2));
     console.log(`latency at ${rate} requests/s ...`);
     const l = await withAdmin(kafka, (admin) =>
       latency(kafka, admin, rate, Math.max(5, Math.round(15 * SCALE))),

@@ -57,6 +57,8 @@ export const ERROR_CODES = {
   BACKEND_UNAVAILABLE: { retriable: false },
   /** A model or training input has the wrong shape or content. */
   TRAIN_INPUT_INVALID: { retriable: false },
+  /** A labeler stream thread failed to start or exited unexpectedly. */
+  THREAD_FAILED: { retriable: false },
   /** Command-line usage error. */
   USAGE: { retriable: false },
   /** The operation was interrupted (signal, abort). */

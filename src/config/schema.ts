@@ -68,6 +68,12 @@ export const kafkaSchema = z
     commitIntervalMs: posInt().default(100).describe('Upper bound on the time between transaction commits.'),
     maxBatchRecords: posInt().default(5_000).describe('Most input records processed in one transaction.'),
     sessionTimeoutMs: posInt().default(30_000).describe('Consumer group session timeout.'),
+    streamThreads: posInt()
+      .max(64)
+      .default(1)
+      .describe(
+        'Labeler stream threads in one process (Kafka Streams num.stream.threads): each is a worker thread with its own consumer-group member, tasks and state under store.dir/thread-<i>; partitions are spread over them. Use up to the cores the process may use.',
+      ),
   })
   .describe('Kafka transport.');
 

@@ -6,6 +6,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** What the HTTP endpoint scrapes: a prom-client Registry, or an aggregate over worker threads. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 /** The labeler's metric set, on its own registry (so tests can run several services). */
 export class LabelMetrics {
   readonly registry = new Registry();
@@ -78,7 +84,7 @@ export interface MetricsServer {
  * srv.port; // the bound port
  */
 export async function serveMetrics(
-  registry: Registry,
+  registry: MetricsSource,
   port: number,
   healthy: () => boolean,
   host = '127.0.0.1',

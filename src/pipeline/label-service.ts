@@ -140,7 +140,17 @@ export interface LabelServiceOptions {
   metrics?: LabelMetrics;
   /** Wall clock for dead-letter times. */
   now?: () => number;
+  /**
+   * Group members started together with this one (the stream threads of a process). While the
+   * first assignment gives this member more than its share, it waits up to
+   * {@link BALANCE_WAIT_MS} for the others to join instead of opening tasks it is about to lose
+   * (fencing, restoring and then discarding work).
+   */
+  peers?: number;
 }
+
+/** Longest wait at start for the peers' join to balance the assignment. */
+const BALANCE_WAIT_MS = 10_000;
 
 /**
  * The labeling service. `start()` resolves once the consumer runs; `stop()` finishes the open
@@ -170,6 +180,10 @@ export class LabelService {
   #running = false;
   #stopping = false;
   #recovering: Promise<void> | undefined;
+  readonly #peers: number;
+  #startedAt = 0;
+  /** Until when batches are left unprocessed, waiting for the peers' join (0: not waiting). */
+  #holdUntil = 0;
   #timer: NodeJS.Timeout | undefined;
   /** Counters of tasks that were closed, so totals survive rebalances. */
   #retired: JoinCounters[] = [];
@@ -181,6 +195,7 @@ export class LabelService {
     this.config = config;
     this.metrics = opts.metrics ?? new LabelMetrics();
     this.#now = opts.now ?? Date.now;
+    this.#peers = opts.peers ?? 1;
     this.#kafka = createKafka(config.kafka, 'labeler');
     this.#serde = registrySerdeFromConfig(config.kafka);
     if (config.kafka.outputFormat === 'confluent' && this.#serde === undefined) {
@@ -222,6 +237,7 @@ export class LabelService {
     this.#layout = await ensureTopics(this.#admin, this.config.kafka);
     await this.#prepareOutputs();
     this.#running = true;
+    this.#startedAt = Date.now();
     await this.#startConsumer();
     const interval = Math.max(10, Math.floor(this.config.kafka.commitIntervalMs / 2));
     this.#timer = setInterval(() => this.#tick(), interval);
@@ -289,6 +305,11 @@ export class LabelService {
     this.#generation++;
     this.#joined = true;
     this.#assigned = next;
+    const share = Math.ceil((this.#layout?.partitions ?? next.size) / this.#peers);
+    this.#holdUntil =
+      this.#tasks.size === 0 && next.size > share && Date.now() < this.#startedAt + BALANCE_WAIT_MS
+        ? this.#startedAt + BALANCE_WAIT_MS
+        : 0;
     this.#log.info('partitions assigned', {
       partitions: [...next].sort((a, b) => a - b),
       generation: this.#generation,
@@ -359,6 +380,11 @@ export class LabelService {
     if (this.#stopping || this.#recovering !== undefined || isStale()) return;
     const p = batch.partition;
     if (!this.#assigned.has(p)) return;
+    if (this.#holdUntil > Date.now()) {
+      // More than our share while peers are still joining: leave the batch (it is fetched again).
+      await sleep(50);
+      return;
+    }
     const t = this.#tasks.get(p);
     if (t === undefined) {
       // New task: fence, restore, seek to committed offsets. This batch is stale after the seek.
@@ -734,6 +760,15 @@ export class LabelService {
   #fail(t: KafkaTask, e: unknown): void {
     if (t.broken) return;
     t.broken = true;
+    if (this.#tasks.get(t.p) !== t) {
+      // Already revoked and closing: the new owner fenced its producer, which is what failed.
+      // Its batch is discarded by the close; the rest of this member is fine.
+      this.#log.info('a revoked task failed while closing; its batch is discarded', {
+        partition: t.p,
+        error: errorMessage(e),
+      });
+      return;
+    }
     this.#scheduleRecovery(e);
   }
 
@@ -838,15 +873,12 @@ export function chunkMessages(all: TopicMessages[], maxBytes = MAX_REQUEST_BYTES
  */
 export async function runLabelService(config: Config): Promise<void> {
   const log = logger('label-service');
-  const svc = new LabelService(config);
+  // Imported here: label-threads imports this module (its threads run LabelService).
+  const { createLabelRunner } = await import('./label-threads.ts');
+  const svc = createLabelRunner(config);
   let server: MetricsServer | undefined;
   if (config.metrics.enabled) {
-    server = await serveMetrics(
-      svc.metrics.registry,
-      config.metrics.port,
-      () => svc.healthy(),
-      config.metrics.host,
-    );
+    server = await serveMetrics(svc.metrics, config.metrics.port, () => svc.healthy(), config.metrics.host);
     log.info('metrics listening', { port: server.port, url: `http://127.0.0.1:${server.port}/metrics` });
   }
   const stopped = new Promise<void>((resolve) => {
@@ -863,5 +895,12 @@ export async function runLabelService(config: Config): Promise<void> {
     process.on('SIGINT', onSignal);
   });
   await svc.start();
-  await stopped;
+  try {
+    await Promise.race([stopped, svc.failed()]);
+  } catch (e) {
+    // A stream thread died: stop the others and fail, so the process is restarted.
+    await svc.stop().catch(() => undefined);
+    await server?.close();
+    throw e;
+  }
 }
