@@ -431,8 +431,8 @@ async function main(): Promise<void> {
   {
     let oneThreadRate20 = 0;
     for (const [candidates, n] of [
-      [20, 20_000],
-      [200, 4_000],
+      [20, 40_000],
+      [200, 10_000],
     ] as const) {
       const t = await withAdmin(kafka, (admin) =>
         throughput(kafka, admin, Math.round(n * SCALE), candidates),

@@ -245,9 +245,6 @@ export async function runUp(o: UpOpts, base: Config): Promise<number> {
       ...process.env,
       RANKDISTILL_KAFKA__BROKERS: brokers,
       RANKDISTILL_METRICS__PORT: '0', // ephemeral: read back from the labeler's log
-      // small transactions: one transaction's labels of a partition go out as one record batch,
-      // which must stay under the broker's message.max.bytes (1 MiB by default)
-      RANKDISTILL_KAFKA__MAX_BATCH_RECORDS: process.env.RANKDISTILL_KAFKA__MAX_BATCH_RECORDS ?? '200',
       ...(process.env.RANKDISTILL_STORE__DIR ? {} : { RANKDISTILL_STORE__DIR: join(dir, 'state') }),
       ...(process.env.RANKDISTILL_SNAPSHOTS__DIR
         ? {}
