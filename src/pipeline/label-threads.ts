@@ -211,7 +211,15 @@ export class LabelThreads implements LabelRunner {
         t.stopping = true;
         const exited = new Promise<void>((resolve) => t.worker.once('exit', () => resolve()));
         t.worker.postMessage({ type: 'stop' } satisfies ThreadRequest);
+        // A graceful stop commits and leaves the group within the session timeout; past that the
+        // thread is stuck and is terminated (its open transaction is aborted by the next owner).
+        const limit = this.config.kafka.sessionTimeoutMs + this.config.kafka.transactionTimeoutMs;
+        const timer = setTimeout(() => {
+          log.warn('stream thread did not stop in time; terminating it', { thread: t.index, ms: limit });
+          void t.worker.terminate();
+        }, limit);
         await exited;
+        clearTimeout(timer);
       }),
     );
     log.info('label stream threads stopped', { counts: this.counts() });
