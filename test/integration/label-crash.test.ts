@@ -4,20 +4,17 @@
 // duplicate — and every dead letter exactly once.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin, Kafka } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import { ensureTopics } from '../../src/kafka/topics.ts';
 import {
   assertExactlyExpected,
+  labelSuite,
   produceInputs,
-  type SimFiles,
-  simulateFiles,
   testConfig,
-  testKafka,
   waitConsumed,
 } from './label-helpers.ts';
 
@@ -25,26 +22,10 @@ const PARTITIONS = 2;
 const KILLS = 3;
 
 describe('rankdistill label under SIGKILL', { timeout: 150_000 }, () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  let work: string;
-  let sim: SimFiles;
-  const topics: string[] = [];
-
-  before(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-    work = mkdtempSync(join(tmpdir(), 'rd-label-crash-'));
-    sim = await simulateFiles(join(work, 'sim'), 1_500, 23);
-  });
-  after(async () => {
-    if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => undefined);
-    await admin.disconnect();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const suite = labelSuite('rd-label-crash', 1_500, 23);
 
   test('killed -9 three times mid-stream, every label exactly once', async () => {
+    const { kafka, admin, work, sim, topics } = suite;
     // Small transactions so that kills land between and inside many of them.
     const cfg = testConfig(join(work, 'state'), PARTITIONS, { maxBatchRecords: 25, commitIntervalMs: 50 });
     topics.push(...Object.values(cfg.kafka.topics));

@@ -2,8 +2,10 @@
 // records to the input topics, compute the expected labels independently (labelRequest over the
 // simulator's records and truth.json), and read topics back with a read_committed consumer.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, type Kafka, Kafka as KafkaClient, logLevel, Partitioners } from 'kafkajs';
 import { type Config, configSchema } from '../../src/config/schema.ts';
@@ -25,6 +27,38 @@ export function testKafka(): Kafka {
     logLevel: logLevel.NOTHING,
     retry: { retries: 8, initialRetryTime: 100 },
   });
+}
+
+/** What a labeling-service suite shares: filled in by the `before` hook {@link labelSuite} adds. */
+export interface LabelSuite {
+  kafka: Kafka;
+  admin: Admin;
+  /** Temp dir of the suite (simulated files under `sim/`), removed after it. */
+  work: string;
+  sim: SimFiles;
+  /** Topics to delete after the suite. */
+  topics: string[];
+}
+
+/**
+ * Adds the suite's before/after hooks (call inside `describe`): a connected admin, a temp dir with
+ * `requests` simulated requests, and the listed topics deleted at the end.
+ */
+export function labelSuite(prefix: string, requests: number, seed?: number): LabelSuite {
+  const s = { topics: [] as string[] } as unknown as LabelSuite;
+  before(async () => {
+    s.kafka = testKafka();
+    s.admin = s.kafka.admin();
+    await s.admin.connect();
+    s.work = mkdtempSync(join(tmpdir(), `${prefix}-`));
+    s.sim = await simulateFiles(join(s.work, 'sim'), requests, seed);
+  });
+  after(async () => {
+    if (s.topics.length > 0) await s.admin.deleteTopics({ topics: s.topics }).catch(() => undefined);
+    await s.admin.disconnect();
+    rmSync(s.work, { recursive: true, force: true });
+  });
+  return s;
 }
 
 /** A service config over fresh topic names, with short timeouts for tests. */

@@ -4,48 +4,27 @@
 // restores their join state from the changelog (it has its own state directory, so it cannot use
 // the first instance's SQLite files), and the output is still exactly the expected set.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin, Kafka } from 'kafkajs';
 import { configSchema } from '../../src/config/schema.ts';
 import { LabelService } from '../../src/pipeline/label-service.ts';
 import {
   assertExactlyExpected,
+  labelSuite,
   produceInputs,
   produceSentinels,
-  type SimFiles,
-  simulateFiles,
   testConfig,
-  testKafka,
   waitConsumed,
 } from './label-helpers.ts';
 
 const PARTITIONS = 4;
 
 describe('rankdistill label scale-out', { timeout: 150_000 }, () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  let work: string;
-  let sim: SimFiles;
-  const topics: string[] = [];
-
-  before(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-    work = mkdtempSync(join(tmpdir(), 'rd-label-scale-'));
-    sim = await simulateFiles(join(work, 'sim'), 1_200, 31);
-  });
-  after(async () => {
-    if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => undefined);
-    await admin.disconnect();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const suite = labelSuite('rd-label-scale', 1_200, 31);
 
   test('the survivor takes over the stopped instance’s partitions with their state', async () => {
+    const { kafka, admin, work, sim, topics } = suite;
     const cfgA = testConfig(join(work, 'state-a'), PARTITIONS);
     const cfgB = configSchema.parse({ ...cfgA, store: { dir: join(work, 'state-b') } });
     topics.push(...Object.values(cfgA.kafka.topics));

@@ -4,11 +4,9 @@
 // join or be emitted unmatched, once each, and the dead-letter topic must hold exactly the bad
 // records. The file transport over the same files must give byte-identical labels.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { Admin, Kafka } from 'kafkajs';
+import { describe, test } from 'node:test';
 import { decodeAvro } from '../../src/contracts/codec.ts';
 import { RankdistillError } from '../../src/errors.ts';
 import { labelFiles } from '../../src/pipeline/label-files.ts';
@@ -17,43 +15,23 @@ import {
   expectedDeadReasons,
   expectedLabels,
   labelId,
+  labelSuite,
   labelsById,
   produceInputs,
   readAll,
-  type SimFiles,
-  simulateFiles,
   testConfig,
-  testKafka,
   waitConsumed,
 } from './label-helpers.ts';
 
 const PARTITIONS = 2;
 
 describe('rankdistill label (Kafka service)', { timeout: 120_000 }, () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  let work: string;
-  let sim: SimFiles;
-  const topicsToDelete: string[] = [];
-
-  before(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-    work = mkdtempSync(join(tmpdir(), 'rd-label-it-'));
-    sim = await simulateFiles(join(work, 'sim'), 1_500);
-  });
-
-  after(async () => {
-    if (topicsToDelete.length > 0)
-      await admin.deleteTopics({ topics: topicsToDelete }).catch(() => undefined);
-    await admin.disconnect();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const suite = labelSuite('rd-label-it', 1_500);
 
   test('exactly the expected labels and dead letters, and the file transport agrees byte for byte', async () => {
+    const { kafka, admin, work, sim, topics } = suite;
     const cfg = testConfig(join(work, 'state'), PARTITIONS);
-    topicsToDelete.push(...Object.values(cfg.kafka.topics));
+    topics.push(...Object.values(cfg.kafka.topics));
     const svc = new LabelService(cfg);
     await svc.start(); // creates the topics
     try {
@@ -128,9 +106,10 @@ describe('rankdistill label (Kafka service)', { timeout: 120_000 }, () => {
   });
 
   test('refuses input topics that are not co-partitioned, naming both', async () => {
+    const { admin, work, topics } = suite;
     const cfg = testConfig(join(work, 'state-cp'), 2);
     const t = cfg.kafka.topics;
-    topicsToDelete.push(t.rankerOutputs, t.impressions);
+    topics.push(t.rankerOutputs, t.impressions);
     await admin.createTopics({
       waitForLeaders: true,
       topics: [

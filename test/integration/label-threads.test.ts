@@ -2,48 +2,28 @@
 // one group, share the 4 partitions, and together write exactly the expected labels and dead
 // letters once each; the process-level counts and the aggregated /metrics cover both threads.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin, Kafka } from 'kafkajs';
 import { configSchema } from '../../src/config/schema.ts';
 import { isRankdistillError } from '../../src/errors.ts';
 import { createLabelRunner, LabelThreads } from '../../src/pipeline/label-threads.ts';
 import {
   assertExactlyExpected,
+  labelSuite,
   produceInputs,
-  type SimFiles,
-  simulateFiles,
   testConfig,
-  testKafka,
   waitConsumed,
 } from './label-helpers.ts';
 
 const PARTITIONS = 4;
 
 describe('labeler stream threads', { timeout: 150_000 }, () => {
-  let kafka: Kafka;
-  let admin: Admin;
-  let work: string;
-  let sim: SimFiles;
-  const topics: string[] = [];
-
-  before(async () => {
-    kafka = testKafka();
-    admin = kafka.admin();
-    await admin.connect();
-    work = mkdtempSync(join(tmpdir(), 'rd-label-threads-'));
-    sim = await simulateFiles(join(work, 'sim'), 1_200, 23);
-  });
-  after(async () => {
-    if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => undefined);
-    await admin.disconnect();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const suite = labelSuite('rd-label-threads', 1_200, 23);
 
   test('two threads split the partitions and write exactly the expected labels once', async () => {
+    const { kafka, admin, work, sim, topics } = suite;
     const cfg = testConfig(join(work, 'state'), PARTITIONS, { streamThreads: 2 });
     topics.push(...Object.values(cfg.kafka.topics));
     const runner = createLabelRunner(cfg);
@@ -81,6 +61,7 @@ describe('labeler stream threads', { timeout: 150_000 }, () => {
   });
 
   test('a thread that cannot start fails the start with its error, naming the thread', async () => {
+    const { admin, work, topics } = suite;
     const base = testConfig(join(work, 'state-bad'), PARTITIONS);
     // Ranker outputs with 4 partitions, impressions with 3: every thread refuses to start.
     await admin.createTopics({
