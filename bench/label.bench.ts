@@ -23,7 +23,7 @@ import { type Admin, Kafka, logLevel, Partitioners } from 'kafkajs';
 import { type Config, configSchema } from '../src/config/schema.ts';
 import { encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
 import { JoinTask } from '../src/join/task.ts';
-import { ensureTopics } from '../src/kafka/topics.ts';
+import { createTopicsAndWait, ensureTopics } from '../src/kafka/topics.ts';
 import { labelRequest } from '../src/labels/index.ts';
 import { chunkMessages, LabelService } from '../src/pipeline/label-service.ts';
 import { createLabelRunner } from '../src/pipeline/label-threads.ts';
@@ -132,7 +132,10 @@ async function produceAll(kafka: Kafka, cfg: Config, n: number, candidates: numb
   const labelSizes = [0, 0, 0];
   const admin = kafka.admin();
   await admin.connect();
-  await createReady(admin, [t.rankerOutputs, t.impressions]);
+  await createTopicsAndWait(
+    admin,
+    [t.rankerOutputs, t.impressions].map((topic) => ({ topic, numPartitions: PARTITIONS })),
+  );
   await admin.disconnect();
   for (let s = 0; s < n; s += 500) {
     const rs: Array<{ key: string; value: Buffer }> = [];
@@ -173,30 +176,12 @@ async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Pro
   }
 }
 
-/** Creates topics and waits until their metadata answers (fresh topics briefly fail). */
-async function createReady(admin: Admin, topics: string[]): Promise<void> {
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS })),
-  });
-  for (let i = 0; ; i++) {
-    try {
-      await admin.fetchTopicMetadata({ topics });
-      await admin.fetchTopicOffsets(topics[0]!);
-      return;
-    } catch (e) {
-      if (i > 50) throw e;
-      await sleep(200);
-    }
-  }
-}
-
 /** Plain consume + produce of equally sized output, no join, no transactions. */
 async function baseline(kafka: Kafka, admin: Admin, cfg: Config, sizes: number[]): Promise<number> {
   const groupId = `${cfg.kafka.groupId}-baseline`;
   const t = cfg.kafka.topics;
   const out = `${t.pointwise}-baseline`;
-  await createReady(admin, [out]);
+  await createTopicsAndWait(admin, [{ topic: out, numPartitions: PARTITIONS }]);
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true });
   await producer.connect();
   const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 100 });
