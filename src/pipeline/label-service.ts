@@ -101,6 +101,8 @@ class KafkaTask {
   sending: Promise<void> | undefined;
   /** Record metadata of the sends so far (changelog base offsets give the checkpoint). */
   sentMeta: RecordMetadata[] = [];
+  /** Records sent per topic in the open transaction (exported as records out once it commits). */
+  sentCounts = new Map<string, number>();
   /** Average input record size per side (bytes), for the byte bound on buffering. */
   avgBytes: Record<Side, number> = { ranker: 0, impression: 0 };
   /** A pump is queued on the lock (fetches only schedule one). */
@@ -606,7 +608,8 @@ export class LabelService {
       for (const chunk of chunkMessages(topicMessages)) {
         t.sentMeta.push(...(await t.txn.sendBatch({ topicMessages: chunk, acks: -1 })));
       }
-      for (const tm of topicMessages) this.metrics.recordsOut.inc({ topic: tm.topic }, tm.messages.length);
+      for (const tm of topicMessages)
+        t.sentCounts.set(tm.topic, (t.sentCounts.get(tm.topic) ?? 0) + tm.messages.length);
     });
     chain.catch(() => undefined); // awaited (and handled) by the commit or the discard
     return chain;
@@ -706,6 +709,7 @@ export class LabelService {
     for (const s of ['ranker', 'impression'] as const) if (next[s] !== null) t.committed[s] = next[s];
     this.metrics.commitLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.metrics.batchRecords.observe(t.processed);
+    for (const [topic, n] of t.sentCounts) this.metrics.recordsOut.inc({ topic }, n);
     this.#exportCounters(t);
     this.#resetBatch(t);
   }
@@ -742,6 +746,7 @@ export class LabelService {
     t.txn = undefined;
     t.sending = undefined;
     t.sentMeta = [];
+    t.sentCounts = new Map();
     t.processed = 0;
   }
 
