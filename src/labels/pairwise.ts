@@ -165,21 +165,23 @@ function sampled(n: number, cfg: PairwiseConfig, rng: Rng, buf: PairBuffer, cap:
   }
 }
 
+/** Pairs as label positions (pos[q] outranks neg[q]), valid until the next {@link pairPositions}. */
+export interface PairPositions {
+  readonly pos: Int32Array;
+  readonly neg: Int32Array;
+  readonly len: number;
+}
+
 /**
- * BPR pairs of a request, pos outranking neg. `grades` (listwise grades by label position) are
- * only read when weightByDeltaNdcg is on.
+ * The pairs of an n-candidate list as label positions, in emission order: what
+ * {@link pairwisePairs} emits, before item ids and weights are attached. The result is a shared
+ * buffer, overwritten by the next call.
  *
  * @example
- * pairwisePairs(view, cfg.pairwise, Rng.forRequest(ranker.request_id), null);
- * // [{ pos_item: 'a', neg_item: 'd', pos_rank: 1, neg_rank: 4, weight: 1 }, ...]
+ * const pp = pairPositions(view.n, cfg.pairwise, Rng.forRequest(requestId));
+ * pp.pos[0]; // label position of the first pair's positive
  */
-export function pairwisePairs(
-  view: TeacherView,
-  cfg: PairwiseConfig,
-  rng: Rng,
-  grades: Int32Array | null,
-): ItemPair[] {
-  const n = view.n;
+export function pairPositions(n: number, cfg: PairwiseConfig, rng: Rng): PairPositions {
   const cap = cfg.maxPairs;
   const most = cfg.strategy === 'topk-vs-below' ? Math.min(cfg.k, n) * cfg.m : (n * (n - 1)) / 2;
   const buf = pairBuffer.reset(Math.min(most, cap));
@@ -196,34 +198,82 @@ export function pairwisePairs(
         break;
     }
   }
-  let disc: Float64Array | null = null;
-  let invIdcg = 0;
-  if (cfg.weightByDeltaNdcg && grades !== null) {
-    disc = discountTable(n);
-    const idcg = idealDcg(grades, n);
-    invIdcg = idcg > 0 ? 1 / idcg : 0;
+  return buf;
+}
+
+// Created on first use: a class cannot be instantiated above its definition.
+let unitWeights: PairWeights | null = null;
+
+/**
+ * Pair weights of one request: 1 each, or |ΔNDCG| of the swap when weightByDeltaNdcg is on and
+ * grades are given (see the module doc).
+ *
+ * @example
+ * const w = PairWeights.of(cfg.pairwise, grades, view.n);
+ * w.weight(0, 3); // weight of the pair (rank 1, rank 4)
+ */
+export class PairWeights {
+  readonly #disc: Float64Array | null;
+  readonly #grades: Int32Array | null;
+  readonly #invIdcg: number;
+
+  private constructor(disc: Float64Array | null, grades: Int32Array | null, invIdcg: number) {
+    this.#disc = disc;
+    this.#grades = grades;
+    this.#invIdcg = invIdcg;
   }
+
+  static of(cfg: PairwiseConfig, grades: Int32Array | null, n: number): PairWeights {
+    if (!cfg.weightByDeltaNdcg || grades === null) {
+      unitWeights ??= new PairWeights(null, null, 0);
+      return unitWeights;
+    }
+    const idcg = idealDcg(grades, n);
+    return new PairWeights(discountTable(n), grades, idcg > 0 ? 1 / idcg : 0);
+  }
+
+  /** Weight of the pair of label positions (i, j). */
+  weight(i: number, j: number): number {
+    const disc = this.#disc;
+    const grades = this.#grades;
+    if (disc === null || grades === null) return 1;
+    const gains = GAINS;
+    const gi = grades[i]!;
+    const gj = grades[j]!;
+    const d = (gi < 32 ? gains[gi]! : 2 ** gi - 1) - (gj < 32 ? gains[gj]! : 2 ** gj - 1);
+    return Math.abs(d) * Math.abs(disc[i]! - disc[j]!) * this.#invIdcg;
+  }
+}
+
+/**
+ * BPR pairs of a request, pos outranking neg. `grades` (listwise grades by label position) are
+ * only read when weightByDeltaNdcg is on.
+ *
+ * @example
+ * pairwisePairs(view, cfg.pairwise, Rng.forRequest(ranker.request_id), null);
+ * // [{ pos_item: 'a', neg_item: 'd', pos_rank: 1, neg_rank: 4, weight: 1 }, ...]
+ */
+export function pairwisePairs(
+  view: TeacherView,
+  cfg: PairwiseConfig,
+  rng: Rng,
+  grades: Int32Array | null,
+): ItemPair[] {
+  const buf = pairPositions(view.n, cfg, rng);
+  const w = PairWeights.of(cfg, grades, view.n);
   const items = view.items;
   const order = view.order;
-  const gains = GAINS;
   const len = buf.len;
   const out = new Array<ItemPair>(len);
   for (let q = 0; q < len; q++) {
     const i = buf.pos[q]!;
     const j = buf.neg[q]!;
-    let weight = 1;
-    if (disc !== null && grades !== null) {
-      const gi = grades[i]!;
-      const gj = grades[j]!;
-      const d = (gi < 32 ? gains[gi]! : 2 ** gi - 1) - (gj < 32 ? gains[gj]! : 2 ** gj - 1);
-      weight = Math.abs(d) * Math.abs(disc[i]! - disc[j]!) * invIdcg;
-    }
     out[q] = {
       pos_item: items[order === null ? i : order[i]!]!.item_id,
       neg_item: items[order === null ? j : order[j]!]!.item_id,
       pos_rank: i + 1,
       neg_rank: j + 1,
-      weight,
+      weight: w.weight(i, j),
     };
   }
   return out;

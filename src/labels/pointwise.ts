@@ -70,8 +70,13 @@ export function positiveWeights(cfg: PointwiseConfig): Float64Array {
   return t;
 }
 
-/** Numerically stable logistic function. */
-function sigmoid(x: number): number {
+/**
+ * Numerically stable logistic function (the soft target; shared with the column writers).
+ *
+ * @example
+ * sigmoid(0); // 0.5
+ */
+export function sigmoid(x: number): number {
   if (x >= 0) return 1 / (1 + Math.exp(-x));
   const e = Math.exp(x);
   return e / (1 + e);

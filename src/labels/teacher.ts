@@ -23,7 +23,10 @@
 import type { LabelsConfig } from '../config/schema.ts';
 import type { Impression, RankedItem, RankerOutput } from '../contracts/index.ts';
 import { LabelInputError } from '../errors.ts';
-import type { IdIndex } from './id-index.ts';
+/** item_id → candidate index, −1 when not a candidate ({@link IdIndex} or a column index). */
+export interface IdLookup {
+  get(id: string): number;
+}
 
 type TeacherConfig = LabelsConfig['teacher'];
 
@@ -164,14 +167,13 @@ export function resolveTeacher(
   ranker: RankerOutput,
   impression: Impression | null,
   cfg: TeacherConfig,
-  index: IdIndex,
+  index: IdLookup,
   scratch: ViewScratch | null = null,
   scoresInZ = false,
 ): TeacherView {
   const items = ranker.items;
   const n = items.length;
-  const shown = impression === null ? null : impression.items;
-  const m = shown === null ? 0 : shown.length;
+  const m = impression === null ? 0 : impression.items.length;
   const sc = scratch === null ? null : scratch.ensure(n, m);
   const zRanker =
     cfg.signal === 'logits'
@@ -179,6 +181,47 @@ export function resolveTeacher(
         ? logits(items, cfg, new Float64Array(n), false)
         : logits(items, cfg, sc.zRanker, scoresInZ)
       : null;
+  return withOrder(n, items, zRanker, impression, cfg, index, sc);
+}
+
+/** No candidate objects: the view of {@link resolveTeacherColumns}. */
+const NO_ITEMS: readonly RankedItem[] = Object.freeze([]);
+
+/**
+ * {@link resolveTeacher} for a candidate list held as columns (see src/contracts/ranker-columns.ts)
+ * rather than objects: `scratch.zRanker[0..n)` must hold the item scores, and `index` must map the
+ * item ids to list indices. Only for configs without objective fusion (the scores are the logits);
+ * the view's `items` is empty, so only column writers (src/labels/encoded.ts) may read it.
+ *
+ * @example
+ * scratch.ensure(n, 0).zRanker.set(scores);
+ * const view = resolveTeacherColumns(n, impression, cfg.teacher, index, scratch);
+ */
+export function resolveTeacherColumns(
+  n: number,
+  impression: Impression | null,
+  cfg: TeacherConfig,
+  index: IdLookup,
+  scratch: ViewScratch,
+): TeacherView {
+  if (Object.keys(cfg.objectiveWeights).length > 0)
+    throw new Error('resolveTeacherColumns: objective fusion needs the candidate objects');
+  const sc = scratch.ensure(n, impression === null ? 0 : impression.items.length);
+  return withOrder(n, NO_ITEMS, cfg.signal === 'logits' ? sc.zRanker : null, impression, cfg, index, sc);
+}
+
+/** The label order and clicks of a view whose ranker-order logits are known. */
+function withOrder(
+  n: number,
+  items: readonly RankedItem[],
+  zRanker: Float64Array | null,
+  impression: Impression | null,
+  cfg: TeacherConfig,
+  index: IdLookup,
+  sc: ViewScratch | null,
+): TeacherView {
+  const shown = impression === null ? null : impression.items;
+  const m = shown === null ? 0 : shown.length;
   if (shown === null) return { n, items, order: null, z: zRanker, zRanker, clicked: null };
 
   const clickedRanker = (sc === null ? new Int8Array(n) : sc.clickedRanker).fill(-1, 0, n);
