@@ -1,0 +1,293 @@
+/**
+ * The label generators' output written straight to Avro bytes from a {@link RankerColumns}: the
+ * same records {@link labelRequest} returns, encoded as `encodeAvro` would encode them, without
+ * building the record objects. Item ids and features are copied from the ranker output's bytes.
+ *
+ * The semantics stay in one place: the order, logits and clicks come from the same teacher view
+ * (resolveTeacherColumns), the grades from listwiseGrades, the pairs from pairPositions and
+ * PairWeights, the weights from positiveWeights, the soft targets from sigmoid. What is written
+ * here is only the field layout of the three label schemas; test/labels/encoded.test.ts checks
+ * byte equality with `encodeAvro(labelRequest(…))` over random requests and every config.
+ *
+ * Configs with objective fusion need the candidate objects: {@link columnsSupported} says when
+ * this path applies. Pure: no I/O.
+ */
+import type { LabelsConfig } from '../config/schema.ts';
+import { encodeAvro } from '../contracts/codec.ts';
+import type { Impression } from '../contracts/index.ts';
+import { ColumnIndex, type RankerColumns } from '../contracts/ranker-columns.ts';
+import { labelRequest } from './index.ts';
+import { listwiseGrades } from './listwise.ts';
+import { GAINS } from './ndcg.ts';
+import { PairWeights, pairPositions } from './pairwise.ts';
+import { positiveWeights, sigmoid } from './pointwise.ts';
+import { Rng } from './rng.ts';
+import { resolveTeacherColumns, type TeacherView, ViewScratch } from './teacher.ts';
+import { validateImpression } from './validate.ts';
+
+/** Avro binary of a request's label records; a kind is null when it is disabled in the config. */
+export interface EncodedLabels {
+  pointwise: Buffer | null;
+  pairwise: Buffer | null;
+  listwise: Buffer | null;
+}
+
+/**
+ * Whether {@link labelColumnsEncoded} handles this config (no objective fusion).
+ *
+ * @example
+ * columnsSupported(labelsSchema.parse({})); // true
+ */
+export function columnsSupported(cfg: LabelsConfig): boolean {
+  return Object.keys(cfg.teacher.objectiveWeights).length === 0;
+}
+
+/** A growable output buffer with Avro primitives (module-level: writing is never re-entered). */
+let out = Buffer.allocUnsafeSlow(1 << 16);
+let at = 0;
+
+function ensure(extra: number): void {
+  if (at + extra <= out.length) return;
+  const grown = Buffer.allocUnsafeSlow(Math.max(at + extra, 2 * out.length));
+  out.copy(grown, 0, 0, at);
+  out = grown;
+}
+
+/** Zig-zag varint of a safe integer. */
+function long(n: number): void {
+  ensure(10);
+  if (n >= -0x40000000 && n < 0x40000000) {
+    let z = (n << 1) ^ (n >> 31);
+    while (z & ~0x7f) {
+      out[at++] = (z & 0x7f) | 0x80;
+      z >>>= 7;
+    }
+    out[at++] = z;
+    return;
+  }
+  let z = n >= 0 ? n * 2 : -n * 2 - 1;
+  while (z >= 128) {
+    out[at++] = (z % 128) | 0x80;
+    z = Math.floor(z / 128);
+  }
+  out[at++] = z;
+}
+
+function double(x: number): void {
+  ensure(8);
+  at = out.writeDoubleLE(x, at);
+}
+
+/** A string known to be ASCII (the parsed header fields and the ids built from them). */
+function ascii(s: string): void {
+  long(s.length);
+  ensure(s.length);
+  at += out.write(s, at, 'latin1');
+}
+
+/** A string of the ranker's bytes [start, end) (validated ASCII), length first. */
+function copyString(src: Buffer, start: number, end: number): void {
+  const len = end - start;
+  long(len);
+  copy(src, start, end);
+}
+
+function copy(src: Buffer, start: number, end: number): void {
+  const len = end - start;
+  ensure(len);
+  if (len < 48) {
+    // Locals: a loop over the module-level `at` would store it on every byte.
+    const o = out;
+    let a = at;
+    for (let i = start; i < end; i++) o[a++] = src[i]!;
+    at = a;
+  } else {
+    src.copy(out, at, start, end);
+    at += len;
+  }
+}
+
+/** The bytes written since `from`, as a new Buffer. */
+function take(from: number): Buffer {
+  const b = Buffer.allocUnsafe(at - from);
+  out.copy(b, 0, from, at);
+  return b;
+}
+
+/** The fields every label record starts with: id, request_id, user_id, ts, model_version, matched, context. */
+function header(r: RankerColumns, suffix: string, ts: number, matched: boolean): void {
+  ascii(`${r.request_id}${suffix}`);
+  ascii(r.request_id);
+  ascii(r.user_id);
+  long(ts);
+  ascii(r.model_version);
+  ensure(1);
+  out[at++] = matched ? 1 : 0;
+  copy(r.buf, r.contextStart, r.contextEnd);
+}
+
+const index = new ColumnIndex();
+const scratch = new ViewScratch();
+
+/**
+ * The Avro bytes of `labelRequest({ ranker, impression }, cfg)`'s records, for a ranker output
+ * parsed into columns (which implies it passed validateRankerOutput). Throws what labelRequest
+ * throws, for the same input (a bad impression, a mismatched request or user, logit-thresholds
+ * in rank mode). Requires {@link columnsSupported}(cfg).
+ *
+ * @example
+ * const cols = parseRankerColumns(raw, decodeRanker);
+ * if (cols !== null && columnsSupported(cfg)) labelColumnsEncoded(cols, impression, cfg).pointwise; // Avro bytes
+ */
+export function labelColumnsEncoded(
+  r: RankerColumns,
+  impression: Impression | null,
+  cfg: LabelsConfig,
+): EncodedLabels {
+  if (
+    impression !== null &&
+    (validateImpression(impression) !== null ||
+      impression.request_id !== r.request_id ||
+      impression.user_id !== r.user_id)
+  ) {
+    // labelRequest throws the LabelInputError that names the problem.
+    return encodeAll(labelRequest({ ranker: r.decoded(), impression }, cfg));
+  }
+  const n = r.n;
+  const ts = impression !== null && impression.ts > r.ts ? impression.ts : r.ts;
+  const matched = impression !== null;
+  scratch.ensure(n, 0).zRanker.set(r.scores);
+  if (impression !== null && impression.items.length > 0) index.build(r, n);
+  const view = resolveTeacherColumns(n, impression, cfg.teacher, index, scratch);
+
+  const pw = cfg.pairwise;
+  const needGrades = cfg.listwise.enabled || (pw.enabled && pw.weightByDeltaNdcg);
+  const grades = needGrades ? listwiseGrades(view, cfg.listwise, scratch) : null;
+
+  at = 0;
+  let pointwise: Buffer | null = null;
+  if (cfg.pointwise.enabled) {
+    header(r, ':pointwise', ts, matched);
+    pointwiseItems(r, view, cfg.pointwise);
+    pointwise = take(0);
+  }
+  let pairwise: Buffer | null = null;
+  if (pw.enabled) {
+    const from = at;
+    header(r, ':pairwise', ts, matched);
+    pairs(r, view, pw, grades);
+    pairwise = take(from);
+  }
+  let listwise: Buffer | null = null;
+  if (cfg.listwise.enabled && grades !== null) {
+    const from = at;
+    header(r, ':listwise', ts, matched);
+    gradedItems(r, view, grades);
+    listwise = take(from);
+  }
+  return { pointwise, pairwise, listwise };
+}
+
+function encodeAll(l: ReturnType<typeof labelRequest>): EncodedLabels {
+  return {
+    pointwise: l.pointwise === null ? null : encodeAvro('PointwiseLabels', l.pointwise),
+    pairwise: l.pairwise === null ? null : encodeAvro('PairwiseLabels', l.pairwise),
+    listwise: l.listwise === null ? null : encodeAvro('ListwiseLabels', l.listwise),
+  };
+}
+
+/** PointwiseItem array, as pointwiseItems (pointwise.ts) fills it. */
+function pointwiseItems(r: RankerColumns, view: TeacherView, cfg: LabelsConfig['pointwise']): void {
+  const n = view.n;
+  const w = positiveWeights(cfg);
+  const k = Math.min(cfg.k, n);
+  const z = view.z;
+  const clicked = view.clicked;
+  const order = view.order;
+  const soft = z !== null && cfg.softTargets === true;
+  const invT = 1 / cfg.temperature;
+  const buf = r.buf;
+  const offs = r.offsets;
+  long(n);
+  for (let p = 0; p < n; p++) {
+    const i = order === null ? p : order[p]!;
+    copyString(buf, offs[4 * i]!, offs[4 * i + 1]!);
+    long(p + 1);
+    ensure(30);
+    out[at++] = p < k ? 2 : 0; // label 1 / 0 as a zig-zag int
+    at = out.writeDoubleLE(p < k ? w[p]! : 1, at);
+    if (z === null) out[at++] = 0;
+    else {
+      out[at++] = 2;
+      at = out.writeDoubleLE(z[p]!, at);
+    }
+    if (soft) {
+      out[at++] = 2;
+      at = out.writeDoubleLE(sigmoid(z[p]! * invT), at);
+    } else out[at++] = 0;
+    const c = clicked === null ? -1 : clicked[p]!;
+    if (c === -1) out[at++] = 0;
+    else {
+      out[at++] = 2;
+      out[at++] = c === 1 ? 1 : 0;
+    }
+    copy(buf, offs[4 * i + 2]!, offs[4 * i + 3]!);
+  }
+  long(0);
+}
+
+/** GradedItem array, as listwiseItems (listwise.ts) fills it. */
+function gradedItems(r: RankerColumns, view: TeacherView, grades: Int32Array): void {
+  const n = view.n;
+  const z = view.z;
+  const order = view.order;
+  const buf = r.buf;
+  const offs = r.offsets;
+  const gains = GAINS;
+  long(n);
+  for (let p = 0; p < n; p++) {
+    const i = order === null ? p : order[p]!;
+    copyString(buf, offs[4 * i]!, offs[4 * i + 1]!);
+    long(p + 1);
+    const g = grades[p]!;
+    long(g);
+    double(g < 32 ? gains[g]! : 2 ** g - 1);
+    ensure(10);
+    if (z === null) out[at++] = 0;
+    else {
+      out[at++] = 2;
+      at = out.writeDoubleLE(z[p]!, at);
+    }
+  }
+  long(0);
+}
+
+/** ItemPair array, as pairwisePairs (pairwise.ts) fills it. */
+function pairs(
+  r: RankerColumns,
+  view: TeacherView,
+  cfg: LabelsConfig['pairwise'],
+  grades: Int32Array | null,
+): void {
+  const pp = pairPositions(view.n, cfg, Rng.forRequest(r.request_id));
+  const w = PairWeights.of(cfg, grades, view.n);
+  const order = view.order;
+  const buf = r.buf;
+  const offs = r.offsets;
+  const len = pp.len;
+  if (len > 0) {
+    long(len);
+    for (let q = 0; q < len; q++) {
+      const i = pp.pos[q]!;
+      const j = pp.neg[q]!;
+      const a = order === null ? i : order[i]!;
+      const b = order === null ? j : order[j]!;
+      copyString(buf, offs[4 * a]!, offs[4 * a + 1]!);
+      copyString(buf, offs[4 * b]!, offs[4 * b + 1]!);
+      long(i + 1);
+      long(j + 1);
+      double(w.weight(i, j));
+    }
+  }
+  long(0);
+}
