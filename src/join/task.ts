@@ -13,7 +13,9 @@
 import type avro from 'avsc';
 import { type Decoded, decode, type WireFormat } from '../contracts/codec.ts';
 import type { DeadLetter, Impression, RankerOutput } from '../contracts/index.ts';
+import { parseRankerColumns, RankerColumns } from '../contracts/ranker-columns.ts';
 import { errorMessage } from '../errors.ts';
+import type { EncodedLabels } from '../labels/encoded.ts';
 import type { JoinedRequest, RequestLabels } from '../labels/index.ts';
 import { validateImpression, validateRankerOutput } from '../labels/index.ts';
 import { type MergeEntry, type MergeSide, PartitionMerge } from './merge.ts';
@@ -56,6 +58,13 @@ export interface JoinTaskOptions {
   writerFor?: (schemaId: number) => avro.Type | undefined;
   /** Wall clock for dead-letter times. */
   now: () => number;
+  /**
+   * The column path (plain Avro ranker outputs only): ranker outputs that parseRankerColumns
+   * accepts are not decoded into objects, and their labels come from this writer
+   * (`labelColumnsEncoded` bound to the labels config) as Avro bytes. Must give the bytes of
+   * encoding `label`'s records; everything else still goes through `label`.
+   */
+  columns?: (ranker: RankerColumns, impression: Impression | null) => EncodedLabels;
 }
 
 type Item =
@@ -119,11 +128,13 @@ export class JoinTask {
   readonly #op: JoinOperator;
   /** Next offset to consume per side once everything processed so far is committed. */
   readonly #next: Record<Side, number | null> = { ranker: null, impression: null };
+  readonly #columns: boolean;
 
   constructor(opts: JoinTaskOptions) {
     this.partition = opts.partition;
     this.#opts = opts;
     this.#op = new JoinOperator(opts.store, opts.join);
+    this.#columns = opts.columns !== undefined;
   }
 
   /** Buffers records of one side (in offset order); each is decoded and validated when it reaches the head. */
@@ -218,6 +229,17 @@ export class JoinTask {
       offset: r.offset,
     };
     const ref: RecordRef = { source, key: r.key, raw: r.raw };
+    if (
+      side === 'ranker' &&
+      this.#columns &&
+      r.decoded === undefined &&
+      (this.#opts.rawFormat?.ranker ?? this.#opts.inputFormat) === 'avro'
+    ) {
+      const cols = parseRankerColumns(r.raw, decodeRanker);
+      // Null: bad or non-canonical bytes, for the generic path below to decode or dead-letter.
+      if (cols !== null)
+        return { ok: true, input: { side, value: cols, source, key: r.key, format: 'avro', raw: r.raw } };
+    }
     const d =
       r.decoded ??
       decode(
@@ -270,6 +292,11 @@ export class JoinTask {
   }
 
   #label(outputs: TaskOutput[], req: JoinedRequest, ref: RecordRef): void {
+    const columns = this.#opts.columns;
+    if (columns !== undefined && req.ranker instanceof RankerColumns) {
+      this.#labelColumns(outputs, columns, req.ranker, req.impression, ref);
+      return;
+    }
     let labels: RequestLabels;
     try {
       labels = this.#opts.label(req);
@@ -289,6 +316,36 @@ export class JoinTask {
     }
     if (labels.listwise) {
       outputs.push({ kind: 'listwise', key, value: labels.listwise });
+      this.counters.labelsOut.listwise++;
+    }
+  }
+
+  #labelColumns(
+    outputs: TaskOutput[],
+    columns: NonNullable<JoinTaskOptions['columns']>,
+    ranker: RankerColumns,
+    impression: Impression | null,
+    ref: RecordRef,
+  ): void {
+    let labels: EncodedLabels;
+    try {
+      labels = columns(ranker, impression);
+    } catch (e) {
+      this.counters.labelFailed++;
+      this.#dead(outputs, 'LABEL_FAILED', errorMessage(e), ref, ranker.request_id);
+      return;
+    }
+    const key = Buffer.from(ranker.user_id, 'utf8');
+    if (labels.pointwise) {
+      outputs.push({ kind: 'encoded', label: 'pointwise', key, bytes: labels.pointwise });
+      this.counters.labelsOut.pointwise++;
+    }
+    if (labels.pairwise) {
+      outputs.push({ kind: 'encoded', label: 'pairwise', key, bytes: labels.pairwise });
+      this.counters.labelsOut.pairwise++;
+    }
+    if (labels.listwise) {
+      outputs.push({ kind: 'encoded', label: 'listwise', key, bytes: labels.listwise });
       this.counters.labelsOut.listwise++;
     }
   }
@@ -314,6 +371,34 @@ export class JoinTask {
     };
     outputs.push({ kind: 'deadLetter', key: ref.key, value });
   }
+}
+
+/** The contract of each label kind. */
+const LABEL_CONTRACT = {
+  pointwise: 'PointwiseLabels',
+  pairwise: 'PairwiseLabels',
+  listwise: 'ListwiseLabels',
+} as const;
+
+/**
+ * An output as a label or dead-letter record: `encoded` labels (the column path) are decoded,
+ * for sinks that write records rather than Avro bytes (JSON files).
+ *
+ * @example
+ * for (const o of outputs) { const r = outputRecord(o); writers[r.kind].write(r.value); }
+ */
+export function outputRecord(o: TaskOutput): Exclude<TaskOutput, { kind: 'encoded' }> {
+  if (o.kind !== 'encoded') return o;
+  const d = decode(LABEL_CONTRACT[o.label], o.bytes, 'avro');
+  if (!d.ok) throw d.error; // written by our own writer: a bug, not bad input
+  return { kind: o.label, key: o.key, value: d.value } as Exclude<TaskOutput, { kind: 'encoded' }>;
+}
+
+/** Generic decode of bytes the column parser accepted (they decode: see ranker-columns.ts). */
+function decodeRanker(b: Buffer): RankerOutput {
+  const d = decode('RankerOutput', b, 'avro');
+  if (!d.ok) throw d.error;
+  return d.value as RankerOutput;
 }
 
 function reqId(v: { request_id?: unknown }): string | null {

@@ -123,15 +123,22 @@ export interface RecordRef {
   raw: Buffer;
 }
 
-/** Output records of a task, before encoding. */
+/**
+ * Output records of a task: label and dead-letter records to encode, or (`encoded`) a label
+ * record already written as plain Avro binary by the column path (JoinTaskOptions.columns).
+ */
 export type TaskOutput =
   | { kind: 'pointwise'; key: Buffer; value: PointwiseLabels }
   | { kind: 'pairwise'; key: Buffer; value: PairwiseLabels }
   | { kind: 'listwise'; key: Buffer; value: ListwiseLabels }
+  | { kind: 'encoded'; label: LabelKind; key: Buffer; bytes: Buffer }
   | { kind: 'deadLetter'; key: Buffer | null; value: DeadLetter };
 
-/** Output kinds, in the order a request's outputs are emitted. */
-export type OutputKind = TaskOutput['kind'];
+/** The three label kinds. */
+export type LabelKind = 'pointwise' | 'pairwise' | 'listwise';
+
+/** Output kinds (one output topic each), in the order a request's outputs are emitted. */
+export type OutputKind = LabelKind | 'deadLetter';
 
 /** Counters of one task, by outcome. */
 export interface JoinCounters {

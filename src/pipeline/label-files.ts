@@ -20,7 +20,7 @@ import type { Config } from '../config/schema.ts';
 import type { WireFormat } from '../contracts/codec.ts';
 import { RankdistillError } from '../errors.ts';
 import { extensionOf, type FileFormat, formatOf, RecordWriter, readRecords } from '../io/files.ts';
-import { JoinTask, type RawInput } from '../join/task.ts';
+import { JoinTask, outputRecord, type RawInput } from '../join/task.ts';
 import type { OutputKind, Side, TaskOutput } from '../join/types.ts';
 import { labelRequest } from '../labels/index.ts';
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
@@ -121,7 +121,8 @@ export async function labelFiles(opts: LabelFilesOptions): Promise<LabelFilesRes
     now: opts.now ?? Date.now,
   });
   const write = (outs: TaskOutput[]) => {
-    for (const o of outs) {
+    for (const out of outs) {
+      const o = outputRecord(out);
       switch (o.kind) {
         case 'pointwise':
           writers.pointwise.write(o.value);

@@ -39,21 +39,37 @@ import type {
 } from 'kafkajs';
 import type { Config } from '../config/schema.ts';
 import { encodeAvro } from '../contracts/codec.ts';
+import type { Impression } from '../contracts/index.ts';
+import type { RankerColumns } from '../contracts/ranker-columns.ts';
 import type { ContractName, Contracts } from '../contracts/schemas.ts';
 import { errorMessage, isRankdistillError, RankdistillError } from '../errors.ts';
 import { ChangeRecordingStore } from '../join/changelog.ts';
 import { JoinTask } from '../join/task.ts';
-import { emptyCounters, type JoinCounters, type Side, type TaskOutput } from '../join/types.ts';
+import {
+  emptyCounters,
+  type JoinCounters,
+  type LabelKind,
+  type Side,
+  type TaskOutput,
+} from '../join/types.ts';
 import { coPartitionedAssigner } from '../kafka/assigner.ts';
 import { createKafka, createTransactionalProducer, sendOffsetsRetrying } from '../kafka/client.ts';
 import { restoreFromChangelog } from '../kafka/restore.ts';
 import { ensureTopics, type TopicLayout } from '../kafka/topics.ts';
+import { columnsSupported, labelColumnsEncoded } from '../labels/encoded.ts';
 import { labelRequest } from '../labels/index.ts';
 import { type Logger, logger } from '../log.ts';
 import { LabelMetrics, type MetricsServer, serveMetrics } from '../metrics/index.ts';
 import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
 import { type OutcomeCounts, sumCounters } from './outcomes.ts';
+
+/** The contract of each label topic. */
+const LABEL_CONTRACTS: Record<LabelKind, ContractName> = {
+  pointwise: 'PointwiseLabels',
+  pairwise: 'PairwiseLabels',
+  listwise: 'ListwiseLabels',
+};
 
 /** Records per JoinTask.step call: its outputs are encoded before the next step. */
 const STEP_CHUNK = 256;
@@ -474,6 +490,11 @@ export class LabelService {
         label: (req) => labelRequest(req, labels),
         inputFormat: k.inputFormat,
         ...(k.inputFormat === 'confluent' && this.#serde ? { writerFor: this.#serde.writerFor } : {}),
+        // Plain Avro input: ranker outputs go the column path (no decoded objects; labels written
+        // as bytes). Confluent frames may carry another writer schema, so they stay generic.
+        ...(k.inputFormat === 'avro' && columnsSupported(labels)
+          ? { columns: (r: RankerColumns, imp: Impression | null) => labelColumnsEncoded(r, imp, labels) }
+          : {}),
         now: this.#now,
       });
       const t = new KafkaTask(p, store, joinTask, logged, producer);
@@ -571,6 +592,11 @@ export class LabelService {
         case 'listwise':
           this.#add(t, k.topics.listwise, o.key, this.#encode(k.topics.listwise, 'ListwiseLabels', o.value));
           break;
+        case 'encoded': {
+          const topic = k.topics[o.label];
+          this.#add(t, topic, o.key, this.#frame(topic, LABEL_CONTRACTS[o.label], o.bytes));
+          break;
+        }
         case 'deadLetter':
           this.#add(t, k.topics.deadLetter, o.key, this.#encode(k.topics.deadLetter, 'DeadLetter', o.value));
           break;
@@ -634,6 +660,13 @@ export class LabelService {
     await this.#serde.prepareOutput(k.topics.pairwise, 'PairwiseLabels');
     await this.#serde.prepareOutput(k.topics.listwise, 'ListwiseLabels');
     await this.#serde.prepareOutput(k.topics.deadLetter, 'DeadLetter');
+  }
+
+  /** Plain Avro bytes of a record as the output format wants them (Confluent: framed with the topic's schema id). */
+  #frame(topic: string, name: ContractName, body: Buffer): Buffer {
+    return this.#serde !== undefined && this.config.kafka.outputFormat === 'confluent'
+      ? this.#serde.frame(topic, name, body)
+      : body;
   }
 
   #encode<N extends ContractName>(topic: string, name: N, value: Contracts[N]): Buffer {

@@ -98,6 +98,30 @@ export class RegistrySerde {
   }
 
   /**
+   * Frames plain Avro bytes of a `name` record for `topic` (magic byte, the id
+   * {@link prepareOutput} registered, then the bytes): what {@link encode} gives for the record.
+   *
+   * @throws RankdistillError ENCODE_FAILED when the topic was not prepared.
+   * @example
+   * const value = serde.frame('labels.pointwise', 'PointwiseLabels', encodeAvro('PointwiseLabels', labels));
+   */
+  frame(topic: string, name: ContractName, body: Buffer): Buffer {
+    const id = this.#outputIds.get(outputKey(topic, name));
+    if (id === undefined) {
+      throw new RankdistillError(
+        'ENCODE_FAILED',
+        `${name}: no schema id registered for topic ${topic}; call prepareOutput(${JSON.stringify(topic)}, ${JSON.stringify(name)}) first`,
+        { details: { topic, name } },
+      );
+    }
+    const out = Buffer.allocUnsafe(5 + body.length);
+    out[0] = 0;
+    out.writeInt32BE(id, 1);
+    body.copy(out, 5);
+    return out;
+  }
+
+  /**
    * Fetches the writer schemas of a batch that are not cached yet (concurrently, one request
    * per id). Payloads that are not Confluent frames and ids the registry does not know are left
    * for {@link decode} to report.

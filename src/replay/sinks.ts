@@ -7,6 +7,7 @@ import type { Message, Producer } from 'kafkajs';
 import { encodeAvro, encodeJson } from '../contracts/codec.ts';
 import { avroType, type ContractName } from '../contracts/schemas.ts';
 import type { FileFormat } from '../io/files.ts';
+import { outputRecord } from '../join/task.ts';
 import type { OutputKind, Side, TaskOutput } from '../join/types.ts';
 import { sendOffsetsRetrying } from '../kafka/client.ts';
 import type { PartLengths } from './checkpoint.ts';
@@ -36,7 +37,11 @@ export interface ReplaySink {
 }
 
 /** The bytes a record has in a file of `format` (an NDJSON line without newline, or Avro). */
-export function recordBytes(kind: OutputKind, value: TaskOutput['value'], format: FileFormat): Buffer {
+export function recordBytes(
+  kind: OutputKind,
+  value: Exclude<TaskOutput, { kind: 'encoded' }>['value'],
+  format: FileFormat,
+): Buffer {
   const name = KIND_CONTRACT[kind];
   if (format === 'avro') return encodeAvro(name, value as never);
   // As RecordWriter does: plain JSON.stringify for contracts without bytes fields (same text as
@@ -76,7 +81,14 @@ export class PartsSink implements ReplaySink {
   }
 
   add(outputs: TaskOutput[]): void {
-    for (const o of outputs) this.#parts[o.kind].append(recordBytes(o.kind, o.value, this.#format));
+    for (const o of outputs) {
+      if (o.kind === 'encoded' && this.#format === 'avro') {
+        this.#parts[o.label].append(o.bytes);
+        continue;
+      }
+      const r = outputRecord(o);
+      this.#parts[r.kind].append(recordBytes(r.kind, r.value, this.#format));
+    }
   }
 
   persist(): PartLengths {
@@ -133,9 +145,10 @@ export class TopicSink implements ReplaySink {
 
   add(outputs: TaskOutput[]): void {
     for (const o of outputs) {
-      const topic = this.#o.topics[o.kind];
+      const kind = o.kind === 'encoded' ? o.label : o.kind;
+      const topic = this.#o.topics[kind];
       const partition = this.#o.partitionOf(topic);
-      const value = encodeAvro(KIND_CONTRACT[o.kind], o.value as never);
+      const value = o.kind === 'encoded' ? o.bytes : encodeAvro(KIND_CONTRACT[o.kind], o.value as never);
       this.#batch.push({
         topic,
         message: partition === undefined ? { key: o.key, value } : { key: o.key, value, partition },

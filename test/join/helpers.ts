@@ -7,6 +7,7 @@ import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { JoinWindowConfig } from '../../src/join/operator.ts';
 import { JoinTask, type RawInput } from '../../src/join/task.ts';
 import type { JoinInput, JoinStateStore } from '../../src/join/types.ts';
+import { labelColumnsEncoded } from '../../src/labels/encoded.ts';
 import { labelRequest } from '../../src/labels/index.ts';
 
 export function ranker(id: string, ts: number, user = `u-${id}`): RankerOutput {
@@ -72,7 +73,12 @@ export function rawI(offset: number, id: string, ts: number): RawInput {
 
 export const labelsCfg = labelsSchema.parse({});
 
-export function newTask(join: JoinWindowConfig, store: JoinStateStore = new MemoryJoinStore()): JoinTask {
+/** A task over the real generators; `columns`: with the column path (labelColumnsEncoded). */
+export function newTask(
+  join: JoinWindowConfig,
+  store: JoinStateStore = new MemoryJoinStore(),
+  columns = false,
+): JoinTask {
   return new JoinTask({
     partition: 0,
     topics: { ranker: 'ro', impression: 'imp' },
@@ -81,5 +87,6 @@ export function newTask(join: JoinWindowConfig, store: JoinStateStore = new Memo
     label: (req) => labelRequest(req, labelsCfg),
     inputFormat: 'avro',
     now: () => 0,
+    ...(columns ? { columns: (r, imp) => labelColumnsEncoded(r, imp, labelsCfg) } : {}),
   });
 }

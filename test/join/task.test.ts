@@ -4,25 +4,27 @@ import fc from 'fast-check';
 import { encodeAvro } from '../../src/contracts/codec.ts';
 import { LabelInputError } from '../../src/errors.ts';
 import { MemoryJoinStore } from '../../src/join/memory-store.ts';
-import { JoinTask, type RawInput } from '../../src/join/task.ts';
+import { JoinTask, outputRecord, type RawInput } from '../../src/join/task.ts';
 import type { TaskOutput } from '../../src/join/types.ts';
 import { newTask, ranker, rawI, rawR } from './helpers.ts';
 
 const join = { windowMs: 100, allowedLatenessMs: 10, emitUnmatched: true };
 
 function summarize(outs: TaskOutput[]): string[] {
-  return outs.map((o) =>
-    o.kind === 'deadLetter'
-      ? `dead:${o.value.reason_code}:${o.value.source_topic}@${o.value.source_offset}`
-      : `${o.kind}:${o.value.id}:${encodeAvro(kindName(o.kind), o.value as never).toString('base64')}`,
-  );
+  return outs
+    .map(outputRecord)
+    .map((o) =>
+      o.kind === 'deadLetter'
+        ? `dead:${o.value.reason_code}:${o.value.source_topic}@${o.value.source_offset}`
+        : `${o.kind}:${o.value.id}:${encodeAvro(kindName(o.kind), o.value as never).toString('base64')}`,
+    );
 }
 function kindName(k: 'pointwise' | 'pairwise' | 'listwise') {
   return k === 'pointwise' ? 'PointwiseLabels' : k === 'pairwise' ? 'PairwiseLabels' : 'ListwiseLabels';
 }
 
-function runAll(rs: RawInput[], is: RawInput[]): string[] {
-  const t = newTask(join);
+function runAll(rs: RawInput[], is: RawInput[], columns = false): string[] {
+  const t = newTask(join, undefined, columns);
   t.push('ranker', rs);
   t.push('impression', is);
   t.setCaughtUp('ranker', true);
@@ -140,6 +142,26 @@ describe('JoinTask', () => {
         },
       ),
       { numRuns: 200 },
+    );
+  });
+
+  test('the column path gives the outputs of the generic path, byte for byte, and is taken', () => {
+    fc.assert(
+      fc.property(workload, ({ rs, is }) => {
+        const t = newTask(join, undefined, true);
+        t.push('ranker', rs);
+        t.push('impression', is);
+        t.setCaughtUp('ranker', true);
+        t.setCaughtUp('impression', true);
+        const outs = t.step(Number.MAX_SAFE_INTEGER).outputs;
+        const labels = outs.filter((o) => o.kind !== 'deadLetter');
+        assert.ok(
+          labels.every((o) => o.kind === 'encoded'),
+          'every label came from the column path',
+        );
+        assert.deepEqual(summarize(outs), runAll(rs, is, false));
+      }),
+      { numRuns: 150 },
     );
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type avro from 'avsc';
+import { encodeAvro } from '../../src/contracts/codec.ts';
 import { schemaJson } from '../../src/contracts/index.ts';
 import { isRankdistillError } from '../../src/errors.ts';
 import { SchemaRegistryClient } from '../../src/registry/client.ts';
@@ -71,6 +72,8 @@ describe('RegistrySerde against recorded Confluent answers', () => {
     const buf = s.encode(TOPIC, 'RankerOutput', sampleRanker);
     assert.equal(buf[0], 0);
     assert.equal(buf.readInt32BE(1), OURS);
+    // frame (the column path's framing of bytes it wrote itself) gives the same frame as encode.
+    assert.ok(s.frame(TOPIC, 'RankerOutput', encodeAvro('RankerOutput', sampleRanker)).equals(buf));
     await s.prefetch([buf]);
     const r = s.decode('RankerOutput', buf);
     assert.ok(r.ok);
@@ -94,6 +97,10 @@ describe('RegistrySerde against recorded Confluent answers', () => {
   test('encode before prepareOutput is ENCODE_FAILED naming the call to make', () => {
     assert.throws(
       () => serde().encode('elsewhere', 'RankerOutput', sampleRanker),
+      (e) => isRankdistillError(e, 'ENCODE_FAILED') && /prepareOutput\("elsewhere"/.test(e.message),
+    );
+    assert.throws(
+      () => serde().frame('elsewhere', 'RankerOutput', Buffer.alloc(3)),
       (e) => isRankdistillError(e, 'ENCODE_FAILED') && /prepareOutput\("elsewhere"/.test(e.message),
     );
   });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readRecords } from '../../src/io/files.ts';
-import type { RawInput } from '../../src/join/task.ts';
+import { outputRecord, type RawInput } from '../../src/join/task.ts';
 import type { Side, TaskOutput } from '../../src/join/types.ts';
 import { CheckpointFiles, type PartLengths } from '../../src/replay/checkpoint.ts';
 import type { ReplaySink } from '../../src/replay/sinks.ts';
@@ -28,7 +28,10 @@ class MemorySink implements ReplaySink {
     readonly crashAfterCommit: number | null,
   ) {}
   add(outputs: TaskOutput[]): void {
-    for (const o of outputs) if (o.kind !== 'deadLetter') this.#batch.push(`${o.kind}:${o.value.id}`);
+    for (const out of outputs) {
+      const o = outputRecord(out);
+      if (o.kind !== 'deadLetter') this.#batch.push(`${o.kind}:${o.value.id}`);
+    }
   }
   persist(): PartLengths | null {
     return null;
