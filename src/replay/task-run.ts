@@ -7,9 +7,12 @@
 import type avro from 'avsc';
 import type { Config } from '../config/schema.ts';
 import type { WireFormat } from '../contracts/codec.ts';
+import type { Impression } from '../contracts/index.ts';
+import type { RankerColumns } from '../contracts/ranker-columns.ts';
 import { RankdistillError } from '../errors.ts';
 import { JoinTask, type RawInput } from '../join/task.ts';
 import { emptyCounters, type JoinCounters, type Side } from '../join/types.ts';
+import { columnsSupported, labelColumnsEncoded } from '../labels/encoded.ts';
 import { labelRequest } from '../labels/index.ts';
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
 import { type CheckpointFiles, initialCheckpoint, type ReplayCheckpoint } from './checkpoint.ts';
@@ -118,6 +121,10 @@ export class TaskRun {
       inputFormat: o.inputFormat,
       ...(o.rawFormat === undefined ? {} : { rawFormat: o.rawFormat }),
       ...(o.writerFor === undefined ? {} : { writerFor: o.writerFor }),
+      // Plain Avro ranker bytes (Kafka sources) take the column path, as in the live service.
+      ...(columnsSupported(labels)
+        ? { columns: (r: RankerColumns, imp: Impression | null) => labelColumnsEncoded(r, imp, labels) }
+        : {}),
       now: o.now ?? Date.now,
     });
     for (const s of SIDES) if (this.fetch[s] >= this.end[s]) this.setEnded(s);
