@@ -123,6 +123,11 @@ export interface StepResult {
 export class JoinTask {
   readonly partition: number;
   readonly counters: JoinCounters = emptyCounters();
+  /**
+   * Ranker outputs by decoding path, when the column path is on: `generic` counts records the
+   * column parser refused (bad, or valid but not in the canonical form it copies from).
+   */
+  readonly rankerPaths = { columns: 0, generic: 0 };
   readonly #opts: JoinTaskOptions;
   readonly #merge = new PartitionMerge<Item>();
   readonly #op: JoinOperator;
@@ -237,8 +242,11 @@ export class JoinTask {
     ) {
       const cols = parseRankerColumns(r.raw, decodeRanker);
       // Null: bad or non-canonical bytes, for the generic path below to decode or dead-letter.
-      if (cols !== null)
+      if (cols !== null) {
+        this.rankerPaths.columns++;
         return { ok: true, input: { side, value: cols, source, key: r.key, format: 'avro', raw: r.raw } };
+      }
+      this.rankerPaths.generic++;
     }
     const d =
       r.decoded ??

@@ -33,6 +33,12 @@ export class LabelMetrics {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  readonly rankerPaths = new Counter({
+    name: 'rankdistill_ranker_outputs_decoded_total',
+    help: 'Ranker outputs by decoding path: columns (parsed in place, labels written as bytes) or generic (decoded to objects: the column parser refused them, e.g. non-ASCII ids or maps not in the canonical Avro form). Counted with Avro input only.',
+    labelNames: ['path'],
+    registers: [this.registry],
+  });
   readonly deadLetters = new Counter({
     name: 'rankdistill_dead_letters_total',
     help: 'Dead letters written, by reason code.',

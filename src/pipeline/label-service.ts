@@ -129,6 +129,8 @@ class KafkaTask {
   resume: Partial<Record<Side, () => void>> = {};
   /** Counters already exported to Prometheus. */
   exported: JoinCounters = emptyCounters();
+  /** Ranker decoding paths already exported. */
+  exportedPaths = { columns: 0, generic: 0 };
   #lock: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -771,6 +773,12 @@ export class LabelService {
     dl('ORPHAN', c.orphans, e.orphans);
     dl('LABEL_FAILED', c.labelFailed, e.labelFailed);
     t.exported = structuredClone(c);
+    const paths = t.join.rankerPaths;
+    for (const path of ['columns', 'generic'] as const) {
+      const d = paths[path] - t.exportedPaths[path];
+      if (d > 0) this.metrics.rankerPaths.inc({ path }, d);
+    }
+    t.exportedPaths = { ...paths };
   }
 
   #resetBatch(t: KafkaTask): void {

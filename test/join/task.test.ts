@@ -164,4 +164,24 @@ describe('JoinTask', () => {
       { numRuns: 150 },
     );
   });
+
+  test('a ranker output the column parser refuses takes the generic path, is counted, and still joins', () => {
+    const r = { ...ranker('qé', 10), request_id: 'qé' }; // non-ASCII ids are not copied as bytes
+    const imp = { request_id: 'qé', user_id: r.user_id, ts: 20, items: [] };
+    const rs = [rawR(0, 'q1', 5), { offset: 1, key: null, raw: encodeAvro('RankerOutput', r) }];
+    const is = [rawI(0, 'q1', 6), { offset: 1, key: null, raw: encodeAvro('Impression', imp) }];
+    const t = newTask(join, undefined, true);
+    t.push('ranker', rs);
+    t.push('impression', is);
+    t.setCaughtUp('ranker', true);
+    t.setCaughtUp('impression', true);
+    const outs = t.step(Number.MAX_SAFE_INTEGER).outputs;
+    assert.deepEqual(t.rankerPaths, { columns: 1, generic: 1 });
+    assert.equal(t.counters.joined, 2);
+    assert.deepEqual(
+      outs.map((o) => o.kind),
+      ['encoded', 'encoded', 'encoded', 'pointwise', 'pairwise', 'listwise'],
+    );
+    assert.deepEqual(summarize(outs), runAll(rs, is, false));
+  });
 });
