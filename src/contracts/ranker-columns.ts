@@ -341,72 +341,107 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
   if (contextEnd < 0) return null;
   pos = contextEnd;
   // Items: blocks of (count, items); a negative count is followed by the block's byte size.
+  // Parsed into module scratch (and its own position, a local), copied out once at the end.
   let n = 0;
-  let cap = 0;
-  let offsets = EMPTY_I32;
-  let scores = EMPTY_F64;
+  let offsets = scratchOffsets;
+  let scores = scratchScores;
+  let hashes = scratchHashes;
+  // DataView reads of the scores: V8 inlines them (Buffer.readDoubleLE is a checked JS call).
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  let p = pos;
   for (;;) {
+    pos = p;
     let count = readLong(buf, end);
     if (bad) return null;
-    if (count === 0) break;
     if (count < 0) {
       count = -count;
       readLong(buf, end);
       if (bad) return null;
     }
-    if (n + count > cap) {
+    p = pos;
+    if (count === 0) break;
+    if (n + count > scores.length) {
       // Each item takes at least 12 bytes (id ≥ 2, score 8, two unions): bounds a hostile count.
-      if (n + count > (end - pos) / 12 + n) return null;
-      cap = Math.max(n + count, 2 * cap);
+      if (count > (end - p) / 12) return null;
+      const cap = Math.max(n + count, 2 * scores.length);
       const o = new Int32Array(4 * cap);
       o.set(offsets.subarray(0, 4 * n));
-      offsets = o;
-      const s = new Float64Array(cap);
-      s.set(scores.subarray(0, n));
-      scores = s;
+      scratchOffsets = offsets = o;
+      const sc = new Float64Array(cap);
+      sc.set(scores.subarray(0, n));
+      scratchScores = scores = sc;
+      const hs = new Int32Array(cap);
+      hs.set(hashes.subarray(0, n));
+      scratchHashes = hashes = hs;
     }
     for (let c = 0; c < count; c++, n++) {
       // Ids of 1..63 bytes have a one-byte length (the common case, read inline).
-      const lb = pos < end ? buf[pos]! : 0;
+      const lb = p < end ? buf[p]! : 0;
+      let idStart: number;
       let idEnd: number;
       if (lb !== 0 && (lb & 0x81) === 0) {
-        strStart = pos + 1;
-        idEnd = strStart + (lb >>> 1);
+        idStart = p + 1;
+        idEnd = idStart + (lb >>> 1);
         if (idEnd > end) return null;
-        for (let i = strStart; i < idEnd; i++) if (buf[i]! > 0x7f) return null;
-        pos = idEnd;
       } else {
+        pos = p;
         idEnd = readAsciiRange(buf, end, true);
         if (bad) return null;
+        idStart = strStart;
       }
-      offsets[4 * n] = strStart;
+      // ASCII check and idBytesHash in one pass over the id.
+      let h = 0x811c9dc5 ^ (idEnd - idStart);
+      for (let i = idStart; i < idEnd; i++) {
+        const b = buf[i]!;
+        if (b > 0x7f) return null;
+        h = Math.imul(h ^ b, 0x01000193);
+      }
+      hashes[n] = fmix(h);
+      p = idEnd;
+      offsets[4 * n] = idStart;
       offsets[4 * n + 1] = idEnd;
-      if (pos + 8 > end || !finiteAt(buf, pos)) return null;
-      scores[n] = buf.readDoubleLE(pos);
-      pos += 8;
-      const featStart = skipNullableDoubleMap(buf, pos, end); // objectives: validated, not copied
+      if (p + 8 > end || !finiteAt(buf, p)) return null;
+      scores[n] = dv.getFloat64(p, true);
+      p += 8;
+      const featStart = skipNullableDoubleMap(buf, p, end); // objectives: validated, not copied
       if (featStart < 0) return null;
       const featEnd = skipNullableDoubleMap(buf, featStart, end);
       if (featEnd < 0) return null;
       offsets[4 * n + 2] = featStart;
       offsets[4 * n + 3] = featEnd;
-      pos = featEnd;
+      p = featEnd;
     }
   }
-  if (n === 0 || pos !== end) return null;
-  if (cap !== n) {
-    offsets = offsets.slice(0, 4 * n);
-    scores = scores.slice(0, n);
-  }
-  const hashes = new Int32Array(n);
-  for (let i = 0; i < n; i++) hashes[i] = idBytesHash(buf, offsets[4 * i]!, offsets[4 * i + 1]!);
-  const cols = { buf, offsets, hashes };
+  if (n === 0 || p !== end) return null;
+  // One backing store per record (a typed array over 64 bytes lives outside the V8 heap, and
+  // each one costs the GC extra work): scores, then offsets, then hashes.
+  const ab = new ArrayBuffer(28 * n);
+  const outScores = new Float64Array(ab, 0, n);
+  outScores.set(scores.subarray(0, n));
+  const outOffsets = new Int32Array(ab, 8 * n, 4 * n);
+  outOffsets.set(offsets.subarray(0, 4 * n));
+  const outHashes = new Int32Array(ab, 24 * n, n);
+  outHashes.set(hashes.subarray(0, n));
+  const cols = { buf, offsets: outOffsets, hashes: outHashes };
   if (dupIndex.build(cols, n) >= 0) return null;
   return new RankerColumns(
-    { request_id, user_id, ts, model_version, buf, n, offsets, scores, hashes, contextStart, contextEnd },
+    {
+      request_id,
+      user_id,
+      ts,
+      model_version,
+      buf,
+      n,
+      offsets: outOffsets,
+      scores: outScores,
+      hashes: outHashes,
+      contextStart,
+      contextEnd,
+    },
     decode,
   );
 }
 
-const EMPTY_I32 = new Int32Array(0);
-const EMPTY_F64 = new Float64Array(0);
+let scratchOffsets = new Int32Array(4 * 256);
+let scratchScores = new Float64Array(256);
+let scratchHashes = new Int32Array(256);
