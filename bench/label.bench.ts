@@ -5,7 +5,9 @@
  *   SQLite state, changelog) over pre-produced inputs, at 20 and 200 candidates per list, against
  *   a same-run baseline: a plain kafkajs consumer of the same input topics that produces an
  *   equally sized output (3 messages per request of the labels' average sizes) with acks=-1 and
- *   no join, no transactions. Ratio = service / baseline, goal ≥ 0.6.
+ *   no join, no transactions. Ratio = service / baseline, goal ≥ 0.6. RD_BENCH_ROUNDS rounds
+ *   (default 3), each measuring the baseline and then the service; figures are medians (the
+ *   baseline alone moved by 2× between single-round runs on this shared machine).
  * - RSS with 1,000,000 open requests in the window: a join task over the SQLite store fed 1M lone
  *   ranker outputs (20 candidates), measured in a child process. Goal ≤ 400 MB.
  * - latency: p50/p99 from the append of a request's later input (the impression) to its pointwise
@@ -177,10 +179,16 @@ async function withAdmin<T>(kafka: Kafka, fn: (admin: Admin) => Promise<T>): Pro
 }
 
 /** Plain consume + produce of equally sized output, no join, no transactions. */
-async function baseline(kafka: Kafka, admin: Admin, cfg: Config, sizes: number[]): Promise<number> {
-  const groupId = `${cfg.kafka.groupId}-baseline`;
+async function baseline(
+  kafka: Kafka,
+  admin: Admin,
+  cfg: Config,
+  sizes: number[],
+  round: number,
+): Promise<number> {
+  const groupId = `${cfg.kafka.groupId}-baseline-r${round}`;
   const t = cfg.kafka.topics;
-  const out = `${t.pointwise}-baseline`;
+  const out = `${t.pointwise}-baseline-r${round}`;
   await createTopicsAndWait(admin, [{ topic: out, numPartitions: PARTITIONS }]);
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true });
   await producer.connect();
@@ -208,12 +216,26 @@ async function baseline(kafka: Kafka, admin: Admin, cfg: Config, sizes: number[]
 
 /** Stream-thread counts measured (RD_BENCH_THREADS=1,2). */
 const THREADS = (process.env.RD_BENCH_THREADS ?? '1,2').split(',').map(Number);
+/**
+ * Rounds (RD_BENCH_ROUNDS): each round measures the baseline, then every thread count, so each
+ * service run has a baseline measured minutes apart at most. The machine is shared and a single
+ * run's baseline moved by 2× between runs; figures are medians over the rounds.
+ */
+const ROUNDS = Number(process.env.RD_BENCH_ROUNDS ?? 3);
 
 interface ServiceRun {
   threads: number;
   rate: number;
   labelsRate: number;
   secs: number;
+  /** Service rate ÷ its round's baseline rate, per round. */
+  ratios: number[];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: number) {
@@ -221,57 +243,71 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
   const dir = mkdtempSync(join(tmpdir(), 'rd-bench-label-'));
   const cfg = benchConfig(dir, id);
   const sizes = await produceAll(kafka, cfg, n, candidates);
-  const baseSecs = await baseline(kafka, admin, cfg, sizes);
-  // Topic checks and creation are start-up work, not throughput: done before the clock starts,
-  // which (as for the baseline) runs from the first record received to the last offset committed.
-  const runs: ServiceRun[] = [];
-  for (const threads of THREADS) {
-    // Own group, outputs and state per variant; same input topics.
-    const v = configSchema.parse({
-      ...cfg,
-      kafka: {
-        ...cfg.kafka,
-        groupId: `${cfg.kafka.groupId}-t${threads}`,
-        streamThreads: threads,
-        topics: Object.fromEntries(
-          Object.entries(cfg.kafka.topics).map(([k, name]) =>
-            k === 'rankerOutputs' || k === 'impressions' ? [k, name] : [k, `${name}-t${threads}`],
+  const baseRates: number[] = [];
+  const rates = new Map<number, number[]>(THREADS.map((th) => [th, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const baseSecs = await baseline(kafka, admin, cfg, sizes, round);
+    baseRates.push(n / baseSecs);
+    // Topic checks and creation are start-up work, not throughput: done before the clock starts,
+    // which (as for the baseline) runs from the first record received to the last offset committed.
+    for (const threads of THREADS) {
+      const tag = `-t${threads}-r${round}`;
+      // Own group, outputs and state per variant and round; same input topics.
+      const v = configSchema.parse({
+        ...cfg,
+        kafka: {
+          ...cfg.kafka,
+          groupId: `${cfg.kafka.groupId}${tag}`,
+          streamThreads: threads,
+          topics: Object.fromEntries(
+            Object.entries(cfg.kafka.topics).map(([k, name]) =>
+              k === 'rankerOutputs' || k === 'impressions' ? [k, name] : [k, `${name}${tag}`],
+            ),
           ),
-        ),
-      },
-      store: { dir: join(dir, `t${threads}`) },
-    });
-    await ensureTopics(admin, v.kafka);
-    const svc = createLabelRunner(v);
-    await svc.start();
-    let started = 0;
-    const firstRecord = (async () => {
-      while (svc.counts().rankerOutputsIn + svc.counts().impressionsIn === 0) await sleep(5);
-      started = performance.now();
-    })();
-    await waitCommitted(admin, v, v.kafka.groupId, 600_000);
-    await firstRecord;
-    const secs = (performance.now() - started) / 1000;
-    await svc.stop();
-    const c = svc.counts();
-    await admin
-      .deleteTopics({ topics: Object.values(v.kafka.topics).filter((x) => x.endsWith(`-t${threads}`)) })
-      .catch(() => undefined);
-    // Every request of the input joins once; counts may include batches redone after the start-up
-    // rebalance of several threads, so the rate is of requests, as for the baseline.
-    if (c.joined < n)
-      throw new Error(`service with ${threads} thread(s) joined ${c.joined} of ${n} requests`);
-    runs.push({ threads, rate: n / secs, labelsRate: (3 * n) / secs, secs });
+        },
+        store: { dir: join(dir, tag) },
+      });
+      await ensureTopics(admin, v.kafka);
+      const svc = createLabelRunner(v);
+      await svc.start();
+      let started = 0;
+      const firstRecord = (async () => {
+        while (svc.counts().rankerOutputsIn + svc.counts().impressionsIn === 0) await sleep(5);
+        started = performance.now();
+      })();
+      await waitCommitted(admin, v, v.kafka.groupId, 600_000);
+      await firstRecord;
+      const secs = (performance.now() - started) / 1000;
+      await svc.stop();
+      const c = svc.counts();
+      await admin
+        .deleteTopics({ topics: Object.values(v.kafka.topics).filter((x) => x.endsWith(tag)) })
+        .catch(() => undefined);
+      // Every request of the input joins once; counts may include batches redone after the start-up
+      // rebalance of several threads, so the rate is of requests, as for the baseline.
+      if (c.joined < n)
+        throw new Error(`service with ${threads} thread(s) joined ${c.joined} of ${n} requests`);
+      rates.get(threads)!.push(n / secs);
+      console.log(
+        `candidates=${candidates} round ${round + 1}/${ROUNDS} threads=${threads}: service ${(n / secs).toFixed(0)} req/s, baseline ${(n / baseSecs).toFixed(0)} req/s, ratio ${(baseSecs / secs).toFixed(2)}`,
+      );
+    }
   }
   await admin.deleteTopics({ topics: Object.values(cfg.kafka.topics) }).catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
-  const baseRate = n / baseSecs;
-  for (const r of runs) {
-    console.log(
-      `candidates=${candidates} threads=${r.threads}: service ${r.rate.toFixed(0)} req/s (${r.secs.toFixed(1)} s), baseline ${baseRate.toFixed(0)} req/s (${baseSecs.toFixed(1)} s), ratio ${(r.rate / baseRate).toFixed(2)}`,
-    );
-  }
-  return { runs, baseRate };
+  const baseRate = median(baseRates);
+  const runs: ServiceRun[] = THREADS.map((threads) => {
+    const rs = rates.get(threads)!;
+    const rate = median(rs);
+    return {
+      threads,
+      rate,
+      labelsRate: 3 * rate,
+      secs: n / rate,
+      ratios: rs.map((r, i) => r / baseRates[i]!),
+    };
+  });
+  return { runs, baseRate, baseRates };
 }
 
 /** Child mode: 1M lone ranker outputs into a task over the SQLite store; prints RSS (bytes). */
@@ -429,9 +465,9 @@ async function main(): Promise<void> {
           value: Math.round(r.rate),
           unit: 'requests/s',
           baseline: Math.round(t.baseRate),
-          ratio: r.rate / t.baseRate,
+          ratio: median(r.ratios),
           goal: 0.6,
-          note: `kafka.streamThreads=${r.threads}; baseline: one plain kafkajs consumer + idempotent producer in this process`,
+          note: `kafka.streamThreads=${r.threads}; medians of ${ROUNDS} rounds (ratio: median of each round's service ÷ that round's baseline; per round ${r.ratios.map((x) => x.toFixed(2)).join(', ')}; baselines ${t.baseRates.map((x) => x.toFixed(0)).join(', ')} req/s); baseline: one plain kafkajs consumer + idempotent producer in this process`,
         };
         figures[`labels_per_s_${candidates}${suffix}`] = {
           value: Math.round(r.labelsRate),
