@@ -22,7 +22,7 @@
 
 import type { LabelsConfig } from '../config/schema.ts';
 import type { Impression, RankedItem, RankerOutput } from '../contracts/index.ts';
-import { LabelInputError } from '../errors.ts';
+import { LabelInputError, RankdistillError } from '../errors.ts';
 /** item_id → candidate index, −1 when not a candidate ({@link IdIndex} or a column index). */
 export interface IdLookup {
   get(id: string): number;
@@ -204,8 +204,12 @@ export function resolveTeacherColumns(
   index: IdLookup,
   scratch: ViewScratch,
 ): TeacherView {
-  if (Object.keys(cfg.objectiveWeights).length > 0)
-    throw new Error('resolveTeacherColumns: objective fusion needs the candidate objects');
+  if (Object.keys(cfg.objectiveWeights).length > 0) {
+    throw new RankdistillError(
+      'CONFIG_INVALID',
+      'labels.teacher.objectiveWeights is set: objective fusion needs the candidate objects, so the column path does not apply (check columnsSupported first)',
+    );
+  }
   const sc = scratch.ensure(n, impression === null ? 0 : impression.items.length);
   return withOrder(n, NO_ITEMS, cfg.signal === 'logits' ? sc.zRanker : null, impression, cfg, index, sc);
 }

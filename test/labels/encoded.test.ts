@@ -10,6 +10,7 @@ import type { LabelsConfig } from '../../src/config/schema.ts';
 import { decodeAvro, encodeAvro } from '../../src/contracts/codec.ts';
 import type { Impression, RankerOutput } from '../../src/contracts/index.ts';
 import { parseRankerColumns, RankerColumns } from '../../src/contracts/ranker-columns.ts';
+import { isRankdistillError } from '../../src/errors.ts';
 import { columnsSupported, type EncodedLabels, labelColumnsEncoded } from '../../src/labels/encoded.ts';
 import { labelRequest, validateRankerOutput } from '../../src/labels/index.ts';
 import { arbConfig, labelsConfig } from './helpers.ts';
@@ -263,5 +264,24 @@ describe('column path vs generic path', () => {
       'still valid Avro',
     );
     assert.equal(parseRankerColumns(twoBlocks, decodeRanker), null, 'two-block map');
+  });
+
+  test('objective fusion needs the candidate objects: not supported, and refused if called', () => {
+    const cfg = labelsConfig({ teacher: { objectiveWeights: { ctr: 1 } } });
+    assert.equal(columnsSupported(cfg), false);
+    assert.equal(columnsSupported(labelsConfig()), true);
+    const ranker: RankerOutput = {
+      request_id: 'r1',
+      user_id: 'u1',
+      ts: 5,
+      model_version: 'v',
+      context: null,
+      items: [{ item_id: 'a', score: 1, objectives: { ctr: 2 }, features: null }],
+    };
+    const cols = parseRankerColumns(encodeAvro('RankerOutput', ranker), decodeRanker)!;
+    assert.throws(
+      () => labelColumnsEncoded(cols, null, cfg),
+      (e) => isRankdistillError(e, 'CONFIG_INVALID'),
+    );
   });
 });
