@@ -27,6 +27,7 @@ import {
   type JoinEffect,
   type JoinInput,
   type JoinStateStore,
+  OUTPUT_CONTRACT,
   type RecordRef,
   type Side,
   type SourceRef,
@@ -381,13 +382,6 @@ export class JoinTask {
   }
 }
 
-/** The contract of each label kind. */
-const LABEL_CONTRACT = {
-  pointwise: 'PointwiseLabels',
-  pairwise: 'PairwiseLabels',
-  listwise: 'ListwiseLabels',
-} as const;
-
 /**
  * An output as a label or dead-letter record: `encoded` labels (the column path) are decoded,
  * for sinks that write records rather than Avro bytes (JSON files).
@@ -397,7 +391,7 @@ const LABEL_CONTRACT = {
  */
 export function outputRecord(o: TaskOutput): Exclude<TaskOutput, { kind: 'encoded' }> {
   if (o.kind !== 'encoded') return o;
-  const d = decode(LABEL_CONTRACT[o.label], o.bytes, 'avro');
+  const d = decode(OUTPUT_CONTRACT[o.label], o.bytes, 'avro');
   if (!d.ok) throw d.error; // written by our own writer: a bug, not bad input
   return { kind: o.label, key: o.key, value: d.value } as Exclude<TaskOutput, { kind: 'encoded' }>;
 }

@@ -14,6 +14,7 @@ import type {
   PointwiseLabels,
   RankerOutput,
 } from '../contracts/index.ts';
+import type { ContractName } from '../contracts/schemas.ts';
 
 /** The two inputs of a join task. Topic order (ranker first) breaks event-time ties. */
 export type Side = 'ranker' | 'impression';
@@ -139,6 +140,14 @@ export type LabelKind = 'pointwise' | 'pairwise' | 'listwise';
 
 /** Output kinds (one output topic each), in the order a request's outputs are emitted. */
 export type OutputKind = LabelKind | 'deadLetter';
+
+/** The contract of each output kind's records. */
+export const OUTPUT_CONTRACT = {
+  pointwise: 'PointwiseLabels',
+  pairwise: 'PairwiseLabels',
+  listwise: 'ListwiseLabels',
+  deadLetter: 'DeadLetter',
+} as const satisfies Record<OutputKind, ContractName>;
 
 /** Counters of one task, by outcome. */
 export interface JoinCounters {

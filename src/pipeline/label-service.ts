@@ -48,7 +48,7 @@ import { JoinTask } from '../join/task.ts';
 import {
   emptyCounters,
   type JoinCounters,
-  type LabelKind,
+  OUTPUT_CONTRACT,
   type Side,
   type TaskOutput,
 } from '../join/types.ts';
@@ -63,13 +63,6 @@ import { LabelMetrics, type MetricsServer, serveMetrics } from '../metrics/index
 import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
 import { type OutcomeCounts, sumCounters } from './outcomes.ts';
-
-/** The contract of each label topic. */
-const LABEL_CONTRACTS: Record<LabelKind, ContractName> = {
-  pointwise: 'PointwiseLabels',
-  pairwise: 'PairwiseLabels',
-  listwise: 'ListwiseLabels',
-};
 
 /** Records per JoinTask.step call: its outputs are encoded before the next step. */
 const STEP_CHUNK = 256;
@@ -596,7 +589,7 @@ export class LabelService {
           break;
         case 'encoded': {
           const topic = k.topics[o.label];
-          this.#add(t, topic, o.key, this.#frame(topic, LABEL_CONTRACTS[o.label], o.bytes));
+          this.#add(t, topic, o.key, this.#frame(topic, OUTPUT_CONTRACT[o.label], o.bytes));
           break;
         }
         case 'deadLetter':

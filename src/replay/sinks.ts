@@ -5,21 +5,17 @@
 import { join } from 'node:path';
 import type { Message, Producer } from 'kafkajs';
 import { encodeAvro, encodeJson } from '../contracts/codec.ts';
-import { avroType, type ContractName } from '../contracts/schemas.ts';
+import { avroType } from '../contracts/schemas.ts';
 import type { FileFormat } from '../io/files.ts';
 import { outputRecord } from '../join/task.ts';
-import type { OutputKind, Side, TaskOutput } from '../join/types.ts';
+import { OUTPUT_CONTRACT, type OutputKind, type Side, type TaskOutput } from '../join/types.ts';
 import { sendOffsetsRetrying } from '../kafka/client.ts';
 import type { PartLengths } from './checkpoint.ts';
 import { PartFile } from './parts.ts';
 
 /** Contract of each output kind. */
-export const KIND_CONTRACT = {
-  pointwise: 'PointwiseLabels',
-  pairwise: 'PairwiseLabels',
-  listwise: 'ListwiseLabels',
-  deadLetter: 'DeadLetter',
-} as const satisfies Record<OutputKind, ContractName>;
+/** The contract of each output kind (the one map, in join/types.ts). */
+export const KIND_CONTRACT = OUTPUT_CONTRACT;
 
 export const OUTPUT_KINDS: readonly OutputKind[] = ['pointwise', 'pairwise', 'listwise', 'deadLetter'];
 
