@@ -161,17 +161,33 @@ export function encodeConfluent<N extends ContractName>(
   record: Contracts[N],
   schemaId: number,
 ): Buffer {
+  checkSchemaId(schemaId); // before encoding, so a bad id is reported whatever the record
+  return frameConfluent(encodeAvro(name, record), schemaId);
+}
+
+/**
+ * Frames Avro binary already encoded (byte 0, the 4-byte big-endian schema id, the bytes): what
+ * {@link encodeConfluent} gives for the record the bytes encode.
+ *
+ * @example
+ * const buf = frameConfluent(encodeAvro('RankerOutput', record), 42);
+ */
+export function frameConfluent(body: Buffer, schemaId: number): Buffer {
+  checkSchemaId(schemaId);
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = MAGIC;
+  out.writeInt32BE(schemaId, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+function checkSchemaId(schemaId: number): void {
   if (!Number.isInteger(schemaId) || schemaId < 0 || schemaId > 0x7fffffff) {
     throw new RankdistillError(
       'ENCODE_FAILED',
       `schema id must be an integer in [0, 2^31), found ${schemaId}`,
     );
   }
-  const body = encodeAvro(name, record);
-  const head = Buffer.alloc(5);
-  head.writeUInt8(MAGIC, 0);
-  head.writeInt32BE(schemaId, 1);
-  return Buffer.concat([head, body]);
 }
 
 /** Reads the schema id of a Confluent-framed payload, or a typed error. */

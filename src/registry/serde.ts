@@ -16,7 +16,13 @@
  * SCHEMA_ID_UNKNOWN decode error for that record alone.
  */
 import type avro from 'avsc';
-import { confluentSchemaId, type Decoded, decodeConfluent, encodeConfluent } from '../contracts/codec.ts';
+import {
+  confluentSchemaId,
+  type Decoded,
+  decodeConfluent,
+  encodeConfluent,
+  frameConfluent,
+} from '../contracts/codec.ts';
 import { type ContractName, type Contracts, schemaJson } from '../contracts/schemas.ts';
 import { isRankdistillError, RankdistillError } from '../errors.ts';
 import { type CompatibilityLevel, SchemaRegistryClient, subjectFor } from './client.ts';
@@ -86,15 +92,7 @@ export class RegistrySerde {
    * producer.send({ topic, messages: [{ key: r.user_id, value: serde.encode(topic, 'RankerOutput', r) }] });
    */
   encode<N extends ContractName>(topic: string, name: N, record: Contracts[N]): Buffer {
-    const id = this.#outputIds.get(outputKey(topic, name));
-    if (id === undefined) {
-      throw new RankdistillError(
-        'ENCODE_FAILED',
-        `${name}: no schema id registered for topic ${topic}; call prepareOutput(${JSON.stringify(topic)}, ${JSON.stringify(name)}) first`,
-        { details: { topic, name } },
-      );
-    }
-    return encodeConfluent(name, record, id);
+    return encodeConfluent(name, record, this.#outputId(topic, name));
   }
 
   /**
@@ -106,6 +104,11 @@ export class RegistrySerde {
    * const value = serde.frame('labels.pointwise', 'PointwiseLabels', encodeAvro('PointwiseLabels', labels));
    */
   frame(topic: string, name: ContractName, body: Buffer): Buffer {
+    return frameConfluent(body, this.#outputId(topic, name));
+  }
+
+  /** The schema id {@link prepareOutput} registered for `topic` and `name`. */
+  #outputId(topic: string, name: ContractName): number {
     const id = this.#outputIds.get(outputKey(topic, name));
     if (id === undefined) {
       throw new RankdistillError(
@@ -114,11 +117,7 @@ export class RegistrySerde {
         { details: { topic, name } },
       );
     }
-    const out = Buffer.allocUnsafe(5 + body.length);
-    out[0] = 0;
-    out.writeInt32BE(id, 1);
-    body.copy(out, 5);
-    return out;
+    return id;
   }
 
   /**
