@@ -23,6 +23,8 @@
  *
  * Pure: no I/O.
  */
+
+import { fmix32 } from '../hash.ts';
 import type { RankedItem, RankerOutput } from './types.gen.ts';
 
 /**
@@ -37,6 +39,8 @@ export class RankerColumns implements RankerOutput {
   readonly model_version: string;
   /** The record's bytes (plain Avro binary of the RankerOutput schema). */
   readonly buf: Buffer;
+  /** A DataView over `buf` (same offsets), for word-wide reads. */
+  readonly view: DataView;
   /** Number of candidates (≥ 1). */
   readonly n: number;
   /** Per candidate i: [4i] id start, [4i+1] id end, [4i+2] features start, [4i+3] features end (offsets into buf). */
@@ -61,6 +65,7 @@ export class RankerColumns implements RankerOutput {
     this.ts = fields.ts;
     this.model_version = fields.model_version;
     this.buf = fields.buf;
+    this.view = fields.view;
     this.n = fields.n;
     this.offsets = fields.offsets;
     this.scores = fields.scores;
@@ -95,7 +100,7 @@ export class RankerColumns implements RankerOutput {
 export function idBytesHash(buf: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5 ^ (end - start);
   for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-  return fmix(h);
+  return fmix32(h);
 }
 
 /**
@@ -113,15 +118,7 @@ export function idStringHash(s: string): number {
     if (c > 0x7f) return -1;
     h = Math.imul(h ^ c, 0x01000193);
   }
-  return fmix(h);
-}
-
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  return fmix32(h);
 }
 
 /**
@@ -396,7 +393,7 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
         if (b > 0x7f) return null;
         h = Math.imul(h ^ b, 0x01000193);
       }
-      hashes[n] = fmix(h);
+      hashes[n] = fmix32(h);
       p = idEnd;
       offsets[4 * n] = idStart;
       offsets[4 * n + 1] = idEnd;
@@ -431,6 +428,7 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
       ts,
       model_version,
       buf,
+      view: dv,
       n,
       offsets: outOffsets,
       scores: outScores,

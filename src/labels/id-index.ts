@@ -18,6 +18,8 @@
  * One table per owner; the owner must finish using it before the next {@link IdIndex.build}.
  */
 
+import { fmix32 } from '../hash.ts';
+
 const EMPTY_GEN = 0;
 const QUICK = 0;
 const FULL = 1;
@@ -25,15 +27,6 @@ const FULL = 1;
 /** Anything with an item id (RankedItem, ShownItem). */
 export interface Keyed {
   readonly item_id: string;
-}
-
-/** murmur3 fmix32: spreads every input bit over the low bits used as the slot. */
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
 }
 
 /** FNV-1a style over pairs of code units s[from..to) (each 16 bits, so a pair packs losslessly). */
@@ -71,8 +64,8 @@ export function idHash(s: string): number {
 function fullHash(s: string): number {
   const len = s.length;
   const h = 0x811c9dc5 ^ len;
-  if (len <= 24) return fmix(mixRange(h, s, 0, len));
-  return fmix(mixRange(mixRange(h, s, 0, 8), s, len - 16, len));
+  if (len <= 24) return fmix32(mixRange(h, s, 0, len));
+  return fmix32(mixRange(mixRange(h, s, 0, 8), s, len - 16, len));
 }
 
 /**
