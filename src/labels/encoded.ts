@@ -96,7 +96,7 @@ function copyString(src: Buffer, start: number, end: number): void {
   copy(src, start, end);
 }
 
-/** DataView over the ranker output being labeled (set by labelColumnsEncoded). */
+/** DataView over the ranker output being labeled (its RankerColumns.view, set by labelColumnsEncoded). */
 let srcView: DataView = new DataView(new ArrayBuffer(0));
 
 /**
@@ -176,7 +176,7 @@ export function labelColumnsEncoded(
     return encodeAll(labelRequest({ ranker: r.decoded(), impression }, cfg));
   }
   const n = r.n;
-  srcView = new DataView(r.buf.buffer, r.buf.byteOffset, r.buf.length);
+  srcView = r.view;
   const ts = impression !== null && impression.ts > r.ts ? impression.ts : r.ts;
   const matched = impression !== null;
   scratch.ensure(n, 0).zRanker.set(r.scores);
