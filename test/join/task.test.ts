@@ -5,7 +5,7 @@ import { encodeAvro } from '../../src/contracts/codec.ts';
 import { LabelInputError } from '../../src/errors.ts';
 import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import { JoinTask, outputRecord, type RawInput } from '../../src/join/task.ts';
-import type { TaskOutput } from '../../src/join/types.ts';
+import { OUTPUT_CONTRACT, type TaskOutput } from '../../src/join/types.ts';
 import { newTask, ranker, rawI, rawR } from './helpers.ts';
 
 const join = { windowMs: 100, allowedLatenessMs: 10, emitUnmatched: true };
@@ -16,20 +16,21 @@ function summarize(outs: TaskOutput[]): string[] {
     .map((o) =>
       o.kind === 'deadLetter'
         ? `dead:${o.value.reason_code}:${o.value.source_topic}@${o.value.source_offset}`
-        : `${o.kind}:${o.value.id}:${encodeAvro(kindName(o.kind), o.value as never).toString('base64')}`,
+        : `${o.kind}:${o.value.id}:${encodeAvro(OUTPUT_CONTRACT[o.kind], o.value as never).toString('base64')}`,
     );
 }
-function kindName(k: 'pointwise' | 'pairwise' | 'listwise') {
-  return k === 'pointwise' ? 'PointwiseLabels' : k === 'pairwise' ? 'PairwiseLabels' : 'ListwiseLabels';
-}
 
-function runAll(rs: RawInput[], is: RawInput[], columns = false): string[] {
-  const t = newTask(join, undefined, columns);
+/** Pushes both inputs whole, marks them caught up and processes everything. */
+function runTask(t: JoinTask, rs: RawInput[], is: RawInput[]): TaskOutput[] {
   t.push('ranker', rs);
   t.push('impression', is);
   t.setCaughtUp('ranker', true);
   t.setCaughtUp('impression', true);
-  return summarize(t.step(Number.MAX_SAFE_INTEGER).outputs);
+  return t.step(Number.MAX_SAFE_INTEGER).outputs;
+}
+
+function runAll(rs: RawInput[], is: RawInput[], columns = false): string[] {
+  return summarize(runTask(newTask(join, undefined, columns), rs, is));
 }
 
 /** A small random workload: requests with jitter, some lone sides, duplicates and garbage. */
@@ -148,12 +149,7 @@ describe('JoinTask', () => {
   test('the column path gives the outputs of the generic path, byte for byte, and is taken', () => {
     fc.assert(
       fc.property(workload, ({ rs, is }) => {
-        const t = newTask(join, undefined, true);
-        t.push('ranker', rs);
-        t.push('impression', is);
-        t.setCaughtUp('ranker', true);
-        t.setCaughtUp('impression', true);
-        const outs = t.step(Number.MAX_SAFE_INTEGER).outputs;
+        const outs = runTask(newTask(join, undefined, true), rs, is);
         const labels = outs.filter((o) => o.kind !== 'deadLetter');
         assert.ok(
           labels.every((o) => o.kind === 'encoded'),
@@ -171,11 +167,7 @@ describe('JoinTask', () => {
     const rs = [rawR(0, 'q1', 5), { offset: 1, key: null, raw: encodeAvro('RankerOutput', r) }];
     const is = [rawI(0, 'q1', 6), { offset: 1, key: null, raw: encodeAvro('Impression', imp) }];
     const t = newTask(join, undefined, true);
-    t.push('ranker', rs);
-    t.push('impression', is);
-    t.setCaughtUp('ranker', true);
-    t.setCaughtUp('impression', true);
-    const outs = t.step(Number.MAX_SAFE_INTEGER).outputs;
+    const outs = runTask(t, rs, is);
     assert.deepEqual(t.rankerPaths, { columns: 1, generic: 1 });
     assert.equal(t.counters.joined, 2);
     assert.deepEqual(

@@ -120,6 +120,18 @@ const arbRequest = fc
     };
   });
 
+/** Request r1 of user u1 with the one candidate `a` (score 1), with the given objectives. */
+function oneItem(objectives: Record<string, number> | null): RankerOutput {
+  return {
+    request_id: 'r1',
+    user_id: 'u1',
+    ts: 5,
+    model_version: 'v',
+    context: null,
+    items: [{ item_id: 'a', score: 1, objectives, features: null }],
+  };
+}
+
 const arbSupportedConfig = arbConfig().filter(columnsSupported);
 
 describe('column path vs generic path', () => {
@@ -139,14 +151,7 @@ describe('column path vs generic path', () => {
 
   test('a mismatched or bad impression throws what labelRequest throws', () => {
     const cfg = labelsConfig();
-    const ranker: RankerOutput = {
-      request_id: 'r1',
-      user_id: 'u1',
-      ts: 5,
-      model_version: 'v',
-      context: null,
-      items: [{ item_id: 'a', score: 1, objectives: null, features: null }],
-    };
+    const ranker = oneItem(null);
     const cols = parseRankerColumns(encodeAvro('RankerOutput', ranker), decodeRanker)!;
     const imp = (over: Partial<Impression>): Impression => ({
       request_id: 'r1',
@@ -270,15 +275,7 @@ describe('column path vs generic path', () => {
     const cfg = labelsConfig({ teacher: { objectiveWeights: { ctr: 1 } } });
     assert.equal(columnsSupported(cfg), false);
     assert.equal(columnsSupported(labelsConfig()), true);
-    const ranker: RankerOutput = {
-      request_id: 'r1',
-      user_id: 'u1',
-      ts: 5,
-      model_version: 'v',
-      context: null,
-      items: [{ item_id: 'a', score: 1, objectives: { ctr: 2 }, features: null }],
-    };
-    const cols = parseRankerColumns(encodeAvro('RankerOutput', ranker), decodeRanker)!;
+    const cols = parseRankerColumns(encodeAvro('RankerOutput', oneItem({ ctr: 2 })), decodeRanker)!;
     assert.throws(
       () => labelColumnsEncoded(cols, null, cfg),
       (e) => isRankdistillError(e, 'CONFIG_INVALID'),

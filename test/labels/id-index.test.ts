@@ -5,6 +5,16 @@ import { IdIndex } from '../../src/labels/id-index.ts';
 
 const keyed = (ids: string[]) => ids.map((item_id) => ({ item_id }));
 
+/** What a Map says: each id's first index (up to the first repeat), and that repeat's index or −1. */
+function reference(ids: readonly string[]): { first: Map<string, number>; dup: number } {
+  const first = new Map<string, number>();
+  for (let i = 0; i < ids.length; i++) {
+    if (first.has(ids[i]!)) return { first, dup: i };
+    first.set(ids[i]!, i);
+  }
+  return { first, dup: -1 };
+}
+
 describe('IdIndex', () => {
   test('maps ids to their index and reports the first duplicate', () => {
     const ix = new IdIndex();
@@ -34,15 +44,7 @@ describe('IdIndex', () => {
           },
         ),
         (ids) => {
-          const first = new Map<string, number>();
-          let dup = -1;
-          for (let i = 0; i < ids.length; i++) {
-            if (first.has(ids[i]!)) {
-              dup = i;
-              break;
-            }
-            first.set(ids[i]!, i);
-          }
+          const { first, dup } = reference(ids);
           if (ix.build(keyed(ids), ids.length) !== dup) return false;
           for (const [id, i] of first) if (ix.get(id) !== i) return false;
           return true;
@@ -81,15 +83,7 @@ describe('IdIndex on non-Latin-1 and mid-length ids (quick hash packs code units
           { maxLength: 400 },
         ),
         (ids) => {
-          const first = new Map<string, number>();
-          let dup = -1;
-          for (let i = 0; i < ids.length; i++) {
-            if (first.has(ids[i]!)) {
-              dup = i;
-              break;
-            }
-            first.set(ids[i]!, i);
-          }
+          const { first, dup } = reference(ids);
           if (ix.build(keyed(ids), ids.length) !== dup) return false;
           for (const [id, i] of first) if (ix.get(id) !== i) return false;
           return ix.get('\u{1F600}absent') === -1;
