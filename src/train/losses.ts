@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { RankdistillError } from '../errors.ts';
-import { fromBuffer, readInto } from './ops.ts';
+import { BufferPool, fromBuffer, readInto } from './ops.ts';
 
 /** Additive logit penalty of masked-out entries: large, but finite so 0 · penalty stays 0. */
 const MASKED = -1e9;
@@ -156,16 +156,9 @@ export function sampledSoftmaxLoss(
   return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), 1))) as tf.Scalar;
 }
 
-/** Reused buffers of {@link pointwiseBceOfVectors} (grown on demand). */
-const bcePool: Float32Array[] = [];
-function bceBuffer(i: number, n: number): Float32Array {
-  let b = bcePool[i];
-  if (b === undefined || b.length < n) {
-    b = new Float32Array(n);
-    bcePool[i] = b;
-  }
-  return b.subarray(0, n);
-}
+/** Reused buffers of {@link pointwiseBceOfVectors}. */
+const bcePool = new BufferPool();
+const bceBuffer = (i: number, n: number): Float32Array => bcePool.get(i, n);
 
 /**
  * {@link weightedBce} of the row-wise scores s_i = ⟨u_i, v_i⟩ of the first `n` rows of `users` and

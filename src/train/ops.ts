@@ -161,16 +161,31 @@ export interface MlpGradients {
   input: Float32Array;
 }
 
-/** Reused buffers of {@link mlpBackward} (grown on demand; a step allocates no [rows, width] array). */
-const pool: Float32Array[] = [];
-function buffer(i: number, n: number): Float32Array {
-  let b = pool[i];
-  if (b === undefined || b.length < n) {
-    b = new Float32Array(n);
-    pool[i] = b;
+/**
+ * Numbered Float32Array buffers reused across calls, each grown on demand: a training step then
+ * allocates no [rows, width] array. One pool per owner (a caller must be done with buffer i
+ * before its next `get(i, …)`).
+ *
+ * @example
+ * const pool = new BufferPool();
+ * const g = pool.get(0, rows * width); // a view of exactly rows * width floats
+ */
+export class BufferPool {
+  readonly #buffers: Float32Array[] = [];
+
+  get(i: number, n: number): Float32Array {
+    let b = this.#buffers[i];
+    if (b === undefined || b.length < n) {
+      b = new Float32Array(n);
+      this.#buffers[i] = b;
+    }
+    return b.subarray(0, n);
   }
-  return b.subarray(0, n);
 }
+
+/** Reused buffers of {@link mlpBackward}. */
+const pool = new BufferPool();
+const buffer = (i: number, n: number): Float32Array => pool.get(i, n);
 
 /** Transposes [rows, cols] into `out` ([cols, rows]) and returns the column sums. */
 function transposeWithSums(v: Float32Array, rows: number, cols: number, out: Float32Array): Float32Array {
