@@ -16,6 +16,10 @@
  * it open until the batch's Kafka transaction has committed and only then commits SQLite with the
  * new checkpoint: if the process dies in between, SQLite rolls back and the restore replays the
  * changelog from the older checkpoint (puts and deletes are idempotent in order).
+ *
+ * A {@link KeyFilter} holds the fingerprints of the keys in SQLite: a lookup of a key whose
+ * fingerprint is absent (most of the operator's lookups: an id's other side, its marker) is
+ * answered without a query. Every write and delete of a row updates it; a rollback rebuilds it.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -23,6 +27,7 @@ import Database from 'better-sqlite3';
 import { RankdistillError } from '../errors.ts';
 import { decodeEntry, decodeStreamTime, encodeEntry, STREAM_TIME_KEY } from '../join/entry-codec.ts';
 import type { JoinStateStore, StateEntry } from '../join/types.ts';
+import { KeyFilter, keyFingerprint } from './key-filter.ts';
 
 type Db = Database.Database;
 type Stmt = Database.Statement;
@@ -47,7 +52,10 @@ export class SqliteJoinStore implements JoinStateStore {
     count: Stmt;
     metaGet: Stmt;
     metaPut: Stmt;
+    keys: Stmt;
   };
+  /** Fingerprints of the keys in SQLite (not of #fresh ones): absent = certainly not stored. */
+  readonly #filter = new KeyFilter();
   #streamTime: number | null;
   #count: number;
   /** Cached minimum expires_at of the rows in SQLite: undefined = unknown (re-read on demand). */
@@ -80,9 +88,18 @@ export class SqliteJoinStore implements JoinStateStore {
       metaPut: db.prepare(
         'INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v',
       ),
+      keys: db.prepare('SELECT key FROM entries').pluck(),
     };
     this.#streamTime = this.#loadStreamTime();
     this.#count = this.#s.count.get() as number;
+    this.#loadFilter();
+  }
+
+  /** Fills the key filter from the rows in SQLite (at open, and after a rollback). */
+  #loadFilter(): void {
+    this.#filter.clear();
+    for (const key of this.#s.keys.iterate() as IterableIterator<string>)
+      this.#filter.add(keyFingerprint(key));
   }
 
   /**
@@ -120,6 +137,7 @@ export class SqliteJoinStore implements JoinStateStore {
   get(key: string): StateEntry | undefined {
     const f = this.#fresh.get(key);
     if (f !== undefined) return f;
+    if (!this.#filter.has(keyFingerprint(key))) return undefined;
     const v = this.#s.get.get(key) as Buffer | undefined;
     return v === undefined ? undefined : decodeEntry(v);
   }
@@ -137,8 +155,10 @@ export class SqliteJoinStore implements JoinStateStore {
   }
 
   #upsert(key: string, expiresAt: number, value: Buffer): void {
-    if (this.#s.insert.run(key, expiresAt, value).changes === 1) this.#count++;
-    else {
+    if (this.#s.insert.run(key, expiresAt, value).changes === 1) {
+      this.#count++;
+      this.#filter.add(keyFingerprint(key));
+    } else {
       const old = this.#s.expiryOf.get(key) as number | undefined;
       if (old === this.#min) this.#min = undefined;
       this.#s.update.run(expiresAt, value, key);
@@ -151,8 +171,11 @@ export class SqliteJoinStore implements JoinStateStore {
       this.#count--;
       return;
     }
+    const fp = keyFingerprint(key);
+    if (!this.#filter.has(fp)) return;
     const gone = this.#s.del.get(key) as number | undefined;
     if (gone === undefined) return;
+    this.#filter.remove(fp);
     this.#count--;
     if (gone === this.#min) this.#min = undefined;
   }
@@ -196,7 +219,7 @@ export class SqliteJoinStore implements JoinStateStore {
         this.#s.update.run(entry.expiresAt, encodeEntry(entry), key);
         this.#count--;
         this.#min = undefined;
-      }
+      } else this.#filter.add(keyFingerprint(key));
       if (this.#min !== undefined && (this.#min === null || entry.expiresAt < this.#min))
         this.#min = entry.expiresAt;
     }
@@ -249,6 +272,7 @@ export class SqliteJoinStore implements JoinStateStore {
     this.#streamTime = this.#loadStreamTime();
     this.#count = this.#s.count.get() as number;
     this.#min = undefined;
+    this.#loadFilter();
   }
 
   /**
@@ -275,6 +299,7 @@ export class SqliteJoinStore implements JoinStateStore {
     this.begin();
     this.#db.exec('DELETE FROM entries; DELETE FROM meta;');
     this.#db.exec('COMMIT');
+    this.#filter.clear();
     this.#streamTime = null;
     this.#count = 0;
     this.#min = null;
@@ -284,6 +309,7 @@ export class SqliteJoinStore implements JoinStateStore {
   close(): void {
     this.#fresh.clear();
     this.#heap = [];
+    this.#filter.clear();
     if (!this.#db.open) return;
     if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
     this.#db.close();
