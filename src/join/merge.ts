@@ -27,7 +27,7 @@ export interface MergeEntry<T> {
 export type MergeSide = 0 | 1;
 
 class Fifo<T> {
-  #items: T[] = [];
+  #items: Array<T | undefined> = [];
   #head = 0;
   get length(): number {
     return this.#items.length - this.#head;
@@ -41,8 +41,12 @@ class Fifo<T> {
   shift(): T | undefined {
     const x = this.#items[this.#head];
     if (x === undefined) return undefined;
+    // Let go of the record now: consumed slots held thousands of records (their decoded objects
+    // and column buffers) until the next compaction, so they outlived scavenges, were promoted
+    // and left for the old-generation GC (2.5 KB per request survived a scavenge this way).
+    this.#items[this.#head] = undefined;
     this.#head++;
-    // Compact now and then so a long-lived buffer does not keep consumed records alive.
+    // Compact now and then so the array does not grow without bound.
     if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
       this.#items = this.#items.slice(this.#head);
       this.#head = 0;
