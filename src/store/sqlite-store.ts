@@ -62,7 +62,11 @@ export class SqliteJoinStore implements JoinStateStore {
   #min: number | null | undefined = undefined;
   /** Entries created in the open transaction and not yet written (keys absent from SQLite). */
   readonly #fresh = new Map<string, StateEntry>();
-  /** Min-heap of (expiresAt, key, entry) over #fresh; stale items are dropped lazily. */
+  /**
+   * Min-heap of (expiresAt, key) over #fresh; items of deleted or re-put keys are dropped lazily.
+   * Items hold no entry: a pending entry deleted at its join must not stay reachable (with its raw
+   * bytes, which pin the whole fetch response) until the batch commits.
+   */
   #heap: FreshItem[] = [];
 
   private constructor(path: string, db: Db) {
@@ -148,7 +152,7 @@ export class SqliteJoinStore implements JoinStateStore {
       // `isNew`: the caller just saw get(key) return undefined, so no row exists to update.
       if (old === undefined) this.#count++;
       this.#fresh.set(key, entry);
-      heapPush(this.#heap, { at: entry.expiresAt, key, entry });
+      heapPush(this.#heap, { at: entry.expiresAt, key });
       return;
     }
     this.#upsert(key, entry.expiresAt, encodeEntry(entry));
@@ -202,7 +206,8 @@ export class SqliteJoinStore implements JoinStateStore {
     for (;;) {
       const top = h[0];
       if (top === undefined) return null;
-      if (this.#fresh.get(top.key) === top.entry) return top.at;
+      // Valid while its key is fresh with this expiry (a re-put with the same expiry is the same min).
+      if (this.#fresh.get(top.key)?.expiresAt === top.at) return top.at;
       heapPop(h);
     }
   }
@@ -324,7 +329,6 @@ export class SqliteJoinStore implements JoinStateStore {
 interface FreshItem {
   at: number;
   key: string;
-  entry: StateEntry;
 }
 
 function heapPush(h: FreshItem[], x: FreshItem): void {
