@@ -389,7 +389,7 @@ export class LabelService {
       .catch((e: unknown) => this.#fail(t, e));
   }
 
-  async #eachBatch({ batch, isStale, heartbeat, pause, resolveOffset }: EachBatchPayload): Promise<void> {
+  async #eachBatch({ batch, isStale, heartbeat, resolveOffset }: EachBatchPayload): Promise<void> {
     if (this.#stopping || this.#recovering !== undefined || isStale()) return;
     const p = batch.partition;
     if (!this.#assigned.has(p)) return;
@@ -441,8 +441,20 @@ export class LabelService {
     // Moves kafkajs' fetch position (control records after the last message included). Our
     // commits go through the transaction, so this never commits anything by itself.
     resolveOffset(msgs[msgs.length - 1]!.offset);
-    if (this.#overBuffered(t, side, 1) && t.resume[side] === undefined) t.resume[side] = pause();
+    if (this.#overBuffered(t, side, 1) && t.resume[side] === undefined)
+      t.resume[side] = this.#pause(batch.topic, p);
     this.#schedulePump(t);
+  }
+
+  /**
+   * Pauses fetching a partition; returns its resume. Not eachBatch's `pause()`: the resume that
+   * returns shares its closure context with the batch's other callbacks, so holding it kept the
+   * whole fetched batch (messages, raw messages, the response buffer) alive until the resume.
+   */
+  #pause(topic: string, partition: number): () => void {
+    const tp = [{ topic, partitions: [partition] }];
+    this.#consumer?.pause(tp);
+    return () => this.#consumer?.resume(tp);
   }
 
   /** Whether a side holds more than `fraction` of the buffering bounds (records or bytes). */
@@ -547,7 +559,12 @@ export class LabelService {
       t.processed += processed;
       this.#collect(t, outputs);
       if (t.pendingBytes >= SEND_AHEAD_BYTES) this.#sendAhead(t);
-      if (t.processed >= k.maxBatchRecords) {
+      // Full, or open for the commit interval: records that keep arriving must not stretch a
+      // batch (its latency, and the outputs and state it holds in memory until it commits).
+      if (
+        t.processed >= k.maxBatchRecords ||
+        (t.processed > 0 && Date.now() - t.batchStarted >= k.commitIntervalMs)
+      ) {
         await this.#commit(t);
         continue;
       }
