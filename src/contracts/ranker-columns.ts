@@ -49,6 +49,12 @@ export class RankerColumns implements RankerOutput {
   readonly scores: Float64Array;
   /** Per candidate: hash of its id bytes ({@link idBytesHash}). */
   readonly hashes: Int32Array;
+  /** Where the user_id field starts (the request_id's bytes end here). */
+  readonly userStart: number;
+  /** Where the ts field starts (after request_id and user_id). */
+  readonly tsStart: number;
+  /** Where the model_version field starts (after ts). */
+  readonly versionStart: number;
   /** Byte range of the context union (branch byte and map). */
   readonly contextStart: number;
   readonly contextEnd: number;
@@ -70,6 +76,9 @@ export class RankerColumns implements RankerOutput {
     this.offsets = fields.offsets;
     this.scores = fields.scores;
     this.hashes = fields.hashes;
+    this.userStart = fields.userStart;
+    this.tsStart = fields.tsStart;
+    this.versionStart = fields.versionStart;
     this.contextStart = fields.contextStart;
     this.contextEnd = fields.contextEnd;
     this.#decode = decode;
@@ -328,9 +337,12 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
   pos = 0;
   bad = false;
   const request_id = readAscii(buf, end, true);
+  const userStart = pos;
   const user_id = readAscii(buf, end, true);
+  const tsStart = pos;
   const ts = readLong(buf, end);
   if (bad || ts < 0 || !Number.isSafeInteger(ts)) return null;
+  const versionStart = pos;
   const model_version = readAscii(buf, end, false);
   if (bad) return null;
   const contextStart = pos;
@@ -433,6 +445,9 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
       offsets: outOffsets,
       scores: outScores,
       hashes: outHashes,
+      userStart,
+      tsStart,
+      versionStart,
       contextStart,
       contextEnd,
     },

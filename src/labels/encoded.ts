@@ -82,13 +82,6 @@ function double(x: number): void {
   at += 8;
 }
 
-/** A string known to be ASCII (the parsed header fields and the ids built from them). */
-function ascii(s: string): void {
-  long(s.length);
-  ensure(s.length);
-  at += out.write(s, at, 'latin1');
-}
-
 /** A string of the ranker's bytes [start, end) (validated ASCII), length first. */
 function copyString(src: Buffer, start: number, end: number): void {
   const len = end - start;
@@ -136,16 +129,32 @@ function take(from: number): Buffer {
   return b;
 }
 
-/** The fields every label record starts with: id, request_id, user_id, ts, model_version, matched, context. */
-function header(r: RankerColumns, suffix: string, ts: number, matched: boolean): void {
-  ascii(`${r.request_id}${suffix}`);
-  ascii(r.request_id);
-  ascii(r.user_id);
+/** The ASCII bytes of each label id's suffix (`<request_id>:pointwise` …). */
+const SUFFIX = {
+  pointwise: Buffer.from(':pointwise', 'latin1'),
+  pairwise: Buffer.from(':pairwise', 'latin1'),
+  listwise: Buffer.from(':listwise', 'latin1'),
+} as const;
+
+/**
+ * The fields every label record starts with: id, request_id, user_id, ts, model_version, matched,
+ * context. All but the id's suffix, ts and matched are the ranker output's own bytes: request_id
+ * and user_id are its first two fields, model_version follows its ts, and the parser accepted
+ * only canonical encodings of them (ASCII, minimal length varints).
+ */
+function header(r: RankerColumns, suffix: Buffer, ts: number, matched: boolean): void {
+  const buf = r.buf;
+  const idLen = r.request_id.length; // ASCII: one byte per character
+  long(idLen + suffix.length);
+  copy(buf, r.userStart - idLen, r.userStart);
+  ensure(suffix.length);
+  for (let i = 0; i < suffix.length; i++) out[at++] = suffix[i]!;
+  copy(buf, 0, r.tsStart);
   long(ts);
-  ascii(r.model_version);
+  copy(buf, r.versionStart, r.contextStart);
   ensure(1);
   out[at++] = matched ? 1 : 0;
-  copy(r.buf, r.contextStart, r.contextEnd);
+  copy(buf, r.contextStart, r.contextEnd);
 }
 
 const index = new ColumnIndex();
@@ -190,21 +199,21 @@ export function labelColumnsEncoded(
   at = 0;
   let pointwise: Buffer | null = null;
   if (cfg.pointwise.enabled) {
-    header(r, ':pointwise', ts, matched);
+    header(r, SUFFIX.pointwise, ts, matched);
     pointwiseItems(r, view, cfg.pointwise);
     pointwise = take(0);
   }
   let pairwise: Buffer | null = null;
   if (pw.enabled) {
     const from = at;
-    header(r, ':pairwise', ts, matched);
+    header(r, SUFFIX.pairwise, ts, matched);
     pairs(r, view, pw, grades);
     pairwise = take(from);
   }
   let listwise: Buffer | null = null;
   if (cfg.listwise.enabled && grades !== null) {
     const from = at;
-    header(r, ':listwise', ts, matched);
+    header(r, SUFFIX.listwise, ts, matched);
     gradedItems(r, view, grades);
     listwise = take(from);
   }
