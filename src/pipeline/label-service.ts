@@ -25,7 +25,7 @@
  * partitions); otherwise they are partitioned by key (murmur2, Java-compatible).
  */
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToIo, setTimeout as sleep } from 'node:timers/promises';
 import type {
   Admin,
   Consumer,
@@ -64,8 +64,11 @@ import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.t
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
 import { type OutcomeCounts, sumCounters } from './outcomes.ts';
 
-/** Records per JoinTask.step call: its outputs are encoded before the next step. */
-const STEP_CHUNK = 256;
+/**
+ * Records per JoinTask.step call: its outputs are encoded before the next step, and the pump
+ * yields to I/O between steps, so this bounds how long sends and fetches wait (~3-6 ms).
+ */
+const STEP_CHUNK = 64;
 /** Buffered records per side above which the partition is paused (Kafka Streams' buffered.records.per.partition). */
 const MAX_BUFFERED = 4_000;
 /** Buffered input bytes per side above which the partition is paused (large lists bound memory first). */
@@ -559,6 +562,10 @@ export class LabelService {
       t.processed += processed;
       this.#collect(t, outputs);
       if (t.pendingBytes >= SEND_AHEAD_BYTES) this.#sendAhead(t);
+      // Let I/O run between chunks: without this the loop held the thread for the whole batch,
+      // so the send-aheads (and fetches) only progressed once it ended and the commit then
+      // waited ~170 ms for them, a stall longer than the batch's processing.
+      if (processed === chunk) await yieldToIo();
       // Full, or open for the commit interval: records that keep arriving must not stretch a
       // batch (its latency, and the outputs and state it holds in memory until it commits).
       if (
