@@ -19,7 +19,7 @@ const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as
   timestampDelta: number | string;
   key: Buffer | null;
   value: Buffer | null;
-  headers?: Record<string, Buffer | Buffer[]>;
+  headers?: Record<string, Buffer | Buffer[]> | undefined;
 }) => { buffer: Buffer };
 
 const bytes = fc.oneof(
