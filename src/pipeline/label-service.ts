@@ -25,7 +25,7 @@
  * partitions); otherwise they are partitioned by key (murmur2, Java-compatible).
  */
 import { join } from 'node:path';
-import { setImmediate as yieldToIo, setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as sleep, setImmediate as yieldToIo } from 'node:timers/promises';
 import type {
   Admin,
   Consumer,
@@ -43,6 +43,7 @@ import type { Impression } from '../contracts/index.ts';
 import type { RankerColumns } from '../contracts/ranker-columns.ts';
 import type { ContractName, Contracts } from '../contracts/schemas.ts';
 import { errorMessage, isRankdistillError, RankdistillError } from '../errors.ts';
+import { BufferingStore } from '../join/buffering-store.ts';
 import { ChangeRecordingStore } from '../join/changelog.ts';
 import { JoinTask } from '../join/task.ts';
 import {
@@ -87,10 +88,29 @@ interface Position {
   hw: number | null;
 }
 
+/** A batch whose commit is in flight (taken off the task, which goes on with the next batch). */
+interface CommittingBatch {
+  /** Its sends (the last link of the chain). */
+  sending: Promise<void> | undefined;
+  offsets: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>;
+  /** Next offsets per side once it is committed. */
+  next: Record<Side, number | null>;
+  changelogCount: number;
+  sentMeta: RecordMetadata[];
+  sentCounts: Map<string, number>;
+  processed: number;
+  /** Counters as of its end (exported when it commits). */
+  counters: JoinCounters;
+  paths: { columns: number; generic: number };
+  started: bigint;
+}
+
 /** Runtime of one task: join task, its store, its transactional producer and its batch. */
 class KafkaTask {
   readonly p: number;
   readonly store: SqliteJoinStore;
+  /** Over `store`: holds the next batch's state changes while the previous batch commits. */
+  readonly overlay: BufferingStore;
   readonly logged: ChangeRecordingStore;
   readonly join: JoinTask;
   readonly producer: Producer;
@@ -111,6 +131,11 @@ class KafkaTask {
   txn: Transaction | undefined;
   /** Chain of the batch's send-aheads (one produce request in flight, in output order). */
   sending: Promise<void> | undefined;
+  /**
+   * The previous batch's commit while it is in flight (Kafka transaction, then SQLite); this
+   * batch's sends chain after it, and this batch's commit waits for it.
+   */
+  committing: Promise<void> | undefined;
   /** Record metadata of the sends so far (changelog base offsets give the checkpoint). */
   sentMeta: RecordMetadata[] = [];
   /** Records sent per topic in the open transaction (exported as records out once it commits). */
@@ -132,12 +157,14 @@ class KafkaTask {
   constructor(
     p: number,
     store: SqliteJoinStore,
+    overlay: BufferingStore,
     join: JoinTask,
     logged: ChangeRecordingStore,
     producer: Producer,
   ) {
     this.p = p;
     this.store = store;
+    this.overlay = overlay;
     this.join = join;
     this.logged = logged;
     this.producer = producer;
@@ -490,7 +517,8 @@ export class LabelService {
       });
       this.metrics.restoredRecords.inc(restored.records);
       this.#restored += restored.records;
-      const logged = new ChangeRecordingStore(store);
+      const overlay = new BufferingStore(store);
+      const logged = new ChangeRecordingStore(overlay);
       const labels = this.config.labels;
       const joinTask = new JoinTask({
         partition: p,
@@ -507,7 +535,7 @@ export class LabelService {
           : {}),
         now: this.#now,
       });
-      const t = new KafkaTask(p, store, joinTask, logged, producer);
+      const t = new KafkaTask(p, store, overlay, joinTask, logged, producer);
       // Committed offsets are read only now, after fencing: the previous owner's last transaction
       // has been completed or aborted, so they match the restored changelog.
       const committed = await this.#admin!.fetchOffsets({
@@ -586,7 +614,7 @@ export class LabelService {
     for (const t of this.#tasks.values()) {
       if (t.broken) continue;
       this.#schedulePump(t);
-      this.metrics.openRequests.set({ partition: String(t.p) }, t.store.size());
+      this.metrics.openRequests.set({ partition: String(t.p) }, t.logged.size());
       const wm = t.join.watermark();
       if (wm !== null) this.metrics.watermarkLag.set({ partition: String(t.p) }, Date.now() - wm);
     }
@@ -722,10 +750,17 @@ export class LabelService {
     }
   }
 
-  /** One Kafka transaction with the batch's outputs, changelog and offsets; then the SQLite commit. */
+  /**
+   * Starts the batch's commit: one Kafka transaction with its outputs, changelog and offsets, then
+   * the SQLite commit ({@link #finishCommit}). Returns once it is under way: the next batch is
+   * processed meanwhile, its state changes held in the task's overlay and its sends chained
+   * after this commit (they belong to the next transaction). A previous commit still in flight is
+   * awaited first (one transaction at a time), and its failure is thrown here.
+   */
   async #commit(t: KafkaTask): Promise<void> {
+    await this.#settleCommit(t);
     const k = this.config.kafka;
-    const next = t.join.nextOffsets();
+    const next = { ...t.join.nextOffsets() };
     const offsets = (['ranker', 'impression'] as const)
       .filter((s) => next[s] !== null && next[s] !== t.committed[s])
       .map((s) => ({ topic: this.#topic(s), partitions: [{ partition: t.p, offset: String(next[s]) }] }));
@@ -736,38 +771,76 @@ export class LabelService {
       this.#resetBatch(t);
       return;
     }
-    const started = process.hrtime.bigint();
+    if (topicMessages.length > 0) t.sending = this.#chainSend(t, topicMessages);
+    const batch: CommittingBatch = {
+      sending: t.sending,
+      offsets,
+      next,
+      changelogCount,
+      sentMeta: t.sentMeta,
+      sentCounts: t.sentCounts,
+      processed: t.processed,
+      counters: structuredClone(t.join.counters),
+      paths: { ...t.join.rankerPaths },
+      started: process.hrtime.bigint(),
+    };
+    t.messages = new Map();
+    t.pendingBytes = 0;
+    t.sentMeta = [];
+    t.sentCounts = new Map();
+    t.processed = 0;
+    t.overlay.buffer();
+    const committing = this.#finishCommit(t, batch);
+    t.committing = committing;
+    t.sending = committing;
+    // A failure is handled by the task's recovery; the next commit or discard also sees it.
+    committing.catch((e: unknown) => this.#fail(t, e));
+  }
+
+  /** Waits for the commit in flight (rethrowing its failure); after it, no send is pending. */
+  async #settleCommit(t: KafkaTask): Promise<void> {
+    const c = t.committing;
+    if (c === undefined) return;
+    await c;
+    if (t.committing === c) t.committing = undefined;
+    if (t.sending === c) t.sending = undefined;
+  }
+
+  /** Commits a batch's Kafka transaction, then SQLite with the changelog position it reflects. */
+  async #finishCommit(t: KafkaTask, b: CommittingBatch): Promise<void> {
+    const k = this.config.kafka;
     try {
-      if (topicMessages.length > 0) t.sending = this.#chainSend(t, topicMessages);
-      await t.sending;
+      await b.sending;
       t.txn ??= await t.producer.transaction();
-      if (offsets.length > 0)
-        await sendOffsetsRetrying(t.txn, { consumerGroupId: k.groupId, topics: offsets });
+      if (b.offsets.length > 0)
+        await sendOffsetsRetrying(t.txn, { consumerGroupId: k.groupId, topics: b.offsets });
       await t.txn.commit();
     } catch (e) {
       await t.txn?.abort().catch(() => undefined);
       t.txn = undefined;
       throw e;
     }
-    // The Kafka transaction is committed: now commit SQLite with the changelog position it reflects.
+    t.txn = undefined;
     let checkpoint: number | undefined;
-    if (changelogCount > 0) {
-      const bases = t.sentMeta
+    if (b.changelogCount > 0) {
+      const bases = b.sentMeta
         .filter((m) => m.topicName === k.topics.changelog && m.partition === t.p)
         .map((m) => Number(m.baseOffset));
-      if (bases.length > 0) checkpoint = Math.min(...bases) + changelogCount;
+      if (bases.length > 0) checkpoint = Math.min(...bases) + b.changelogCount;
     }
+    // SQLite's open transaction holds exactly this batch's changes (the next batch's wait in the
+    // overlay): commit it, then write the overlay into the next one.
     t.store.commit(checkpoint);
-    for (const s of ['ranker', 'impression'] as const) if (next[s] !== null) t.committed[s] = next[s];
-    this.metrics.commitLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    this.metrics.batchRecords.observe(t.processed);
-    for (const [topic, n] of t.sentCounts) this.metrics.recordsOut.inc({ topic }, n);
-    this.#exportCounters(t);
-    this.#resetBatch(t);
+    t.store.begin();
+    t.overlay.apply();
+    for (const s of ['ranker', 'impression'] as const) if (b.next[s] !== null) t.committed[s] = b.next[s];
+    this.metrics.commitLatency.observe(Number(process.hrtime.bigint() - b.started) / 1e9);
+    this.metrics.batchRecords.observe(b.processed);
+    for (const [topic, n] of b.sentCounts) this.metrics.recordsOut.inc({ topic }, n);
+    this.#exportCounters(t, b.counters, b.paths);
   }
 
-  #exportCounters(t: KafkaTask): void {
-    const c = t.join.counters;
+  #exportCounters(t: KafkaTask, c: JoinCounters, paths: JoinTask['rankerPaths']): void {
     const e = t.exported;
     const inc = (outcome: string, now: number, before: number) => {
       if (now > before) this.metrics.outcomes.inc({ outcome }, now - before);
@@ -790,7 +863,6 @@ export class LabelService {
     dl('ORPHAN', c.orphans, e.orphans);
     dl('LABEL_FAILED', c.labelFailed, e.labelFailed);
     t.exported = structuredClone(c);
-    const paths = t.join.rankerPaths;
     for (const path of ['columns', 'generic'] as const) {
       const d = paths[path] - t.exportedPaths[path];
       if (d > 0) this.metrics.rankerPaths.inc({ path }, d);
@@ -803,6 +875,7 @@ export class LabelService {
     t.pendingBytes = 0;
     t.txn = undefined;
     t.sending = undefined;
+    t.committing = undefined;
     t.sentMeta = [];
     t.sentCounts = new Map();
     t.processed = 0;
@@ -810,11 +883,14 @@ export class LabelService {
 
   /** Rolls the open batch back: its transaction (if sends began) is aborted, SQLite rolled back. */
   async #discardBatch(t: KafkaTask): Promise<void> {
+    // A commit in flight finishes (or fails) first: rolling back then drops only what followed it.
+    await t.committing?.catch(() => undefined);
     await t.sending?.catch(() => undefined);
     await t.txn
       ?.abort()
       .catch((e: unknown) => this.#log.warn('aborting a batch failed', { partition: t.p, error: e }));
     t.store.rollback();
+    t.overlay.discard();
     t.logged.discardChanges();
     t.join.clearCache();
     this.#resetBatch(t);
@@ -843,6 +919,7 @@ export class LabelService {
       if (commit && !t.broken && t.processed > 0) {
         try {
           await this.#commit(t);
+          await this.#settleCommit(t);
         } catch (e) {
           this.#log.warn('final commit failed; the batch will be reprocessed', { partition: t.p, error: e });
           await this.#discardBatch(t);
