@@ -14,6 +14,9 @@
  * transaction is completed or aborted before the new owner restores state and reads offsets).
  * The SQLite transaction of a batch stays open until its Kafka transaction committed; a crash in
  * between rolls SQLite back and the restore replays the changelog from the older checkpoint.
+ * The next batch is processed while a batch commits: its state changes wait in an in-memory
+ * overlay (BufferingStore) and are written to SQLite after the commit, its outputs are sent in
+ * the next transaction, so neither the state nor the outputs run ahead of a commit.
  *
  * Any transactional failure (fenced, timed out, broker error) aborts, throws the task state away
  * and restarts the consumer: the group rebalances, tasks restore from their changelogs and resume
