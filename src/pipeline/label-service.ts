@@ -596,7 +596,10 @@ export class LabelService {
       // Let I/O run between chunks: without this the loop held the thread for the whole batch,
       // so the send-aheads (and fetches) only progressed once it ended and the commit then
       // waited ~170 ms for them, a stall longer than the batch's processing.
-      if (processed === chunk) await yieldToIo();
+      if (processed === chunk) {
+        await yieldToIo();
+        if (t.broken) return; // failed meanwhile: its recovery discards the batch
+      }
       // Full, or open for the commit interval: records that keep arriving must not stretch a
       // batch (its latency, and the outputs and state it holds in memory until it commits).
       if (
