@@ -18,6 +18,7 @@
  *
  * Pure: no I/O.
  */
+import { type ExpiryItem, heapMin, heapPush } from './expiry-heap.ts';
 import type { JoinStateStore, StateEntry } from './types.ts';
 
 /**
@@ -32,8 +33,13 @@ export class BufferingStore implements JoinStateStore {
   #buffering = false;
   /** Overlay: the entry, or null for a delete. */
   #over = new Map<string, StateEntry | null>();
-  /** Smallest expiresAt put in the overlay (not raised by later deletes). */
-  #overMin: number | null = null;
+  /**
+   * Min-heap of (expiresAt, key) over the overlay's entries; items of keys since deleted or
+   * re-put with another expiry are skipped (and dropped from the top) lazily. The operator sweeps
+   * on nearly every record once entries expire steadily, so the overlay's expiring entries are
+   * found by walking the heap's items below the bound, not by scanning the overlay.
+   */
+  #heap: ExpiryItem[] = [];
   /** Stream time set while buffering. */
   #streamTime: number | null = null;
   /** Entries added minus removed by the overlay. */
@@ -71,7 +77,7 @@ export class BufferingStore implements JoinStateStore {
   /** Drops the overlay (its batch was rolled back) and stops buffering. */
   discard(): void {
     this.#over = new Map();
-    this.#overMin = null;
+    this.#heap = [];
     this.#streamTime = null;
     this.#sizeDelta = 0;
     this.#innerFloor = Number.NEGATIVE_INFINITY;
@@ -93,7 +99,7 @@ export class BufferingStore implements JoinStateStore {
     }
     if (isNew === true || this.get(key) === undefined) this.#sizeDelta++;
     this.#over.set(key, entry);
-    if (this.#overMin === null || entry.expiresAt < this.#overMin) this.#overMin = entry.expiresAt;
+    heapPush(this.#heap, { at: entry.expiresAt, key });
   }
 
   delete(key: string): void {
@@ -113,14 +119,21 @@ export class BufferingStore implements JoinStateStore {
     const hits: Array<[string, StateEntry]> = [];
     for (const kv of fromInner) if (!over.has(kv[0])) hits.push(kv);
     if (hits.length === 0 && fromInner.length < limit + over.size) this.#innerFloor = bound;
-    // The overlay's own minimum is recomputed on the way (deletes may have left it too low).
-    let overMin: number | null = null;
-    for (const [key, e] of over) {
-      if (e === null) continue;
-      if (e.expiresAt < bound) hits.push([key, e]);
-      if (overMin === null || e.expiresAt < overMin) overMin = e.expiresAt;
+    // The overlay's entries below the bound: the heap items below it form a subtree at the root.
+    const h = this.#heap;
+    const seen = new Set<string>();
+    const stack = h.length > 0 ? [0] : [];
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      const item = h[i];
+      if (item === undefined || item.at >= bound) continue;
+      const e = over.get(item.key);
+      if (e != null && e.expiresAt === item.at && !seen.has(item.key)) {
+        seen.add(item.key);
+        hits.push([item.key, e]);
+      }
+      stack.push(2 * i + 1, 2 * i + 2);
     }
-    this.#overMin = overMin;
     hits.sort((a, b) => a[1].expiresAt - b[1].expiresAt || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return hits.length > limit ? hits.slice(0, limit) : hits;
   }
@@ -128,9 +141,14 @@ export class BufferingStore implements JoinStateStore {
   minExpiresAt(): number | null {
     let inner = this.inner.minExpiresAt();
     if (inner !== null && inner < this.#innerFloor) inner = this.#innerFloor;
-    const over = this.#overMin;
+    const over = this.#overMin();
     if (over === null) return inner;
     return inner === null || over < inner ? over : inner;
+  }
+
+  /** Smallest expiresAt of the overlay's entries (dropping stale heap items), or null. */
+  #overMin(): number | null {
+    return heapMin(this.#heap, this.#over);
   }
 
   streamTime(): number | null {

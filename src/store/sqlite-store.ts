@@ -26,6 +26,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { RankdistillError } from '../errors.ts';
 import { decodeEntry, decodeStreamTime, encodeEntry, STREAM_TIME_KEY } from '../join/entry-codec.ts';
+import { type ExpiryItem, heapMin, heapPush } from '../join/expiry-heap.ts';
 import type { JoinStateStore, StateEntry } from '../join/types.ts';
 import { KeyFilter, keyFingerprint } from './key-filter.ts';
 
@@ -67,7 +68,7 @@ export class SqliteJoinStore implements JoinStateStore {
    * Items hold no entry: a pending entry deleted at its join must not stay reachable (with its raw
    * bytes, which pin the whole fetch response) until the batch commits.
    */
-  #heap: FreshItem[] = [];
+  #heap: ExpiryItem[] = [];
 
   private constructor(path: string, db: Db) {
     this.path = path;
@@ -202,14 +203,7 @@ export class SqliteJoinStore implements JoinStateStore {
 
   /** Smallest expiresAt of the fresh entries (dropping heap items of deleted or replaced ones). */
   #freshMin(): number | null {
-    const h = this.#heap;
-    for (;;) {
-      const top = h[0];
-      if (top === undefined) return null;
-      // Valid while its key is fresh with this expiry (a re-put with the same expiry is the same min).
-      if (this.#fresh.get(top.key)?.expiresAt === top.at) return top.at;
-      heapPop(h);
-    }
+    return heapMin(this.#heap, this.#fresh);
   }
 
   /** Writes the fresh entries to SQLite (inside the open transaction). */
@@ -324,42 +318,6 @@ export class SqliteJoinStore implements JoinStateStore {
     const v = this.#s.metaGet.get('stream_time') as Buffer | undefined;
     return v === undefined ? null : decodeStreamTime(v);
   }
-}
-
-interface FreshItem {
-  at: number;
-  key: string;
-}
-
-function heapPush(h: FreshItem[], x: FreshItem): void {
-  let i = h.length;
-  h.push(x);
-  while (i > 0) {
-    const p = (i - 1) >> 1;
-    const hp = h[p] as FreshItem;
-    if (hp.at <= x.at) break;
-    h[i] = hp;
-    i = p;
-  }
-  h[i] = x;
-}
-
-function heapPop(h: FreshItem[]): void {
-  const last = h.pop();
-  if (last === undefined || h.length === 0) return;
-  const n = h.length;
-  let i = 0;
-  for (;;) {
-    const l = 2 * i + 1;
-    if (l >= n) break;
-    const r = l + 1;
-    const c = r < n && (h[r] as FreshItem).at < (h[l] as FreshItem).at ? r : l;
-    const hc = h[c] as FreshItem;
-    if (hc.at >= last.at) break;
-    h[i] = hc;
-    i = c;
-  }
-  h[i] = last;
 }
 
 function f64(x: number): Buffer {

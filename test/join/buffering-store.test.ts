@@ -6,21 +6,35 @@ import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { JoinStateStore, StateEntry } from '../../src/join/types.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
 
-const keys = ['r:a', 'r:b', 'i:a', 'd:a', 'd:b', 'd:c'];
+// Enough keys for the overlay's expiry heap to have right subtrees below a sweep's bound.
+const keys = ['r:a', 'r:b', 'r:c', 'r:d', 'i:a', 'i:b', 'i:c', 'd:a', 'd:b', 'd:c', 'd:d', 'd:e'];
+// Puts outweigh the rest so that the overlay holds many entries when a sweep comes.
 const op = fc.oneof(
-  fc.record({
-    t: fc.constant('put' as const),
-    k: fc.constantFrom(...keys),
-    at: fc.integer({ min: 0, max: 20 }),
-  }),
-  fc.record({ t: fc.constant('del' as const), k: fc.constantFrom(...keys) }),
-  fc.record({
-    t: fc.constant('sweep' as const),
-    bound: fc.integer({ min: 0, max: 25 }),
-    limit: fc.integer({ min: 1, max: 4 }),
-  }),
-  fc.record({ t: fc.constant('time' as const), ts: fc.integer({ min: 0, max: 100 }) }),
-  fc.record({ t: fc.constantFrom('buffer' as const, 'apply' as const, 'discard' as const) }),
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      t: fc.constant('put' as const),
+      k: fc.constantFrom(...keys),
+      at: fc.integer({ min: 0, max: 20 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('del' as const), k: fc.constantFrom(...keys) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('sweep' as const),
+      bound: fc.integer({ min: 0, max: 25 }),
+      limit: fc.integer({ min: 1, max: 12 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constant('time' as const), ts: fc.integer({ min: 0, max: 100 }) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constantFrom('buffer' as const, 'apply' as const, 'discard' as const) }),
+  },
 );
 
 /**
@@ -29,7 +43,7 @@ const op = fc.oneof(
  */
 function check(makeInner: () => { store: JoinStateStore; done: () => void }) {
   fc.assert(
-    fc.property(fc.array(op, { maxLength: 50 }), (ops) => {
+    fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
       const { store: inner, done } = makeInner();
       const s = new BufferingStore(inner);
       let live = new Map<string, StateEntry>();
