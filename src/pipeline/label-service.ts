@@ -681,14 +681,18 @@ export class LabelService {
 
   /** Chains a send of `topicMessages` in the task's transaction after its earlier sends. */
   #chainSend(t: KafkaTask, topicMessages: TopicMessages[]): Promise<void> {
+    // This batch's records, taken now: the sends may complete after the batch went to its commit
+    // and the task moved on to the next batch (whose records must not receive these).
+    const sentMeta = t.sentMeta;
+    const sentCounts = t.sentCounts;
     const chain = (t.sending ?? Promise.resolve()).then(async () => {
       t.txn ??= await t.producer.transaction();
       // Several bounded sends: one produce request must stay under the broker's message.max.bytes.
       for (const chunk of chunkMessages(topicMessages)) {
-        t.sentMeta.push(...(await t.txn.sendBatch({ topicMessages: chunk, acks: -1 })));
+        sentMeta.push(...(await t.txn.sendBatch({ topicMessages: chunk, acks: -1 })));
       }
       for (const tm of topicMessages)
-        t.sentCounts.set(tm.topic, (t.sentCounts.get(tm.topic) ?? 0) + tm.messages.length);
+        sentCounts.set(tm.topic, (sentCounts.get(tm.topic) ?? 0) + tm.messages.length);
     });
     chain.catch(() => undefined); // awaited (and handled) by the commit or the discard
     return chain;

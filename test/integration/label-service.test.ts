@@ -11,6 +11,7 @@ import { decodeAvro } from '../../src/contracts/codec.ts';
 import { RankdistillError } from '../../src/errors.ts';
 import { labelFiles } from '../../src/pipeline/label-files.ts';
 import { LabelService } from '../../src/pipeline/label-service.ts';
+import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
 import {
   expectedDeadReasons,
   expectedLabels,
@@ -79,6 +80,20 @@ describe('rankdistill label (Kafka service)', { timeout: 120_000 }, () => {
         );
       }
     }
+    // Each task's SQLite checkpoint is the changelog position right after its last committed
+    // record: a restore replays nothing it already holds (and skips nothing it lacks).
+    const changelog = await readAll(kafka, admin, [t.changelog]);
+    for (let p = 0; p < PARTITIONS; p++) {
+      const offsets = changelog.filter((r) => r.partition === p).map((r) => r.offset);
+      assert.ok(offsets.length > 0, `changelog partition ${p} has records`);
+      const store = SqliteJoinStore.open(join(cfg.store.dir, cfg.kafka.groupId, `task-${p}.sqlite`));
+      try {
+        assert.equal(store.checkpoint(), Math.max(...offsets) + 1, `checkpoint of task ${p}`);
+      } finally {
+        store.close();
+      }
+    }
+
     const counts = svc.counts();
     assert.equal(
       counts.duplicates,
