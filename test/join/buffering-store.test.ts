@@ -5,6 +5,7 @@ import { BufferingStore } from '../../src/join/buffering-store.ts';
 import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { JoinStateStore, StateEntry } from '../../src/join/types.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
+import { applyStoreOp } from './store-model.ts';
 
 // Enough keys for the overlay's expiry heap to have right subtrees below a sweep's bound.
 const keys = ['r:a', 'r:b', 'r:c', 'r:d', 'i:a', 'i:b', 'i:c', 'd:a', 'd:b', 'd:c', 'd:d', 'd:e'];
@@ -50,22 +51,11 @@ function check(makeInner: () => { store: JoinStateStore; done: () => void }) {
       let at: { map: Map<string, StateEntry>; time: number | null } | null = null;
       let time: number | null = null;
       for (const o of ops) {
-        if (o.t === 'put') {
-          const e: StateEntry = { kind: 'joined', ts: o.at, expiresAt: o.at };
-          s.put(o.k, e, s.get(o.k) === undefined);
-          live.set(o.k, e);
-        } else if (o.t === 'del') {
-          s.delete(o.k);
-          live.delete(o.k);
+        if (o.t === 'put' || o.t === 'del' || o.t === 'sweep') {
+          applyStoreOp(s, live, o);
         } else if (o.t === 'time') {
           s.setStreamTime(o.ts);
           time = o.ts;
-        } else if (o.t === 'sweep') {
-          const want = [...live]
-            .filter(([, e]) => e.expiresAt < o.bound)
-            .sort((a, b) => a[1].expiresAt - b[1].expiresAt || (a[0] < b[0] ? -1 : 1))
-            .slice(0, o.limit);
-          assert.deepEqual(s.expiring(o.bound, o.limit), want);
         } else if (o.t === 'buffer') {
           if (!s.buffering) at = { map: new Map(live), time };
           s.buffer();
