@@ -610,9 +610,8 @@ export class LabelService {
         continue;
       }
       if (processed === chunk) continue; // more may be released
-      break;
+      return;
     }
-    if (t.processed > 0 && Date.now() - t.batchStarted >= k.commitIntervalMs) await this.#commit(t);
   }
 
   #tick(): void {
