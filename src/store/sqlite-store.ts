@@ -50,7 +50,6 @@ export class SqliteJoinStore implements JoinStateStore {
     expiryOf: Stmt;
     expiring: Stmt;
     min: Stmt;
-    count: Stmt;
     metaGet: Stmt;
     metaPut: Stmt;
     keys: Stmt;
@@ -88,7 +87,6 @@ export class SqliteJoinStore implements JoinStateStore {
         'SELECT key, value FROM entries WHERE expires_at < ? ORDER BY expires_at, key LIMIT ?',
       ),
       min: db.prepare('SELECT MIN(expires_at) FROM entries').pluck(),
-      count: db.prepare('SELECT COUNT(*) FROM entries').pluck(),
       metaGet: db.prepare('SELECT v FROM meta WHERE k = ?').pluck(),
       metaPut: db.prepare(
         'INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v',
@@ -96,15 +94,18 @@ export class SqliteJoinStore implements JoinStateStore {
       keys: db.prepare('SELECT key FROM entries').pluck(),
     };
     this.#streamTime = this.#loadStreamTime();
-    this.#count = this.#s.count.get() as number;
-    this.#loadFilter();
+    this.#count = this.#loadFilter();
   }
 
-  /** Fills the key filter from the rows in SQLite (at open, and after a rollback). */
-  #loadFilter(): void {
+  /**
+   * Fills the key filter from the rows in SQLite (at open, and after a rollback) and returns
+   * their number: the one scan of the keys also counts them.
+   */
+  #loadFilter(): number {
     this.#filter.clear();
     for (const key of this.#s.keys.iterate() as IterableIterator<string>)
       this.#filter.add(keyFingerprint(key));
+    return this.#filter.size;
   }
 
   /**
@@ -269,9 +270,8 @@ export class SqliteJoinStore implements JoinStateStore {
     this.#heap = [];
     if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
     this.#streamTime = this.#loadStreamTime();
-    this.#count = this.#s.count.get() as number;
     this.#min = undefined;
-    this.#loadFilter();
+    this.#count = this.#loadFilter();
   }
 
   /**
