@@ -11,13 +11,16 @@
  * - RSS with 1,000,000 open requests in the window: a join task over the SQLite store fed 1M lone
  *   ranker outputs (20 candidates), measured in a child process. Goal ≤ 400 MB.
  * - latency: p50/p99 from the append of a request's later input (the impression) to its pointwise
- *   label being visible to a read_committed consumer, producing live at half the measured max rate.
+ *   label being visible to a read_committed consumer, producing live at half the measured max rate
+ *   (1 thread). The service runs as `rankdistill label` in a child process, as deployed, so the
+ *   load generator and the reading consumer in this process do not share its event loop.
  *   Goal p99 ≤ 1 s.
  *
  * Needs KAFKA_BROKERS (or /tmp/rd-dev-kafka/brokers). Bounded to a few minutes on 2 cores.
+ * RD_BENCH_LATENCY_RATE=<requests/s> measures only the latency, at that rate, and prints it.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,7 +30,7 @@ import { encodeAvro, type Impression, type RankerOutput } from '../src/contracts
 import { JoinTask } from '../src/join/task.ts';
 import { createTopicsAndWait, ensureTopics } from '../src/kafka/topics.ts';
 import { labelRequest } from '../src/labels/index.ts';
-import { chunkMessages, LabelService } from '../src/pipeline/label-service.ts';
+import { chunkMessages } from '../src/pipeline/label-service.ts';
 import { createLabelRunner } from '../src/pipeline/label-threads.ts';
 import { SqliteJoinStore } from '../src/store/sqlite-store.ts';
 import { type Figure, writeResult } from './lib.ts';
@@ -363,13 +366,45 @@ function rssChild(): void {
   );
 }
 
+/** Waits until the consumer group has a stable member (the child service has joined and been assigned). */
+async function waitStable(
+  admin: Admin,
+  groupId: string,
+  timeoutMs: number,
+  exited: Promise<number | null>,
+): Promise<void> {
+  let code: number | null | undefined;
+  void exited.then((c) => {
+    code = c;
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (code !== undefined) throw new Error(`rankdistill label exited with ${code} before joining its group`);
+    const { groups } = await admin.describeGroups([groupId]);
+    if (groups[0]?.state === 'Stable' && groups[0].members.length > 0) return;
+    if (Date.now() > deadline) throw new Error(`group ${groupId} not stable after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
 async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number) {
   const id = `lat-${Date.now().toString(36)}`;
   const dir = mkdtempSync(join(tmpdir(), 'rd-bench-lat-'));
   const cfg = benchConfig(dir, id);
-  const svc = new LabelService(cfg);
-  await svc.start();
   const t = cfg.kafka.topics;
+  await ensureTopics(admin, cfg.kafka);
+  // The service runs as its own process (`rankdistill label`), as deployed: in this process it
+  // would share one event loop with the load generator's Avro encoding and the label consumer,
+  // and every tick of theirs would count as service latency.
+  const cfgPath = join(dir, 'config.json');
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  const child = spawn(process.execPath, ['bin/rankdistill.mjs', '-c', cfgPath, 'label'], {
+    cwd: join(import.meta.dirname, '..'),
+    env: { ...process.env, RANKDISTILL_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  await waitStable(admin, cfg.kafka.groupId, 60_000, exited);
   const appended = new Map<string, number>();
   const lat: number[] = [];
   const consumer = kafka.consumer({
@@ -429,7 +464,9 @@ async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number
   while (lat.length < total && Date.now() < deadline) await sleep(100);
   await producer.disconnect();
   await consumer.disconnect();
-  await svc.stop();
+  child.kill('SIGTERM');
+  const code = await exited;
+  if (code !== 0) throw new Error(`rankdistill label exited with ${code} on SIGTERM`);
   await admin.deleteTopics({ topics: Object.values(cfg.kafka.topics) }).catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
   lat.sort((a, b) => a - b);
@@ -449,6 +486,14 @@ async function main(): Promise<void> {
     logLevel: process.env.RD_BENCH_DEBUG ? logLevel.WARN : logLevel.NOTHING,
   });
   const figures: Record<string, Figure> = {};
+  const latencyOnly = Number(process.env.RD_BENCH_LATENCY_RATE ?? 0);
+  if (latencyOnly > 0) {
+    const l = await withAdmin(kafka, (admin) =>
+      latency(kafka, admin, latencyOnly, Math.max(5, Math.round(15 * SCALE))),
+    );
+    console.log(JSON.stringify({ rate: latencyOnly, ...l }));
+    return;
+  }
   {
     let oneThreadRate20 = 0;
     // Long enough for steady state: with 40k requests a run lasted ~3 s, and the two cold worker
