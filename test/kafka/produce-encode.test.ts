@@ -32,10 +32,42 @@ interface PartitionArgs {
 interface EncoderLike {
   buffer: Buffer;
 }
-const produce = require(path) as {
+interface RequestArgs {
+  acks: number;
+  timeout: number;
+  transactionalId: string | null;
+  producerId: number;
+  producerEpoch: number;
+  compression: number;
+  topicData: Array<{
+    topic: string;
+    partitions: Array<{ partition: number; firstSequence: number; messages: Msg[] }>;
+  }>;
+}
+interface ProduceRequest {
+  apiKey: number;
+  apiVersion: number;
+  encode: (opts?: { reserve?: number }) => Promise<EncoderLike & { reserved?: number }>;
+}
+const produce = require(path) as ((a: RequestArgs) => ProduceRequest) & {
   encodeUncompressedPartition: (a: PartitionArgs) => EncoderLike | null;
   encodePartition: (a: PartitionArgs & { compression: number }) => Promise<EncoderLike>;
+  encodeGeneric: (a: RequestArgs) => Promise<EncoderLike & { size(): number }>;
 };
+const createRequest = require('kafkajs/src/protocol/request.js') as (a: {
+  correlationId: number;
+  clientId: string | null;
+  request: ProduceRequest;
+}) => Promise<EncoderLike>;
+interface KafkaEncoder {
+  writeInt16(v: number): KafkaEncoder;
+  writeInt32(v: number): KafkaEncoder;
+  writeString(v: string | null): KafkaEncoder;
+  writeEncoder(e: unknown): KafkaEncoder;
+  size(): number;
+  buffer: Buffer;
+}
+const Encoder = require('kafkajs/src/protocol/encoder.js') as new () => KafkaEncoder;
 const Decoder = require('kafkajs/src/protocol/decoder.js') as new (
   b: Buffer,
 ) => {
@@ -132,6 +164,91 @@ describe('kafkajs produce encoding (patched fast path)', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  test('frames whole produce requests as kafkajs’s own request and record-set encoding does', async () => {
+    // kafkajs 2.2.4's request framing (protocol/request.js before the patch), over its own payload.
+    const frame = (
+      apiKey: number,
+      apiVersion: number,
+      correlationId: number,
+      clientId: string | null,
+      payload: unknown,
+    ) => {
+      const body = new Encoder();
+      body
+        .writeInt16(apiKey)
+        .writeInt16(apiVersion)
+        .writeInt32(correlationId)
+        .writeString(clientId)
+        .writeEncoder(payload);
+      const framed = new Encoder();
+      return framed.writeInt32(body.size()).writeEncoder(body).buffer;
+    };
+    const partitionData = fc.record({
+      partition: fc.nat({ max: 1000 }),
+      firstSequence: fc.nat(),
+      messages: fc.array(message, { maxLength: 12 }),
+    });
+    const requestArgs = fc.record({
+      acks: fc.constantFrom(-1, 0, 1),
+      timeout: fc.nat(),
+      transactionalId: fc.oneof(fc.constant(null), fc.string({ maxLength: 12 })),
+      producerId: fc.oneof(fc.constant(-1), fc.nat()),
+      producerEpoch: fc.nat({ max: 32_000 }),
+      compression: fc.constant(0),
+      topicData: fc.array(
+        fc.record({
+          topic: fc.string({ minLength: 1, maxLength: 20 }),
+          partitions: fc.array(partitionData, { minLength: 1, maxLength: 3 }),
+        }),
+        { maxLength: 4 },
+      ),
+    });
+    const realNow = Date.now;
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          requestArgs,
+          fc.nat(),
+          fc.oneof(fc.constant(null), fc.string({ maxLength: 10 })),
+          fc.integer({ min: 1_700_000_000_000, max: 1_700_000_999_999 }),
+          async (a, correlationId, clientId, now) => {
+            // Both encodings read the clock for messages without a timestamp.
+            Date.now = () => now;
+            const request = produce(a);
+            const reference = frame(
+              request.apiKey,
+              request.apiVersion,
+              correlationId,
+              clientId,
+              await produce.encodeGeneric(a),
+            );
+            const framed = await createRequest({ correlationId, clientId, request });
+            assert.deepEqual(framed.buffer, reference);
+            // The single-buffer path is taken whenever every partition is covered.
+            const covered = a.topicData.every((t) =>
+              t.partitions.every((p) => {
+                const stamps = p.messages.map((m) => Number(m.timestamp ?? now));
+                const first = p.messages.some((m) => m.timestamp != null)
+                  ? Number(
+                      p.messages
+                        .map((m) => m.timestamp)
+                        .filter((x) => x != null)
+                        .sort()[0],
+                    )
+                  : now;
+                return stamps.every((t) => Math.abs(t - first) < 2 ** 30);
+              }),
+            );
+            assert.equal((await request.encode({ reserve: 7 })).reserved === 7, covered);
+          },
+        ),
+        { numRuns: 200 },
+      );
+    } finally {
+      Date.now = realNow;
+    }
   });
 
   test('declines what it does not cover, so that kafkajs’s path (and its errors) apply', () => {
