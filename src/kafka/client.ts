@@ -12,13 +12,35 @@ import { logger } from '../log.ts';
 
 const kafkaLog = logger('kafkajs');
 
-/** Routes kafkajs log entries into our JSON logger (kafkajs INFO chatter becomes debug). */
+/**
+ * Broker answers that kafkajs logs as errors although they are part of normal operation and it
+ * retries them: the coordinator still completing the previous transaction's markers when the next
+ * one starts (CONCURRENT_TRANSACTIONS, a few per second under load), and a heartbeat told that the
+ * group rebalances. When the retries run out, the operation fails and our own code logs that.
+ */
+const ROUTINE_ERRORS = [
+  'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing',
+  'The group is rebalancing, so a rejoin is needed',
+];
+
+/**
+ * Our level for a kafkajs entry: ERROR → warn (info for routine, retried answers, which kafkajs
+ * names in the entry's `error` field or, for a produce it retries, in its message), WARN → info,
+ * INFO and below → debug.
+ */
+export function kafkajsLevel(level: logLevel, message: string, error: unknown): 'warn' | 'info' | 'debug' {
+  if (level === logLevel.ERROR) {
+    const routine = ROUTINE_ERRORS.some((e) => error === e || message === `Failed to send messages: ${e}`);
+    return routine ? 'info' : 'warn';
+  }
+  if (level === logLevel.WARN) return 'info';
+  return 'debug';
+}
+
+/** Routes kafkajs log entries into our JSON logger, at {@link kafkajsLevel}. */
 const toOurLogger: logCreator = () => (entry) => {
   const { message, ...rest } = entry.log;
-  const fields = { namespace: entry.namespace, ...rest };
-  if (entry.level === logLevel.ERROR) kafkaLog.warn(message, fields);
-  else if (entry.level === logLevel.WARN) kafkaLog.info(message, fields);
-  else kafkaLog.debug(message, fields);
+  kafkaLog[kafkajsLevel(entry.level, message, rest.error)](message, { namespace: entry.namespace, ...rest });
 };
 
 /** Creates the kafkajs client; `role` is appended to the configured client id. */

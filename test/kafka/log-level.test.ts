@@ -1,0 +1,45 @@
+// kafkajs logs some routine, retried broker answers at ERROR; ours must not raise them as warnings.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { logLevel } from 'kafkajs';
+import { kafkajsLevel } from '../../src/kafka/client.ts';
+
+const CONCURRENT =
+  'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing';
+
+test('routine, retried kafkajs errors are info; other errors stay warnings', () => {
+  // as kafkajs's connection logs a response error, and as its producer logs the retried send
+  assert.equal(
+    kafkajsLevel(logLevel.ERROR, 'Response AddPartitionsToTxn(key: 24, version: 1)', CONCURRENT),
+    'info',
+  );
+  assert.equal(kafkajsLevel(logLevel.ERROR, `Failed to send messages: ${CONCURRENT}`, undefined), 'info');
+  assert.equal(
+    kafkajsLevel(
+      logLevel.ERROR,
+      'Response Heartbeat(key: 12, version: 3)',
+      'The group is rebalancing, so a rejoin is needed',
+    ),
+    'info',
+  );
+  assert.equal(
+    kafkajsLevel(
+      logLevel.ERROR,
+      'Response EndTxn(key: 26, version: 1)',
+      'Producer attempted an operation with an old epoch',
+    ),
+    'warn',
+  );
+  assert.equal(
+    kafkajsLevel(logLevel.ERROR, 'Failed to send messages: Broker not available', undefined),
+    'warn',
+  );
+  assert.equal(
+    kafkajsLevel(logLevel.ERROR, `Failed to send messages: ${CONCURRENT} (and more)`, undefined),
+    'warn',
+  );
+  assert.equal(kafkajsLevel(logLevel.ERROR, 'Crash', undefined), 'warn');
+  assert.equal(kafkajsLevel(logLevel.WARN, 'x', CONCURRENT), 'info');
+  assert.equal(kafkajsLevel(logLevel.INFO, 'x', undefined), 'debug');
+  assert.equal(kafkajsLevel(logLevel.DEBUG, 'x', undefined), 'debug');
+});
