@@ -12,14 +12,24 @@
  * candidates).
  *
  * Reads during buffering see the overlay over the store; `expiring` merges both in
- * (expiresAt, key) order, skipping rows the overlay replaced or deleted. `minExpiresAt` may be
- * below the true minimum while buffering (a row deleted in the overlay still counts), never above
- * it, which is what the operator's sweep needs: it then asks `expiring`, which finds the truth.
+ * (expiresAt, key) order, skipping rows the overlay replaced or deleted. The store underneath is
+ * not written while buffering, so its rows can be read ahead in pages and rows the overlay hides
+ * stay hidden: `expiring` serves the sweeps from the read-ahead rows, past the leading run of
+ * hidden ones. A sweep runs on nearly every record once entries expire steadily; asking the store
+ * underneath each time re-read every row expired so far in the batch (quadratic: the service ran
+ * 6× slower at 20 candidates), and even one indexed SQLite query per sweep cost ~20 µs. `minExpiresAt` may be below the true
+ * minimum while buffering (a row deleted in the overlay still counts), never above it, which is
+ * what the operator's sweep needs: it then asks `expiring`, which finds the truth.
  *
  * Pure: no I/O.
  */
 import { type ExpiryItem, heapMin, heapPush } from './expiry-heap.ts';
-import type { JoinStateStore, StateEntry } from './types.ts';
+import { type ExpiryPosition, isAfter, type JoinStateStore, type StateEntry } from './types.ts';
+
+/** Inner rows read ahead per query while buffering. */
+const PAGE = 256;
+/** Passed read-ahead rows dropped from memory once there are this many. */
+const COMPACT_AT = 4_096;
 
 /**
  * @example
@@ -45,13 +55,23 @@ export class BufferingStore implements JoinStateStore {
   /** Entries added minus removed by the overlay. */
   #sizeDelta = 0;
   /**
-   * While buffering: every inner row below this bound is known to be replaced or deleted in the
-   * overlay (an `expiring` call found none left), so the inner minimum below it is not real.
+   * While buffering, the store underneath is not written, so its rows in (expiresAt, key) order
+   * can be read ahead once: `#rows` holds them from the first one not known to be hidden by the
+   * overlay (`#pos`), read in pages of {@link PAGE} as sweeps reach them; `#exhausted` once a
+   * short page showed there are no more.
    */
-  #innerFloor = Number.NEGATIVE_INFINITY;
+  #rows: Array<[string, StateEntry]> = [];
+  /** Keys of the inner rows the latest `expiring` returned. */
+  #returned = new Set<string>();
+  #pos = 0;
+  #exhausted = false;
 
-  constructor(inner: JoinStateStore) {
+  /** Inner rows read ahead per query ({@link PAGE}; tests use small pages to cross their ends). */
+  readonly #page: number;
+
+  constructor(inner: JoinStateStore, page = PAGE) {
     this.inner = inner;
+    this.#page = page;
   }
 
   /** Whether writes are held in the overlay. */
@@ -80,7 +100,10 @@ export class BufferingStore implements JoinStateStore {
     this.#heap = [];
     this.#streamTime = null;
     this.#sizeDelta = 0;
-    this.#innerFloor = Number.NEGATIVE_INFINITY;
+    this.#rows = [];
+    this.#pos = 0;
+    this.#exhausted = false;
+    this.#returned.clear();
     this.#buffering = false;
   }
 
@@ -107,18 +130,31 @@ export class BufferingStore implements JoinStateStore {
       this.inner.delete(key);
       return;
     }
-    if (this.get(key) !== undefined) this.#sizeDelta--;
+    const o = this.#over.get(key);
+    // A row the last sweep returned is known to exist (the store underneath is not written while
+    // buffering): the sweep deletes each, and asking SQLite again cost a query per expired entry.
+    const exists =
+      o !== undefined ? o !== null : this.#returned.has(key) || this.inner.get(key) !== undefined;
+    if (exists) this.#sizeDelta--;
     this.#over.set(key, null);
   }
 
-  expiring(bound: number, limit: number): Array<[string, StateEntry]> {
-    if (this.#over.size === 0) return this.inner.expiring(bound, limit);
+  expiring(bound: number, limit: number, after?: ExpiryPosition): Array<[string, StateEntry]> {
+    if (this.#over.size === 0) return this.inner.expiring(bound, limit, after);
     const over = this.#over;
-    // Every overlay key may hide one inner row: ask for that many more.
-    const fromInner = this.inner.expiring(bound, limit + over.size);
     const hits: Array<[string, StateEntry]> = [];
-    for (const kv of fromInner) if (!over.has(kv[0])) hits.push(kv);
-    if (hits.length === 0 && fromInner.length < limit + over.size) this.#innerFloor = bound;
+    if (after === undefined) this.#innerExpiring(bound, limit, hits);
+    else {
+      // From a caller's position (not the sweep's path): read the store underneath directly.
+      let from = after;
+      for (;;) {
+        const rows = this.inner.expiring(bound, this.#page, from);
+        for (const kv of rows) if (!over.has(kv[0]) && hits.length < limit) hits.push(kv);
+        if (rows.length < this.#page || hits.length >= limit) break;
+        const last = rows[rows.length - 1]!;
+        from = { at: last[1].expiresAt, key: last[0] };
+      }
+    }
     // The overlay's entries below the bound: the heap items below it form a subtree at the root.
     const h = this.#heap;
     const seen = new Set<string>();
@@ -128,7 +164,12 @@ export class BufferingStore implements JoinStateStore {
       const item = h[i];
       if (item === undefined || item.at >= bound) continue;
       const e = over.get(item.key);
-      if (e != null && e.expiresAt === item.at && !seen.has(item.key)) {
+      if (
+        e != null &&
+        e.expiresAt === item.at &&
+        !seen.has(item.key) &&
+        (after === undefined || isAfter(e.expiresAt, item.key, after))
+      ) {
         seen.add(item.key);
         hits.push([item.key, e]);
       }
@@ -138,9 +179,58 @@ export class BufferingStore implements JoinStateStore {
     return hits.length > limit ? hits.slice(0, limit) : hits;
   }
 
+  /**
+   * Up to `limit` visible inner rows below `bound` into `hits`, from the read-ahead rows; moves
+   * `#pos` over the leading hidden ones (rows returned are not passed: the caller may not delete
+   * them).
+   */
+  #innerExpiring(bound: number, limit: number, hits: Array<[string, StateEntry]>): void {
+    if (this.#pos >= COMPACT_AT) {
+      this.#rows = this.#rows.slice(this.#pos);
+      this.#pos = 0;
+    }
+    const over = this.#over;
+    const returned = this.#returned;
+    returned.clear();
+    let leading = true;
+    for (let i = this.#pos; ; i++) {
+      if (i === this.#rows.length && !this.#readAhead()) return;
+      const kv = this.#rows[i]!;
+      if (kv[1].expiresAt >= bound) return;
+      if (over.has(kv[0])) {
+        if (leading) this.#pos = i + 1;
+      } else {
+        leading = false;
+        hits.push(kv);
+        returned.add(kv[0]);
+        if (hits.length >= limit) return;
+      }
+    }
+  }
+
+  /** Appends the next page of inner rows; false when there are none. */
+  #readAhead(): boolean {
+    if (this.#exhausted) return false;
+    const last = this.#rows[this.#rows.length - 1];
+    const page = this.inner.expiring(
+      Number.POSITIVE_INFINITY,
+      this.#page,
+      last === undefined ? undefined : { at: last[1].expiresAt, key: last[0] },
+    );
+    if (page.length < this.#page) this.#exhausted = true;
+    for (const kv of page) this.#rows.push(kv);
+    return page.length > 0;
+  }
+
   minExpiresAt(): number | null {
     let inner = this.inner.minExpiresAt();
-    if (inner !== null && inner < this.#innerFloor) inner = this.#innerFloor;
+    // Rows before `#pos` are hidden: the visible inner minimum is not below the next row's expiry,
+    // and there is none when every row was read and passed.
+    if (inner !== null && this.#rows.length > 0) {
+      const next = this.#rows[Math.min(this.#pos, this.#rows.length - 1)]!;
+      if (this.#pos === this.#rows.length && this.#exhausted) inner = null;
+      else if (inner < next[1].expiresAt) inner = next[1].expiresAt;
+    }
     const over = this.#overMin();
     if (over === null) return inner;
     return inner === null || over < inner ? over : inner;

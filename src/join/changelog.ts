@@ -5,7 +5,7 @@
  * of a key is kept: the changelog is compacted anyway, and replaying the last write is enough.
  */
 import { encodeEntry, encodeStreamTime, STREAM_TIME_KEY } from './entry-codec.ts';
-import type { JoinStateStore, StateEntry } from './types.ts';
+import type { ExpiryPosition, JoinStateStore, StateEntry } from './types.ts';
 
 /** One changelog record: key and entry bytes, or null for a tombstone. */
 export interface ChangelogRecord {
@@ -53,8 +53,8 @@ export class ChangeRecordingStore implements JoinStateStore {
     if (this.#fresh.delete(key)) return;
     this.#changes.set(key, null);
   }
-  expiring(bound: number, limit: number): Array<[string, StateEntry]> {
-    return this.inner.expiring(bound, limit);
+  expiring(bound: number, limit: number, after?: ExpiryPosition): Array<[string, StateEntry]> {
+    return this.inner.expiring(bound, limit, after);
   }
   minExpiresAt(): number | null {
     return this.inner.minExpiresAt();

@@ -2,7 +2,7 @@
  * In-memory {@link JoinStateStore} for unit tests and small file runs. The service uses the SQLite
  * store (src/store/), which keeps millions of open requests out of the JS heap.
  */
-import type { JoinStateStore, StateEntry } from './types.ts';
+import { type ExpiryPosition, isAfter, type JoinStateStore, type StateEntry } from './types.ts';
 
 /**
  * @example
@@ -32,9 +32,11 @@ export class MemoryJoinStore implements JoinStateStore {
     this.#map.delete(key);
     if (old.expiresAt === this.#min) this.#minDirty = true;
   }
-  expiring(bound: number, limit: number): Array<[string, StateEntry]> {
+  expiring(bound: number, limit: number, after?: ExpiryPosition): Array<[string, StateEntry]> {
     const hits: Array<[string, StateEntry]> = [];
-    for (const kv of this.#map) if (kv[1].expiresAt < bound) hits.push(kv);
+    for (const kv of this.#map)
+      if (kv[1].expiresAt < bound && (after === undefined || isAfter(kv[1].expiresAt, kv[0], after)))
+        hits.push(kv);
     hits.sort((a, b) => a[1].expiresAt - b[1].expiresAt || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return hits.slice(0, limit);
   }

@@ -61,6 +61,17 @@ export interface DoneEntry {
  * store in `src/store/` (service). Stream time is state too: it must survive restarts, or a
  * restart would change late/expiry decisions.
  */
+/** A position in the (expiresAt, key) order of {@link JoinStateStore.expiring}. */
+export interface ExpiryPosition {
+  at: number;
+  key: string;
+}
+
+/** Whether the entry (at, key) is ordered after `p` in (expiresAt, key) order. */
+export function isAfter(at: number, key: string, p: ExpiryPosition): boolean {
+  return at > p.at || (at === p.at && key > p.key);
+}
+
 export interface JoinStateStore {
   get(key: string): StateEntry | undefined;
   /** `isNew`: the caller just saw `get(key)` return undefined (lets stores skip upsert work). */
@@ -68,9 +79,9 @@ export interface JoinStateStore {
   delete(key: string): void;
   /**
    * Up to `limit` entries whose `expiresAt < bound`, ordered by (expiresAt, key) so expiry is
-   * deterministic.
+   * deterministic; with `after`, only those ordered after that (expiresAt, key) position.
    */
-  expiring(bound: number, limit: number): Array<[string, StateEntry]>;
+  expiring(bound: number, limit: number, after?: ExpiryPosition): Array<[string, StateEntry]>;
   /** Smallest expiresAt of all entries, or null when empty (lets callers skip sweeps). */
   minExpiresAt(): number | null;
   /** Largest event time seen by the task, or null before the first record. */

@@ -27,7 +27,7 @@ import Database from 'better-sqlite3';
 import { RankdistillError } from '../errors.ts';
 import { decodeEntry, decodeStreamTime, encodeEntry, STREAM_TIME_KEY } from '../join/entry-codec.ts';
 import { type ExpiryItem, heapMin, heapPush } from '../join/expiry-heap.ts';
-import type { JoinStateStore, StateEntry } from '../join/types.ts';
+import type { ExpiryPosition, JoinStateStore, StateEntry } from '../join/types.ts';
 import { KeyFilter, keyFingerprint } from './key-filter.ts';
 
 type Db = Database.Database;
@@ -49,6 +49,7 @@ export class SqliteJoinStore implements JoinStateStore {
     del: Stmt;
     expiryOf: Stmt;
     expiring: Stmt;
+    expiringAfter: Stmt;
     min: Stmt;
     metaGet: Stmt;
     metaPut: Stmt;
@@ -85,6 +86,9 @@ export class SqliteJoinStore implements JoinStateStore {
       expiryOf: db.prepare('SELECT expires_at FROM entries WHERE key = ?').pluck(),
       expiring: db.prepare(
         'SELECT key, value FROM entries WHERE expires_at < ? ORDER BY expires_at, key LIMIT ?',
+      ),
+      expiringAfter: db.prepare(
+        'SELECT key, value FROM entries WHERE expires_at < ? AND (expires_at, key) > (?, ?) ORDER BY expires_at, key LIMIT ?',
       ),
       min: db.prepare('SELECT MIN(expires_at) FROM entries').pluck(),
       metaGet: db.prepare('SELECT v FROM meta WHERE k = ?').pluck(),
@@ -186,12 +190,16 @@ export class SqliteJoinStore implements JoinStateStore {
     if (gone === this.#min) this.#min = undefined;
   }
 
-  expiring(bound: number, limit: number): Array<[string, StateEntry]> {
+  expiring(bound: number, limit: number, after?: ExpiryPosition): Array<[string, StateEntry]> {
     // Fresh entries are recent, so they rarely expire in their own batch; when one does, write
     // them all and let SQLite order everything.
     const fm = this.#freshMin();
     if (fm !== null && fm < bound) this.#flush();
-    const rows = this.#s.expiring.all(bound, limit) as Array<{ key: string; value: Buffer }>;
+    const rows = (
+      after === undefined
+        ? this.#s.expiring.all(bound, limit)
+        : this.#s.expiringAfter.all(bound, after.at, after.key, limit)
+    ) as Array<{ key: string; value: Buffer }>;
     return rows.map((r) => [r.key, decodeEntry(r.value)]);
   }
 

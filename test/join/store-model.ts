@@ -1,17 +1,27 @@
 // The map model both join-store property tests check a store against (test/store/sqlite-store
 // and test/join/buffering-store): puts, deletes and sweeps applied to the store and the model.
 import assert from 'node:assert/strict';
-import type { JoinStateStore, StateEntry } from '../../src/join/types.ts';
+import fc from 'fast-check';
+import { type ExpiryPosition, isAfter, type JoinStateStore, type StateEntry } from '../../src/join/types.ts';
 
 /** A store operation of the model tests. */
+/** A sweep's optional start position over `keys`: sometimes none, sometimes any (at, key). */
+export function afterArb(keys: string[]): fc.Arbitrary<ExpiryPosition | undefined> {
+  return fc.oneof(
+    fc.constant(undefined),
+    fc.record({ at: fc.integer({ min: 0, max: 20 }), key: fc.constantFrom(...keys) }),
+  );
+}
+
 export type StoreOp =
   | { t: 'put'; k: string; at: number }
   | { t: 'del'; k: string }
-  | { t: 'sweep'; bound: number; limit: number };
+  | { t: 'sweep'; bound: number; limit: number; after?: ExpiryPosition | undefined };
 
 /**
  * Applies `o` to the store and to the model `live`; a sweep asserts that the store's `expiring`
- * returns what the model holds below the bound, in (expiresAt, key) order.
+ * returns what the model holds below the bound (and after its position, when it has one), in
+ * (expiresAt, key) order.
  */
 export function applyStoreOp(s: JoinStateStore, live: Map<string, StateEntry>, o: StoreOp): void {
   if (o.t === 'put') {
@@ -23,10 +33,11 @@ export function applyStoreOp(s: JoinStateStore, live: Map<string, StateEntry>, o
     s.delete(o.k);
     live.delete(o.k);
   } else {
+    const after = o.after;
     const want = [...live]
-      .filter(([, e]) => e.expiresAt < o.bound)
+      .filter(([k, e]) => e.expiresAt < o.bound && (after === undefined || isAfter(e.expiresAt, k, after)))
       .sort((a, b) => a[1].expiresAt - b[1].expiresAt || (a[0] < b[0] ? -1 : 1))
       .slice(0, o.limit);
-    assert.deepEqual(s.expiring(o.bound, o.limit), want);
+    assert.deepEqual(s.expiring(o.bound, o.limit, after), want);
   }
 }

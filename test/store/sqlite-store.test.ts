@@ -9,7 +9,7 @@ import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { StateEntry } from '../../src/join/types.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
 import { newTask, rawI, rawR } from '../join/helpers.ts';
-import { applyStoreOp } from '../join/store-model.ts';
+import { afterArb, applyStoreOp } from '../join/store-model.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rd-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -174,6 +174,7 @@ describe('SqliteJoinStore: entries created in a batch are written at commit', ()
         t: fc.constant('sweep' as const),
         bound: fc.integer({ min: 0, max: 25 }),
         limit: fc.constant(3),
+        after: afterArb(keys),
       }),
       fc.record({ t: fc.constantFrom('commit' as const, 'rollback' as const) }),
     );
