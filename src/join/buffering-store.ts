@@ -28,8 +28,11 @@ import { type ExpiryPosition, isAfter, type JoinStateStore, type StateEntry } fr
 
 /** Inner rows read ahead per query while buffering. */
 const PAGE = 256;
-/** Passed read-ahead rows dropped from memory once there are this many. */
-const COMPACT_AT = 4_096;
+/**
+ * Passed read-ahead rows are dropped from memory once there are this many and they are at least
+ * half of the rows held (so each row is copied O(1) times): pending entries may carry kilobytes.
+ */
+const COMPACT_AT = 512;
 
 /**
  * @example
@@ -185,7 +188,7 @@ export class BufferingStore implements JoinStateStore {
    * them).
    */
   #innerExpiring(bound: number, limit: number, hits: Array<[string, StateEntry]>): void {
-    if (this.#pos >= COMPACT_AT) {
+    if (this.#pos >= COMPACT_AT && this.#pos * 2 >= this.#rows.length) {
       this.#rows = this.#rows.slice(this.#pos);
       this.#pos = 0;
     }
