@@ -17,9 +17,10 @@
  * stay hidden: `expiring` serves the sweeps from the read-ahead rows, past the leading run of
  * hidden ones. A sweep runs on nearly every record once entries expire steadily; asking the store
  * underneath each time re-read every row expired so far in the batch (quadratic: the service ran
- * 6× slower at 20 candidates), and even one indexed SQLite query per sweep cost ~20 µs. `minExpiresAt` may be below the true
- * minimum while buffering (a row deleted in the overlay still counts), never above it, which is
- * what the operator's sweep needs: it then asks `expiring`, which finds the truth.
+ * 6× slower at 20 candidates), and even one indexed SQLite query per sweep cost ~20 µs.
+ * `minExpiresAt` may be below the true minimum while buffering (a row deleted in the overlay still
+ * counts), never above it, which is what the operator's sweep needs: it then asks `expiring`,
+ * which finds the truth.
  *
  * Pure: no I/O.
  */
@@ -64,10 +65,12 @@ export class BufferingStore implements JoinStateStore {
    * short page showed there are no more.
    */
   #rows: Array<[string, StateEntry]> = [];
+  #pos = 0;
+  /** Position of the last row read ahead (the next page starts after it). */
+  #readTo: ExpiryPosition | undefined;
+  #exhausted = false;
   /** Keys of the inner rows the latest `expiring` returned. */
   #returned = new Set<string>();
-  #pos = 0;
-  #exhausted = false;
 
   /** Inner rows read ahead per query ({@link PAGE}; tests use small pages to cross their ends). */
   readonly #page: number;
@@ -105,6 +108,7 @@ export class BufferingStore implements JoinStateStore {
     this.#sizeDelta = 0;
     this.#rows = [];
     this.#pos = 0;
+    this.#readTo = undefined;
     this.#exhausted = false;
     this.#returned.clear();
     this.#buffering = false;
@@ -214,25 +218,23 @@ export class BufferingStore implements JoinStateStore {
   /** Appends the next page of inner rows; false when there are none. */
   #readAhead(): boolean {
     if (this.#exhausted) return false;
-    const last = this.#rows[this.#rows.length - 1];
-    const page = this.inner.expiring(
-      Number.POSITIVE_INFINITY,
-      this.#page,
-      last === undefined ? undefined : { at: last[1].expiresAt, key: last[0] },
-    );
+    const page = this.inner.expiring(Number.POSITIVE_INFINITY, this.#page, this.#readTo);
     if (page.length < this.#page) this.#exhausted = true;
     for (const kv of page) this.#rows.push(kv);
+    const last = page[page.length - 1];
+    if (last !== undefined) this.#readTo = { at: last[1].expiresAt, key: last[0] };
     return page.length > 0;
   }
 
   minExpiresAt(): number | null {
     let inner = this.inner.minExpiresAt();
-    // Rows before `#pos` are hidden: the visible inner minimum is not below the next row's expiry,
-    // and there is none when every row was read and passed.
-    if (inner !== null && this.#rows.length > 0) {
-      const next = this.#rows[Math.min(this.#pos, this.#rows.length - 1)]!;
-      if (this.#pos === this.#rows.length && this.#exhausted) inner = null;
-      else if (inner < next[1].expiresAt) inner = next[1].expiresAt;
+    // Rows passed so far are hidden: the visible inner minimum is not below the next row's expiry,
+    // and there is none once every row was read and passed.
+    if (inner !== null) {
+      const next = this.#rows[this.#pos];
+      if (next !== undefined) {
+        if (inner < next[1].expiresAt) inner = next[1].expiresAt;
+      } else if (this.#exhausted) inner = null;
     }
     const over = this.#overMin();
     if (over === null) return inner;
