@@ -56,11 +56,6 @@ export interface DoneEntry {
   expiresAt: number;
 }
 
-/**
- * The state of one join task. Implementations: {@link MemoryJoinStore} (tests) and the SQLite
- * store in `src/store/` (service). Stream time is state too: it must survive restarts, or a
- * restart would change late/expiry decisions.
- */
 /** A position in the (expiresAt, key) order of {@link JoinStateStore.expiring}. */
 export interface ExpiryPosition {
   at: number;
@@ -72,6 +67,11 @@ export function isAfter(at: number, key: string, p: ExpiryPosition): boolean {
   return at > p.at || (at === p.at && key > p.key);
 }
 
+/**
+ * The state of one join task. Implementations: {@link MemoryJoinStore} (tests) and the SQLite
+ * store in `src/store/` (service). Stream time is state too: it must survive restarts, or a
+ * restart would change late/expiry decisions.
+ */
 export interface JoinStateStore {
   get(key: string): StateEntry | undefined;
   /** `isNew`: the caller just saw `get(key)` return undefined (lets stores skip upsert work). */
