@@ -429,77 +429,82 @@ async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  await waitStable(admin, cfg.kafka.groupId, 60_000, exited);
   /** Request id → append time (ms), negative for a warm-up request. */
   const appended = new Map<string, number>();
   const lat: number[] = [];
   const warm: number[] = [];
-  const consumer = kafka.consumer({
-    groupId: `rd-bench-lat-read-${id}`,
-    readUncommitted: false,
-    maxWaitTimeInMs: 20,
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topic: t.pointwise, fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      const v = message.value!;
-      // id = request_id + ':pointwise'
-      let n = 0;
-      let shift = 0;
-      let i = 0;
-      for (;;) {
-        const b = v[i++]!;
-        n |= (b & 0x7f) << shift;
-        if ((b & 0x80) === 0) break;
-        shift += 7;
-      }
-      const len = (n >>> 1) ^ -(n & 1);
-      const rid = v.toString('utf8', i, i + len).replace(/:pointwise$/, '');
-      const at = appended.get(rid);
-      if (at !== undefined) {
-        if (at < 0) warm.push(Date.now() + at);
-        else lat.push(Date.now() - at);
-      }
-    },
-  });
-  await sleep(3_000); // let both groups settle
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true });
-  await producer.connect();
   const warmTotal = Math.round(rate * WARMUP_S);
   const total = warmTotal + Math.round(rate * seconds);
-  const tick = 20;
-  const perTick = Math.max(1, Math.round((rate * tick) / 1000));
-  const started = Date.now();
-  let seq = 0;
-  while (seq < total) {
-    const now = Date.now();
-    const tickStart = seq;
-    const rs = [];
-    const is = [];
-    const ids = [];
-    for (let k = 0; k < perTick && seq < total; k++, seq++) {
-      const r = ranker(seq, 20, now);
-      rs.push({ key: r.user_id, value: encodeAvro('RankerOutput', r) });
-      is.push({ key: r.user_id, value: encodeAvro('Impression', impression(r, now + 1)) });
-      ids.push(r.request_id);
+  try {
+    await waitStable(admin, cfg.kafka.groupId, 60_000, exited);
+    const consumer = kafka.consumer({
+      groupId: `rd-bench-lat-read-${id}`,
+      readUncommitted: false,
+      maxWaitTimeInMs: 20,
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic: t.pointwise, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        const v = message.value!;
+        // id = request_id + ':pointwise'
+        let n = 0;
+        let shift = 0;
+        let i = 0;
+        for (;;) {
+          const b = v[i++]!;
+          n |= (b & 0x7f) << shift;
+          if ((b & 0x80) === 0) break;
+          shift += 7;
+        }
+        const len = (n >>> 1) ^ -(n & 1);
+        const rid = v.toString('utf8', i, i + len).replace(/:pointwise$/, '');
+        const at = appended.get(rid);
+        if (at !== undefined) {
+          if (at < 0) warm.push(Date.now() + at);
+          else lat.push(Date.now() - at);
+        }
+      },
+    });
+    await sleep(3_000); // let both groups settle
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true });
+    await producer.connect();
+    const tick = 20;
+    const perTick = Math.max(1, Math.round((rate * tick) / 1000));
+    const started = Date.now();
+    let seq = 0;
+    while (seq < total) {
+      const now = Date.now();
+      const tickStart = seq;
+      const rs = [];
+      const is = [];
+      const ids = [];
+      for (let k = 0; k < perTick && seq < total; k++, seq++) {
+        const r = ranker(seq, 20, now);
+        rs.push({ key: r.user_id, value: encodeAvro('RankerOutput', r) });
+        is.push({ key: r.user_id, value: encodeAvro('Impression', impression(r, now + 1)) });
+        ids.push(r.request_id);
+      }
+      await producer.send({ topic: t.rankerOutputs, messages: rs, acks: -1 });
+      await producer.send({ topic: t.impressions, messages: is, acks: -1 });
+      const ack = Date.now();
+      for (let k = 0; k < ids.length; k++) appended.set(ids[k]!, tickStart + k < warmTotal ? -ack : ack);
+      const next = started + (seq / rate) * 1000;
+      const wait = next - Date.now();
+      if (wait > 0) await sleep(wait);
     }
-    await producer.send({ topic: t.rankerOutputs, messages: rs, acks: -1 });
-    await producer.send({ topic: t.impressions, messages: is, acks: -1 });
-    const ack = Date.now();
-    for (let k = 0; k < ids.length; k++) appended.set(ids[k]!, tickStart + k < warmTotal ? -ack : ack);
-    const next = started + (seq / rate) * 1000;
-    const wait = next - Date.now();
-    if (wait > 0) await sleep(wait);
+    const deadline = Date.now() + 30_000;
+    while (lat.length + warm.length < total && Date.now() < deadline) await sleep(100);
+    await producer.disconnect();
+    await consumer.disconnect();
+    child.kill('SIGTERM');
+    const code = await exited;
+    if (code !== 0) throw new Error(`rankdistill label exited with ${code} on SIGTERM`);
+    await admin.deleteTopics({ topics: Object.values(cfg.kafka.topics) }).catch(() => undefined);
+  } finally {
+    // Whatever failed above, the service process does not outlive the bench.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
-  const deadline = Date.now() + 30_000;
-  while (lat.length + warm.length < total && Date.now() < deadline) await sleep(100);
-  await producer.disconnect();
-  await consumer.disconnect();
-  child.kill('SIGTERM');
-  const code = await exited;
-  if (code !== 0) throw new Error(`rankdistill label exited with ${code} on SIGTERM`);
-  await admin.deleteTopics({ topics: Object.values(cfg.kafka.topics) }).catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
   const q = (xs: number[], p: number) => {
     const s = [...xs].sort((a, b) => a - b);
