@@ -162,10 +162,12 @@ export class BufferingStore implements JoinStateStore {
         from = { at: last[1].expiresAt, key: last[0] };
       }
     }
-    // The overlay's entries below the bound: the heap items below it form a subtree at the root.
+    // The overlay's entries below the bound: the heap items below it form a subtree at the root
+    // (usually empty: the overlay holds the batch's new entries, which expire in the future).
     const h = this.#heap;
+    if (h.length === 0 || h[0]!.at >= bound) return hits.length > limit ? hits.slice(0, limit) : hits;
     const seen = new Set<string>();
-    const stack = h.length > 0 ? [0] : [];
+    const stack = [0];
     while (stack.length > 0) {
       const i = stack.pop()!;
       const item = h[i];

@@ -101,14 +101,13 @@ export class JoinOperator {
     const prev = this.#store.streamTime();
     if (prev === null || ts > prev) this.#store.setStreamTime(ts);
     const wm = (this.#store.streamTime() as number) - this.#cfg.allowedLatenessMs;
-    const ref: RecordRef = { source: rec.source, key: rec.key, raw: rec.raw };
 
     if (ts + w < wm) {
       out.push({
         type: 'dead',
         reason: 'LATE',
         message: `${rec.side} event time ${ts} + window ${w} ms is before the watermark ${wm}: its window closed before it arrived`,
-        ref,
+        ref: refOf(rec),
         requestId: rid,
       });
       this.sweep(wm, out);
@@ -116,7 +115,8 @@ export class JoinOperator {
     }
     this.sweep(wm, out);
 
-    const done = this.#store.get(`d:${rid}`) as DoneEntry | undefined;
+    const doneKey = `d:${rid}`;
+    const done = this.#store.get(doneKey) as DoneEntry | undefined;
     if (done !== undefined) {
       if (done.kind === 'joined' || rec.side === 'ranker') {
         out.push({ type: 'duplicate', side: rec.side, requestId: rid });
@@ -128,44 +128,45 @@ export class JoinOperator {
           type: 'dead',
           reason: 'LATE',
           message: `impression at ${ts} arrived after the window of its ranker output (ts ${done.ts}) closed; labels were emitted without ground truth`,
-          ref,
+          ref: refOf(rec),
           requestId: rid,
         });
         return out;
       }
     }
-    if (this.#store.get(prefix(rec.side) + rid) !== undefined) {
+    const key = prefix(rec.side) + rid;
+    if (this.#store.get(key) !== undefined) {
       out.push({ type: 'duplicate', side: rec.side, requestId: rid });
       return out;
     }
     const otherSide: Side = rec.side === 'ranker' ? 'impression' : 'ranker';
-    const other = this.#store.get(prefix(otherSide) + rid) as PendingEntry | undefined;
+    const otherKey = prefix(otherSide) + rid;
+    const other = this.#store.get(otherKey) as PendingEntry | undefined;
     if (other !== undefined && Math.abs(ts - other.ts) <= w) {
-      this.#store.delete(prefix(otherSide) + rid);
+      this.#store.delete(otherKey);
       const marker: DoneEntry = {
         kind: 'joined',
         ts: Math.max(ts, other.ts),
         expiresAt: Math.max(ts, other.ts) + w,
       };
-      this.#store.put(`d:${rid}`, marker, done === undefined);
+      this.#store.put(doneKey, marker, done === undefined);
       if (rec.side === 'ranker') {
         out.push({
           type: 'joined',
           ranker: rec.value,
-          impression: this.#decodePending<Impression>('Impression', prefix(otherSide) + rid, other),
-          rankerRef: ref,
+          impression: this.#decodePending<Impression>('Impression', otherKey, other),
+          rankerRef: refOf(rec),
         });
       } else {
         out.push({
           type: 'joined',
-          ranker: this.#decodePending<RankerOutput>('RankerOutput', prefix(otherSide) + rid, other),
+          ranker: this.#decodePending<RankerOutput>('RankerOutput', otherKey, other),
           impression: rec.value,
           rankerRef: { source: other.source, key: other.key, raw: other.raw },
         });
       }
       return out;
     }
-    const key = prefix(rec.side) + rid;
     this.#remember(key, rec.raw, rec.value);
     this.#store.put(
       key,
@@ -256,6 +257,11 @@ export class JoinOperator {
       rankerRef: ref,
     });
   }
+}
+
+/** The record reference of a dead letter or a label's ranker output (built only when one is made). */
+function refOf(rec: JoinInput): RecordRef {
+  return { source: rec.source, key: rec.key, raw: rec.raw };
 }
 
 function decodePending<T>(name: 'RankerOutput' | 'Impression', e: PendingEntry): T {
