@@ -32,6 +32,7 @@ import { type Config, configSchema } from '../src/config/schema.ts';
 import { encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
 import { JoinTask } from '../src/join/task.ts';
 import { createTopicsAndWait, ensureTopics } from '../src/kafka/topics.ts';
+import { labelId } from '../src/labels/encoded.ts';
 import { labelRequest } from '../src/labels/index.ts';
 import { chunkMessages } from '../src/pipeline/label-service.ts';
 import { createLabelRunner } from '../src/pipeline/label-threads.ts';
@@ -446,19 +447,8 @@ async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number
     await consumer.subscribe({ topic: t.pointwise, fromBeginning: true });
     await consumer.run({
       eachMessage: async ({ message }) => {
-        const v = message.value!;
         // id = request_id + ':pointwise'
-        let n = 0;
-        let shift = 0;
-        let i = 0;
-        for (;;) {
-          const b = v[i++]!;
-          n |= (b & 0x7f) << shift;
-          if ((b & 0x80) === 0) break;
-          shift += 7;
-        }
-        const len = (n >>> 1) ^ -(n & 1);
-        const rid = v.toString('utf8', i, i + len).replace(/:pointwise$/, '');
+        const rid = labelId(message.value!).replace(/:pointwise$/, '');
         const at = appended.get(rid);
         if (at !== undefined) {
           if (at < 0) warm.push(Date.now() + at);

@@ -157,6 +157,27 @@ function header(r: RankerColumns, suffix: Buffer, ts: number, matched: boolean):
   copy(buf, r.contextStart, r.contextEnd);
 }
 
+/**
+ * The `id` of a label record in plain Avro: the first field of every label schema, an Avro
+ * string (zigzag varint length, then UTF-8), read without decoding the rest.
+ *
+ * @example
+ * labelId(encodeAvro('PointwiseLabels', labels)); // 'r1:pointwise'
+ */
+export function labelId(value: Buffer): string {
+  let shift = 0;
+  let n = 0;
+  let i = 0;
+  for (;;) {
+    const b = value[i++]!;
+    n |= (b & 0x7f) << shift;
+    if ((b & 0x80) === 0) break;
+    shift += 7;
+  }
+  const len = (n >>> 1) ^ -(n & 1);
+  return value.toString('utf8', i, i + len);
+}
+
 const index = new ColumnIndex();
 const scratch = new ViewScratch();
 

@@ -13,6 +13,7 @@ import { decodeAvro, encodeAvro } from '../../src/contracts/codec.ts';
 import type { Impression, RankerOutput } from '../../src/contracts/index.ts';
 import { readRecords } from '../../src/io/files.ts';
 import { FileSimSink } from '../../src/io/sim-sink.ts';
+import { labelId } from '../../src/labels/encoded.ts';
 import { labelRequest } from '../../src/labels/index.ts';
 import type { SimTruth } from '../../src/sim/generate.ts';
 import { simulate } from '../../src/sim/simulate.ts';
@@ -310,20 +311,8 @@ export function labelsById(cfg: Config, recs: Received[]): Map<string, Buffer[]>
   return byId;
 }
 
-/** The `id` field: the first field of every label schema, an Avro string (zigzag varint length). */
-export function labelId(value: Buffer): string {
-  let shift = 0;
-  let n = 0;
-  let i = 0;
-  for (;;) {
-    const b = value[i++]!;
-    n |= (b & 0x7f) << shift;
-    if ((b & 0x80) === 0) break;
-    shift += 7;
-  }
-  const len = (n >>> 1) ^ -(n & 1);
-  return value.toString('utf8', i, i + len);
-}
+/** Label ids, as the tests read them. */
+export { labelId };
 
 /** Produces only the far-future sentinels (one per partition). */
 export async function produceSentinels(

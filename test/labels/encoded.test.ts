@@ -11,9 +11,14 @@ import { decodeAvro, encodeAvro } from '../../src/contracts/codec.ts';
 import type { Impression, RankerOutput } from '../../src/contracts/index.ts';
 import { parseRankerColumns, RankerColumns } from '../../src/contracts/ranker-columns.ts';
 import { isRankdistillError } from '../../src/errors.ts';
-import { columnsSupported, type EncodedLabels, labelColumnsEncoded } from '../../src/labels/encoded.ts';
+import {
+  columnsSupported,
+  type EncodedLabels,
+  labelColumnsEncoded,
+  labelId,
+} from '../../src/labels/encoded.ts';
 import { labelRequest, validateRankerOutput } from '../../src/labels/index.ts';
-import { arbConfig, labelsConfig } from './helpers.ts';
+import { arbConfig, arbRanker, labelsConfig } from './helpers.ts';
 
 function decodeRanker(b: Buffer): RankerOutput {
   const d = decodeAvro('RankerOutput', b);
@@ -279,6 +284,33 @@ describe('column path vs generic path', () => {
     assert.throws(
       () => labelColumnsEncoded(cols, null, cfg),
       (e) => isRankdistillError(e, 'CONFIG_INVALID'),
+    );
+  });
+});
+
+describe('labelId', () => {
+  test('fast-check: reads the id of every label record as its Avro decoding does', () => {
+    fc.assert(
+      fc.property(
+        arbRanker(8),
+        // any id, including multi-byte characters and lengths past one varint byte
+        fc.string({ unit: 'grapheme', minLength: 1, maxLength: 120 }),
+        (r, requestId) => {
+          const l = labelRequest(
+            { ranker: { ...r, request_id: requestId }, impression: null },
+            labelsConfig(),
+          );
+          for (const [name, rec] of [
+            ['PointwiseLabels', l.pointwise],
+            ['PairwiseLabels', l.pairwise],
+            ['ListwiseLabels', l.listwise],
+          ] as const) {
+            if (rec === null) continue;
+            assert.equal(labelId(encodeAvro(name, rec)), rec.id);
+          }
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });
