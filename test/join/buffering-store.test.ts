@@ -5,30 +5,16 @@ import { BufferingStore } from '../../src/join/buffering-store.ts';
 import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { JoinStateStore, StateEntry } from '../../src/join/types.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
-import { afterArb, applyStoreOp, type StoreOp } from './store-model.ts';
+import { applyStoreOp, type StoreOp, storeOpArbs } from './store-model.ts';
 
 // Enough keys for the overlay's expiry heap to have right subtrees below a sweep's bound.
 const keys = ['r:a', 'r:b', 'r:c', 'r:d', 'i:a', 'i:b', 'i:c', 'd:a', 'd:b', 'd:c', 'd:d', 'd:e'];
 // Puts outweigh the rest so that the overlay holds many entries when a sweep comes.
+const model = storeOpArbs(keys, fc.integer({ min: 1, max: 12 }), true);
 const op = fc.oneof(
-  {
-    weight: 4,
-    arbitrary: fc.record({
-      t: fc.constant('put' as const),
-      k: fc.constantFrom(...keys),
-      at: fc.integer({ min: 0, max: 20 }),
-    }),
-  },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('del' as const), k: fc.constantFrom(...keys) }) },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      t: fc.constant('sweep' as const),
-      bound: fc.integer({ min: 0, max: 25 }),
-      limit: fc.integer({ min: 1, max: 12 }),
-      after: afterArb(keys),
-    }),
-  },
+  { weight: 4, arbitrary: model.put },
+  { weight: 1, arbitrary: model.del },
+  { weight: 2, arbitrary: model.sweep },
   {
     weight: 1,
     arbitrary: fc.record({ t: fc.constant('time' as const), ts: fc.integer({ min: 0, max: 100 }) }),
@@ -102,19 +88,8 @@ class CountingStore extends MemoryJoinStore {
 }
 
 /** Puts, deletes and sweeps (from the start of the order, as the operator's) while buffering. */
-const bufferedOp: fc.Arbitrary<StoreOp> = fc.oneof(
-  fc.record({
-    t: fc.constant('put' as const),
-    k: fc.constantFrom(...keys),
-    at: fc.integer({ min: 0, max: 20 }),
-  }),
-  fc.record({ t: fc.constant('del' as const), k: fc.constantFrom(...keys) }),
-  fc.record({
-    t: fc.constant('sweep' as const),
-    bound: fc.integer({ min: 0, max: 25 }),
-    limit: fc.integer({ min: 1, max: 12 }),
-  }),
-);
+const buffered = storeOpArbs(keys, fc.integer({ min: 1, max: 12 }), false);
+const bufferedOp: fc.Arbitrary<StoreOp> = fc.oneof(buffered.put, buffered.del, buffered.sweep);
 
 describe('BufferingStore', () => {
   test('fast-check: while buffering over a filled store, sweeps see the overlay over it (small read-ahead pages)', () => {

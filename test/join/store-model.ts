@@ -6,11 +6,32 @@ import { type ExpiryPosition, isAfter, type JoinStateStore, type StateEntry } fr
 
 /** A store operation of the model tests. */
 /** A sweep's optional start position over `keys`: sometimes none, sometimes any (at, key). */
-export function afterArb(keys: string[]): fc.Arbitrary<ExpiryPosition | undefined> {
+function afterArb(keys: string[]): fc.Arbitrary<ExpiryPosition | undefined> {
   return fc.oneof(
     fc.constant(undefined),
     fc.record({ at: fc.integer({ min: 0, max: 20 }), key: fc.constantFrom(...keys) }),
   );
+}
+
+/**
+ * The model's puts, deletes and sweeps over `keys` as arbitraries; sweeps take `limit` and, when
+ * `withAfter`, sometimes a start position.
+ */
+export function storeOpArbs(keys: string[], limit: fc.Arbitrary<number>, withAfter: boolean) {
+  return {
+    put: fc.record({
+      t: fc.constant('put' as const),
+      k: fc.constantFrom(...keys),
+      at: fc.integer({ min: 0, max: 20 }),
+    }),
+    del: fc.record({ t: fc.constant('del' as const), k: fc.constantFrom(...keys) }),
+    sweep: fc.record({
+      t: fc.constant('sweep' as const),
+      bound: fc.integer({ min: 0, max: 25 }),
+      limit,
+      after: withAfter ? afterArb(keys) : fc.constant(undefined),
+    }),
+  };
 }
 
 export type StoreOp =

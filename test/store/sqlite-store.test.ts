@@ -9,7 +9,7 @@ import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { StateEntry } from '../../src/join/types.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
 import { newTask, rawI, rawR } from '../join/helpers.ts';
-import { afterArb, applyStoreOp } from '../join/store-model.ts';
+import { applyStoreOp, storeOpArbs } from '../join/store-model.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rd-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,6 +58,16 @@ describe('SqliteJoinStore', () => {
       s.expiring(15, 10).map(([k]) => k),
       ['d:c'],
       'bound is exclusive',
+    );
+    // From a position: strictly after it, ties on expiresAt ordered by key.
+    assert.deepEqual(
+      s.expiring(16, 10, { at: 15, key: 'r:a' }).map(([k]) => k),
+      ['r:b'],
+      'the entry at the position itself is excluded',
+    );
+    assert.deepEqual(
+      s.expiring(16, 10, { at: 3, key: 'd:c' }).map(([k]) => k),
+      ['r:a', 'r:b'],
     );
     s.close();
   });
@@ -162,20 +172,12 @@ describe('SqliteJoinStore: entries created in a batch are written at commit', ()
 
   test('fast-check: any sequence of puts, deletes, sweeps, commits and rollbacks matches a map model', () => {
     const keys = ['r:a', 'r:b', 'i:a', 'd:a', 'd:b', 'd:c'];
+    // limit 3: a sweep's chunk smaller than what may expire
+    const model = storeOpArbs(keys, fc.constant(3), true);
     const op = fc.oneof(
-      fc.record({
-        t: fc.constant('put' as const),
-        k: fc.constantFrom(...keys),
-        at: fc.integer({ min: 0, max: 20 }),
-      }),
-      fc.record({ t: fc.constant('del' as const), k: fc.constantFrom(...keys) }),
-      // limit 3: a sweep's chunk smaller than what may expire
-      fc.record({
-        t: fc.constant('sweep' as const),
-        bound: fc.integer({ min: 0, max: 25 }),
-        limit: fc.constant(3),
-        after: afterArb(keys),
-      }),
+      model.put,
+      model.del,
+      model.sweep,
       fc.record({ t: fc.constantFrom('commit' as const, 'rollback' as const) }),
     );
     fc.assert(
