@@ -243,6 +243,13 @@ export class BufferingStore implements JoinStateStore {
     return inner === null || over < inner ? over : inner;
   }
 
+  /** The store's entries under `prefix` as the overlay shows them. */
+  scan(prefix: string): Array<[string, StateEntry]> {
+    const out = this.inner.scan(prefix).filter(([k]) => !this.#over.has(k));
+    for (const [k, e] of this.#over) if (e !== null && k.startsWith(prefix)) out.push([k, e]);
+    return out;
+  }
+
   /** Smallest expiresAt of the overlay's entries (dropping stale heap items), or null. */
   #overMin(): number | null {
     return heapMin(this.#heap, this.#over);

@@ -59,6 +59,9 @@ export class ChangeRecordingStore implements JoinStateStore {
   minExpiresAt(): number | null {
     return this.inner.minExpiresAt();
   }
+  scan(prefix: string): Array<[string, StateEntry]> {
+    return this.inner.scan(prefix);
+  }
   streamTime(): number | null {
     return this.inner.streamTime();
   }

@@ -3,6 +3,7 @@
  *
  * Layout (big-endian):
  *   u8 version(1) | u8 kind | f64 ts | f64 expiresAt
+ *   block only:   markers (src/join/marker-blocks.ts)
  *   pending only: u8 side | u8 format | i32 partition | f64 offset | u16 topicLen | topic
  *                 | i32 keyLen (-1 = null) | key | raw...
  *
@@ -14,7 +15,7 @@ import { RankdistillError } from '../errors.ts';
 import type { Side, StateEntry } from './types.ts';
 
 const VERSION = 1;
-const KINDS = ['pending', 'joined', 'unmatched'] as const;
+const KINDS = ['pending', 'joined', 'unmatched', 'block'] as const;
 const SIDES: readonly Side[] = ['ranker', 'impression'];
 const FORMATS: readonly WireFormat[] = ['avro', 'confluent', 'json'];
 
@@ -26,6 +27,15 @@ const FORMATS: readonly WireFormat[] = ['avro', 'confluent', 'json'];
  * decodeEntry(b); // { kind: 'joined', ts: 10, expiresAt: 610010 }
  */
 export function encodeEntry(e: StateEntry): Buffer {
+  if (e.kind === 'block') {
+    const b = Buffer.allocUnsafe(18 + e.markers.length);
+    b.writeUInt8(VERSION, 0);
+    b.writeUInt8(KINDS.indexOf(e.kind), 1);
+    b.writeDoubleBE(e.ts, 2);
+    b.writeDoubleBE(e.expiresAt, 10);
+    e.markers.copy(b, 18);
+    return b;
+  }
   if (e.kind !== 'pending') {
     const b = Buffer.alloc(18);
     b.writeUInt8(VERSION, 0);
@@ -67,6 +77,10 @@ export function decodeEntry(b: Buffer): StateEntry {
     const ts = b.readDoubleBE(2);
     const expiresAt = b.readDoubleBE(10);
     if (kind === undefined) throw new Error(`unknown entry kind ${b.readUInt8(1)}`);
+    if (kind === 'block') {
+      if (b.length < 18) throw new Error('truncated entry');
+      return { kind, ts, expiresAt, markers: b.subarray(18) };
+    }
     if (kind !== 'pending') return { kind, ts, expiresAt };
     let o = 18;
     const side = SIDES[b.readUInt8(o++)];

@@ -49,6 +49,9 @@ export class MemoryJoinStore implements JoinStateStore {
     }
     return this.#map.size === 0 ? null : this.#min;
   }
+  scan(prefix: string): Array<[string, StateEntry]> {
+    return [...this.#map].filter(([k]) => k.startsWith(prefix));
+  }
   streamTime(): number | null {
     return this.#streamTime;
   }

@@ -46,6 +46,7 @@ import type {
   PendingEntry,
   RecordRef,
   Side,
+  StateEntry,
 } from './types.ts';
 
 /** Window settings of the operator (the `join` config section). */
@@ -116,7 +117,10 @@ export class JoinOperator {
     this.sweep(wm, out);
 
     const doneKey = `d:${rid}`;
-    const done = this.#store.get(doneKey) as DoneEntry | undefined;
+    const found = this.#store.get(doneKey) as DoneEntry | undefined;
+    // A marker below the watermark has expired: a store that expires markers lazily (in blocks,
+    // src/join/marker-blocks.ts) still holds it; one that sweeps eagerly no longer does.
+    const done = found !== undefined && found.expiresAt >= wm ? found : undefined;
     if (done !== undefined) {
       if (done.kind === 'joined' || rec.side === 'ranker') {
         out.push({ type: 'duplicate', side: rec.side, requestId: rid });
@@ -149,7 +153,7 @@ export class JoinOperator {
         ts: Math.max(ts, other.ts),
         expiresAt: Math.max(ts, other.ts) + w,
       };
-      this.#store.put(doneKey, marker, done === undefined);
+      this.#store.put(doneKey, marker, found === undefined);
       if (rec.side === 'ranker') {
         out.push({
           type: 'joined',
@@ -229,7 +233,7 @@ export class JoinOperator {
     }
   }
 
-  #expire(key: string, entry: PendingEntry | DoneEntry, out: JoinEffect[]): void {
+  #expire(key: string, entry: StateEntry, out: JoinEffect[]): void {
     this.#store.delete(key);
     if (entry.kind !== 'pending') return;
     if (entry.side === 'impression') this.#forget(key);

@@ -18,6 +18,7 @@ import { errorMessage } from '../errors.ts';
 import type { EncodedLabels } from '../labels/encoded.ts';
 import type { JoinedRequest, RequestLabels } from '../labels/index.ts';
 import { validateImpression, validateRankerOutput } from '../labels/index.ts';
+import { MarkerBlockStore } from './marker-blocks.ts';
 import { type MergeEntry, type MergeSide, PartitionMerge } from './merge.ts';
 import { JoinOperator, type JoinWindowConfig } from './operator.ts';
 import {
@@ -132,6 +133,8 @@ export class JoinTask {
   readonly #opts: JoinTaskOptions;
   readonly #merge = new PartitionMerge<Item>();
   readonly #op: JoinOperator;
+  /** Over `opts.store`: the done markers of each step go to the store as one block. */
+  readonly #markers: MarkerBlockStore;
   /** Next offset to consume per side once everything processed so far is committed. */
   readonly #next: Record<Side, number | null> = { ranker: null, impression: null };
   readonly #columns: boolean;
@@ -139,7 +142,8 @@ export class JoinTask {
   constructor(opts: JoinTaskOptions) {
     this.partition = opts.partition;
     this.#opts = opts;
-    this.#op = new JoinOperator(opts.store, opts.join);
+    this.#markers = new MarkerBlockStore(opts.store);
+    this.#op = new JoinOperator(this.#markers, opts.join);
     this.#columns = opts.columns !== undefined;
   }
 
@@ -183,14 +187,32 @@ export class JoinTask {
     return this.#opts.store.streamTime();
   }
 
-  /** Forgets the operator's decoded-record cache (its batch was rolled back). */
+  /**
+   * Entries in the join state: pending records and done markers (a marker counts until its block
+   * expires, see {@link MarkerBlockStore.size}).
+   */
+  stateSize(): number {
+    return this.#markers.size();
+  }
+
+  /** Requests open in their window (pending lone records), exactly. */
+  openRequests(): number {
+    return this.#markers.pending();
+  }
+
+  /**
+   * Forgets what the task holds beside its store — the operator's decoded-record cache, the
+   * markers' index — after the store was rolled back (its batch discarded).
+   */
   clearCache(): void {
     this.#op.clearCache();
+    this.#markers.reload();
   }
 
   /** Drops buffered records and the processed positions (after a rewind to committed offsets). */
   reset(): void {
     this.#op.clearCache();
+    this.#markers.reload();
     this.#merge.clear();
     this.#next.ranker = null;
     this.#next.impression = null;
@@ -215,6 +237,8 @@ export class JoinTask {
       }
       for (const eff of this.#op.process(item.input)) this.#apply(eff, outputs);
     }
+    // Every step ends with its markers in the store: a commit may follow any step.
+    this.#markers.seal();
     return { outputs, processed };
   }
 
@@ -224,6 +248,9 @@ export class JoinTask {
    */
   drain(): TaskOutput[] {
     const outputs: TaskOutput[] = [];
+    for (const eff of this.#op.sweep(Number.POSITIVE_INFINITY)) this.#apply(eff, outputs);
+    // The unmatched markers that sweep left go in a block, and that block (expired) goes too.
+    this.#markers.seal();
     for (const eff of this.#op.sweep(Number.POSITIVE_INFINITY)) this.#apply(eff, outputs);
     return outputs;
   }

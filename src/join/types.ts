@@ -28,9 +28,10 @@ export interface SourceRef {
 
 /**
  * One entry of the join state, keyed by `r:<request_id>` / `i:<request_id>` (a pending lone
- * record) or `d:<request_id>` (a "done" marker that makes later copies recognisable).
+ * record), `d:<request_id>` (a "done" marker that makes later copies recognisable) or `b:<n>` (a
+ * block of done markers, see src/join/marker-blocks.ts).
  */
-export type StateEntry = PendingEntry | DoneEntry;
+export type StateEntry = PendingEntry | DoneEntry | BlockEntry;
 
 /** A record waiting for its partner. `raw` are the record's bytes as received (in `format`). */
 export interface PendingEntry {
@@ -54,6 +55,18 @@ export interface DoneEntry {
   kind: 'joined' | 'unmatched';
   ts: number;
   expiresAt: number;
+}
+
+/**
+ * Done markers stored together (src/join/marker-blocks.ts): `markers` is their encoding, `ts`
+ * the largest event time among them and `expiresAt` the largest expiry (the block goes once all
+ * of them expired).
+ */
+export interface BlockEntry {
+  kind: 'block';
+  ts: number;
+  expiresAt: number;
+  markers: Buffer;
 }
 
 /** A position in the (expiresAt, key) order of {@link JoinStateStore.expiring}. */
@@ -84,6 +97,8 @@ export interface JoinStateStore {
   expiring(bound: number, limit: number, after?: ExpiryPosition): Array<[string, StateEntry]>;
   /** Smallest expiresAt of all entries, or null when empty (lets callers skip sweeps). */
   minExpiresAt(): number | null;
+  /** Every entry whose key starts with `prefix`, in no set order (to rebuild in-memory indexes). */
+  scan(prefix: string): Array<[string, StateEntry]>;
   /** Largest event time seen by the task, or null before the first record. */
   streamTime(): number | null;
   setStreamTime(ts: number): void;

@@ -47,7 +47,7 @@ export class LabelMetrics {
   });
   readonly openRequests = new Gauge({
     name: 'rankdistill_join_state_entries',
-    help: 'Entries in the join state (open requests and done markers), by partition.',
+    help: 'Entries in the join state (open requests and done markers; a marker counts until its block of markers expires), by partition.',
     labelNames: ['partition'],
     registers: [this.registry],
   });

@@ -42,7 +42,7 @@ export interface LabelFilesOptions {
 /** Result of {@link labelFiles}. */
 export interface LabelFilesResult {
   counts: OutcomeCounts;
-  /** Requests (and done markers) still in the window at the end of input. */
+  /** Requests still open in their window (lone records waiting for their partner) at the end of input. */
   open: number;
   /** Output file per kind. */
   files: Record<OutputKind, string>;
@@ -181,7 +181,7 @@ export async function labelFiles(opts: LabelFilesOptions): Promise<LabelFilesRes
     store.commit();
     for (const w of Object.values(writers)) await w.close();
     ok = true;
-    return { counts: sumCounters([task.counters]), open: store.size(), files };
+    return { counts: sumCounters([task.counters]), open: task.openRequests(), files };
   } finally {
     if (!ok) for (const w of Object.values(writers)) await w.abort().catch(() => undefined);
     store.close();

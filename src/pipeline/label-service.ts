@@ -562,7 +562,7 @@ export class LabelService {
       for (const side of ['ranker', 'impression'] as const) {
         this.#consumer?.seek({ topic: this.#topic(side), partition: p, offset: String(t.committed[side]) });
       }
-      this.#log.info('task ready', { partition: p, committed: t.committed, entries: store.size() });
+      this.#log.info('task ready', { partition: p, committed: t.committed, entries: joinTask.stateSize() });
     } catch (e) {
       store?.close();
       await producer.disconnect().catch(() => undefined);
@@ -619,7 +619,7 @@ export class LabelService {
     for (const t of this.#tasks.values()) {
       if (t.broken) continue;
       this.#schedulePump(t);
-      this.metrics.openRequests.set({ partition: String(t.p) }, t.logged.size());
+      this.metrics.openRequests.set({ partition: String(t.p) }, t.join.stateSize());
       const wm = t.join.watermark();
       if (wm !== null) this.metrics.watermarkLag.set({ partition: String(t.p) }, Date.now() - wm);
     }

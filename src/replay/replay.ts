@@ -80,7 +80,7 @@ export interface ReplayResult {
   status: 'complete' | 'interrupted' | 'already-complete';
   /** Counts per outcome over the whole replay (before a resume included). */
   counts: OutcomeCounts;
-  /** Requests (and done markers) still in a window at the end (0 with drain). */
+  /** Requests still open in a window (lone records waiting for their partner) at the end (0 with drain). */
   open: number;
   partitions: number;
   /** Input records processed. */
@@ -284,7 +284,7 @@ export async function summarize(run: TaskRun): Promise<RunSummary> {
     checkpoint: run.checkpoint,
     counters: run.counters(),
     processed: run.processed(),
-    open: run.store.size(),
+    open: run.task.openRequests(),
   };
   await run.close();
   return s;

@@ -33,16 +33,28 @@ export function keyFingerprint(key: string): number {
 const MIN_CAPACITY = 1024;
 
 /**
+ * With `withValues`, each occurrence also carries a 32-bit value (a multiset of (fingerprint,
+ * value) pairs): {@link MarkerBlockStore} keeps the block number of each done marker this way.
+ *
  * @example
  * const f = new KeyFilter();
  * f.add(keyFingerprint('d:r1'));
  * f.has(keyFingerprint('d:r1')); // true
  * f.has(keyFingerprint('d:r2')); // false (certainly not stored)
+ * const m = new KeyFilter(true);
+ * m.add(keyFingerprint('r1'), 7);
+ * m.valuesOf(keyFingerprint('r1')); // [7]
  */
 export class KeyFilter {
   #slots = new Uint32Array(MIN_CAPACITY);
+  /** Values beside #slots (same index), when the filter was made `withValues`. */
+  #vals: Uint32Array | undefined;
   #mask = MIN_CAPACITY - 1;
   #size = 0;
+
+  constructor(withValues = false) {
+    if (withValues) this.#vals = new Uint32Array(MIN_CAPACITY);
+  }
 
   /** Fingerprints held (with multiplicity). */
   get size(): number {
@@ -60,26 +72,43 @@ export class KeyFilter {
     }
   }
 
-  /** Adds one occurrence of `fp` (a key written to the store). */
-  add(fp: number): void {
+  /** The values of the held occurrences of `fp` (a filter `withValues`; else zeros). */
+  valuesOf(fp: number): number[] {
+    const out: number[] = [];
+    const s = this.#slots;
+    const mask = this.#mask;
+    for (let i = slotOf(fp, mask); ; i = (i + 1) & mask) {
+      const v = s[i]!;
+      if (v === 0) return out;
+      if (v === fp) out.push(this.#vals?.[i] ?? 0);
+    }
+  }
+
+  /** Adds one occurrence of `fp` (a key written to the store), with `value` when `withValues`. */
+  add(fp: number, value = 0): void {
     if (2 * (this.#size + 1) > this.#slots.length) this.#rehash(2 * this.#slots.length);
     const s = this.#slots;
     const mask = this.#mask;
     let i = slotOf(fp, mask);
     while (s[i] !== 0) i = (i + 1) & mask;
     s[i] = fp;
+    if (this.#vals !== undefined) this.#vals[i] = value;
     this.#size++;
   }
 
-  /** Removes one occurrence of `fp` (a key deleted from the store); false when none is held. */
-  remove(fp: number): boolean {
+  /**
+   * Removes one occurrence of `fp` (a key deleted from the store), of the pair (`fp`, `value`)
+   * when `withValues`; false when none is held.
+   */
+  remove(fp: number, value = 0): boolean {
     const s = this.#slots;
+    const vals = this.#vals;
     const mask = this.#mask;
     let i = slotOf(fp, mask);
     for (;;) {
       const v = s[i]!;
       if (v === 0) return false;
-      if (v === fp) break;
+      if (v === fp && (vals === undefined || vals[i] === value)) break;
       i = (i + 1) & mask;
     }
     // Backward shift: pull later members of the probe run into the hole when their home slot
@@ -91,6 +120,7 @@ export class KeyFilter {
       const home = slotOf(v, mask);
       if (((j - home) & mask) >= ((j - hole) & mask)) {
         s[hole] = v;
+        if (vals !== undefined) vals[hole] = vals[j]!;
         hole = j;
       }
     }
@@ -102,21 +132,27 @@ export class KeyFilter {
   /** Forgets everything (and gives the memory back). */
   clear(): void {
     this.#slots = new Uint32Array(MIN_CAPACITY);
+    if (this.#vals !== undefined) this.#vals = new Uint32Array(MIN_CAPACITY);
     this.#mask = MIN_CAPACITY - 1;
     this.#size = 0;
   }
 
   #rehash(capacity: number): void {
     const old = this.#slots;
+    const oldVals = this.#vals;
     this.#slots = new Uint32Array(capacity);
+    if (oldVals !== undefined) this.#vals = new Uint32Array(capacity);
     this.#mask = capacity - 1;
     const s = this.#slots;
+    const vals = this.#vals;
     const mask = this.#mask;
-    for (const v of old) {
+    for (let k = 0; k < old.length; k++) {
+      const v = old[k]!;
       if (v === 0) continue;
       let i = slotOf(v, mask);
       while (s[i] !== 0) i = (i + 1) & mask;
       s[i] = v;
+      if (vals !== undefined) vals[i] = oldVals![k]!;
     }
   }
 }

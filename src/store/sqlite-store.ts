@@ -54,6 +54,7 @@ export class SqliteJoinStore implements JoinStateStore {
     metaGet: Stmt;
     metaPut: Stmt;
     keys: Stmt;
+    range: Stmt;
   };
   /** Fingerprints of the keys in SQLite (not of #fresh ones): absent = certainly not stored. */
   readonly #filter = new KeyFilter();
@@ -96,6 +97,7 @@ export class SqliteJoinStore implements JoinStateStore {
         'INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v',
       ),
       keys: db.prepare('SELECT key FROM entries').pluck(),
+      range: db.prepare('SELECT key, value FROM entries WHERE key >= ? AND key < ?'),
     };
     this.#streamTime = this.#loadStreamTime();
     this.#count = this.#loadFilter();
@@ -201,6 +203,18 @@ export class SqliteJoinStore implements JoinStateStore {
         : this.#s.expiringAfter.all(bound, after.at, after.key, limit)
     ) as Array<{ key: string; value: Buffer }>;
     return rows.map((r) => [r.key, decodeEntry(r.value)]);
+  }
+
+  scan(prefix: string): Array<[string, StateEntry]> {
+    // Keys under the prefix sort in [prefix, prefix with its last code unit + 1) — also in
+    // SQLite's BINARY order of UTF-8, for an ASCII prefix.
+    if (!/^[\x20-\x7e]+$/.test(prefix))
+      throw new RangeError(`scan needs a printable ASCII prefix, got ${JSON.stringify(prefix)}`);
+    const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+    const rows = this.#s.range.all(prefix, end) as Array<{ key: string; value: Buffer }>;
+    const out: Array<[string, StateEntry]> = rows.map((r) => [r.key, decodeEntry(r.value)]);
+    for (const kv of this.#fresh) if (kv[0].startsWith(prefix)) out.push(kv);
+    return out;
   }
 
   minExpiresAt(): number | null {

@@ -59,6 +59,66 @@ describe('KeyFilter', () => {
     );
   });
 
+  test('fast-check: with values, adds, removes and valuesOf match a multiset of (fingerprint, value) pairs', () => {
+    // Few fingerprints crowding few home slots at every table size up to 2^16 (5 and 5 + 2^16;
+    // 2^16 - 1 and 2^17 + 2^16 - 1 at the end of the table, wrapping), few values: equal pairs,
+    // equal prints with other values, long probe runs that wrap and shift.
+    const crowd = [5, 5 + 65536, 65535, 65535 + 131072];
+    const fp = fc.oneof(fc.constantFrom(...crowd), fc.integer({ min: 1, max: 60 }));
+    const value = fc.integer({ min: 0, max: 3 });
+    const op = fc.oneof(
+      { weight: 3, arbitrary: fc.record({ t: fc.constant('add' as const), fp, value }) },
+      { weight: 2, arbitrary: fc.record({ t: fc.constant('remove' as const), fp, value }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({ t: fc.constant('bulk' as const), n: fc.integer({ min: 1, max: 700 }) }),
+      },
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 120 }), (ops) => {
+        const f = new KeyFilter(true);
+        const model: Array<[number, number]> = [];
+        const valuesOf = (p: number) =>
+          model
+            .filter(([x]) => x === p)
+            .map(([, v]) => v)
+            .sort();
+        for (const o of ops) {
+          if (o.t === 'add') {
+            f.add(o.fp, o.value);
+            model.push([o.fp, o.value]);
+          } else if (o.t === 'remove') {
+            const at = model.findIndex(([x, v]) => x === o.fp && v === o.value);
+            assert.equal(f.remove(o.fp, o.value), at >= 0);
+            if (at >= 0) model.splice(at, 1);
+          } else {
+            for (let i = 0; i < o.n; i++) {
+              const v = (0x9e3779b1 * (i + 1)) >>> 0 || 1;
+              f.add(v, i);
+              model.push([v, i]);
+            }
+          }
+          assert.equal(f.size, model.length);
+          for (const p of [...crowd, 1, 30, 60])
+            assert.deepEqual(f.valuesOf(p).sort(), valuesOf(p), `fingerprint ${p}`);
+        }
+      }),
+      {
+        numRuns: 100,
+        // The shift that must carry a value: 5 + 2^16 sits past its home slot 5 until 5 goes.
+        examples: [
+          [
+            [
+              { t: 'add', fp: 5, value: 1 },
+              { t: 'add', fp: 5 + 65536, value: 2 },
+              { t: 'remove', fp: 5, value: 1 },
+            ],
+          ],
+        ],
+      },
+    );
+  });
+
   test('clear() forgets every fingerprint', () => {
     const f = new KeyFilter();
     for (let i = 1; i <= 3000; i++) f.add(i);
