@@ -147,7 +147,9 @@ export class MarkerBlockStore implements JoinStateStore {
   get(key: string): StateEntry | undefined {
     if (!key.startsWith(DONE)) return this.inner.get(key);
     const id = key.slice(DONE.length);
-    return this.#current.get(id) ?? this.#inBlock(id)?.marker ?? this.inner.get(key);
+    const m = this.#current.get(id) ?? this.#inBlock(id)?.marker;
+    // Nothing below writes `d:` entries: once the single ones are gone, no need to ask.
+    return m !== undefined || this.#legacy === 0 ? m : this.inner.get(key);
   }
 
   put(key: string, entry: StateEntry, isNew?: boolean): void {
@@ -162,6 +164,7 @@ export class MarkerBlockStore implements JoinStateStore {
       old === undefined &&
       isNew !== true &&
       !this.#dropFromBlock(id) &&
+      this.#legacy > 0 &&
       this.inner.get(key) !== undefined
     ) {
       this.inner.delete(key);
@@ -176,6 +179,7 @@ export class MarkerBlockStore implements JoinStateStore {
     if (key.startsWith(DONE)) {
       const id = key.slice(DONE.length);
       if (this.#current.delete(id) || this.#dropFromBlock(id)) return;
+      if (this.#legacy === 0) return;
       if (this.inner.get(key) !== undefined) this.#legacy--;
     } else if (key.startsWith(BLOCK)) {
       const e = this.#expiringBlocks.get(key) ?? this.inner.get(key);

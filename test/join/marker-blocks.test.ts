@@ -179,8 +179,10 @@ describe('MarkerBlockStore', () => {
       blocks.expiring(12, 10).map(([k]) => k),
       ['d:gone'],
     );
+    assert.equal(blocks.pending(), 0, 'single markers are not pending records');
     blocks.delete('d:gone');
     assert.equal(base.get('d:gone'), undefined);
+    assert.equal(blocks.size(), 1);
   });
 
   test('a b: entry that is not a block is a clear state error, not a silent skip', () => {
