@@ -5,7 +5,7 @@ import { BufferingStore } from '../../src/join/buffering-store.ts';
 import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { JoinStateStore, StateEntry } from '../../src/join/types.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
-import { applyStoreOp, type StoreOp, storeOpArbs } from './store-model.ts';
+import { applyStoreOp, assertScan, type StoreOp, storeOpArbs } from './store-model.ts';
 
 // Enough keys for the overlay's expiry heap to have right subtrees below a sweep's bound.
 const keys = ['r:a', 'r:b', 'r:c', 'r:d', 'i:a', 'i:b', 'i:c', 'd:a', 'd:b', 'd:c', 'd:d', 'd:e'];
@@ -65,6 +65,7 @@ function check(makeInner: () => { store: JoinStateStore; done: () => void }) {
         assert.equal(s.size(), live.size);
         assert.equal(s.streamTime(), time);
         for (const k of keys) assert.deepEqual(s.get(k), live.get(k), k);
+        assertScan(s, live);
         const trueMin = live.size === 0 ? null : Math.min(...[...live.values()].map((e) => e.expiresAt));
         const min = s.minExpiresAt();
         if (trueMin === null) assert.ok(min === null || s.buffering, 'no minimum of an empty store');
@@ -111,6 +112,7 @@ describe('BufferingStore', () => {
             const min = s.minExpiresAt();
             if (trueMin !== null)
               assert.ok(min !== null && min <= trueMin, `minExpiresAt ${min} above ${trueMin}`);
+            assertScan(s, live);
           }
           s.apply();
           for (const k of keys) assert.deepEqual(inner.get(k), live.get(k), k);

@@ -39,6 +39,20 @@ export type StoreOp =
   | { t: 'del'; k: string }
   | { t: 'sweep'; bound: number; limit: number; after?: ExpiryPosition | undefined };
 
+/** Asserts that the store's `scan` of each key prefix returns the model's entries under it. */
+export function assertScan(
+  s: JoinStateStore,
+  live: Map<string, StateEntry>,
+  prefixes = ['r:', 'i:', 'd:'],
+): void {
+  const byKey = (a: [string, StateEntry], b: [string, StateEntry]) =>
+    a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+  for (const p of prefixes) {
+    const want = [...live].filter(([k]) => k.startsWith(p)).sort(byKey);
+    assert.deepEqual(s.scan(p).sort(byKey), want, `scan('${p}')`);
+  }
+}
+
 /**
  * Applies `o` to the store and to the model `live`; a sweep asserts that the store's `expiring`
  * returns what the model holds below the bound (and after its position, when it has one), in

@@ -9,7 +9,7 @@ import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { StateEntry } from '../../src/join/types.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
 import { newTask, rawI, rawR } from '../join/helpers.ts';
-import { applyStoreOp, storeOpArbs } from '../join/store-model.ts';
+import { applyStoreOp, assertScan, storeOpArbs } from '../join/store-model.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rd-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,6 +35,8 @@ describe('SqliteJoinStore', () => {
     assert.deepEqual(s.get('r:x'), pending(5));
     assert.deepEqual(s.get('d:y'), { kind: 'joined', ts: 2, expiresAt: 12 });
     assert.equal(s.size(), 2);
+    // A key range needs a prefix whose UTF-8 order is its UTF-16 order.
+    assert.throws(() => s.scan('é:'), RangeError);
     s.delete('r:x');
     s.delete('r:x');
     assert.equal(s.get('r:x'), undefined);
@@ -202,6 +204,7 @@ describe('SqliteJoinStore: entries created in a batch are written at commit', ()
           const min = live.size === 0 ? null : Math.min(...[...live.values()].map((e) => e.expiresAt));
           assert.equal(s.minExpiresAt(), min);
           for (const k of keys) assert.deepEqual(s.get(k), live.get(k));
+          assertScan(s, live);
         }
         s.close();
       }),
