@@ -7,7 +7,9 @@
  *
  * State keys: `r:<id>` pending RankerOutput, `i:<id>` pending Impression, `d:<id>` done marker
  * (`joined` or `unmatched`). Every mutation goes through the {@link JoinStateStore}, so the
- * SQLite store and its changelog see exactly what the operator decided.
+ * SQLite store and its changelog see exactly what the operator decided. A store may expire done
+ * markers lazily (the service keeps them in blocks, src/join/marker-blocks.ts): a marker whose
+ * expiresAt is below the watermark counts as absent, as if the sweep had removed it.
  *
  * Worked timeline — window W = 10, allowed lateness L = 2 (watermark wm = streamTime − 2):
  *

@@ -90,7 +90,6 @@ describe('replay from files', () => {
       config,
       now,
     });
-    console.log('OPEN', res.open, live.open);
     assert.ok(res.open > 0);
     assert.equal(res.open, live.open);
     assert.deepEqual(res.counts, live.counts);
