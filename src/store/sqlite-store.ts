@@ -2,8 +2,9 @@
  * The join state of one task in SQLite (better-sqlite3, WAL), so millions of open requests live on
  * disk and in SQLite's page cache, not in the JS heap.
  *
- * - `entries(key, expires_at, value)`: pending records (their raw wire bytes, not JSON) and done
- *   markers, encoded by src/join/entry-codec.ts; indexed by (expires_at, key) for watermark sweeps.
+ * - `entries(key, expires_at, value)`: pending records (their raw wire bytes, not JSON) and blocks
+ *   of done markers (src/join/marker-blocks.ts), encoded by src/join/entry-codec.ts; indexed by
+ *   (expires_at, key) for watermark sweeps.
  * - `meta`: the stream time and the **checkpoint** — the changelog offset this database reflects
  *   (next offset to read). No checkpoint = never trust the rows.
  *
@@ -18,7 +19,7 @@
  * changelog from the older checkpoint (puts and deletes are idempotent in order).
  *
  * A {@link KeyFilter} holds the fingerprints of the keys in SQLite: a lookup of a key whose
- * fingerprint is absent (most of the operator's lookups: an id's other side, its marker) is
+ * fingerprint is absent (most of the operator's lookups: an id's own side, its other side) is
  * answered without a query. Every write and delete of a row updates it; a rollback rebuilds it.
  */
 import { mkdirSync, rmSync } from 'node:fs';
