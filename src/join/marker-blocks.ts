@@ -233,8 +233,13 @@ export class MarkerBlockStore implements JoinStateStore {
     return this.inner.size() - this.#blocks - this.#legacy;
   }
 
-  /** The id's marker in a block, with the block, or undefined. */
-  #inBlock(id: string): { n: number; block: BlockEntry; marker: DoneEntry } | undefined {
+  /**
+   * The id's marker in a block, or undefined: with its block, the id's fingerprint and where the
+   * marker's bytes lie in the block.
+   */
+  #inBlock(
+    id: string,
+  ): { n: number; block: BlockEntry; marker: DoneEntry; fp: number; at: number; end: number } | undefined {
     const fp = keyFingerprint(id);
     if (!this.#index.has(fp)) return undefined;
     const want = Buffer.from(id, 'utf8');
@@ -242,7 +247,15 @@ export class MarkerBlockStore implements JoinStateStore {
       const block = this.inner.get(blockKey(n));
       if (block?.kind !== 'block') continue;
       const at = findMarker(block.markers, want);
-      if (at >= 0) return { n, block, marker: readMarker(block.markers, at) };
+      if (at >= 0)
+        return {
+          n,
+          block,
+          marker: readMarker(block.markers, at),
+          fp,
+          at,
+          end: at + MARKER_HEAD + want.length,
+        };
     }
     return undefined;
   }
@@ -251,13 +264,10 @@ export class MarkerBlockStore implements JoinStateStore {
   #dropFromBlock(id: string): boolean {
     const hit = this.#inBlock(id);
     if (hit === undefined) return false;
-    const { n, block } = hit;
-    this.#index.remove(keyFingerprint(id), n);
+    const { n, block, fp, at, end } = hit;
+    this.#index.remove(fp, n);
     this.#markers--;
     this.#expiringBlocks.delete(blockKey(n)); // its deletion re-reads the rewritten block
-    const want = Buffer.from(id, 'utf8');
-    const at = findMarker(block.markers, want);
-    const end = at + MARKER_HEAD + want.length;
     const rest = Buffer.concat([block.markers.subarray(0, at), block.markers.subarray(end)]);
     if (rest.length === 0) {
       this.inner.delete(blockKey(n));
