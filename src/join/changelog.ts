@@ -5,7 +5,8 @@
  * of a key is kept: the changelog is compacted anyway, and replaying the last write is enough.
  */
 import { encodeEntry, encodeStreamTime, STREAM_TIME_KEY } from './entry-codec.ts';
-import type { ExpiryPosition, JoinStateStore, StateEntry } from './types.ts';
+import { ForwardingStore } from './forwarding-store.ts';
+import type { StateEntry } from './types.ts';
 
 /** One changelog record: key and entry bytes, or null for a tombstone. */
 export interface ChangelogRecord {
@@ -19,8 +20,7 @@ export interface ChangelogRecord {
  * logged.put('d:r1', { kind: 'joined', ts: 1, expiresAt: 11 });
  * logged.drainChanges(); // [{ key: 'd:r1', value: <18 bytes> }]
  */
-export class ChangeRecordingStore implements JoinStateStore {
-  readonly inner: JoinStateStore;
+export class ChangeRecordingStore extends ForwardingStore {
   /**
    * Last write per key: the entry (encoded only when drained: most pending records are joined and
    * deleted within their batch and never need their bytes), null for a tombstone, a number for
@@ -32,20 +32,13 @@ export class ChangeRecordingStore implements JoinStateStore {
   /** Keys absent from the state before this batch and put in it. */
   #fresh = new Set<string>();
 
-  constructor(inner: JoinStateStore) {
-    this.inner = inner;
-  }
-
-  get(key: string): StateEntry | undefined {
-    return this.inner.get(key);
-  }
-  put(key: string, entry: StateEntry, isNew = false): void {
+  override put(key: string, entry: StateEntry, isNew = false): void {
     this.inner.put(key, entry, isNew);
     if (isNew && !this.#changes.has(key)) this.#fresh.add(key);
     this.#changes.delete(key);
     this.#changes.set(key, entry);
   }
-  delete(key: string): void {
+  override delete(key: string): void {
     this.inner.delete(key);
     this.#changes.delete(key);
     // Created and deleted within this batch: the changelog never knew the key, so it needs
@@ -53,24 +46,9 @@ export class ChangeRecordingStore implements JoinStateStore {
     if (this.#fresh.delete(key)) return;
     this.#changes.set(key, null);
   }
-  expiring(bound: number, limit: number, after?: ExpiryPosition): Array<[string, StateEntry]> {
-    return this.inner.expiring(bound, limit, after);
-  }
-  minExpiresAt(): number | null {
-    return this.inner.minExpiresAt();
-  }
-  scan(prefix: string): Array<[string, StateEntry]> {
-    return this.inner.scan(prefix);
-  }
-  streamTime(): number | null {
-    return this.inner.streamTime();
-  }
-  setStreamTime(ts: number): void {
+  override setStreamTime(ts: number): void {
     this.inner.setStreamTime(ts);
     this.#streamTime = ts;
-  }
-  size(): number {
-    return this.inner.size();
   }
 
   /** Number of changes recorded since the last drain. */

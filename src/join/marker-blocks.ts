@@ -26,6 +26,7 @@
  *
  * The index is rebuilt from the store's blocks ({@link reload}): at open (after a restore from
  * the changelog) and after the store was rolled back.
+ * `scan` shows the store underneath: blocks, not the markers in them nor unsealed ones.
  *
  * Block layout (`BlockEntry.markers`), per marker: u8 kind (1 joined, 2 unmatched) | f64 ts |
  * f64 expiresAt | u32 idLength | id (UTF-8), big-endian.
@@ -34,6 +35,7 @@
  */
 import { RankdistillError } from '../errors.ts';
 import { KeyFilter, keyFingerprint } from '../store/key-filter.ts';
+import { ForwardingStore } from './forwarding-store.ts';
 import type { BlockEntry, DoneEntry, ExpiryPosition, JoinStateStore, StateEntry } from './types.ts';
 
 const DONE = 'd:';
@@ -50,8 +52,7 @@ const MARKER_HEAD = 1 + 8 + 8 + 4;
  * s.seal(); // the store underneath now holds b:0 with r1's marker
  * s.get('d:r1'); // { kind: 'joined', ts: 1, expiresAt: 11 }
  */
-export class MarkerBlockStore implements JoinStateStore {
-  readonly inner: JoinStateStore;
+export class MarkerBlockStore extends ForwardingStore {
   /** Fingerprint of a blocked marker's id → its block number. */
   readonly #index = new KeyFilter(true);
   /** Markers not yet sealed into a block, by request id. */
@@ -68,7 +69,7 @@ export class MarkerBlockStore implements JoinStateStore {
   #expiringBlocks = new Map<string, BlockEntry>();
 
   constructor(inner: JoinStateStore) {
-    this.inner = inner;
+    super(inner);
     this.reload();
   }
 
@@ -144,7 +145,7 @@ export class MarkerBlockStore implements JoinStateStore {
     }
   }
 
-  get(key: string): StateEntry | undefined {
+  override get(key: string): StateEntry | undefined {
     if (!key.startsWith(DONE)) return this.inner.get(key);
     const id = key.slice(DONE.length);
     const m = this.#current.get(id) ?? this.#inBlock(id)?.marker;
@@ -152,7 +153,7 @@ export class MarkerBlockStore implements JoinStateStore {
     return m !== undefined || this.#legacy === 0 ? m : this.inner.get(key);
   }
 
-  put(key: string, entry: StateEntry, isNew?: boolean): void {
+  override put(key: string, entry: StateEntry, isNew?: boolean): void {
     if (!key.startsWith(DONE) || (entry.kind !== 'joined' && entry.kind !== 'unmatched')) {
       this.inner.put(key, entry, isNew);
       return;
@@ -175,7 +176,7 @@ export class MarkerBlockStore implements JoinStateStore {
     if (this.#current.size >= MAX_BLOCK_MARKERS || this.#currentBytes >= MAX_BLOCK_BYTES) this.seal();
   }
 
-  delete(key: string): void {
+  override delete(key: string): void {
     if (key.startsWith(DONE)) {
       const id = key.slice(DONE.length);
       if (this.#current.delete(id) || this.#dropFromBlock(id)) return;
@@ -195,28 +196,11 @@ export class MarkerBlockStore implements JoinStateStore {
     this.inner.delete(key);
   }
 
-  expiring(bound: number, limit: number, after?: ExpiryPosition): Array<[string, StateEntry]> {
+  override expiring(bound: number, limit: number, after?: ExpiryPosition): Array<[string, StateEntry]> {
     const rows = this.inner.expiring(bound, limit, after);
     this.#expiringBlocks.clear();
     for (const [key, e] of rows) if (e.kind === 'block') this.#expiringBlocks.set(key, e);
     return rows;
-  }
-
-  minExpiresAt(): number | null {
-    return this.inner.minExpiresAt();
-  }
-
-  /** Entries of the store underneath (blocks, not the markers in them or unsealed ones). */
-  scan(prefix: string): Array<[string, StateEntry]> {
-    return this.inner.scan(prefix);
-  }
-
-  streamTime(): number | null {
-    return this.inner.streamTime();
-  }
-
-  setStreamTime(ts: number): void {
-    this.inner.setStreamTime(ts);
   }
 
   /**
@@ -224,7 +208,7 @@ export class MarkerBlockStore implements JoinStateStore {
    * window closed counts until its block goes (lazy expiry), so this is the state held, not the
    * state an eager store would hold.
    */
-  size(): number {
+  override size(): number {
     return this.inner.size() - this.#blocks + this.#markers + this.#current.size;
   }
 
