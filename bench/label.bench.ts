@@ -93,8 +93,8 @@ function brokers(): string[] {
 /**
  * The join window of the throughput runs. Their inputs are spaced 5 ms apart in event time, so
  * 120k requests span 600 s: with the 600-s default window no entry ever expired, and the figures
- * left out the steady state's cost of expiry (every request's join marker is deleted, with a
- * changelog tombstone, once its window closes). With 60 s, entries expire from the 18,000th
+ * left out the steady state's cost of expiry (join markers, in blocks, and lone records are
+ * deleted, with changelog tombstones, once their windows close). With 60 s, entries expire from the 18,000th
  * request on (window + the 30-s lateness), 85% of the run.
  */
 const THROUGHPUT_JOIN = { windowMs: 60_000 };
