@@ -19,7 +19,7 @@ import type { EncodedLabels } from '../labels/encoded.ts';
 import type { JoinedRequest, RequestLabels } from '../labels/index.ts';
 import { validateImpression, validateRankerOutput } from '../labels/index.ts';
 import { MarkerBlockStore } from './marker-blocks.ts';
-import { type MergeEntry, type MergeSide, PartitionMerge } from './merge.ts';
+import { type MergeChunk, type MergeEntry, type MergeSide, PartitionMerge } from './merge.ts';
 import { JoinOperator, type JoinWindowConfig } from './operator.ts';
 import {
   type DeadLetterReason,
@@ -41,6 +41,71 @@ export interface RawInput {
   key: Buffer | null;
   raw: Buffer;
   decoded?: Decoded<RankerOutput> | Decoded<Impression>;
+}
+
+/**
+ * Fetched records in columns over the one buffer they arrived in (a Kafka fetch response): their
+ * offsets, and the byte ranges of each value and key. Until the merge reaches a record, it costs
+ * no object (see {@link MergeChunk}); build with {@link rawColumns}.
+ */
+export interface RawColumns {
+  /** The bytes every range points into. */
+  buf: Buffer;
+  /** Record offsets. */
+  offsets: Float64Array;
+  /** Per record i: [4i, 4i+1) the value's range, [4i+2, 4i+3) the key's (start −1: no key). */
+  ranges: Int32Array;
+}
+
+/** A fetched record: its offset, key and value (null for a tombstone), as kafkajs gives it. */
+export interface FetchedRecord {
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+/**
+ * Fetched records as {@link RawColumns}, one per run of records whose keys and values lie in the
+ * same buffer (all of a fetch response, unless batches were decompressed apart). A null value
+ * reads as an empty record, as with {@link JoinTask.push}.
+ *
+ * @example
+ * for (const cols of rawColumns(batch.messages)) task.pushColumns('ranker', cols);
+ */
+export function rawColumns(records: readonly FetchedRecord[]): RawColumns[] {
+  const out: RawColumns[] = [];
+  let from = 0;
+  while (from < records.length) {
+    let ab: ArrayBufferLike | undefined;
+    let to = from;
+    for (; to < records.length; to++) {
+      const r = records[to] as FetchedRecord;
+      const vb = r.value !== null && r.value.length > 0 ? r.value.buffer : undefined;
+      const kb = r.key !== null && r.key.length > 0 ? r.key.buffer : undefined;
+      if (ab === undefined) ab = vb ?? kb;
+      if ((vb !== undefined && vb !== ab) || (kb !== undefined && kb !== ab)) break;
+    }
+    const n = to - from;
+    const offsets = new Float64Array(n);
+    const ranges = new Int32Array(4 * n);
+    for (let i = 0; i < n; i++) {
+      const r = records[from + i] as FetchedRecord;
+      offsets[i] = Number(r.offset);
+      if (r.value !== null && r.value.length > 0) {
+        ranges[4 * i] = r.value.byteOffset;
+        ranges[4 * i + 1] = r.value.byteOffset + r.value.length;
+      }
+      if (r.key === null) ranges[4 * i + 2] = -1;
+      else if (r.key.length > 0) {
+        ranges[4 * i + 2] = r.key.byteOffset;
+        ranges[4 * i + 3] = r.key.byteOffset + r.key.length;
+      }
+    }
+    const buf = ab === undefined ? Buffer.alloc(0) : Buffer.from(ab);
+    out.push({ buf, offsets, ranges });
+    from = to;
+  }
+  return out;
 }
 
 /** Everything a task needs, injected. */
@@ -106,6 +171,48 @@ class LazyEntry implements MergeEntry<Item> {
     return item.ok ? item.input.value.ts : Number.NEGATIVE_INFINITY;
   }
 }
+
+/** Records given as RawInput objects (files, replay); each becomes an entry at the head. */
+class RawInputChunk implements MergeChunk<Item> {
+  readonly #records: Array<RawInput | undefined>;
+  readonly #prepare: (r: RawInput) => Item;
+  readonly length: number;
+  constructor(records: Array<RawInput | undefined>, prepare: (r: RawInput) => Item) {
+    this.#records = records;
+    this.#prepare = prepare;
+    this.length = records.length;
+  }
+  entry(i: number): MergeEntry<Item> {
+    const r = this.#records[i] as RawInput;
+    this.#records[i] = undefined;
+    return new LazyEntry(r, this.#prepare);
+  }
+}
+
+/** Records in {@link RawColumns}; each becomes a RawInput and an entry at the head. */
+class ColumnsChunk implements MergeChunk<Item> {
+  readonly #cols: RawColumns;
+  readonly #prepare: (r: RawInput) => Item;
+  readonly length: number;
+  constructor(cols: RawColumns, prepare: (r: RawInput) => Item) {
+    this.#cols = cols;
+    this.#prepare = prepare;
+    this.length = cols.offsets.length;
+  }
+  entry(i: number): MergeEntry<Item> {
+    const { buf, offsets, ranges } = this.#cols;
+    const ks = ranges[4 * i + 2] as number;
+    return new LazyEntry(
+      {
+        offset: offsets[i] as number,
+        key: ks < 0 ? null : buf.subarray(ks, ranges[4 * i + 3]),
+        raw: buf.subarray(ranges[4 * i], ranges[4 * i + 1]),
+      },
+      this.#prepare,
+    );
+  }
+}
+
 const SIDES: readonly Side[] = ['ranker', 'impression'];
 
 /** Result of one {@link JoinTask.step}. */
@@ -138,6 +245,10 @@ export class JoinTask {
   /** Next offset to consume per side once everything processed so far is committed. */
   readonly #next: Record<Side, number | null> = { ranker: null, impression: null };
   readonly #columns: boolean;
+  readonly #prepares: readonly [(r: RawInput) => Item, (r: RawInput) => Item] = [
+    (r) => this.#prepare('ranker', r),
+    (r) => this.#prepare('impression', r),
+  ];
 
   constructor(opts: JoinTaskOptions) {
     this.partition = opts.partition;
@@ -149,11 +260,16 @@ export class JoinTask {
 
   /** Buffers records of one side (in offset order); each is decoded and validated when it reaches the head. */
   push(side: Side, records: Iterable<RawInput>): void {
-    const prepare = (r: RawInput) => this.#prepare(side, r);
-    const entries: LazyEntry[] = [];
-    for (const r of records) entries.push(new LazyEntry(r, prepare));
-    this.counters.recordsIn[side] += entries.length;
-    this.#merge.push(SIDE_INDEX[side], entries);
+    const chunk = new RawInputChunk([...records], this.#prepares[SIDE_INDEX[side]]);
+    this.counters.recordsIn[side] += chunk.length;
+    this.#merge.pushChunk(SIDE_INDEX[side], chunk);
+  }
+
+  /** {@link push} of fetched records in columns: nothing per record exists until it reaches the head. */
+  pushColumns(side: Side, cols: RawColumns): void {
+    const chunk = new ColumnsChunk(cols, this.#prepares[SIDE_INDEX[side]]);
+    this.counters.recordsIn[side] += chunk.length;
+    this.#merge.pushChunk(SIDE_INDEX[side], chunk);
   }
 
   /** See {@link PartitionMerge.setCaughtUp}. */

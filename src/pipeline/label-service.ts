@@ -48,7 +48,7 @@ import type { ContractName, Contracts } from '../contracts/schemas.ts';
 import { errorMessage, isRankdistillError, RankdistillError } from '../errors.ts';
 import { BufferingStore } from '../join/buffering-store.ts';
 import { ChangeRecordingStore } from '../join/changelog.ts';
-import { JoinTask } from '../join/task.ts';
+import { JoinTask, rawColumns } from '../join/task.ts';
 import {
   emptyCounters,
   type JoinCounters,
@@ -465,14 +465,10 @@ export class LabelService {
     const fetchedOffset = Number((batch as unknown as { fetchedOffset: string }).fetchedOffset);
     if (pos.next === null || fetchedOffset !== pos.next || msgs.length === 0) return;
     let bytes = 0;
-    t.join.push(
-      side,
-      msgs.map((m) => {
-        const raw = m.value ?? Buffer.alloc(0);
-        bytes += raw.length;
-        return { offset: Number(m.offset), key: m.key, raw };
-      }),
-    );
+    for (const m of msgs) bytes += m.value?.length ?? 0;
+    // In columns over the fetch's buffer: records as objects, buffered for hundreds of ms, were
+    // promoted by the young-generation GC (see MergeChunk).
+    for (const cols of rawColumns(msgs)) t.join.pushColumns(side, cols);
     t.avgBytes[side] = bytes / msgs.length;
     this.metrics.recordsIn.inc({ topic: batch.topic }, msgs.length);
     pos.next = Number(batch.lastOffset()) + 1;

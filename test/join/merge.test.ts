@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { type MergeEntry, type MergeSide, PartitionMerge } from '../../src/join/merge.ts';
+import { type MergeChunk, type MergeEntry, type MergeSide, PartitionMerge } from '../../src/join/merge.ts';
 
 type E = MergeEntry<string>;
 
@@ -78,6 +78,55 @@ describe('PartitionMerge', () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+
+  test('chunks give the all-at-once order and make an entry only when it reaches the head', () => {
+    fc.assert(
+      fc.property(
+        tsArb,
+        tsArb,
+        fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 10 }),
+        (ta, tb, sizes) => {
+          const a = sideEntries(0, ta);
+          const b = sideEntries(1, tb);
+          const made: [number, number] = [0, 0];
+          const released: [number, number] = [0, 0];
+          /** A chunk that counts the entries it made and checks they are asked for once, in order. */
+          const chunk = (side: MergeSide, entries: E[], base: number): MergeChunk<string> => ({
+            length: entries.length,
+            entry: (i) => {
+              assert.equal(base + i, made[side], 'entries are made once each, in order');
+              made[side]++;
+              return entries[i]!;
+            },
+          });
+          const m = new PartitionMerge<string>();
+          for (const [side, src] of [
+            [0, a],
+            [1, b],
+          ] as const) {
+            for (let at = 0, k = 0; at < src.length; k++) {
+              const n = sizes[k % sizes.length]!;
+              m.pushChunk(side, chunk(side, src.slice(at, at + n), at));
+              at += n;
+            }
+          }
+          m.setCaughtUp(0, true);
+          m.setCaughtUp(1, true);
+          assert.equal(m.buffered(0) + m.buffered(1), a.length + b.length);
+          const out: string[] = [];
+          for (let n = m.next(); n !== undefined; n = m.next()) {
+            out.push(n.entry.item);
+            released[n.side]++;
+            // Only the heads exist as entries: at most one made and not yet released per side.
+            assert.ok(made[0] - released[0] <= 1 && made[1] - released[1] <= 1);
+          }
+          assert.deepEqual(out, allAtOnce(a, b));
+          assert.deepEqual(made, [a.length, b.length]);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });

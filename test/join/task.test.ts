@@ -4,7 +4,13 @@ import fc from 'fast-check';
 import { encodeAvro } from '../../src/contracts/codec.ts';
 import { LabelInputError } from '../../src/errors.ts';
 import { MemoryJoinStore } from '../../src/join/memory-store.ts';
-import { JoinTask, outputRecord, type RawInput } from '../../src/join/task.ts';
+import {
+  type FetchedRecord,
+  JoinTask,
+  outputRecord,
+  type RawInput,
+  rawColumns,
+} from '../../src/join/task.ts';
 import { OUTPUT_CONTRACT, type TaskOutput } from '../../src/join/types.ts';
 import { newTask, ranker, rawI, rawR } from './helpers.ts';
 
@@ -15,7 +21,7 @@ function summarize(outs: TaskOutput[]): string[] {
     .map(outputRecord)
     .map((o) =>
       o.kind === 'deadLetter'
-        ? `dead:${o.value.reason_code}:${o.value.source_topic}@${o.value.source_offset}`
+        ? `dead:${o.value.reason_code}:${o.value.source_topic}@${o.value.source_offset}:${o.value.key?.toString('hex') ?? 'null'}:${o.value.raw.toString('hex')}`
         : `${o.kind}:${o.value.id}:${encodeAvro(OUTPUT_CONTRACT[o.kind], o.value as never).toString('base64')}`,
     );
 }
@@ -175,5 +181,108 @@ describe('JoinTask', () => {
       ['encoded', 'encoded', 'encoded', 'pointwise', 'pairwise', 'listwise'],
     );
     assert.deepEqual(summarize(outs), runAll(rs, is, false));
+  });
+
+  test('records pushed as columns over fetch buffers give the outputs of RawInput pushes, any chunking', () => {
+    fc.assert(
+      fc.property(
+        workload,
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 6 }), fc.boolean()), { maxLength: 30 }),
+        ({ rs, is }, schedule) => {
+          const expected = runAll(rs, is, true);
+          const t = newTask(join, undefined, true);
+          const pos = { ranker: 0, impression: 0 };
+          const got: TaskOutput[] = [];
+          const deliver = (side: 'ranker' | 'impression', n: number, split: boolean) => {
+            const src = (side === 'ranker' ? rs : is).slice(pos[side], pos[side] + n);
+            pos[side] += src.length;
+            const fetched = asFetch(src, split);
+            const cols = rawColumns(fetched.records);
+            // One run per response buffer: the columns split exactly where the buffers change.
+            assert.equal(cols.length, fetched.buffers);
+            for (const c of cols) t.pushColumns(side, c);
+            if (pos[side] === (side === 'ranker' ? rs : is).length) t.setCaughtUp(side, true);
+            got.push(...t.step(3).outputs);
+          };
+          for (const [r, n, split] of schedule) deliver(r ? 'ranker' : 'impression', n, split);
+          deliver('ranker', rs.length, false);
+          deliver('impression', is.length, true);
+          got.push(...t.step(Number.MAX_SAFE_INTEGER).outputs);
+          assert.deepEqual(summarize(got), expected);
+          assert.equal(t.counters.recordsIn.ranker, rs.length);
+          assert.equal(t.counters.recordsIn.impression, is.length);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
+
+/**
+ * Records laid out as kafkajs gives a fetch: keys and values are views into one response buffer
+ * (into two when `split`: the second half as if decompressed apart), offsets as strings.
+ */
+function asFetch(src: RawInput[], split: boolean): { records: FetchedRecord[]; buffers: number } {
+  const half = split ? Math.ceil(src.length / 2) : src.length;
+  const records: FetchedRecord[] = [];
+  let buffers = 0;
+  for (const part of [src.slice(0, half), src.slice(half)]) {
+    if (part.length === 0) continue;
+    buffers++;
+    // Some filler first and between records, so that byte offsets into the buffer are not 0.
+    const pieces: Buffer[] = [Buffer.from('hdr')];
+    for (const r of part) pieces.push(r.key ?? Buffer.alloc(0), r.raw, Buffer.from('|'));
+    // Own memory (not the shared pool Buffer.concat may use for small sizes), as a response has.
+    const joined = Buffer.concat(pieces);
+    const buf = Buffer.allocUnsafeSlow(joined.length);
+    joined.copy(buf);
+    let at = 3;
+    for (const r of part) {
+      const k = r.key === null ? null : buf.subarray(at, at + r.key.length);
+      at += r.key?.length ?? 0;
+      const v = buf.subarray(at, at + r.raw.length);
+      at += r.raw.length + 1;
+      records.push({ offset: String(r.offset), key: k, value: v });
+    }
+  }
+  return { records, buffers };
+}
+
+describe('rawColumns', () => {
+  test('keeps offsets, null and empty keys, and reads a tombstone as an empty value', () => {
+    const buf = Buffer.from('..k1v1v2..');
+    const records: FetchedRecord[] = [
+      { offset: '7', key: buf.subarray(2, 4), value: buf.subarray(4, 6) },
+      { offset: '8', key: null, value: buf.subarray(6, 8) },
+      { offset: '9', key: buf.subarray(8, 8), value: null },
+    ];
+    const [cols, ...rest] = rawColumns(records);
+    assert.equal(rest.length, 0);
+    assert.ok(cols);
+    assert.deepEqual([...cols.offsets], [7, 8, 9]);
+    const view = (s: number, e: number) => (s < 0 ? null : cols.buf.subarray(s, e).toString());
+    const r = cols.ranges;
+    assert.deepEqual(
+      [0, 1, 2].map((i) => [view(r[4 * i + 2]!, r[4 * i + 3]!), view(r[4 * i]!, r[4 * i + 1]!)]),
+      [
+        ['k1', 'v1'],
+        [null, 'v2'],
+        ['', ''],
+      ],
+    );
+  });
+
+  test('starts a new run where a record lies in another buffer', () => {
+    const a = Buffer.allocUnsafeSlow(4).fill('a');
+    const b = Buffer.allocUnsafeSlow(4).fill('b');
+    const cols = rawColumns([
+      { offset: '0', key: null, value: a.subarray(0, 2) },
+      { offset: '1', key: null, value: b.subarray(0, 2) },
+      { offset: '2', key: b.subarray(2, 3), value: b.subarray(3, 4) },
+    ]);
+    assert.deepEqual(
+      cols.map((c) => [...c.offsets]),
+      [[0], [1, 2]],
+    );
   });
 });
