@@ -154,6 +154,35 @@ describe('column path vs generic path', () => {
     );
   });
 
+  test('labels kept across many requests keep their bytes (records are views of shared slabs)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(arbRequest, fc.boolean()), { minLength: 1, maxLength: 20 }),
+        arbSupportedConfig,
+        (reqs, cfg) => {
+          // The requests over and over until their labels filled several 256-KB slabs, so that
+          // slabs run out at all sorts of places inside records. Every label is kept to the end.
+          const kept: Array<[EncodedLabels | Error, EncodedLabels | Error]> = [];
+          let bytes = 0;
+          for (let k = 0; bytes < 1_200_000; k++) {
+            const [{ ranker, impression }, mismatch] = reqs[k % reqs.length]!;
+            // Some requests fail half-way (a mismatched impression): what they wrote is skipped.
+            const imp = mismatch && impression !== null ? { ...impression, user_id: 'other' } : impression;
+            const raw = encodeAvro('RankerOutput', ranker);
+            const cols = parseRankerColumns(raw, decodeRanker)!;
+            const got = columns(cols, imp, cfg);
+            kept.push([got, generic(decodeRanker(raw), imp, cfg)]);
+            bytes += 64; // errors write little: bounds the loop when every request fails
+            if (!(got instanceof Error))
+              for (const b of [got.pointwise, got.pairwise, got.listwise]) bytes += b?.length ?? 0;
+          }
+          for (const [a, b] of kept) assertSame(a, b);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
   test('a mismatched or bad impression throws what labelRequest throws', () => {
     const cfg = labelsConfig();
     const ranker = oneItem(null);
