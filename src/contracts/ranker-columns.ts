@@ -188,6 +188,26 @@ export class ColumnIndex {
     return -1;
   }
 
+  /**
+   * Index of the id held as the bytes `buf[start, end)`, whose {@link idBytesHash} is `h`, in the
+   * list last built, or −1 (an impression's ids held as columns: no string is made).
+   */
+  getBytes(buf: Buffer, start: number, end: number, h: number): number {
+    const cols = this.#cols;
+    if (cols === null) return -1;
+    const { buf: own, offsets, hashes } = cols;
+    const slots = this.#slots;
+    const gen = this.#gen;
+    const mask = this.#mask;
+    const stamp = this.#stamp;
+    for (let s = h & mask; gen[s] === stamp; s = (s + 1) & mask) {
+      const j = slots[s]!;
+      if (hashes[j] === h && sameBytesIn(own, offsets[4 * j]!, offsets[4 * j + 1]!, buf, start, end))
+        return j;
+    }
+    return -1;
+  }
+
   /** Index of `id` in the list last built, or −1. */
   get(id: string): number {
     const cols = this.#cols;
@@ -204,6 +224,20 @@ export class ColumnIndex {
     }
     return -1;
   }
+}
+
+/** Whether a[aStart, aEnd) and b[bStart, bEnd) hold the same bytes. */
+function sameBytesIn(
+  a: Buffer,
+  aStart: number,
+  aEnd: number,
+  b: Buffer,
+  bStart: number,
+  bEnd: number,
+): boolean {
+  if (aEnd - aStart !== bEnd - bStart) return false;
+  for (; aStart < aEnd; aStart++, bStart++) if (a[aStart] !== b[bStart]) return false;
+  return true;
 }
 
 function sameBytes(buf: Buffer, a: number, aEnd: number, b: number, bEnd: number): boolean {

@@ -12,6 +12,7 @@
  */
 import type avro from 'avsc';
 import { type Decoded, decode, type WireFormat } from '../contracts/codec.ts';
+import { parseImpressionColumns } from '../contracts/impression-columns.ts';
 import type { DeadLetter, Impression, RankerOutput } from '../contracts/index.ts';
 import { parseRankerColumns, RankerColumns } from '../contracts/ranker-columns.ts';
 import { errorMessage } from '../errors.ts';
@@ -392,6 +393,17 @@ export class JoinTask {
       }
       this.rankerPaths.generic++;
     }
+    if (
+      side === 'impression' &&
+      this.#columns &&
+      r.decoded === undefined &&
+      (this.#opts.rawFormat?.impression ?? this.#opts.inputFormat) === 'avro'
+    ) {
+      // Null: bad, invalid or non-canonical bytes, for the generic path below.
+      const cols = parseImpressionColumns(r.raw, decodeImpression);
+      if (cols !== null)
+        return { ok: true, input: { side, value: cols, source, key: r.key, format: 'avro', raw: r.raw } };
+    }
     const d =
       r.decoded ??
       decode(
@@ -544,6 +556,13 @@ function decodeRanker(b: Buffer): RankerOutput {
   const d = decode('RankerOutput', b, 'avro');
   if (!d.ok) throw d.error;
   return d.value as RankerOutput;
+}
+
+/** Generic decode of bytes the impression column parser accepted (see impression-columns.ts). */
+function decodeImpression(b: Buffer): Impression {
+  const d = decode('Impression', b, 'avro');
+  if (!d.ok) throw d.error;
+  return d.value as Impression;
 }
 
 function reqId(v: { request_id?: unknown }): string | null {

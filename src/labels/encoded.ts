@@ -14,6 +14,7 @@
  */
 import type { LabelsConfig } from '../config/schema.ts';
 import { encodeAvro } from '../contracts/codec.ts';
+import { ImpressionColumns, shownCount } from '../contracts/impression-columns.ts';
 import type { Impression } from '../contracts/index.ts';
 import { ColumnIndex, type RankerColumns } from '../contracts/ranker-columns.ts';
 import { labelRequest } from './index.ts';
@@ -202,7 +203,8 @@ export function labelColumnsEncoded(
 ): EncodedLabels {
   if (
     impression !== null &&
-    (validateImpression(impression) !== null ||
+    // Impression columns were validated by their parser.
+    ((!(impression instanceof ImpressionColumns) && validateImpression(impression) !== null) ||
       impression.request_id !== r.request_id ||
       impression.user_id !== r.user_id)
   ) {
@@ -214,7 +216,7 @@ export function labelColumnsEncoded(
   const ts = impression !== null && impression.ts > r.ts ? impression.ts : r.ts;
   const matched = impression !== null;
   scratch.ensure(n, 0).zRanker.set(r.scores);
-  if (impression !== null && impression.items.length > 0) index.build(r, n);
+  if (impression !== null && shownCount(impression) > 0) index.build(r, n);
   const view = resolveTeacherColumns(n, impression, cfg.teacher, index, scratch);
 
   const pw = cfg.pairwise;

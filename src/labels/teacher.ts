@@ -21,11 +21,14 @@
  */
 
 import type { LabelsConfig } from '../config/schema.ts';
+import { ImpressionColumns, shownCount } from '../contracts/impression-columns.ts';
 import type { Impression, RankedItem, RankerOutput } from '../contracts/index.ts';
 import { LabelInputError, RankdistillError } from '../errors.ts';
 /** item_id → candidate index, −1 when not a candidate ({@link IdIndex} or a column index). */
 export interface IdLookup {
   get(id: string): number;
+  /** Lookup of an id held as bytes with its idBytesHash (indexes over columns have it). */
+  getBytes?(buf: Buffer, start: number, end: number, h: number): number;
 }
 
 type TeacherConfig = LabelsConfig['teacher'];
@@ -173,7 +176,7 @@ export function resolveTeacher(
 ): TeacherView {
   const items = ranker.items;
   const n = items.length;
-  const m = impression === null ? 0 : impression.items.length;
+  const m = impression === null ? 0 : shownCount(impression);
   const sc = scratch === null ? null : scratch.ensure(n, m);
   const zRanker =
     cfg.signal === 'logits'
@@ -210,7 +213,7 @@ export function resolveTeacherColumns(
       'labels.teacher.objectiveWeights is set: objective fusion needs the candidate objects, so the column path does not apply (check columnsSupported first)',
     );
   }
-  const sc = scratch.ensure(n, impression === null ? 0 : impression.items.length);
+  const sc = scratch.ensure(n, impression === null ? 0 : shownCount(impression));
   return withOrder(n, NO_ITEMS, cfg.signal === 'logits' ? sc.zRanker : null, impression, cfg, index, sc);
 }
 
@@ -224,9 +227,8 @@ function withOrder(
   index: IdLookup,
   sc: ViewScratch | null,
 ): TeacherView {
-  const shown = impression === null ? null : impression.items;
-  const m = shown === null ? 0 : shown.length;
-  if (shown === null) return { n, items, order: null, z: zRanker, zRanker, clicked: null };
+  if (impression === null) return { n, items, order: null, z: zRanker, zRanker, clicked: null };
+  const m = shownCount(impression);
 
   const clickedRanker = (sc === null ? new Int8Array(n) : sc.clickedRanker).fill(-1, 0, n);
   // Candidate indices of shown items, and their positions, in impression order.
@@ -234,15 +236,32 @@ function withOrder(
   const shownPos = sc === null ? new Float64Array(m) : sc.shownPos;
   let s = 0;
   let sortedByPos = true;
-  for (let j = 0; j < m; j++) {
-    const it = shown[j]!;
-    const idx = index.get(it.item_id);
-    if (idx < 0) continue; // not a candidate: ignored (see module doc)
-    clickedRanker[idx] = it.clicked ? 1 : 0;
-    shownIdx[s] = idx;
-    shownPos[s] = it.position;
-    if (s > 0 && shownPos[s - 1]! > it.position) sortedByPos = false;
-    s++;
+  const getBytes = index.getBytes;
+  if (impression instanceof ImpressionColumns && getBytes !== undefined) {
+    // Ids held as bytes: matched against the candidates' bytes, no string made.
+    const { buf, ids, hashes, positions, clicked } = impression;
+    for (let j = 0; j < m; j++) {
+      const idx = getBytes.call(index, buf, ids[2 * j]!, ids[2 * j + 1]!, hashes[j]!);
+      if (idx < 0) continue; // not a candidate: ignored (see module doc)
+      const p = positions[j]!;
+      clickedRanker[idx] = clicked[j]!;
+      shownIdx[s] = idx;
+      shownPos[s] = p;
+      if (s > 0 && shownPos[s - 1]! > p) sortedByPos = false;
+      s++;
+    }
+  } else {
+    const shown = impression.items;
+    for (let j = 0; j < m; j++) {
+      const it = shown[j]!;
+      const idx = index.get(it.item_id);
+      if (idx < 0) continue; // not a candidate: ignored (see module doc)
+      clickedRanker[idx] = it.clicked ? 1 : 0;
+      shownIdx[s] = idx;
+      shownPos[s] = it.position;
+      if (s > 0 && shownPos[s - 1]! > it.position) sortedByPos = false;
+      s++;
+    }
   }
   if (cfg.orderSource === 'ranker' || s === 0) {
     return { n, items, order: null, z: zRanker, zRanker, clicked: clickedRanker };

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LabelsConfig } from '../../src/config/schema.ts';
 import { decodeAvro, encodeAvro } from '../../src/contracts/codec.ts';
+import { parseImpressionColumns } from '../../src/contracts/impression-columns.ts';
 import type { Impression, RankerOutput } from '../../src/contracts/index.ts';
 import { parseRankerColumns, RankerColumns } from '../../src/contracts/ranker-columns.ts';
 import { isRankdistillError } from '../../src/errors.ts';
@@ -19,6 +20,12 @@ import {
 } from '../../src/labels/encoded.ts';
 import { labelRequest, validateRankerOutput } from '../../src/labels/index.ts';
 import { arbConfig, arbRanker, labelsConfig } from './helpers.ts';
+
+function decodeImpression(b: Buffer): Impression {
+  const d = decodeAvro('Impression', b);
+  if (!d.ok) throw d.error;
+  return d.value;
+}
 
 function decodeRanker(b: Buffer): RankerOutput {
   const d = decodeAvro('RankerOutput', b);
@@ -148,7 +155,14 @@ describe('column path vs generic path', () => {
         assert.ok(cols !== null, 'a canonical ASCII record takes the column path');
         assert.deepStrictEqual(cols.decoded(), decodeRanker(raw));
         assert.equal(cols.n, ranker.items.length);
-        assertSame(columns(cols, impression, cfg), generic(decodeRanker(raw), impression, cfg));
+        const expected = generic(decodeRanker(raw), impression, cfg);
+        assertSame(columns(cols, impression, cfg), expected);
+        if (impression !== null) {
+          // The impression held as columns too (its ids matched as bytes): the same labels.
+          const impCols = parseImpressionColumns(encodeAvro('Impression', impression), decodeImpression);
+          assert.ok(impCols !== null, 'a valid ASCII impression takes the column path');
+          assertSame(columns(cols, impCols, cfg), expected);
+        }
       }),
       { numRuns: 300 },
     );
