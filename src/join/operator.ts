@@ -65,6 +65,13 @@ const SWEEP_CHUNK = 512;
  * few times more), oldest evicted first, so a window of a million lone records costs nothing here.
  */
 const DECODED_CACHE_BYTES = 4 << 20;
+/**
+ * ...and by age: an entry is forgotten once this many records were processed after it (a lone
+ * record waits minutes for its window to close; decoding it again then costs little). Parsed
+ * columns are views into shared slabs (src/contracts/column-slab.ts), so a long-cached entry
+ * would also keep its slab alive: this bounds the slabs held to those of the latest records.
+ */
+const DECODED_CACHE_SPAN = 16_384;
 
 function prefix(side: Side): string {
   return side === 'ranker' ? 'r:' : 'i:';
@@ -81,8 +88,10 @@ function prefix(side: Side): string {
 export class JoinOperator {
   readonly #store: JoinStateStore;
   readonly #cfg: JoinWindowConfig;
-  readonly #decoded = new Map<string, { raw: Buffer; value: RankerOutput | Impression }>();
+  readonly #decoded = new Map<string, { raw: Buffer; value: RankerOutput | Impression; seq: number }>();
   #decodedBytes = 0;
+  /** Records processed so far (the cache's clock). */
+  #seq = 0;
 
   constructor(store: JoinStateStore, cfg: JoinWindowConfig) {
     this.#store = store;
@@ -97,6 +106,7 @@ export class JoinOperator {
 
   /** Processes one record; returns what was decided (for it and for state it expired). */
   process(rec: JoinInput): JoinEffect[] {
+    this.#seq++;
     const out: JoinEffect[] = [];
     const ts = rec.value.ts;
     const rid = rec.value.request_id;
@@ -199,10 +209,11 @@ export class JoinOperator {
 
   #remember(key: string, raw: Buffer, value: RankerOutput | Impression): void {
     this.#forget(key);
-    this.#decoded.set(key, { raw, value });
+    this.#decoded.set(key, { raw, value, seq: this.#seq });
     this.#decodedBytes += raw.length;
-    for (const [k] of this.#decoded) {
-      if (this.#decodedBytes <= DECODED_CACHE_BYTES) break;
+    // Oldest first (insertion order): over the byte budget or the age span.
+    for (const [k, e] of this.#decoded) {
+      if (this.#decodedBytes <= DECODED_CACHE_BYTES && e.seq > this.#seq - DECODED_CACHE_SPAN) break;
       this.#forget(k);
     }
   }

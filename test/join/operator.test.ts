@@ -25,6 +25,27 @@ describe('JoinOperator', () => {
     assert.equal(store.get('d:a')?.kind, 'joined');
   });
 
+  test('a pending record is joined from its cached decoding, unless 16,384 records came after it', () => {
+    const joinedRanker = (gap: number) => {
+      const store = new MemoryJoinStore();
+      const o = new JoinOperator(store, { windowMs: 1e9, allowedLatenessMs: 1e9, emitUnmatched: true });
+      const first = rIn('a', 0);
+      o.process(first);
+      // Other lone records in between, each remembered (and aging the first).
+      for (let k = 0; k < gap; k++) o.process(rIn(`x${k}`, 1));
+      const j = o.process(iIn('a', 2))[0] as Extract<JoinEffect, { type: 'joined' }>;
+      assert.equal(j.ranker.request_id, 'a');
+      assert.deepEqual(
+        JSON.parse(JSON.stringify(j.ranker)),
+        JSON.parse(JSON.stringify(first.value)),
+        'the same record either way',
+      );
+      return j.ranker === first.value;
+    };
+    assert.equal(joinedRanker(100), true, 'recent: the cached object');
+    assert.equal(joinedRanker(16_384), false, 'old: decoded again from its stored bytes');
+  });
+
   test('impression then ranker joins', () => {
     const { op: o } = op();
     assert.deepEqual(o.process(iIn('a', 3)), []);
