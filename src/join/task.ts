@@ -499,7 +499,8 @@ export class JoinTask {
       this.#dead(outputs, 'LABEL_FAILED', errorMessage(e), ref, ranker.request_id);
       return;
     }
-    const key = Buffer.from(ranker.user_id, 'utf8');
+    // The user id's own bytes (ASCII, so as long as the string), right before the ts field.
+    const key = ranker.buf.subarray(ranker.tsStart - ranker.user_id.length, ranker.tsStart);
     if (labels.pointwise) {
       outputs.push({ kind: 'encoded', label: 'pointwise', key, bytes: labels.pointwise });
       this.counters.labelsOut.pointwise++;

@@ -22,7 +22,7 @@ function summarize(outs: TaskOutput[]): string[] {
     .map((o) =>
       o.kind === 'deadLetter'
         ? `dead:${o.value.reason_code}:${o.value.source_topic}@${o.value.source_offset}:${o.value.key?.toString('hex') ?? 'null'}:${o.value.raw.toString('hex')}`
-        : `${o.kind}:${o.value.id}:${encodeAvro(OUTPUT_CONTRACT[o.kind], o.value as never).toString('base64')}`,
+        : `${o.kind}:${o.value.id}:${o.key?.toString('hex') ?? 'null'}:${encodeAvro(OUTPUT_CONTRACT[o.kind], o.value as never).toString('base64')}`,
     );
 }
 
