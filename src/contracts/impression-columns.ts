@@ -20,6 +20,7 @@
  */
 
 import { fmix32 } from '../hash.ts';
+import { cur, readAscii, readLong, sameBytes } from './column-cursor.ts';
 import { slabInt32, slabUint8 } from './column-slab.ts';
 import type { Impression, ShownItem } from './types.gen.ts';
 
@@ -82,68 +83,24 @@ export function shownCount(imp: Impression): number {
   return imp instanceof ImpressionColumns ? imp.m : imp.items.length;
 }
 
-/** Parse position (module-level: parsing is synchronous and never re-entered). */
-let pos = 0;
-/** Set when the record cannot take the column path. */
-let bad = false;
-
-/** Zig-zag varint at `pos` as a safe integer; flags `bad` past 7 bytes (beyond ±2^48). */
-function readLong(buf: Buffer, end: number): number {
-  let b = 0;
-  let n = 0;
-  let shift = 0;
-  let mul = 1;
-  do {
-    if (pos >= end || shift > 42) {
-      bad = true;
-      return 0;
-    }
-    b = buf[pos++]!;
-    if (shift < 28) n |= (b & 0x7f) << shift;
-    else n += (b & 0x7f) * mul;
-    shift += 7;
-    mul *= 128;
-  } while (b & 0x80);
-  if (shift <= 28) n >>>= 0;
-  return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
-}
-
-/** A non-empty ASCII string at `pos`, as a string ('' and `bad` when it is not one). */
-function readId(buf: Buffer, end: number): string {
-  const len = readLong(buf, end);
-  if (bad || len <= 0 || pos + len > end) {
-    bad = true;
-    return '';
-  }
-  const start = pos;
-  pos += len;
-  for (let i = start; i < pos; i++) {
-    if (buf[i]! > 0x7f) {
-      bad = true;
-      return '';
-    }
-  }
-  return buf.toString('latin1', start, pos);
-}
-
-/** Skips an array of strings (any bytes: they are not read) at `pos`. */
+/** Skips an array of strings (any bytes: they are not read) at `cur.pos`. */
 function skipStrings(buf: Buffer, end: number): void {
   for (;;) {
     let count = readLong(buf, end);
-    if (bad) return;
+    if (cur.bad) return;
     if (count === 0) return;
     if (count < 0) {
       count = -count;
       readLong(buf, end); // block size in bytes
-      if (bad) return;
+      if (cur.bad) return;
     }
     for (let k = 0; k < count; k++) {
       const len = readLong(buf, end);
-      if (bad || len < 0 || pos + len > end) {
-        bad = true;
+      if (cur.bad || len < 0 || cur.pos + len > end) {
+        cur.bad = true;
         return;
       }
-      pos += len;
+      cur.pos += len;
     }
   }
 }
@@ -194,7 +151,14 @@ function hasDuplicateId(buf: Buffer, m: number): boolean {
       const j = dupSlots[s]!;
       if (
         scratchHashes[j] === h &&
-        sameRange(buf, scratchIds[2 * i]!, scratchIds[2 * i + 1]!, scratchIds[2 * j]!, scratchIds[2 * j + 1]!)
+        sameBytes(
+          buf,
+          scratchIds[2 * i]!,
+          scratchIds[2 * i + 1]!,
+          buf,
+          scratchIds[2 * j]!,
+          scratchIds[2 * j + 1]!,
+        )
       )
         return true;
       s = (s + 1) & mask;
@@ -203,12 +167,6 @@ function hasDuplicateId(buf: Buffer, m: number): boolean {
     dupSlots[s] = i;
   }
   return false;
-}
-
-function sameRange(buf: Buffer, a: number, aEnd: number, b: number, bEnd: number): boolean {
-  if (aEnd - a !== bEnd - b) return false;
-  for (; a < aEnd; a++, b++) if (buf[a] !== buf[b]) return false;
-  return true;
 }
 
 /** Whether the m positions in scratch are distinct (they are ≥ 1). */
@@ -241,61 +199,61 @@ export function parseImpressionColumns(
   decode: (buf: Buffer) => Impression,
 ): ImpressionColumns | null {
   const end = buf.length;
-  pos = 0;
-  bad = false;
-  const request_id = readId(buf, end);
-  const user_id = readId(buf, end);
+  cur.pos = 0;
+  cur.bad = false;
+  const request_id = readAscii(buf, end, true);
+  const user_id = readAscii(buf, end, true);
   const ts = readLong(buf, end);
-  if (bad || ts < 0 || !Number.isSafeInteger(ts)) return null;
+  if (cur.bad || ts < 0 || !Number.isSafeInteger(ts)) return null;
   let m = 0;
   for (;;) {
     let count = readLong(buf, end);
-    if (bad) return null;
+    if (cur.bad) return null;
     if (count === 0) break;
     if (count < 0) {
       count = -count;
       readLong(buf, end);
-      if (bad) return null;
+      if (cur.bad) return null;
     }
     // Each item takes at least 5 bytes (id ≥ 2, position, clicked, two union branches).
-    if (count > (end - pos) / 5) return null;
+    if (count > (end - cur.pos) / 5) return null;
     if (m + count > scratchHashes.length) grow(Math.max(m + count, 2 * scratchHashes.length));
     for (let c = 0; c < count; c++, m++) {
       const len = readLong(buf, end);
-      if (bad || len <= 0 || pos + len > end) return null;
-      const start = pos;
-      pos += len;
+      if (cur.bad || len <= 0 || cur.pos + len > end) return null;
+      const start = cur.pos;
+      cur.pos += len;
       // ASCII check and idBytesHash in one pass over the id.
       let h = 0x811c9dc5 ^ len;
-      for (let i = start; i < pos; i++) {
+      for (let i = start; i < cur.pos; i++) {
         const b = buf[i]!;
         if (b > 0x7f) return null;
         h = Math.imul(h ^ b, 0x01000193);
       }
       scratchIds[2 * m] = start;
-      scratchIds[2 * m + 1] = pos;
+      scratchIds[2 * m + 1] = cur.pos;
       scratchHashes[m] = fmix32(h);
       const position = readLong(buf, end);
-      if (bad || position < 1 || position > 0x7fffffff) return null;
+      if (cur.bad || position < 1 || position > 0x7fffffff) return null;
       scratchPositions[m] = position;
-      if (pos + 2 > end) return null;
-      const clicked = buf[pos++]!;
+      if (cur.pos + 2 > end) return null;
+      const clicked = buf[cur.pos++]!;
       if (clicked > 1) return null;
       scratchClicked[m] = clicked;
-      const dwellBranch = buf[pos++]!;
+      const dwellBranch = buf[cur.pos++]!;
       if (dwellBranch === 2) {
         const dwell = readLong(buf, end);
-        if (bad || dwell < 0) return null;
+        if (cur.bad || dwell < 0) return null;
       } else if (dwellBranch !== 0) return null;
-      if (pos >= end) return null;
-      const actionsBranch = buf[pos++]!;
+      if (cur.pos >= end) return null;
+      const actionsBranch = buf[cur.pos++]!;
       if (actionsBranch === 2) {
         skipStrings(buf, end);
-        if (bad) return null;
+        if (cur.bad) return null;
       } else if (actionsBranch !== 0) return null;
     }
   }
-  if (pos !== end) return null;
+  if (cur.pos !== end) return null;
   if (m > 1 && (hasDuplicateId(buf, m) || !distinctPositions(m))) return null;
   // Views into shared slabs: an ArrayBuffer (or typed array over 64 bytes) per record cost ~2 µs.
   const ids = slabInt32(2 * m);

@@ -25,6 +25,7 @@
  */
 
 import { fmix32 } from '../hash.ts';
+import { cur, readAscii, readAsciiRange, readLong, sameBytes } from './column-cursor.ts';
 import { slabFloat64, slabInt32 } from './column-slab.ts';
 import type { RankedItem, RankerOutput } from './types.gen.ts';
 
@@ -178,7 +179,7 @@ export class ColumnIndex {
         const j = slots[s]!;
         if (
           hashes[j] === h &&
-          sameBytes(buf, offsets[4 * i]!, offsets[4 * i + 1]!, offsets[4 * j]!, offsets[4 * j + 1]!)
+          sameBytes(buf, offsets[4 * i]!, offsets[4 * i + 1]!, buf, offsets[4 * j]!, offsets[4 * j + 1]!)
         )
           return i;
         s = (s + 1) & mask;
@@ -203,8 +204,7 @@ export class ColumnIndex {
     const stamp = this.#stamp;
     for (let s = h & mask; gen[s] === stamp; s = (s + 1) & mask) {
       const j = slots[s]!;
-      if (hashes[j] === h && sameBytesIn(own, offsets[4 * j]!, offsets[4 * j + 1]!, buf, start, end))
-        return j;
+      if (hashes[j] === h && sameBytes(own, offsets[4 * j]!, offsets[4 * j + 1]!, buf, start, end)) return j;
     }
     return -1;
   }
@@ -227,26 +227,6 @@ export class ColumnIndex {
   }
 }
 
-/** Whether a[aStart, aEnd) and b[bStart, bEnd) hold the same bytes. */
-function sameBytesIn(
-  a: Buffer,
-  aStart: number,
-  aEnd: number,
-  b: Buffer,
-  bStart: number,
-  bEnd: number,
-): boolean {
-  if (aEnd - aStart !== bEnd - bStart) return false;
-  for (; aStart < aEnd; aStart++, bStart++) if (a[aStart] !== b[bStart]) return false;
-  return true;
-}
-
-function sameBytes(buf: Buffer, a: number, aEnd: number, b: number, bEnd: number): boolean {
-  if (aEnd - a !== bEnd - b) return false;
-  for (; a < aEnd; a++, b++) if (buf[a] !== buf[b]) return false;
-  return true;
-}
-
 function equalsAscii(buf: Buffer, start: number, end: number, s: string): boolean {
   if (end - start !== s.length) return false;
   for (let i = 0; i < s.length; i++) if (buf[start + i] !== s.charCodeAt(i)) return false;
@@ -254,58 +234,6 @@ function equalsAscii(buf: Buffer, start: number, end: number, s: string): boolea
 }
 
 const dupIndex = new ColumnIndex();
-
-/** Parse position (module-level: parsing is synchronous and never re-entered). */
-let pos = 0;
-/** Set when the record cannot take the column path. */
-let bad = false;
-
-/** Zig-zag varint at `pos` as a safe integer; flags `bad` past 7 bytes (beyond ±2^48). */
-function readLong(buf: Buffer, end: number): number {
-  let b = 0;
-  let n = 0;
-  let shift = 0;
-  let mul = 1;
-  do {
-    if (pos >= end || shift > 42) {
-      bad = true;
-      return 0;
-    }
-    b = buf[pos++]!;
-    if (shift < 28) n |= (b & 0x7f) << shift;
-    else n += (b & 0x7f) * mul;
-    shift += 7;
-    mul *= 128;
-  } while (b & 0x80);
-  if (shift <= 28) n >>>= 0;
-  // Zig-zag: even → n/2, odd → −(n+1)/2.
-  return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
-}
-
-/** A non-empty ASCII string at `pos`; returns [start, end) through the module state. */
-let strStart = 0;
-function readAsciiRange(buf: Buffer, end: number, nonEmpty: boolean): number {
-  const len = readLong(buf, end);
-  if (bad || len < 0 || pos + len > end || (nonEmpty && len === 0)) {
-    bad = true;
-    return 0;
-  }
-  strStart = pos;
-  const stop = pos + len;
-  for (let i = pos; i < stop; i++) {
-    if (buf[i]! > 0x7f) {
-      bad = true;
-      return 0;
-    }
-  }
-  pos = stop;
-  return stop;
-}
-
-function readAscii(buf: Buffer, end: number, nonEmpty: boolean): string {
-  const stop = readAsciiRange(buf, end, nonEmpty);
-  return bad ? '' : buf.toString('latin1', strStart, stop);
-}
 
 /** Whether the finite-double check passes for the 8 bytes at `at` (exponent not all ones). */
 function finiteAt(buf: Buffer, at: number): boolean {
@@ -345,7 +273,7 @@ function skipNullableDoubleMap(buf: Buffer, p: number, end: number): number {
     if (len !== 0 && first >= 0x30 && first <= 0x39) return -1;
     for (let i = start; i < stop; i++) if (buf[i]! > 0x7f) return -1;
     if (len === 9 && buf.toString('latin1', start, stop) === '__proto__') return -1;
-    for (let q = 0; q < k; q++) if (sameBytes(buf, keyStarts[q]!, keyEnds[q]!, start, stop)) return -1;
+    for (let q = 0; q < k; q++) if (sameBytes(buf, keyStarts[q]!, keyEnds[q]!, buf, start, stop)) return -1;
     keyStarts[k] = start;
     keyEnds[k] = stop;
     p = stop;
@@ -369,21 +297,21 @@ function skipNullableDoubleMap(buf: Buffer, p: number, end: number): number {
  */
 export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerOutput): RankerColumns | null {
   const end = buf.length;
-  pos = 0;
-  bad = false;
+  cur.pos = 0;
+  cur.bad = false;
   const request_id = readAscii(buf, end, true);
-  const userStart = pos;
+  const userStart = cur.pos;
   const user_id = readAscii(buf, end, true);
-  const tsStart = pos;
+  const tsStart = cur.pos;
   const ts = readLong(buf, end);
-  if (bad || ts < 0 || !Number.isSafeInteger(ts)) return null;
-  const versionStart = pos;
+  if (cur.bad || ts < 0 || !Number.isSafeInteger(ts)) return null;
+  const versionStart = cur.pos;
   const model_version = readAscii(buf, end, false);
-  if (bad) return null;
-  const contextStart = pos;
-  const contextEnd = skipNullableDoubleMap(buf, pos, end);
+  if (cur.bad) return null;
+  const contextStart = cur.pos;
+  const contextEnd = skipNullableDoubleMap(buf, cur.pos, end);
   if (contextEnd < 0) return null;
-  pos = contextEnd;
+  cur.pos = contextEnd;
   // Items: blocks of (count, items); a negative count is followed by the block's byte size.
   // Parsed into module scratch (and its own position, a local), copied out once at the end.
   let n = 0;
@@ -392,17 +320,17 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
   let hashes = scratchHashes;
   // DataView reads of the scores: V8 inlines them (Buffer.readDoubleLE is a checked JS call).
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
-  let p = pos;
+  let p = cur.pos;
   for (;;) {
-    pos = p;
+    cur.pos = p;
     let count = readLong(buf, end);
-    if (bad) return null;
+    if (cur.bad) return null;
     if (count < 0) {
       count = -count;
       readLong(buf, end);
-      if (bad) return null;
+      if (cur.bad) return null;
     }
-    p = pos;
+    p = cur.pos;
     if (count === 0) break;
     if (n + count > scores.length) {
       // Each item takes at least 12 bytes (id ≥ 2, score 8, two unions): bounds a hostile count.
@@ -428,10 +356,10 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
         idEnd = idStart + (lb >>> 1);
         if (idEnd > end) return null;
       } else {
-        pos = p;
+        cur.pos = p;
         idEnd = readAsciiRange(buf, end, true);
-        if (bad) return null;
-        idStart = strStart;
+        if (cur.bad) return null;
+        idStart = cur.strStart;
       }
       // ASCII check and idBytesHash in one pass over the id.
       let h = 0x811c9dc5 ^ (idEnd - idStart);
