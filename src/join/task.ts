@@ -15,6 +15,7 @@ import { type Decoded, decode, type WireFormat } from '../contracts/codec.ts';
 import { parseImpressionColumns } from '../contracts/impression-columns.ts';
 import type { DeadLetter, Impression, RankerOutput } from '../contracts/index.ts';
 import { parseRankerColumns, RankerColumns } from '../contracts/ranker-columns.ts';
+import type { Contracts } from '../contracts/schemas.ts';
 import { errorMessage } from '../errors.ts';
 import type { EncodedLabels } from '../labels/encoded.ts';
 import type { JoinedRequest, RequestLabels } from '../labels/index.ts';
@@ -552,19 +553,19 @@ export function outputRecord(o: TaskOutput): Exclude<TaskOutput, { kind: 'encode
   return { kind: o.label, key: o.key, value: d.value } as Exclude<TaskOutput, { kind: 'encoded' }>;
 }
 
-/** Generic decode of bytes the column parser accepted (they decode: see ranker-columns.ts). */
-function decodeRanker(b: Buffer): RankerOutput {
-  const d = decode('RankerOutput', b, 'avro');
-  if (!d.ok) throw d.error;
-  return d.value as RankerOutput;
+/**
+ * Generic decode of bytes a column parser accepted: they decode (see ranker-columns.ts and
+ * impression-columns.ts), so a failure is a bug and thrown.
+ */
+function decodeAccepted<N extends 'RankerOutput' | 'Impression'>(name: N): (b: Buffer) => Contracts[N] {
+  return (b) => {
+    const d = decode(name, b, 'avro');
+    if (!d.ok) throw d.error;
+    return d.value as Contracts[N];
+  };
 }
-
-/** Generic decode of bytes the impression column parser accepted (see impression-columns.ts). */
-function decodeImpression(b: Buffer): Impression {
-  const d = decode('Impression', b, 'avro');
-  if (!d.ok) throw d.error;
-  return d.value as Impression;
-}
+const decodeRanker = decodeAccepted('RankerOutput');
+const decodeImpression = decodeAccepted('Impression');
 
 function reqId(v: { request_id?: unknown }): string | null {
   return typeof v.request_id === 'string' && v.request_id.length > 0 ? v.request_id : null;
