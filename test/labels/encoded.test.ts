@@ -19,6 +19,7 @@ import {
   labelId,
 } from '../../src/labels/encoded.ts';
 import { labelRequest, validateRankerOutput } from '../../src/labels/index.ts';
+import { applyByteEdits, arbByteEdits } from '../contracts/helpers.ts';
 import { arbConfig, arbRanker, labelsConfig } from './helpers.ts';
 
 function decodeImpression(b: Buffer): Impression {
@@ -222,41 +223,25 @@ describe('column path vs generic path', () => {
     let accepted = 0;
     let rejected = 0;
     fc.assert(
-      fc.property(
-        arbRequest,
-        fc.array(
-          fc.record({ at: fc.nat(), byte: fc.nat(255), op: fc.constantFrom('set', 'cut', 'insert') }),
-          {
-            minLength: 1,
-            maxLength: 3,
-          },
-        ),
-        ({ ranker, impression }, edits) => {
-          let raw = encodeAvro('RankerOutput', ranker);
-          for (const e of edits) {
-            const at = e.at % (raw.length + 1);
-            if (e.op === 'set' && at < raw.length) raw[at] = e.byte;
-            else if (e.op === 'cut') raw = raw.subarray(0, at);
-            else raw = Buffer.concat([raw.subarray(0, at), Buffer.from([e.byte]), raw.subarray(at)]);
-          }
-          const cols = parseRankerColumns(raw, decodeRanker);
-          if (cols === null) {
-            rejected++;
-            return;
-          }
-          accepted++;
-          const d = decodeAvro('RankerOutput', raw);
-          assert.ok(d.ok, 'the generic path decodes what the column path accepted');
-          assert.equal(validateRankerOutput(d.value), null);
-          assert.equal(cols.request_id, d.value.request_id);
-          assert.equal(cols.ts, d.value.ts);
-          const imp =
-            impression === null
-              ? null
-              : { ...impression, request_id: d.value.request_id, user_id: d.value.user_id };
-          assertSame(columns(cols, imp, cfg), generic(d.value, imp, cfg));
-        },
-      ),
+      fc.property(arbRequest, arbByteEdits, ({ ranker, impression }, edits) => {
+        const raw = applyByteEdits(encodeAvro('RankerOutput', ranker), edits);
+        const cols = parseRankerColumns(raw, decodeRanker);
+        if (cols === null) {
+          rejected++;
+          return;
+        }
+        accepted++;
+        const d = decodeAvro('RankerOutput', raw);
+        assert.ok(d.ok, 'the generic path decodes what the column path accepted');
+        assert.equal(validateRankerOutput(d.value), null);
+        assert.equal(cols.request_id, d.value.request_id);
+        assert.equal(cols.ts, d.value.ts);
+        const imp =
+          impression === null
+            ? null
+            : { ...impression, request_id: d.value.request_id, user_id: d.value.user_id };
+        assertSame(columns(cols, imp, cfg), generic(d.value, imp, cfg));
+      }),
       { numRuns: 1500 },
     );
     assert.ok(
