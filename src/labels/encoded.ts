@@ -279,7 +279,7 @@ function pointwiseItems(r: RankerColumns, view: TeacherView, cfg: LabelsConfig['
     const idEnd = offs[4 * i + 1]!;
     const fStart = offs[4 * i + 2]!;
     const fEnd = offs[4 * i + 3]!;
-    // id (≤ 10-byte length) + rank (≤ 5) + label 1 + weight 8 + 2 unions of 9 + clicked 2.
+    // id (≤ 5-byte length) + rank (≤ 5) + label 1 + weight 8 + 2 unions of 9 + clicked 2.
     const need = idEnd - idStart + (fEnd - fStart) + 44;
     if (a + need > o.length) {
       at = a;
@@ -288,21 +288,8 @@ function pointwiseItems(r: RankerColumns, view: TeacherView, cfg: LabelsConfig['
       dv = outView;
       a = at; // the record may have moved to a new slab
     }
-    const len = idEnd - idStart;
-    if (len < 64) o[a++] = len << 1;
-    else {
-      at = a;
-      long(len);
-      a = at;
-    }
-    a = copyWords(o, dv, a, buf, sdv, idStart, idEnd);
-    const rank = p + 1;
-    if (rank < 64) o[a++] = rank << 1;
-    else {
-      at = a;
-      long(rank);
-      a = at;
-    }
+    a = idAt(o, dv, a, buf, sdv, idStart, idEnd);
+    a = natAt(o, a, p + 1); // rank
     o[a++] = p < k ? 2 : 0; // label 1 / 0 as a zig-zag int
     dv.setFloat64(a, p < k ? w[p]! : 1, true);
     a += 8;
