@@ -208,7 +208,8 @@ async function baseline(
   cfg: Config,
   sizes: number[],
   round: number,
-): Promise<number> {
+  n: number,
+): Promise<Timing> {
   const groupId = `${cfg.kafka.groupId}-baseline-r${round}`;
   const t = cfg.kafka.topics;
   const out = `${t.pointwise}-baseline-r${round}`;
@@ -220,6 +221,8 @@ async function baseline(
   await consumer.subscribe({ topics: [t.rankerOutputs, t.impressions], fromBeginning: true });
   const payloads = sizes.map((s) => Buffer.alloc(s, 7));
   let started = 0;
+  let done = 0;
+  let half: Half | undefined;
   await consumer.run({
     eachBatch: async ({ batch }) => {
       if (started === 0) started = performance.now();
@@ -227,14 +230,39 @@ async function baseline(
       const messages = batch.messages.flatMap((m) => payloads.map((value) => ({ key: m.key, value })));
       for (const chunk of chunkMessages([{ topic: out, messages }]))
         await producer.sendBatch({ topicMessages: chunk, acks: -1 });
+      done += batch.messages.length;
+      if (half === undefined && done >= n / 2) half = { at: performance.now(), done };
     },
   });
   await waitCommitted(admin, cfg, groupId, 300_000);
-  const secs = (performance.now() - started) / 1000;
+  const end = performance.now();
   await consumer.disconnect();
   await producer.disconnect();
   await admin.deleteTopics({ topics: [out] }).catch(() => undefined);
-  return secs;
+  return timing(n, started, half, end, 'baseline');
+}
+
+/** When a run had done half of its requests, and how many it had done then (≥ half). */
+interface Half {
+  at: number;
+  done: number;
+}
+
+/** A run's rates: over the whole run, and over its second half (see `steadyRate`). */
+interface Timing {
+  rate: number;
+  /**
+   * Requests after the halfway mark ÷ the time from that mark to the last offset committed: the
+   * rate once start-up is over (group join, the rebalance as a second thread joins, JIT of fresh
+   * worker isolates, which kept compiling kafkajs' colder paths for ~15 s of a 360k run at 20-40
+   * functions/s). A labeling service runs for days; its steady rate is what it sustains.
+   */
+  steadyRate: number;
+}
+
+function timing(n: number, started: number, half: Half | undefined, end: number, what: string): Timing {
+  if (half === undefined || end <= half.at) throw new Error(`${what}: no halfway mark before the end`);
+  return { rate: n / ((end - started) / 1000), steadyRate: (n - half.done) / ((end - half.at) / 1000) };
 }
 
 /** Stream-thread counts measured (RD_BENCH_THREADS=1,2). */
@@ -253,6 +281,9 @@ interface ServiceRun {
   secs: number;
   /** Service rate ÷ its round's baseline rate, per round. */
   ratios: number[];
+  steadyRate: number;
+  /** Service steady rate ÷ its round's baseline steady rate, per round. */
+  steadyRatios: number[];
 }
 
 function median(xs: number[]): number {
@@ -266,11 +297,11 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
   const dir = mkdtempSync(join(tmpdir(), 'rd-bench-label-'));
   const cfg = benchConfig(dir, id, THROUGHPUT_JOIN);
   const sizes = await produceAll(kafka, cfg, n, candidates);
-  const baseRates: number[] = [];
-  const rates = new Map<number, number[]>(THREADS.map((th) => [th, []]));
+  const base: Timing[] = [];
+  const runs = new Map<number, Timing[]>(THREADS.map((th) => [th, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    const baseSecs = await baseline(kafka, admin, cfg, sizes, round);
-    baseRates.push(n / baseSecs);
+    const b = await baseline(kafka, admin, cfg, sizes, round, n);
+    base.push(b);
     // Topic checks and creation are start-up work, not throughput: done before the clock starts,
     // which (as for the baseline) runs from the first record received to the last offset committed.
     for (const threads of THREADS) {
@@ -294,13 +325,26 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
       const svc = createLabelRunner(v);
       await svc.start();
       let started = 0;
-      const firstRecord = (async () => {
-        while (svc.counts().rankerOutputsIn + svc.counts().impressionsIn === 0) await sleep(5);
+      let half: Half | undefined;
+      let finished = false;
+      // With threads, counts are the threads' latest status (≤ 25 ms old): the halfway count
+      // read then is a little low, which overstates the second half's rate by ≤ 25 ms of
+      // requests over ~8 s (0.3%); batches redone after the start-up rebalance count twice,
+      // which understates it.
+      const sampler = (async () => {
+        while (!finished && svc.counts().rankerOutputsIn + svc.counts().impressionsIn === 0) await sleep(5);
         started = performance.now();
+        while (!finished && half === undefined) {
+          const done = svc.counts().joined;
+          if (done >= n / 2) half = { at: performance.now(), done };
+          else await sleep(5);
+        }
       })();
       await waitCommitted(admin, v, v.kafka.groupId, 600_000);
-      await firstRecord;
-      const secs = (performance.now() - started) / 1000;
+      const end = performance.now();
+      finished = true;
+      await sampler;
+      const run = timing(n, started, half, end, `service with ${threads} thread(s)`);
       await svc.stop();
       const c = svc.counts();
       await admin
@@ -310,27 +354,36 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
       // rebalance of several threads, so the rate is of requests, as for the baseline.
       if (c.joined < n)
         throw new Error(`service with ${threads} thread(s) joined ${c.joined} of ${n} requests`);
-      rates.get(threads)!.push(n / secs);
+      runs.get(threads)!.push(run);
       console.log(
-        `candidates=${candidates} round ${round + 1}/${ROUNDS} threads=${threads}: service ${(n / secs).toFixed(0)} req/s, baseline ${(n / baseSecs).toFixed(0)} req/s, ratio ${(baseSecs / secs).toFixed(2)}`,
+        `candidates=${candidates} round ${round + 1}/${ROUNDS} threads=${threads}: service ${run.rate.toFixed(0)} req/s, baseline ${b.rate.toFixed(0)} req/s, ratio ${(run.rate / b.rate).toFixed(2)}; second half: service ${run.steadyRate.toFixed(0)}, baseline ${b.steadyRate.toFixed(0)}, ratio ${(run.steadyRate / b.steadyRate).toFixed(2)}`,
       );
     }
   }
   await admin.deleteTopics({ topics: Object.values(cfg.kafka.topics) }).catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
-  const baseRate = median(baseRates);
-  const runs: ServiceRun[] = THREADS.map((threads) => {
-    const rs = rates.get(threads)!;
-    const rate = median(rs);
+  const baseRates = base.map((b) => b.rate);
+  const baseSteadyRates = base.map((b) => b.steadyRate);
+  const out: ServiceRun[] = THREADS.map((threads) => {
+    const rs = runs.get(threads)!;
+    const rate = median(rs.map((r) => r.rate));
     return {
       threads,
       rate,
       labelsRate: 3 * rate,
       secs: n / rate,
-      ratios: rs.map((r, i) => r / baseRates[i]!),
+      ratios: rs.map((r, i) => r.rate / baseRates[i]!),
+      steadyRate: median(rs.map((r) => r.steadyRate)),
+      steadyRatios: rs.map((r, i) => r.steadyRate / baseSteadyRates[i]!),
     };
   });
-  return { runs, baseRate, baseRates };
+  return {
+    runs: out,
+    baseRate: median(baseRates),
+    baseRates,
+    baseSteadyRate: median(baseSteadyRates),
+    baseSteadyRates,
+  };
 }
 
 /** Child mode: 1M lone ranker outputs into a task over the SQLite store; prints RSS (bytes). */
@@ -558,6 +611,14 @@ async function main(): Promise<void> {
           ratio: median(r.ratios),
           goal: 0.6,
           note: `kafka.streamThreads=${r.threads}; medians of ${ROUNDS} rounds (ratio: median of each round's service ÷ that round's baseline; per round ${r.ratios.map((x) => x.toFixed(2)).join(', ')}; baselines ${t.baseRates.map((x) => x.toFixed(0)).join(', ')} req/s); baseline: one plain kafkajs consumer + idempotent producer in this process`,
+        };
+        figures[`joined_per_s_${candidates}${suffix}_second_half`] = {
+          value: Math.round(r.steadyRate),
+          unit: 'requests/s',
+          baseline: Math.round(t.baseSteadyRate),
+          ratio: median(r.steadyRatios),
+          goal: 0.6,
+          note: `the same runs' second halves: requests after the halfway mark ÷ time from it to the last offset committed, for service and baseline alike (start-up excluded: group join, a second thread's rebalance, fresh isolates' JIT); per round ${r.steadyRatios.map((x) => x.toFixed(2)).join(', ')}; baselines ${t.baseSteadyRates.map((x) => x.toFixed(0)).join(', ')} req/s`,
         };
         figures[`labels_per_s_${candidates}${suffix}`] = {
           value: Math.round(r.labelsRate),
