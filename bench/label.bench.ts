@@ -7,7 +7,8 @@
  *   equally sized output (3 messages per request of the labels' average sizes) with acks=-1 and
  *   no join, no transactions. Ratio = service / baseline, goal ≥ 0.6. RD_BENCH_ROUNDS rounds
  *   (default 3), each measuring the baseline and then the service; figures are medians (the
- *   baseline alone moved by 2× between single-round runs on this shared machine). The join
+ *   baseline alone moved by 2× between single-round runs on this shared machine). Each run is also
+ *   reported over its second half (`Timing.steadyRate`), for service and baseline alike. The join
  *   window is 60 s of event time, so that most of the run is the steady state in which entries
  *   expire as fast as they come (see THROUGHPUT_JOIN).
  * - RSS with 1,000,000 open requests in the window: a join task over the SQLite store fed 1M lone
