@@ -466,7 +466,7 @@ async function waitStable(
  * transactions unoptimised (p50 ~650 ms in its first second at 5,000 req/s, ~90 ms from the
  * third on). Their latencies are reported apart (`warmupP99`), not mixed into p50/p99.
  * With 3 s, the backlog those seconds left at 8,697 req/s was still draining in the first 2-3 s
- * of the measured window (per-second p50 520-730 ms there, 90-150 after), and it alone made the
+ * of the measured window (per-second p50 300-730 ms there, 90-280 after), and it alone made the
  * window's p99 (832-1,542 ms against 150-460 in each later second). The per-second series is
  * in the result, so a backlog that does not drain shows.
  */
