@@ -380,30 +380,20 @@ export class JoinTask {
       offset: r.offset,
     };
     const ref: RecordRef = { source, key: r.key, raw: r.raw };
-    if (
-      side === 'ranker' &&
-      this.#columns &&
-      r.decoded === undefined &&
-      (this.#opts.rawFormat?.ranker ?? this.#opts.inputFormat) === 'avro'
-    ) {
-      const cols = parseRankerColumns(r.raw, decodeRanker);
-      // Null: bad or non-canonical bytes, for the generic path below to decode or dead-letter.
-      if (cols !== null) {
-        this.rankerPaths.columns++;
-        return { ok: true, input: { side, value: cols, source, key: r.key, format: 'avro', raw: r.raw } };
+    const format = this.#opts.rawFormat?.[side] ?? this.#opts.inputFormat;
+    if (this.#columns && r.decoded === undefined && format === 'avro') {
+      // Null: bad, invalid or non-canonical bytes, for the generic path below to decode or
+      // dead-letter.
+      if (side === 'ranker') {
+        const cols = parseRankerColumns(r.raw, decodeRanker);
+        this.rankerPaths[cols === null ? 'generic' : 'columns']++;
+        if (cols !== null)
+          return { ok: true, input: { side, value: cols, source, key: r.key, format: 'avro', raw: r.raw } };
+      } else {
+        const cols = parseImpressionColumns(r.raw, decodeImpression);
+        if (cols !== null)
+          return { ok: true, input: { side, value: cols, source, key: r.key, format: 'avro', raw: r.raw } };
       }
-      this.rankerPaths.generic++;
-    }
-    if (
-      side === 'impression' &&
-      this.#columns &&
-      r.decoded === undefined &&
-      (this.#opts.rawFormat?.impression ?? this.#opts.inputFormat) === 'avro'
-    ) {
-      // Null: bad, invalid or non-canonical bytes, for the generic path below.
-      const cols = parseImpressionColumns(r.raw, decodeImpression);
-      if (cols !== null)
-        return { ok: true, input: { side, value: cols, source, key: r.key, format: 'avro', raw: r.raw } };
     }
     const d =
       r.decoded ??
@@ -417,7 +407,6 @@ export class JoinTask {
       const reason = d.error.code === 'SCHEMA_ID_UNKNOWN' ? 'SCHEMA_ID_UNKNOWN' : 'MALFORMED';
       return { ok: false, reason, message: d.error.message, ref, requestId: null };
     }
-    const format = this.#opts.rawFormat?.[side] ?? this.#opts.inputFormat;
     if (side === 'ranker') {
       const v = d.value as RankerOutput;
       const bad = validateRankerOutput(v);
