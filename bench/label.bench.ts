@@ -274,6 +274,16 @@ const THREADS = (process.env.RD_BENCH_THREADS ?? '1,2').split(',').map(Number);
  * run's baseline moved by 2× between runs; figures are medians over the rounds.
  */
 const ROUNDS = Number(process.env.RD_BENCH_ROUNDS ?? 3);
+/**
+ * Warm-up rounds (RD_BENCH_WARMUP, default 1) before the first measured round of the suite, run
+ * as a round is and left out of the figures (their ratios are kept in the figures' notes). The
+ * broker the bench uses is usually started just before it, and its first transactional run pays
+ * for the JIT of the broker's transaction paths, which only the service uses: async-profiler put
+ * a third of the broker's samples in compiling then (67 µs of broker CPU per request against ~27
+ * in the runs after), and on 2026-11-30 two back-to-back 200,000-request runs on a fresh broker
+ * cost it 63 and then 23 µs per request. A production broker and service are warm.
+ */
+const WARMUP = Number(process.env.RD_BENCH_WARMUP ?? 1);
 
 interface ServiceRun {
   threads: number;
@@ -285,6 +295,8 @@ interface ServiceRun {
   steadyRate: number;
   /** Service steady rate ÷ its round's baseline steady rate, per round. */
   steadyRatios: number[];
+  /** Service rate ÷ baseline rate in the warm-up rounds (not in the figures). */
+  warmupRatios: number[];
 }
 
 function median(xs: number[]): number {
@@ -293,16 +305,19 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: number) {
+async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: number, warmup: number) {
   const id = `${candidates}-${Date.now().toString(36)}`;
   const dir = mkdtempSync(join(tmpdir(), 'rd-bench-label-'));
   const cfg = benchConfig(dir, id, THROUGHPUT_JOIN);
   const sizes = await produceAll(kafka, cfg, n, candidates);
   const base: Timing[] = [];
   const runs = new Map<number, Timing[]>(THREADS.map((th) => [th, []]));
-  for (let round = 0; round < ROUNDS; round++) {
+  /** Service ÷ baseline per thread count in the warm-up rounds (not in the figures). */
+  const warmupRatios = new Map<number, number[]>(THREADS.map((th) => [th, []]));
+  // Rounds below 0 are warm-up rounds: run in full, left out of the medians.
+  for (let round = -warmup; round < ROUNDS; round++) {
     const b = await baseline(kafka, admin, cfg, sizes, round, n);
-    base.push(b);
+    if (round >= 0) base.push(b);
     // Topic checks and creation are start-up work, not throughput: done before the clock starts,
     // which (as for the baseline) runs from the first record received to the last offset committed.
     for (const threads of THREADS) {
@@ -355,9 +370,10 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
       // rebalance of several threads, so the rate is of requests, as for the baseline.
       if (c.joined < n)
         throw new Error(`service with ${threads} thread(s) joined ${c.joined} of ${n} requests`);
-      runs.get(threads)!.push(run);
+      if (round >= 0) runs.get(threads)!.push(run);
+      else warmupRatios.get(threads)!.push(run.rate / b.rate);
       console.log(
-        `candidates=${candidates} round ${round + 1}/${ROUNDS} threads=${threads}: service ${run.rate.toFixed(0)} req/s, baseline ${b.rate.toFixed(0)} req/s, ratio ${(run.rate / b.rate).toFixed(2)}; second half: service ${run.steadyRate.toFixed(0)}, baseline ${b.steadyRate.toFixed(0)}, ratio ${(run.steadyRate / b.steadyRate).toFixed(2)}`,
+        `candidates=${candidates} ${round < 0 ? 'warm-up round' : `round ${round + 1}/${ROUNDS}`} threads=${threads}: service ${run.rate.toFixed(0)} req/s, baseline ${b.rate.toFixed(0)} req/s, ratio ${(run.rate / b.rate).toFixed(2)}; second half: service ${run.steadyRate.toFixed(0)}, baseline ${b.steadyRate.toFixed(0)}, ratio ${(run.steadyRate / b.steadyRate).toFixed(2)}`,
       );
     }
   }
@@ -376,6 +392,7 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
       ratios: rs.map((r, i) => r.rate / baseRates[i]!),
       steadyRate: median(rs.map((r) => r.steadyRate)),
       steadyRatios: rs.map((r, i) => r.steadyRate / baseSteadyRates[i]!),
+      warmupRatios: warmupRatios.get(threads)!,
     };
   });
   return {
@@ -624,7 +641,8 @@ async function main(): Promise<void> {
       [200, 60_000],
     ] as const) {
       const t = await withAdmin(kafka, (admin) =>
-        throughput(kafka, admin, Math.round(n * SCALE), candidates),
+        // The first suite warms the broker and this process up; the later one runs warm.
+        throughput(kafka, admin, Math.round(n * SCALE), candidates, candidates === 20 ? WARMUP : 0),
       );
       for (const r of t.runs) {
         const suffix = r.threads === 1 ? '' : `_${r.threads}threads`;
@@ -635,7 +653,7 @@ async function main(): Promise<void> {
           baseline: Math.round(t.baseRate),
           ratio: median(r.ratios),
           goal: 0.6,
-          note: `kafka.streamThreads=${r.threads}; medians of ${ROUNDS} rounds (ratio: median of each round's service ÷ that round's baseline; per round ${r.ratios.map((x) => x.toFixed(2)).join(', ')}; baselines ${t.baseRates.map((x) => x.toFixed(0)).join(', ')} req/s); baseline: one plain kafkajs consumer + idempotent producer in this process`,
+          note: `kafka.streamThreads=${r.threads}; medians of ${ROUNDS} rounds (ratio: median of each round's service ÷ that round's baseline; per round ${r.ratios.map((x) => x.toFixed(2)).join(', ')}; baselines ${t.baseRates.map((x) => x.toFixed(0)).join(', ')} req/s)${r.warmupRatios.length > 0 ? `; after ${r.warmupRatios.length} warm-up round(s) left out of the figures (ratio ${r.warmupRatios.map((x) => x.toFixed(2)).join(', ')})` : ''}; baseline: one plain kafkajs consumer + idempotent producer in this process`,
         };
         figures[`joined_per_s_${candidates}${suffix}_second_half`] = {
           value: Math.round(r.steadyRate),
