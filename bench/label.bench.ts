@@ -22,7 +22,7 @@
  *   window (1-s lateness) puts it in the steady state of expiry within its warm-up (WARMUP_S).
  *   Goal p99 ≤ 1 s.
  *
- * Needs KAFKA_BROKERS (or /tmp/rd-dev-kafka/brokers). Bounded to a few minutes on 2 cores.
+ * Needs KAFKA_BROKERS (or /tmp/rd-dev-kafka/brokers). ~15 minutes on 2 cores (11 with 3 rounds).
  * RD_BENCH_LATENCY_RATE=<requests/s> measures only the latency, at that rate, and prints it.
  */
 import { spawn, spawnSync } from 'node:child_process';
