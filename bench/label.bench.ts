@@ -8,7 +8,7 @@
  *   no join, no transactions. Ratio = service / baseline, goal ≥ 0.6. RD_BENCH_ROUNDS rounds
  *   (default 5) after RD_BENCH_WARMUP warm-up rounds (default 1), each measuring the baseline and
  *   then the service; figures are medians (the baseline alone moved by 2× between single-round
- *   runs on this shared machine, and single rounds' ratios by 0.49-0.71). The service's rate is
+ *   runs on this shared machine, and single rounds' ratios by 0.49-0.77). The service's rate is
  *   also reported over the second half of each run (`Timing.steadyRate`), without a ratio: the
  *   baseline's second half is not the same work (see `BaselineTiming.impressionsDoneAt`). The join
  *   window is 60 s of event time, so that most of the run is the steady state in which entries
