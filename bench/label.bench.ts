@@ -22,7 +22,7 @@
  *   window (1-s lateness) puts it in the steady state of expiry within its warm-up (WARMUP_S).
  *   Goal p99 ≤ 1 s.
  *
- * Needs KAFKA_BROKERS (or /tmp/rd-dev-kafka/brokers). ~15 minutes on 2 cores (11 with 3 rounds).
+ * Needs KAFKA_BROKERS (or /tmp/rd-dev-kafka/brokers). ~24 minutes on 2 cores.
  * RD_BENCH_LATENCY_RATE=<requests/s> measures only the latency, at that rate, and prints it.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -95,11 +95,11 @@ function brokers(): string[] {
 
 /**
  * The join window of the throughput runs. Their inputs are spaced 5 ms apart in event time, so
- * 360k requests span 1,800 s: with the 600-s default window most entries would not expire, and the
- * figures would leave out the steady state's cost of expiry (join markers, in blocks, and lone
- * records are deleted, with changelog tombstones, once their windows close). With 60 s, entries
- * expire from the 18,000th request on (window + the 30-s lateness), 95% of the run at 20
- * candidates and 70% of the 60k-request run at 200.
+ * 1M requests span 5,000 s: with the 600-s default window most entries of a shorter run would not
+ * expire, and the figures would leave out the steady state's cost of expiry (join markers, in
+ * blocks, and lone records are deleted, with changelog tombstones, once their windows close). With
+ * 60 s, entries expire from the 18,000th request on (window + the 30-s lateness), 98% of the run
+ * at 20 candidates and 88% of the 150k-request run at 200.
  */
 const THROUGHPUT_JOIN = { windowMs: 60_000 };
 /** The latency run's window and lateness: 3 s of event time, so entries expire from its warm-up on. */
@@ -658,11 +658,18 @@ async function main(): Promise<void> {
     // request over 120k requests vs 147 over 40k, same code). 120k still left a run at ~8 s
     // with 2 threads, ~105 µs per request against ~75 over 360k (a labeling service runs for
     // days); the baseline's rate rose with the length too, so the ratio moved less than the rate.
+    // 360k still ran ~15 s, and V8 was compiling for most of it (--trace-opt, 2 threads,
+    // 2026-11-30): its two fresh worker isolates compiled ~240 functions with TurboFan in the
+    // first second, 40-70 a second until 10 s and 10-20 a second after 20 s, ~10 ms each, on the
+    // two cores the stream threads and the broker share. The 2-thread rate rose from ~20k req/s
+    // in the first 10 s to ~28k after 30 s; 1M requests put ~2/3 of the run past 10 s. The
+    // 1-thread service runs in this process, whose code is warm after the first round.
     for (const [candidates, n] of [
-      [20, 360_000],
+      [20, 1_000_000],
       // 20k requests at 200 candidates ran ~5 s with 2 threads, mostly the cold isolates' warm-up
-      // (the 1-thread runs reuse this process's warm code and ran faster than the 2-thread ones).
-      [200, 60_000],
+      // (the 1-thread runs reuse this process's warm code and ran faster than the 2-thread ones);
+      // 150k run ~30 s, as the 20-candidate runs do.
+      [200, 150_000],
     ] as const) {
       const t = await withAdmin(kafka, (admin) =>
         // The first suite warms the broker and this process up; the later one runs warm.
