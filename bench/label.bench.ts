@@ -672,7 +672,7 @@ async function main(): Promise<void> {
       [20, 1_000_000],
       // 20k requests at 200 candidates ran ~5 s with 2 threads, mostly the cold isolates' warm-up
       // (the 1-thread runs reuse this process's warm code and ran faster than the 2-thread ones);
-      // 150k run ~30 s, as the 20-candidate runs do.
+      // 150k run ~15-30 s (baseline, then the service), the 20-candidate ones ~20-45 s.
       [200, 150_000],
     ] as const) {
       const t = await withAdmin(kafka, (admin) =>
