@@ -40,7 +40,7 @@ import { labelRequest } from '../src/labels/index.ts';
 import { chunkMessages } from '../src/pipeline/label-service.ts';
 import { createLabelRunner } from '../src/pipeline/label-threads.ts';
 import { SqliteJoinStore } from '../src/store/sqlite-store.ts';
-import { type Figure, writeResult } from './lib.ts';
+import { type Figure, quantile, writeResult } from './lib.ts';
 
 const PARTITIONS = 2;
 const T0 = 1_700_000_000_000;
@@ -526,12 +526,10 @@ function perSecond(received: number[], lat: number[]): Array<{ p50: number; p99:
     if (by[k] === undefined) by[k] = [];
     by[k].push(lat[i]!);
   }
-  return Array.from(by, (xs = []) => ({ p50: quantile(xs, 0.5), p99: quantile(xs, 0.99) }));
-}
-
-function quantile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? Number.NaN;
+  return Array.from(by, (xs = []) => {
+    xs.sort((a, b) => a - b);
+    return { p50: quantile(xs, 0.5), p99: quantile(xs, 0.99) };
+  });
 }
 
 async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number) {
@@ -623,10 +621,13 @@ async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
   rmSync(dir, { recursive: true, force: true });
+  // Sorted copies: `lat` stays in arrival order, paired with `received`.
+  const sorted = [...lat].sort((a, b) => a - b);
+  warm.sort((a, b) => a - b);
   return {
-    p50: quantile(lat, 0.5),
-    p99: quantile(lat, 0.99),
-    max: quantile(lat, 1),
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: quantile(sorted, 1),
     received: lat.length,
     sent: total - warmTotal,
     warmupP99: quantile(warm, 0.99),

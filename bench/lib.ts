@@ -50,3 +50,11 @@ export function writeResult(
   }
   return path.pathname;
 }
+
+/**
+ * The q-quantile (0 ≤ q ≤ 1) of numbers sorted in ascending order: the element at ⌊q·n⌋, the last
+ * one for q = 1; NaN for none.
+ */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}

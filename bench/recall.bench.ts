@@ -12,7 +12,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openPublisher } from '../src/snapshots/publisher.ts';
 import { topK } from '../src/snapshots/recall.ts';
-import { type Figure, writeResult } from './lib.ts';
+import { type Figure, quantile, writeResult } from './lib.ts';
 
 const DIM = 32;
 const K = 100;
@@ -41,10 +41,6 @@ function fullSort(matrix: Float32Array, dim: number, q: Float32Array, k: number)
   const idx = Array.from({ length: n }, (_, i) => i);
   idx.sort((a, b) => (scores[b] as number) - (scores[a] as number) || a - b);
   return Int32Array.from(idx.slice(0, k));
-}
-
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
 }
 
 function time(reqs: number, fn: (q: Float32Array) => unknown): { p50: number; p99: number } {
