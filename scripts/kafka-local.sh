@@ -11,7 +11,10 @@
 #
 # Why 3.9.x: kafkajs 2.2.4 speaks old protocol versions that Kafka 4.0 removed
 # (KIP-896), so 4.x brokers reject it. 3.9 is the last line that accepts them
-# and already runs without ZooKeeper (KRaft).
+# and already runs without ZooKeeper (KRaft). Not 3.9.0: before 3.9.1 a transaction
+# could complete before its consumer offsets were readable (KAFKA-17507), so a
+# labeler taking over a partition right after fencing its previous owner could read
+# the offsets from before that owner's last commit and label those records twice.
 #
 # Usage:
 #   scripts/kafka-local.sh fetch                       # download into the cache (idempotent)
@@ -32,7 +35,7 @@ set -euo pipefail
 
 # Newest first. The first one already in the cache wins (no network needed);
 # otherwise the first one Maven Central actually has is downloaded.
-KAFKA_CANDIDATES=(3.9.2 3.9.1 3.9.0)
+KAFKA_CANDIDATES=(3.9.2 3.9.1)
 SCALA_BINARY=2.13
 # Kafka 3.9's own distribution logs through slf4j 1.7 -> reload4j (log4j 1.x API).
 # The broker jars only depend on slf4j-api, so without a backend it would log nothing.
