@@ -66,12 +66,28 @@ describe('rankdistill label (Kafka service)', { timeout: 120_000 }, () => {
       expectedDeadReasons(sim),
       'one dead letter per bad record, with the reason truth.json gives',
     );
-    const inputs = new Set([...sim.rankers, ...sim.impressions].map((r) => r.raw.toString('base64')));
+    // Each dead letter points at its input record: topic, partition and offset locate a record
+    // whose key and bytes are the dead letter's.
+    const inputs = new Map(
+      (await readAll(kafka, admin, [t.rankerOutputs, t.impressions])).map((r) => [
+        `${r.topic}/${r.partition}/${r.offset}`,
+        r,
+      ]),
+    );
+    const located = new Set<string>();
     for (const d of dead) {
+      const at = `${d.source_topic}/${d.source_partition}/${d.source_offset}`;
+      const src = inputs.get(at);
+      if (src === undefined) assert.fail(`dead letter ${d.reason_code} at ${at}: no such input record`);
       assert.ok(
-        inputs.has(d.raw.toString('base64')),
-        `dead letter raw bytes are an input record (${d.reason_code})`,
+        src.value.equals(d.raw),
+        `dead letter ${d.reason_code} at ${at}: raw bytes are that record's`,
       );
+      assert.ok(
+        d.key === null ? src.key === null : src.key?.equals(d.key),
+        `dead letter ${d.reason_code} at ${at}: key is that record's`,
+      );
+      located.add(at);
       assert.ok(d.reason.length > 0);
       if (d.reason_code !== 'MALFORMED') {
         assert.ok(
@@ -80,6 +96,7 @@ describe('rankdistill label (Kafka service)', { timeout: 120_000 }, () => {
         );
       }
     }
+    assert.equal(located.size, dead.length, 'no two dead letters for one input record');
     // Each task's SQLite checkpoint is the changelog position right after its last committed
     // record: a restore replays nothing it already holds (and skips nothing it lacks).
     const changelog = await readAll(kafka, admin, [t.changelog]);
