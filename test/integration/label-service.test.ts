@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { metricSum, parsePrometheus } from '../../src/cli/commands/up.ts';
 import { decodeAvro } from '../../src/contracts/codec.ts';
 import { RankdistillError } from '../../src/errors.ts';
 import { labelFiles } from '../../src/pipeline/label-files.ts';
@@ -109,6 +110,53 @@ describe('rankdistill label (Kafka service)', { timeout: 120_000 }, () => {
       } finally {
         store.close();
       }
+    }
+
+    // The metrics tell the same story as the topics: input records per topic, committed output
+    // records per topic, dead letters per reason, and every input record in one transaction.
+    const m = parsePrometheus(await svc.metrics.registry.metrics());
+    const inTotal = sim.rankers.length + PARTITIONS + sim.impressions.length; // + one sentinel per partition
+    assert.equal(
+      metricSum(m, 'rankdistill_records_in_total', `topic="${t.rankerOutputs}"`),
+      sim.rankers.length + PARTITIONS,
+    );
+    assert.equal(
+      metricSum(m, 'rankdistill_records_in_total', `topic="${t.impressions}"`),
+      sim.impressions.length,
+    );
+    for (const topic of [t.pointwise, t.pairwise, t.listwise, t.deadLetter]) {
+      assert.equal(
+        metricSum(m, 'rankdistill_records_out_total', `topic="${topic}"`),
+        recs.filter((r) => r.topic === topic).length,
+        `records_out of ${topic} = committed records a read_committed consumer reads`,
+      );
+    }
+    const byReason = new Map<string, number>();
+    for (const r of expectedDeadReasons(sim)) byReason.set(r, (byReason.get(r) ?? 0) + 1);
+    for (const [reason, n] of byReason)
+      assert.equal(
+        metricSum(m, 'rankdistill_dead_letters_total', `reason="${reason}"`),
+        n,
+        `dead letters ${reason}`,
+      );
+    assert.equal(
+      metricSum(m, 'rankdistill_join_outcomes_total', 'outcome="joined"') +
+        metricSum(m, 'rankdistill_join_outcomes_total', 'outcome="unmatched"'),
+      expected.size / 3,
+      'joined + unmatched = labelled requests',
+    );
+    assert.equal(
+      metricSum(m, 'rankdistill_transaction_input_records_sum'),
+      inTotal,
+      'input records per transaction sum to all',
+    );
+    assert.ok(metricSum(m, 'rankdistill_transaction_commit_seconds_count') > 0);
+    for (let p = 0; p < PARTITIONS; p++) {
+      assert.ok(m.has(`rankdistill_watermark_lag_ms{partition="${p}"}`), `watermark lag of partition ${p}`);
+      assert.ok(
+        metricSum(m, 'rankdistill_join_state_entries', `partition="${p}"`) > 0,
+        `state entries of ${p}`,
+      );
     }
 
     const counts = svc.counts();
