@@ -8,10 +8,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin } from 'kafkajs';
 import { ensureTopics } from '../../src/kafka/topics.ts';
 import {
   assertExactlyExpected,
+  committedShare,
+  exited,
   labelSuite,
   produceInputs,
   testConfig,
@@ -41,11 +42,6 @@ describe('rankdistill label under SIGKILL', { timeout: 150_000 }, () => {
       });
       return child;
     };
-    const exited = (c: ChildProcess) =>
-      new Promise<number | null>((resolve) => {
-        if (c.exitCode !== null || c.signalCode !== null) resolve(c.exitCode);
-        else c.once('exit', (code) => resolve(code));
-      });
     let seed = 12345;
     const rand = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -69,7 +65,7 @@ describe('rankdistill label under SIGKILL', { timeout: 150_000 }, () => {
     // At least one kill must have hit a run that had committed part, not all, of the input.
     assert.ok(
       progress.some((x) => x > 0 && x < 1),
-      `no kill landed mid-stream (committed share after each kill: ${progress.join(', ')})`,
+      `no kill landed mid-stream (committed share after each kill: ${progress.map((x) => x.toFixed(3)).join(', ')})`,
     );
     const last = start();
     try {
@@ -84,22 +80,3 @@ describe('rankdistill label under SIGKILL', { timeout: 150_000 }, () => {
     assert.ok(n > 4_000, `labels checked: ${n}`);
   });
 });
-
-/** Committed input offsets of the group as a share of all input records (0..1). */
-async function committedShare(admin: Admin, cfg: ReturnType<typeof testConfig>): Promise<number> {
-  const t = cfg.kafka.topics;
-  let done = 0;
-  let total = 0;
-  const committed = await admin.fetchOffsets({
-    groupId: cfg.kafka.groupId,
-    topics: [t.rankerOutputs, t.impressions],
-  });
-  for (const topic of [t.rankerOutputs, t.impressions]) {
-    for (const e of await admin.fetchTopicOffsets(topic)) {
-      total += Number(e.high);
-      const c = committed.find((x) => x.topic === topic)?.partitions.find((x) => x.partition === e.partition);
-      done += Math.max(0, Number(c?.offset ?? -1));
-    }
-  }
-  return total === 0 ? 0 : Math.round((done / total) * 1000) / 1000;
-}

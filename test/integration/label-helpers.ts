@@ -1,6 +1,7 @@
 // Shared plumbing of the labeling-service broker tests: simulate into files, produce the files'
 // records to the input topics, compute the expected labels independently (labelRequest over the
 // simulator's records and truth.json), and read topics back with a read_committed consumer.
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -365,4 +366,35 @@ export async function assertExactlyExpected(
     .sort();
   assert.deepEqual(reasons, expectedDeadReasons(sim), 'dead letters exactly once each');
   return got.size;
+}
+
+/**
+ * The group's committed input offsets as a share of the input records (0..1), over both inputs:
+ * every partition, or only `partition`.
+ */
+export async function committedShare(admin: Admin, cfg: Config, partition?: number): Promise<number> {
+  const t = cfg.kafka.topics;
+  let done = 0;
+  let total = 0;
+  const committed = await admin.fetchOffsets({
+    groupId: cfg.kafka.groupId,
+    topics: [t.rankerOutputs, t.impressions],
+  });
+  for (const topic of [t.rankerOutputs, t.impressions]) {
+    for (const e of await admin.fetchTopicOffsets(topic)) {
+      if (partition !== undefined && e.partition !== partition) continue;
+      total += Number(e.high);
+      const c = committed.find((x) => x.topic === topic)?.partitions.find((x) => x.partition === e.partition);
+      done += Math.max(0, Number(c?.offset ?? -1));
+    }
+  }
+  return total === 0 ? 0 : done / total;
+}
+
+/** Resolves with the child's exit code (null when a signal ended it) once it has exited. */
+export function exited(c: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null) resolve(c.exitCode);
+    else c.once('exit', (code) => resolve(code));
+  });
 }

@@ -16,6 +16,8 @@ import type { Config } from '../../src/config/schema.ts';
 import { ensureTopics } from '../../src/kafka/topics.ts';
 import {
   assertExactlyExpected,
+  committedShare,
+  exited,
   labelSuite,
   produceInputs,
   produceSentinels,
@@ -177,29 +179,4 @@ async function members(admin: Admin, cfg: Config): Promise<number> {
   const { groups } = await admin.describeGroups([cfg.kafka.groupId]);
   const g = groups[0];
   return g?.state === 'Stable' ? g.members.length : -1;
-}
-
-/** Committed offsets of partition p of both inputs as a share of their records (0..1). */
-async function committedShare(admin: Admin, cfg: Config, p: number): Promise<number> {
-  const t = cfg.kafka.topics;
-  let done = 0;
-  let total = 0;
-  const committed = await admin.fetchOffsets({
-    groupId: cfg.kafka.groupId,
-    topics: [t.rankerOutputs, t.impressions],
-  });
-  for (const topic of [t.rankerOutputs, t.impressions]) {
-    const e = (await admin.fetchTopicOffsets(topic)).find((x) => x.partition === p);
-    total += Number(e?.high ?? 0);
-    const c = committed.find((x) => x.topic === topic)?.partitions.find((x) => x.partition === p);
-    done += Math.max(0, Number(c?.offset ?? -1));
-  }
-  return total === 0 ? 0 : done / total;
-}
-
-function exited(c: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) resolve(c.exitCode);
-    else c.once('exit', (code) => resolve(code));
-  });
 }
