@@ -12,9 +12,10 @@
 # Why 3.9.x: kafkajs 2.2.4 speaks old protocol versions that Kafka 4.0 removed
 # (KIP-896), so 4.x brokers reject it. 3.9 is the last line that accepts them
 # and already runs without ZooKeeper (KRaft). Not 3.9.0: before 3.9.1 a transaction
-# could complete before its consumer offsets were readable (KAFKA-17507), so a
-# labeler taking over a partition right after fencing its previous owner could read
-# the offsets from before that owner's last commit and label those records twice.
+# could complete before its consumer offsets were readable (KAFKA-17507), so a reader
+# of the offsets right after fencing the previous owner (a resumed replay into topics;
+# the labeler keeps its own copy in the changelog) could get the older ones and write
+# that owner's last transaction twice.
 #
 # Usage:
 #   scripts/kafka-local.sh fetch                       # download into the cache (idempotent)

@@ -138,3 +138,37 @@ export function decodeStreamTime(b: Buffer): number {
 
 /** Changelog key of the stream-time record (request ids never start with a NUL byte). */
 export const STREAM_TIME_KEY = '\u0000stream-time';
+
+/**
+ * The input positions one committed transaction moved the task to: the next offset of its
+ * partition of each input, -1 for an input not consumed yet. Written to the changelog in the same
+ * transaction as the consumer offsets, so a restored task knows them without trusting the
+ * group's offset fetch (which, before Kafka 3.9.1, could still return the previous ones right
+ * after the transaction completed: KAFKA-17507).
+ */
+export interface InputOffsets {
+  ranker: number;
+  impression: number;
+}
+
+/** Input-offsets record value: 16 bytes, two f64 big-endian (ranker, impression). */
+export function encodeInputOffsets(o: InputOffsets): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeDoubleBE(o.ranker, 0);
+  b.writeDoubleBE(o.impression, 8);
+  return b;
+}
+
+/** Inverse of {@link encodeInputOffsets}. */
+export function decodeInputOffsets(b: Buffer): InputOffsets {
+  if (b.length !== 16) {
+    throw new RankdistillError(
+      'STATE_STORE_FAILED',
+      `input-offsets record must be 16 bytes, found ${b.length}`,
+    );
+  }
+  return { ranker: b.readDoubleBE(0), impression: b.readDoubleBE(8) };
+}
+
+/** Changelog key of the input-offsets record. */
+export const INPUT_OFFSETS_KEY = '\u0000input-offsets';

@@ -6,7 +6,8 @@
  *   impressions[p] ────┘        │
  *                               └─► ONE Kafka transaction per batch (producer `${groupId}-task-${p}`):
  *                                   labels.{pointwise,pairwise,listwise}, dead letters,
- *                                   changelog[p], consumer offsets (sendOffsets) → commit,
+ *                                   changelog[p] (state changes and the input offsets),
+ *                                   consumer offsets (sendOffsets) → commit,
  *                                   then SQLite commit with the new changelog checkpoint.
  *
  * Exactly once, the way Kafka Streams did it before EOS v2: one transactional producer per task, so
@@ -48,6 +49,7 @@ import type { ContractName, Contracts } from '../contracts/schemas.ts';
 import { errorMessage, isRankdistillError, RankdistillError } from '../errors.ts';
 import { BufferingStore } from '../join/buffering-store.ts';
 import { ChangeRecordingStore } from '../join/changelog.ts';
+import { encodeInputOffsets, INPUT_OFFSETS_KEY, type InputOffsets } from '../join/entry-codec.ts';
 import { JoinTask, rawColumns } from '../join/task.ts';
 import {
   emptyCounters,
@@ -102,6 +104,8 @@ interface CommittingBatch {
   offsets: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>;
   /** Next offsets per side once it is committed. */
   next: Record<Side, number | null>;
+  /** Its changelog's input-offsets record (when it moves offsets), also kept in SQLite's meta. */
+  inputOffsets: InputOffsets | undefined;
   changelogCount: number;
   sentMeta: RecordMetadata[];
   sentCounts: Map<string, number>;
@@ -547,15 +551,43 @@ export class LabelService {
         groupId: k.groupId,
         topics: [k.topics.rankerOutputs, k.topics.impressions],
       });
+      // The positions the restored state belongs to, from the changelog's input-offsets record:
+      // the group's answer can lag them (KAFKA-17507, brokers before 3.9.1), never lead them,
+      // unless an operator moved the group's offsets forward (then those win).
+      const positions = store.inputOffsets();
+      const repair: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }> = [];
       for (const side of ['ranker', 'impression'] as const) {
         const topic = this.#topic(side);
         const ends = await this.#admin!.fetchTopicOffsets(topic);
         const end = ends.find((x) => x.partition === p);
         const c = committed.find((x) => x.topic === topic)?.partitions.find((x) => x.partition === p);
         const low = Number(end?.low ?? 0);
-        const off = c === undefined || Number(c.offset) < 0 ? low : Math.max(low, Number(c.offset));
+        const group = c === undefined ? -1 : Number(c.offset);
+        const fromLog = positions?.[side] ?? -1;
+        if (fromLog > group) {
+          this.#log.warn('the group’s committed offset lags the changelog’s; resuming from the changelog’s', {
+            topic,
+            partition: p,
+            group,
+            changelog: fromLog,
+          });
+          repair.push({ topic, partitions: [{ partition: p, offset: String(fromLog) }] });
+        }
+        const off = Math.max(low, group, fromLog);
         t.committed[side] = off;
         t.pos[side] = { next: off, hw: Number(end?.high ?? 0) };
+      }
+      if (repair.length > 0) {
+        // Bring the group's offsets up to the changelog's (lag monitoring reads them, and an
+        // input with nothing new would otherwise keep the stale ones), in a transaction of our own.
+        const txn = await producer.transaction();
+        try {
+          await sendOffsetsRetrying(txn, { consumerGroupId: k.groupId, topics: repair });
+          await txn.commit();
+        } catch (e) {
+          await txn.abort().catch(() => undefined);
+          throw e;
+        }
       }
       if (generation !== this.#generation && !this.#assigned.has(p)) {
         throw new Error(`partition ${p} was revoked while its task opened`);
@@ -663,9 +695,7 @@ export class LabelService {
     const layout = this.#layout!;
     const m: Message =
       layout.outputPartitions[topic] === layout.partitions ? { key, value, partition: t.p } : { key, value };
-    const list = t.messages.get(topic);
-    if (list === undefined) t.messages.set(topic, [m]);
-    else list.push(m);
+    this.#queue(t, topic, m);
     t.pendingBytes += value.length;
   }
 
@@ -703,12 +733,15 @@ export class LabelService {
   #messages(t: KafkaTask): TopicMessages[] {
     const k = this.config.kafka;
     for (const c of t.logged.drainChanges()) {
-      const m: Message = { key: c.key, value: c.value, partition: t.p };
-      const list = t.messages.get(k.topics.changelog);
-      if (list === undefined) t.messages.set(k.topics.changelog, [m]);
-      else list.push(m);
+      this.#queue(t, k.topics.changelog, { key: c.key, value: c.value, partition: t.p });
     }
     return [...t.messages].map(([topic, messages]) => ({ topic, messages }));
+  }
+
+  #queue(t: KafkaTask, topic: string, m: Message): void {
+    const list = t.messages.get(topic);
+    if (list === undefined) t.messages.set(topic, [m]);
+    else list.push(m);
   }
 
   /** Registers our output schemas (outputFormat confluent): labels and dead letters carry their ids. */
@@ -776,6 +809,20 @@ export class LabelService {
     const offsets = (['ranker', 'impression'] as const)
       .filter((s) => next[s] !== null && next[s] !== t.committed[s])
       .map((s) => ({ topic: this.#topic(s), partitions: [{ partition: t.p, offset: String(next[s]) }] }));
+    // The positions also go to the changelog, in this transaction: a restored task knows them
+    // even when the group's offset fetch still answers with older ones (KAFKA-17507).
+    let inputOffsets: InputOffsets | undefined;
+    if (offsets.length > 0) {
+      inputOffsets = {
+        ranker: next.ranker ?? t.committed.ranker ?? -1,
+        impression: next.impression ?? t.committed.impression ?? -1,
+      };
+      this.#queue(t, k.topics.changelog, {
+        key: INPUT_OFFSETS_KEY,
+        value: encodeInputOffsets(inputOffsets),
+        partition: t.p,
+      });
+    }
     const topicMessages = this.#messages(t);
     const changelogCount = topicMessages.find((m) => m.topic === k.topics.changelog)?.messages.length ?? 0;
     if (topicMessages.length === 0 && offsets.length === 0 && t.sending === undefined) {
@@ -788,6 +835,7 @@ export class LabelService {
       sending: t.sending,
       offsets,
       next,
+      inputOffsets,
       changelogCount,
       sentMeta: t.sentMeta,
       sentCounts: t.sentCounts,
@@ -842,6 +890,7 @@ export class LabelService {
     }
     // SQLite's open transaction holds exactly this batch's changes (the next batch's wait in the
     // overlay): commit it, then write the overlay into the next one.
+    if (b.inputOffsets !== undefined) t.store.setInputOffsets(b.inputOffsets);
     t.store.commit(checkpoint);
     t.store.begin();
     t.overlay.apply();

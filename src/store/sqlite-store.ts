@@ -5,8 +5,9 @@
  * - `entries(key, expires_at, value)`: pending records (their raw wire bytes, not JSON) and blocks
  *   of done markers (src/join/marker-blocks.ts), encoded by src/join/entry-codec.ts; indexed by
  *   (expires_at, key) for watermark sweeps.
- * - `meta`: the stream time and the **checkpoint** — the changelog offset this database reflects
- *   (next offset to read). No checkpoint = never trust the rows.
+ * - `meta`: the stream time, the **checkpoint** — the changelog offset this database reflects
+ *   (next offset to read; no checkpoint = never trust the rows) — and the input offsets that the
+ *   last reflected transaction committed.
  *
  * Entries created inside a batch transaction (`put` with `isNew`) are held in memory and written
  * to SQLite only when the batch commits (or when a sweep needs them): a request joined within its
@@ -26,7 +27,16 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { RankdistillError } from '../errors.ts';
-import { decodeEntry, decodeStreamTime, encodeEntry, STREAM_TIME_KEY } from '../join/entry-codec.ts';
+import {
+  decodeEntry,
+  decodeInputOffsets,
+  decodeStreamTime,
+  encodeEntry,
+  encodeInputOffsets,
+  INPUT_OFFSETS_KEY,
+  type InputOffsets,
+  STREAM_TIME_KEY,
+} from '../join/entry-codec.ts';
 import { type ExpiryItem, heapMin, heapPush } from '../join/expiry-heap.ts';
 import type { ExpiryPosition, JoinStateStore, StateEntry } from '../join/types.ts';
 import { KeyFilter, keyFingerprint } from './key-filter.ts';
@@ -268,6 +278,21 @@ export class SqliteJoinStore implements JoinStateStore {
     return v === undefined ? null : v.readDoubleBE(0);
   }
 
+  /**
+   * The input positions of the last transaction this store reflects (its changelog's
+   * input-offsets record), or null when the changelog had none.
+   */
+  inputOffsets(): InputOffsets | null {
+    const v = this.#s.metaGet.get('input_offsets') as Buffer | undefined;
+    return v === undefined ? null : decodeInputOffsets(v);
+  }
+
+  /** Records the input positions in the open batch transaction (committed with it). */
+  setInputOffsets(o: InputOffsets): void {
+    this.begin();
+    this.#s.metaPut.run('input_offsets', encodeInputOffsets(o));
+  }
+
   /** True while a batch transaction is open. */
   get inTransaction(): boolean {
     return this.#db.inTransaction;
@@ -305,6 +330,10 @@ export class SqliteJoinStore implements JoinStateStore {
     this.#flush();
     if (key === STREAM_TIME_KEY) {
       if (value !== null) this.#streamTime = decodeStreamTime(value);
+      return;
+    }
+    if (key === INPUT_OFFSETS_KEY) {
+      if (value !== null) this.setInputOffsets(decodeInputOffsets(value));
       return;
     }
     if (value === null) {

@@ -8,18 +8,21 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { metricSum, parsePrometheus } from '../../src/cli/commands/up.ts';
+import { configSchema } from '../../src/config/schema.ts';
 import { decodeAvro } from '../../src/contracts/codec.ts';
 import { RankdistillError } from '../../src/errors.ts';
 import { labelFiles } from '../../src/pipeline/label-files.ts';
 import { LabelService } from '../../src/pipeline/label-service.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
 import {
+  assertExactlyExpected,
   expectedDeadReasons,
   expectedLabels,
   labelId,
   labelSuite,
   labelsById,
   produceInputs,
+  produceSentinels,
   readAll,
   testConfig,
   waitConsumed,
@@ -100,13 +103,25 @@ describe('rankdistill label (Kafka service)', { timeout: 120_000 }, () => {
     assert.equal(located.size, dead.length, 'no two dead letters for one input record');
     // Each task's SQLite checkpoint is the changelog position right after its last committed
     // record: a restore replays nothing it already holds (and skips nothing it lacks).
+    // Its input offsets are the group's committed ones (they went in the same transactions).
     const changelog = await readAll(kafka, admin, [t.changelog]);
+    const group = await admin.fetchOffsets({
+      groupId: cfg.kafka.groupId,
+      topics: [t.rankerOutputs, t.impressions],
+    });
+    const groupAt = (topic: string, p: number) =>
+      Number(group.find((x) => x.topic === topic)?.partitions.find((x) => x.partition === p)?.offset);
     for (let p = 0; p < PARTITIONS; p++) {
       const offsets = changelog.filter((r) => r.partition === p).map((r) => r.offset);
       assert.ok(offsets.length > 0, `changelog partition ${p} has records`);
       const store = SqliteJoinStore.open(join(cfg.store.dir, cfg.kafka.groupId, `task-${p}.sqlite`));
       try {
         assert.equal(store.checkpoint(), Math.max(...offsets) + 1, `checkpoint of task ${p}`);
+        assert.deepEqual(
+          store.inputOffsets(),
+          { ranker: groupAt(t.rankerOutputs, p), impression: groupAt(t.impressions, p) },
+          `input offsets of task ${p}`,
+        );
       } finally {
         store.close();
       }
@@ -183,6 +198,46 @@ describe('rankdistill label (Kafka service)', { timeout: 120_000 }, () => {
     for (const [id, [bytes]] of got)
       assert.ok(fileLabels.get(id)?.equals(bytes!), `file label ${id} differs from Kafka`);
     assert.ok(readFileSync(res.files.deadLetter).length > 0);
+  });
+
+  test('a task resumes where its changelog says when the group’s committed offsets lag (KAFKA-17507)', async () => {
+    // On brokers before 3.9.1 the offset fetch right after fencing could still answer with the
+    // offsets from before the previous owner's last commit. Make the lag as large as it gets:
+    // reset the group to 0 after a run, and give the next run empty state directories, so it
+    // restores the state from the changelog and must take its positions from there too.
+    const { kafka, admin, work, sim, topics } = suite;
+    const cfg = testConfig(join(work, 'state-lag-1'), PARTITIONS);
+    topics.push(...Object.values(cfg.kafka.topics));
+    const t = cfg.kafka.topics;
+    const first = new LabelService(cfg);
+    await first.start();
+    try {
+      await produceInputs(kafka, cfg, sim, PARTITIONS, { sentinels: false });
+      await waitConsumed(admin, cfg, 60_000);
+    } finally {
+      await first.stop();
+    }
+    for (const topic of [t.rankerOutputs, t.impressions]) {
+      await admin.setOffsets({
+        groupId: cfg.kafka.groupId,
+        topic,
+        partitions: Array.from({ length: PARTITIONS }, (_, partition) => ({ partition, offset: '0' })),
+      });
+    }
+    const cfg2 = configSchema.parse({ ...cfg, store: { dir: join(work, 'state-lag-2') } });
+    const second = new LabelService(cfg2);
+    await second.start();
+    try {
+      await produceSentinels(kafka, cfg, sim, PARTITIONS);
+      await waitConsumed(admin, cfg, 60_000);
+    } finally {
+      await second.stop();
+    }
+    assert.ok(second.restoredRecords() > 0, 'the second run restored its state from the changelog');
+    assert.equal(second.counts().rankerOutputsIn, PARTITIONS, 'it read only the sentinels, nothing twice');
+    assert.equal(second.counts().impressionsIn, 0);
+    const n = await assertExactlyExpected(kafka, admin, cfg, sim, assert);
+    assert.ok(n > 4_000, `labels checked: ${n}`);
   });
 
   test('refuses input topics that are not co-partitioned, naming both', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ChangeRecordingStore } from '../../src/join/changelog.ts';
+import { encodeInputOffsets, INPUT_OFFSETS_KEY } from '../../src/join/entry-codec.ts';
 import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import type { StateEntry } from '../../src/join/types.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
@@ -91,6 +92,29 @@ describe('SqliteJoinStore', () => {
     assert.ok(t.get('r:1'));
     assert.equal(t.get('r:2'), undefined);
     assert.equal(t.size(), 1);
+    t.close();
+  });
+
+  test('input offsets: from the changelog record or set in a batch, committed with it, rolled back and wiped with it', () => {
+    const path = join(dir, 'offsets.sqlite');
+    const s = SqliteJoinStore.open(path);
+    assert.equal(s.inputOffsets(), null, 'none before any transaction');
+    s.begin();
+    s.applyChangelog(INPUT_OFFSETS_KEY, encodeInputOffsets({ ranker: 120, impression: -1 }));
+    s.applyChangelog(INPUT_OFFSETS_KEY, encodeInputOffsets({ ranker: 130, impression: 7 })); // last wins
+    s.commit(3);
+    s.begin();
+    s.setInputOffsets({ ranker: 140, impression: 9 });
+    s.rollback();
+    assert.deepEqual(s.inputOffsets(), { ranker: 130, impression: 7 }, 'a rolled-back batch leaves them');
+    s.setInputOffsets({ ranker: 150, impression: 11 });
+    s.close(); // dies before committing
+    const t = SqliteJoinStore.open(path);
+    assert.deepEqual(t.inputOffsets(), { ranker: 130, impression: 7 }, 'a crash keeps the committed ones');
+    assert.equal(t.size(), 0, 'the record is not an entry');
+    assert.throws(() => t.applyChangelog(INPUT_OFFSETS_KEY, Buffer.alloc(8)), /16 bytes/);
+    t.wipe();
+    assert.equal(t.inputOffsets(), null, 'wiped with the rest of the untrusted state');
     t.close();
   });
 
