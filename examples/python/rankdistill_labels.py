@@ -102,9 +102,10 @@ def _check_kind(kind: str) -> None:
 def _plain_decoder(kind: str, schemas_dir: Optional[str]) -> Callable[[bytes, str], dict]:
     """Plain Avro values carry no schema: the writer schema is schemas/<Kind>Labels.avsc."""
     d = schemas_dir or os.environ.get("RANKDISTILL_SCHEMAS")
-    if d is None and "__file__" in globals():
-        d = str(Path(__file__).resolve().parents[2] / "schemas")
-    path = Path(d or "schemas") / f"{CONTRACT[kind]}.avsc"
+    if d is None:  # this file in its checkout (examples/python): the repository's schemas/
+        here = Path(globals().get("__file__", "")).resolve()
+        d = str(here.parents[2] / "schemas") if len(here.parents) > 2 else "schemas"
+    path = Path(d) / f"{CONTRACT[kind]}.avsc"
     if not path.is_file():
         raise FileNotFoundError(
             f"format 'avro' needs the writer schema {path.name}: pass schemas_dir= (the repository's"
