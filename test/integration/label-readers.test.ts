@@ -4,8 +4,9 @@
 // registry (SCHEMA_REGISTRY_URL), and replay writes Avro container files; for each, every kind is
 // read by subscribeLabels / readLabelFiles and by the other reader (as a child process printing
 // JSON lines), and the two must hold the same label ids, once each, with the same values (every
-// field, floats exact). The Python reader must also have committed its group's offsets past what
-// it read (commit after the step).
+// field, floats exact). Copies of labels written in an aborted transaction must be skipped
+// (read_committed), and the reader's group must have committed its offsets past what it read
+// (commit after the step).
 //
 // The Python venv is built by scripts/python-venv.sh from examples/python/requirements.txt with
 // the machine's python3 and PyPI, cached by the file's hash (the first build takes minutes). A
@@ -29,6 +30,7 @@ import { uniqueTopic } from './kafka-env.ts';
 import {
   expectedLabels,
   produceInputs,
+  type Received,
   readAll,
   SENTINEL_PREFIX,
   type SimFiles,
@@ -141,11 +143,31 @@ function assertSame(what: string, reader: string, ts: ById, other: ById): void {
   for (const [id, v] of ts) assert.deepEqual(other.get(id), v, `${what}: ${reader}'s ${id} differs`);
 }
 
-/** Every committed label of `kind` through subscribeLabels, as id → plain JSON value. */
-async function readWithClient(kafka: Kafka, admin: Admin, cfg: Config, kind: LabelKind): Promise<ById> {
+/**
+ * Writes copies of `records` to their topic in a transaction and aborts it: a reader that is not
+ * read_committed then sees those labels twice.
+ */
+async function abortCopies(kafka: Kafka, records: Received[]): Promise<void> {
+  const producer = kafka.producer({
+    transactionalId: uniqueTopic('rd-readers-aborted'),
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
+  await producer.connect();
+  try {
+    const txn = await producer.transaction();
+    for (const r of records) {
+      await txn.send({ topic: r.topic, messages: [{ key: r.key, value: r.value, partition: r.partition }] });
+    }
+    await txn.abort();
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** The `want` committed labels of `kind` through subscribeLabels, as id → plain JSON value. */
+async function readWithClient(cfg: Config, kind: LabelKind, want: number): Promise<ById> {
   const topic = cfg.kafka.topics[kind];
-  const want = (await readAll(kafka, admin, [topic])).length;
-  assert.ok(want > 0, `${kind} labels were written`);
   const sub = subscribeLabels({
     brokers: cfg.kafka.brokers,
     kind,
@@ -235,7 +257,14 @@ describe('Python and Java label readers read what the TypeScript client reads', 
 
       for (const kind of LABEL_KINDS) {
         const topic = cfg.kafka.topics[kind];
-        const ts = await readWithClient(kafka, admin, cfg, kind);
+        const committed = await readAll(kafka, admin, [topic]);
+        assert.ok(committed.length > 0, `${kind} labels were written`);
+        // Aborted copies of the first label of each partition: read_committed readers skip them.
+        await abortCopies(
+          kafka,
+          committed.filter((r, i) => committed.findIndex((x) => x.partition === r.partition) === i),
+        );
+        const ts = await readWithClient(cfg, kind, committed.length);
         const real = [...ts.keys()].filter((id) => !id.startsWith(SENTINEL_PREFIX));
         assert.deepEqual(
           real.filter((id) => !expected.has(id)),
