@@ -28,11 +28,16 @@ export type KafkaAccessFailure =
   | { kind: 'authentication'; message: string }
   | { kind: 'connection'; message: string };
 
-/** The first access failure in `e`'s chain (`cause`, kafkajs `originalError`), if any. */
+/**
+ * The first access failure in `e`'s chain (`cause`, kafkajs `originalError`, and the `errors` of
+ * an aggregate such as CreateTopics'), if any.
+ */
 export function kafkaAccessFailure(e: unknown): KafkaAccessFailure | undefined {
   let connection: KafkaAccessFailure | undefined;
   const seen = new Set<unknown>();
-  for (let cur = e; cur !== null && typeof cur === 'object' && !seen.has(cur); ) {
+  const queue: unknown[] = [e];
+  for (let cur = queue.shift(); cur !== undefined; cur = queue.shift()) {
+    if (cur === null || typeof cur !== 'object' || seen.has(cur)) continue;
     seen.add(cur);
     const x = cur as {
       type?: unknown;
@@ -53,7 +58,10 @@ export function kafkaAccessFailure(e: unknown): KafkaAccessFailure | undefined {
     ) {
       connection = { kind: 'connection', message: String(x.message) };
     }
-    cur = x.cause ?? x.originalError;
+    const errors = (x as { errors?: unknown }).errors;
+    for (const next of [x.cause, x.originalError, ...(Array.isArray(errors) ? errors : [])]) {
+      if (next !== undefined && next !== null) queue.push(next);
+    }
   }
   return connection;
 }

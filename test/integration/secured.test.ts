@@ -346,6 +346,7 @@ describe('secured broker (SASL_SSL, SCRAM, ACLs)', { timeout: 900_000 }, () => {
     assert.match(last, /WRITE/, last);
     assert.match(last, /User:limited/, last);
     assert.match(last, /kafka-acls\.sh .*--topic /, last);
+    console.log(`# ${last}`);
   });
 
   test('a principal missing its transactional-id ACL is told so once the tasks open', async () => {
