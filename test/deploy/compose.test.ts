@@ -72,7 +72,7 @@ describe('docker-compose.yml', () => {
       probe.error === undefined && probe.status === 0,
       'docker-compose is not installed: run `apt-get update && apt-get install -y docker-compose` (Debian package) — .ci/run does it',
     );
-    for (const extra of [[], ['--profile', 'sim']]) {
+    for (const extra of [[], ['--profile', 'sim'], ['--profile', 'secured']]) {
       const r = spawnSync('docker-compose', ['-f', COMPOSE_FILE, ...extra, 'config', '-q'], {
         encoding: 'utf8',
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
@@ -84,18 +84,25 @@ describe('docker-compose.yml', () => {
   test('the stack: kafka, topic-init, labeler, trainer, and the simulator behind the "sim" profile', () => {
     assert.deepEqual(Object.keys(services).sort(), [
       'kafka',
+      'kafka-secured',
       'labeler',
+      'labeler-secured',
+      'secured-init',
       'simulator',
       'topic-init',
       'trainer',
+      'trainer-secured',
     ]);
     assert.deepEqual(service('simulator').profiles, ['sim']);
+    for (const name of ['kafka-secured', 'secured-init', 'labeler-secured', 'trainer-secured']) {
+      assert.deepEqual(service(name).profiles, ['secured'], `${name} runs only with --profile secured`);
+    }
     for (const name of ['kafka', 'topic-init', 'labeler', 'trainer']) {
       assert.equal(service(name).profiles, undefined, `${name} runs by default`);
     }
     assert.deepEqual(
       appServices.map(([n]) => n).sort(),
-      ['labeler', 'simulator', 'trainer'],
+      ['labeler', 'labeler-secured', 'simulator', 'trainer', 'trainer-secured'],
       'the rankdistill roles are built from the Dockerfile',
     );
   });
