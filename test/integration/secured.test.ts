@@ -365,6 +365,39 @@ describe('secured broker (SASL_SSL, SCRAM, ACLs)', { timeout: 900_000 }, () => {
     assert.match(last, new RegExp(`transactional-id prefix '${cfg.kafka.groupId}-task-'`), last);
   });
 
+  test('a trainer missing its group ACL is told which group', async () => {
+    const raw = asUser(rawConfig(work, 'labeler'), saslOf(work, 'trainer'));
+    const cfg = configSchema.parse(raw);
+    const t = cfg.kafka.topics;
+    await createTopicsAndWait(
+      admin,
+      [t.pointwise, t.pairwise, t.listwise, t.snapshots].map((topic) => ({
+        topic,
+        numPartitions: 1,
+        replicationFactor: 1,
+      })),
+    );
+    await grant(
+      admin,
+      aclsForRole('trainer', cfg).filter((g) => g.resource !== 'group'),
+      'User:trainer',
+    );
+    const run = await cli([
+      '-c',
+      writeConfig(work, raw, 'trainer-no-group'),
+      'train',
+      '--kafka',
+      '--idle-exit-ms',
+      '5000',
+      '--out',
+      join(work, 'ckpt-no-group'),
+    ]);
+    assert.notEqual(run.code, 0);
+    const last = run.err.trim().split('\n').at(-1) ?? '';
+    assert.match(last, /KAFKA_AUTHORIZATION_FAILED/, `${run.err.slice(-3000)}\n${run.out.slice(-2000)}`);
+    assert.match(last, new RegExp(`READ on group '${cfg.train.groupId}'`), last);
+  });
+
   test('a wrong password exits with an authentication error', async () => {
     const raw = rawConfig(work, 'labeler');
     const bad = asUser(raw, {
