@@ -19,14 +19,15 @@
 #
 # Usage:
 #   scripts/kafka-local.sh fetch                       # download into the cache (idempotent)
-#   scripts/kafka-local.sh start [--dir DIR] [--port PORT]
+#   scripts/kafka-local.sh start [--dir DIR] [--port PORT] [--secured]
 #   scripts/kafka-local.sh stop  [--dir DIR]
 #   scripts/kafka-local.sh status [--dir DIR]
 #
 # `start` prints KEY=VALUE lines on stdout (everything else goes to stderr), so
 #   eval "$(scripts/kafka-local.sh start)"   # sets KAFKA_BROKERS and KAFKA_LOCAL_DIR
 # works. `stop`/`status` without --dir use $KAFKA_LOCAL_DIR, else the broker
-# most recently started by this script.
+# most recently started by this script. `--secured`: SASL_SSL, SCRAM users and ACLs
+# enforced, see scripts/kafka-secured.sh (prints KAFKA_SECURED_* instead of KAFKA_BROKERS).
 #
 # Environment:
 #   RANKDISTILL_CACHE   cache root (default ~/.cache/rankdistill)
@@ -327,11 +328,12 @@ on_start_exit() {
 }
 
 cmd_start() {
-  local dir="" port=""
+  local dir="" port="" secured=0
   while (($#)); do
     case "$1" in
       --dir) dir="${2:?--dir needs a value}"; shift 2 ;;
       --port) port="${2:?--port needs a value}"; shift 2 ;;
+      --secured) secured=1; shift ;;
       *) die "start: unknown argument $1" ;;
     esac
   done
@@ -377,13 +379,19 @@ cmd_start() {
   trap 'exit 130' INT TERM
 
   write_server_properties "$dir" "$port" "$cport"
+  SECURED_FORMAT_ARGS=()
+  if ((secured)); then
+    # shellcheck source=scripts/kafka-secured.sh
+    source "$REPO_ROOT/scripts/kafka-secured.sh"
+    secured_configure "$dir" "$port" "$cport"
+  fi
   java_opts "$dir"
   local cp="$KAFKA_LIBS/*"
 
   # KRaft needs its metadata log formatted with a cluster id before first start.
   log "formatting KRaft storage in $dir/data (kafka $KAFKA_VERSION)"
   if ! java "${JAVA_OPTS[@]}" -cp "$cp" kafka.tools.StorageTool format \
-    --cluster-id="$(random_cluster_id)" -c "$dir/server.properties" >"$dir/format.log" 2>&1; then
+    --cluster-id="$(random_cluster_id)" -c "$dir/server.properties" "${SECURED_FORMAT_ARGS[@]}" >"$dir/format.log" 2>&1; then
     cat "$dir/format.log" >&2
     die "formatting the KRaft storage failed"
   fi
@@ -407,7 +415,8 @@ cmd_start() {
       tail -n 40 "$dir/broker.log" >&2 || true
       die "local Kafka broker failed to start"
     fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && broker_answers "127.0.0.1:$port"; then
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
+      if ((secured)); then secured_broker_answers "$dir" "127.0.0.1:$port"; else broker_answers "127.0.0.1:$port"; fi; then
       break
     fi
     if ((SECONDS - started >= READY_TIMEOUT_S)); then
@@ -420,7 +429,7 @@ cmd_start() {
   log "broker ready after $((SECONDS - started))s (pid $pid)"
   START_OK=1
 
-  echo "KAFKA_BROKERS=127.0.0.1:$port"
+  if ((secured)); then secured_print_env "$dir" "$port"; else echo "KAFKA_BROKERS=127.0.0.1:$port"; fi
   echo "KAFKA_LOCAL_DIR=$dir"
 }
 

@@ -8,6 +8,8 @@
 # run and the integration tests fail saying why: they are never skipped silently.
 # Likewise, when a chosen integration test reads SCHEMA_REGISTRY_URL and it is unset, the local
 # Confluent-compatible schema registry (scripts/schema-registry-local.sh) is started after the broker.
+# A chosen integration test that reads KAFKA_SECURED_BROKERS gets a secured broker instead
+# (kafka-local.sh start --secured: SASL_SSL, SCRAM users, ACLs enforced; KAFKA_SECURED_* exported).
 #
 #   bash scripts/test.sh           # everything
 #   bash scripts/test.sh --unit    # no broker, unit tests only
@@ -40,8 +42,13 @@ if [ ${#files[@]} -eq 0 ]; then
 fi
 
 needs_kafka=0
+needs_secured=0
 for f in "${files[@]}"; do
-  case "$f" in test/integration/*) needs_kafka=1 ;; esac
+  case "$f" in
+    test/integration/*)
+      if grep -q KAFKA_SECURED_ "$f"; then needs_secured=1; else needs_kafka=1; fi
+      ;;
+  esac
 done
 
 needs_registry=0
@@ -50,8 +57,10 @@ for f in "${files[@]}"; do
 done
 
 kafka_dir=""
+secured_dir=""
 registry_dir=""
 cleanup() {
+  if [ -n "$secured_dir" ]; then bash scripts/kafka-local.sh stop --dir "$secured_dir" >/dev/null 2>&1 || true; fi
   if [ -n "$registry_dir" ]; then bash scripts/schema-registry-local.sh stop --dir "$registry_dir" >/dev/null 2>&1 || true; fi
   if [ -n "$kafka_dir" ]; then bash scripts/kafka-local.sh stop --dir "$kafka_dir" >/dev/null 2>&1 || true; fi
 }
@@ -66,6 +75,19 @@ if [ $needs_kafka -eq 1 ] && [ -z "${KAFKA_BROKERS:-}" ]; then
     echo "   KAFKA_BROKERS=$KAFKA_BROKERS"
   else
     echo "!! the local Kafka broker could not be started (see above); integration tests will fail" >&2
+  fi
+fi
+
+if [ $needs_secured -eq 1 ] && [ -z "${KAFKA_SECURED_BROKERS:-}" ]; then
+  secured_dir="$(mktemp -d "${TMPDIR:-/tmp}/rankdistill-test-kafka-secured.XXXXXX")"
+  echo "== starting the secured local Kafka broker (SASL_SSL, SCRAM, ACLs) in $secured_dir"
+  if out="$(bash scripts/kafka-local.sh start --secured --dir "$secured_dir")"; then
+    while IFS= read -r line; do
+      case "$line" in KAFKA_SECURED_*=*) export "${line?}" ;; esac
+    done <<<"$out"
+    echo "   KAFKA_SECURED_BROKERS=$KAFKA_SECURED_BROKERS"
+  else
+    echo "!! the secured Kafka broker could not be started (see above); its integration tests will fail" >&2
   fi
 fi
 

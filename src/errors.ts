@@ -39,6 +39,10 @@ export const ERROR_CODES = {
   TOPIC_MISSING: { retriable: false },
   /** The Kafka cluster could not be reached or answered with an error. */
   KAFKA_UNAVAILABLE: { retriable: true },
+  /** The Kafka cluster refused our credentials (wrong user or password, expired token, TLS refused). */
+  KAFKA_AUTHENTICATION_FAILED: { retriable: false },
+  /** The Kafka cluster's authorizer refused an operation: an ACL is missing (named in the message). */
+  KAFKA_AUTHORIZATION_FAILED: { retriable: false },
   /** This instance was fenced by a newer one holding the same transactional id. */
   PRODUCER_FENCED: { retriable: false },
   /** The local state store could not be opened, read or written. */

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { errorMessage, isRankdistillError } from '../errors.ts';
+import { register as registerAcls } from './commands/acls.ts';
 import { register as registerConfig } from './commands/config.ts';
 import { register as registerDemo } from './commands/demo.ts';
 import { register as registerLabel } from './commands/label.ts';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerSimulate(program);
   registerUp(program);
   registerReplay(program);
+  registerAcls(program);
   return program;
 }
 

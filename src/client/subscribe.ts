@@ -22,6 +22,7 @@
 import { type Consumer, type EachBatchPayload, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
 import { type Config, parseConfig } from '../config/index.ts';
 import { DecodeError, errorMessage, isRankdistillError, RankdistillError } from '../errors.ts';
+import { kafkaSecurity } from '../kafka/security.ts';
 import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
 import {
   assertLabelKind,
@@ -82,7 +83,10 @@ export interface SubscribeLabelsOptions<K extends LabelKind> {
    * after a crash for fewer commit round trips.
    */
   commitEvery?: number;
-  /** Config whose topic names and output format are the defaults. */
+  /**
+   * Config whose topic names and output format are the defaults, and whose `kafka.ssl`,
+   * `kafka.sasl` and `kafka.schemaRegistryAuth` secure the connections (e.g. `loadConfig()`).
+   */
   config?: Config;
   /** Kafka client id. Default `rankdistill-label-client`. */
   clientId?: string;
@@ -207,11 +211,18 @@ class Subscription<K extends LabelKind> implements LabelSubscription<K> {
     this.format = options.format ?? config.kafka.outputFormat;
     const registryUrl = options.schemaRegistryUrl ?? config.kafka.schemaRegistryUrl;
     this.serde =
-      this.format === 'confluent' ? registrySerdeFromConfig({ schemaRegistryUrl: registryUrl }) : undefined;
+      this.format === 'confluent'
+        ? registrySerdeFromConfig({
+            schemaRegistryUrl: registryUrl,
+            schemaRegistryAuth: config.kafka.schemaRegistryAuth,
+          })
+        : undefined;
     this.kafka = new Kafka({
       clientId: options.clientId ?? 'rankdistill-label-client',
       brokers: options.brokers,
       logLevel: logLevel.NOTHING,
+      // TLS and SASL of options.config's kafka.ssl / kafka.sasl.
+      ...kafkaSecurity(config.kafka),
     });
     this.consumer = this.kafka.consumer({
       groupId: options.groupId,

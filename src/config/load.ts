@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import { type Config, configSchema } from './schema.ts';
+import { type Config, configSchema, SECRET_OPTIONS } from './schema.ts';
 
 export const ENV_PREFIX = 'RANKDISTILL_';
 
@@ -86,16 +86,45 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
   throw configErrorFrom(res.error, raw, source);
 }
 
+/** Shown instead of a secret's value. */
+export const REDACTED = '***';
+
+/**
+ * A copy of a config (or any part of one) with every secret option ({@link SECRET_OPTIONS}) shown
+ * as `***`: what `rankdistill config` prints and what config errors quote.
+ *
+ * @example
+ * console.log(JSON.stringify(redactSecrets(loadConfig()), null, 2));
+ */
+export function redactSecrets<T>(value: T): T {
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v === null || typeof v !== 'object') return v;
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [k, SECRET_OPTIONS.has(k) && x !== undefined ? REDACTED : walk(x)]),
+    );
+  };
+  return walk(value) as T;
+}
+
 function configErrorFrom(error: z.ZodError, raw: unknown, source: string): ConfigError {
   const issues = error.issues.flatMap((i) => {
     if (i.code === 'unrecognized_keys') {
       return i.keys.map((k) => ({
         path: [...i.path, k].join('.'),
         message: 'unknown option (check the spelling; see `rankdistill config --docs`)',
-        value: valueAt(raw, [...i.path, k]),
+        value: redactSecrets(valueAt(raw, [...i.path, k])),
       }));
     }
-    return [{ path: i.path.join('.') || '<root>', message: i.message, value: valueAt(raw, i.path) }];
+    const secret = i.path.some((p) => typeof p === 'string' && SECRET_OPTIONS.has(p));
+    const value = valueAt(raw, i.path);
+    return [
+      {
+        path: i.path.join('.') || '<root>',
+        message: i.message,
+        value: secret ? REDACTED : redactSecrets(value),
+      },
+    ];
   });
   const lines = issues.map(
     (i) => `  - ${i.path}: ${i.message} (found ${JSON.stringify(i.value) ?? 'undefined'})`,

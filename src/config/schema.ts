@@ -32,6 +32,136 @@ export const topicsSchema = z
   })
   .describe('Topic names.');
 
+const optPath = (what: string) => z.string().min(1).optional().describe(what);
+/** Names of the options that hold a secret: `rankdistill config` and config errors show them as ***. */
+export const SECRET_OPTIONS: ReadonlySet<string> = new Set(['password', 'bearerToken']);
+
+export const kafkaSslSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe('Connect to the brokers with TLS (SSL / SASL_SSL listeners).'),
+    caFile: optPath("PEM file of the CA(s) that signed the brokers' certificates (default: the system CAs)."),
+    certFile: optPath('PEM client certificate, for brokers that require TLS client authentication.'),
+    keyFile: optPath('PEM private key of certFile.'),
+    rejectUnauthorized: z
+      .boolean()
+      .default(true)
+      .describe('Refuse brokers whose certificate does not verify (turn off only to debug).'),
+    servername: optPath('TLS server name (SNI) to send and verify, when it differs from the broker host.'),
+  })
+  .superRefine((v, ctx) => {
+    if (!v.enabled && (v.caFile ?? v.certFile ?? v.keyFile ?? v.servername) !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'TLS files are set but kafka.ssl.enabled is false',
+        path: ['enabled'],
+      });
+    }
+    if ((v.certFile === undefined) !== (v.keyFile === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'certFile and keyFile go together', path: ['certFile'] });
+    }
+  })
+  .describe('TLS to the brokers.');
+
+export const kafkaSaslSchema = z
+  .strictObject({
+    mechanism: z
+      .enum(['none', 'plain', 'scram-sha-256', 'scram-sha-512', 'oauthbearer'])
+      .default('none')
+      .describe('SASL mechanism (none: no authentication).'),
+    username: z.string().min(1).optional().describe('User of plain / scram-*.'),
+    password: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Password of plain / scram-* (secret, shown as ***). Prefer passwordFile or the environment (RANKDISTILL_KAFKA__SASL__PASSWORD).',
+      ),
+    passwordFile: optPath('File holding the password (trailing newline ignored).'),
+    oauthTokenFile: optPath(
+      'oauthbearer: file holding the current token, re-read at every (re)authentication.',
+    ),
+    oauthTokenCommand: optPath(
+      'oauthbearer: shell command printing the current token on stdout, run at every (re)authentication.',
+    ),
+  })
+  .superRefine((v, ctx) => {
+    const need = (ok: boolean, path: string, message: string) => {
+      if (!ok) ctx.addIssue({ code: 'custom', message, path: [path] });
+    };
+    if (v.mechanism === 'plain' || v.mechanism.startsWith('scram')) {
+      need(v.username !== undefined, 'username', `sasl mechanism ${v.mechanism} needs a username`);
+      need(
+        (v.password === undefined) !== (v.passwordFile === undefined),
+        'password',
+        `sasl mechanism ${v.mechanism} needs exactly one of password, passwordFile`,
+      );
+    }
+    if (v.mechanism === 'oauthbearer') {
+      need(
+        (v.oauthTokenFile === undefined) !== (v.oauthTokenCommand === undefined),
+        'oauthTokenFile',
+        'sasl mechanism oauthbearer needs exactly one of oauthTokenFile, oauthTokenCommand',
+      );
+    }
+  })
+  .describe('SASL authentication to the brokers.');
+
+export const schemaRegistryAuthSchema = z
+  .strictObject({
+    username: z.string().min(1).optional().describe('Basic-auth user (Confluent Cloud: the API key).'),
+    password: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Basic-auth password (secret, shown as ***); prefer passwordFile or RANKDISTILL_KAFKA__SCHEMA_REGISTRY_AUTH__PASSWORD.',
+      ),
+    passwordFile: optPath('File holding the basic-auth password.'),
+    bearerToken: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Bearer token (secret, shown as ***); prefer bearerTokenFile.'),
+    bearerTokenFile: optPath('File holding the bearer token, re-read for every request.'),
+    caFile: optPath("PEM file of the CA(s) of the registry's https certificate (default: the system CAs)."),
+    rejectUnauthorized: z
+      .boolean()
+      .default(true)
+      .describe('Refuse a registry whose certificate does not verify.'),
+  })
+  .superRefine((v, ctx) => {
+    const basic = v.password !== undefined || v.passwordFile !== undefined;
+    const bearer = v.bearerToken !== undefined || v.bearerTokenFile !== undefined;
+    if (v.password !== undefined && v.passwordFile !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give password or passwordFile, not both',
+        path: ['password'],
+      });
+    if (v.bearerToken !== undefined && v.bearerTokenFile !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give bearerToken or bearerTokenFile, not both',
+        path: ['bearerToken'],
+      });
+    if (basic && bearer)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give basic auth or a bearer token, not both',
+        path: ['bearerToken'],
+      });
+    if (basic !== (v.username !== undefined))
+      ctx.addIssue({
+        code: 'custom',
+        message: 'basic auth needs both username and a password',
+        path: ['username'],
+      });
+  })
+  .describe('Credentials and TLS of the schema registry.');
+
 export const kafkaSchema = z
   .strictObject({
     brokers: z
@@ -58,6 +188,9 @@ export const kafkaSchema = z
       .url()
       .optional()
       .describe('Confluent-compatible schema registry; enables confluent framing.'),
+    schemaRegistryAuth: schemaRegistryAuthSchema.prefault({}),
+    ssl: kafkaSslSchema.prefault({}),
+    sasl: kafkaSaslSchema.prefault({}),
     createTopics: z
       .boolean()
       .default(true)

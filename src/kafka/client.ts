@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, type logCreator, logLevel, Partitioners, type Producer, type Transaction } from 'kafkajs';
 import type { KafkaConfig } from '../config/schema.ts';
 import { logger } from '../log.ts';
+import { kafkaSecurity } from './security.ts';
 
 const kafkaLog = logger('kafkajs');
 
@@ -43,8 +44,14 @@ const toOurLogger: logCreator = () => (entry) => {
   kafkaLog[kafkajsLevel(entry.level, message, rest.error)](message, { namespace: entry.namespace, ...rest });
 };
 
-/** Creates the kafkajs client; `role` is appended to the configured client id. */
-export function createKafka(cfg: Pick<KafkaConfig, 'brokers' | 'clientId'>, role?: string): Kafka {
+/**
+ * Creates the kafkajs client, with the TLS and SASL of `kafka.ssl` / `kafka.sasl`; `role` is
+ * appended to the configured client id.
+ */
+export function createKafka(
+  cfg: Pick<KafkaConfig, 'brokers' | 'clientId'> & Partial<Pick<KafkaConfig, 'ssl' | 'sasl'>>,
+  role?: string,
+): Kafka {
   return new Kafka({
     clientId: role === undefined ? cfg.clientId : `${cfg.clientId}-${role}`,
     brokers: cfg.brokers,
@@ -52,6 +59,9 @@ export function createKafka(cfg: Pick<KafkaConfig, 'brokers' | 'clientId'>, role
     logCreator: toOurLogger,
     connectionTimeout: 5_000,
     retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 },
+    ...(cfg.ssl === undefined || cfg.sasl === undefined
+      ? {}
+      : kafkaSecurity({ ssl: cfg.ssl, sasl: cfg.sasl })),
   });
 }
 

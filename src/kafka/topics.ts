@@ -8,6 +8,7 @@ import type { Admin, ITopicConfig } from 'kafkajs';
 import type { KafkaConfig } from '../config/schema.ts';
 import { RankdistillError } from '../errors.ts';
 import { logger } from '../log.ts';
+import { kafkaAccessFailure } from './access.ts';
 
 const log = logger('topics');
 
@@ -87,6 +88,9 @@ export async function createTopicsAndWait(admin: Admin, topics: ITopicConfig[]):
       failure = e;
       log.info('topic creation raced or failed; waiting for the topics to appear', { error: e });
     });
+  // Refused by the authorizer: no other instance will create them for us, fail now (the caller
+  // names the missing ACL) instead of waiting for topics that never come.
+  if (kafkaAccessFailure(failure)?.kind === 'authorization') throw failure;
   await waitForTopics(
     admin,
     topics.map((t) => t.topic),

@@ -58,6 +58,8 @@ import {
   type Side,
   type TaskOutput,
 } from '../join/types.ts';
+import { explainKafkaError, kafkaAccessFailure } from '../kafka/access.ts';
+import { aclsForRole } from '../kafka/acls.ts';
 import { coPartitionedAssigner } from '../kafka/assigner.ts';
 import { createKafka, createTransactionalProducer, sendOffsetsRetrying } from '../kafka/client.ts';
 import { restoreFromChangelog } from '../kafka/restore.ts';
@@ -234,6 +236,10 @@ export class LabelService {
   #running = false;
   #stopping = false;
   #recovering: Promise<void> | undefined;
+  /** Rejected with the explained error when the cluster refuses our credentials or an ACL. */
+  readonly #fatal: Promise<never>;
+  #rejectFatal: (e: unknown) => void = () => undefined;
+  #fatalSeen = false;
   readonly #peers: number;
   #startedAt = 0;
   /** Until when batches are left unprocessed, waiting for the peers' join (0: not waiting). */
@@ -253,6 +259,10 @@ export class LabelService {
     this.#now = opts.now ?? Date.now;
     this.#peers = opts.peers ?? 1;
     this.#kafka = createKafka(config.kafka, 'labeler');
+    this.#fatal = new Promise<never>((_resolve, reject) => {
+      this.#rejectFatal = reject;
+    });
+    this.#fatal.catch(() => undefined); // observed through failed()
     this.#serde = registrySerdeFromConfig(config.kafka);
     if (config.kafka.outputFormat === 'confluent' && this.#serde === undefined) {
       throw new RankdistillError(
@@ -260,6 +270,15 @@ export class LabelService {
         'kafka.outputFormat confluent needs kafka.schemaRegistryUrl (the schema ids come from a registry); set it, or use outputFormat avro',
       );
     }
+  }
+
+  /**
+   * Rejects when the cluster refuses the credentials or an ACL (KAFKA_AUTHENTICATION_FAILED,
+   * KAFKA_AUTHORIZATION_FAILED naming the permission): rejoining cannot fix those, so the service
+   * stops recovering and the process should exit.
+   */
+  failed(): Promise<never> {
+    return this.#fatal;
   }
 
   /** True while the consumer is in the group and not recovering. */
@@ -1005,6 +1024,22 @@ export class LabelService {
    * uncommitted state, rejoin. Restores and committed offsets make it exactly once.
    */
   #scheduleRecovery(e: unknown): void {
+    const access = kafkaAccessFailure(e);
+    if (access !== undefined && access.kind !== 'connection') {
+      // A missing ACL or refused credentials: rejoining would fail the same way, forever.
+      if (this.#fatalSeen) return;
+      this.#fatalSeen = true;
+      this.#joined = false;
+      void explainKafkaError(e, {
+        kafka: this.config.kafka,
+        grants: aclsForRole('labeler', this.config),
+        role: 'labeler',
+      }).then((err) => {
+        this.#log.error('the cluster refused access; stopping', { error: errorMessage(err) });
+        this.#rejectFatal(err);
+      });
+      return;
+    }
     if (this.#stopping || this.#recovering !== undefined) return;
     this.#joined = false;
     this.#log.warn('recovering from a failure: rejoining the group with fresh tasks', {
@@ -1095,13 +1130,15 @@ export async function runLabelService(config: Config): Promise<void> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  await svc.start();
+  const access = { kafka: config.kafka, grants: aclsForRole('labeler', config), role: 'labeler' };
   try {
+    await svc.start();
     await Promise.race([stopped, svc.failed()]);
   } catch (e) {
-    // A stream thread died: stop the others and fail, so the process is restarted.
+    // A stream thread died, or the cluster refused access: stop the others and fail, so the
+    // process exits non-zero (with the missing permission named).
     await svc.stop().catch(() => undefined);
     await server?.close();
-    throw e;
+    throw await explainKafkaError(e, access);
   }
 }

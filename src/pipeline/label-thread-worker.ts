@@ -45,6 +45,16 @@ port.on('message', (m: ThreadRequest) => {
 try {
   await svc.start();
   post({ type: 'started', status: status() });
+  // A refused ACL or credentials after start: report it (the parent fails the run) and stop.
+  svc.failed().catch(async (e: unknown) => {
+    post({
+      type: 'failed',
+      code: isRankdistillError(e) ? e.code : 'THREAD_FAILED',
+      message: errorMessage(e),
+      details: isRankdistillError(e) ? (e.details ?? {}) : {},
+    });
+    await svc.stop().catch(() => undefined);
+  });
   timer = setInterval(() => post({ type: 'status', status: status() }), STATUS_MS);
 } catch (e) {
   post({

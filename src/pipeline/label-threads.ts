@@ -74,7 +74,7 @@ export function createLabelRunner(config: Config): LabelRunner {
       healthy: () => svc.healthy(),
       assignedPartitions: () => svc.assignedPartitions(),
       metrics: svc.metrics.registry,
-      failed: () => new Promise<never>(() => undefined),
+      failed: () => svc.failed(),
     };
   }
   return new LabelThreads(config);
@@ -162,11 +162,15 @@ export class LabelThreads implements LabelRunner {
           case 'stopped':
             t.status = m.status;
             return;
-          case 'failed':
-            reject(
-              new RankdistillError(m.code, `stream thread ${t.index}: ${m.message}`, { details: m.details }),
-            );
+          case 'failed': {
+            const err = new RankdistillError(m.code, `stream thread ${t.index}: ${m.message}`, {
+              details: m.details,
+            });
+            // After start: the cluster refused access (the service's failed()); the thread stops.
+            if (!up) reject(err);
+            else this.#fail?.(err);
             return;
+          }
           case 'metrics':
             this.#pending.get(m.id)?.(m.json);
             this.#pending.delete(m.id);

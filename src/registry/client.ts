@@ -41,8 +41,8 @@ export interface SchemaRegistryClientOptions {
   retries?: number;
   /** Delay before the first retry, doubled on each further one [100 ms]. */
   retryBackoffMs?: number;
-  /** Extra request headers (e.g. authorization). */
-  headers?: Record<string, string>;
+  /** Extra request headers (e.g. authorization), or a function giving them for each request. */
+  headers?: Record<string, string> | (() => Record<string, string>);
   /** The fetch implementation [globalThis.fetch]; injectable for tests. */
   fetch?: typeof fetch;
 }
@@ -136,7 +136,7 @@ export class SchemaRegistryClient {
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #backoffMs: number;
-  readonly #headers: Record<string, string>;
+  readonly #headers: () => Record<string, string>;
   readonly #fetch: typeof fetch;
   /** Settled and in-flight lookups by id; a failed lookup is dropped so it can be retried. */
   readonly #byId = new Map<number, Promise<avro.Type>>();
@@ -163,7 +163,8 @@ export class SchemaRegistryClient {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#retries = options.retries ?? 2;
     this.#backoffMs = options.retryBackoffMs ?? 100;
-    this.#headers = { ...(options.headers ?? {}) };
+    const h = options.headers;
+    this.#headers = typeof h === 'function' ? h : () => ({ ...(h ?? {}) });
     this.#fetch = options.fetch ?? globalThis.fetch;
   }
 
@@ -352,7 +353,7 @@ export class SchemaRegistryClient {
           headers: {
             accept: `${CONTENT_TYPE}, application/json`,
             ...(body === undefined ? {} : { 'content-type': CONTENT_TYPE }),
-            ...this.#headers,
+            ...this.#headers(),
           },
           signal: AbortSignal.timeout(this.#timeoutMs),
         };

@@ -16,6 +16,7 @@
  * SCHEMA_ID_UNKNOWN decode error for that record alone.
  */
 import type avro from 'avsc';
+import type { KafkaConfig } from '../config/schema.ts';
 import {
   confluentSchemaId,
   type Decoded,
@@ -25,6 +26,7 @@ import {
 } from '../contracts/codec.ts';
 import { type ContractName, type Contracts, schemaJson } from '../contracts/schemas.ts';
 import { isRankdistillError, RankdistillError } from '../errors.ts';
+import { registryTransport } from '../kafka/security.ts';
 import { type CompatibilityLevel, SchemaRegistryClient, subjectFor } from './client.ts';
 
 export interface RegistrySerdeOptions {
@@ -189,9 +191,21 @@ function outputKey(topic: string, name: ContractName): string {
  * const serde = registrySerdeFromConfig(config.kafka);
  */
 export function registrySerdeFromConfig(
-  kafka: { schemaRegistryUrl?: string | undefined },
+  kafka: {
+    schemaRegistryUrl?: string | undefined;
+    schemaRegistryAuth?: KafkaConfig['schemaRegistryAuth'] | undefined;
+  },
   options: RegistrySerdeOptions = {},
 ): RegistrySerde | undefined {
   if (kafka.schemaRegistryUrl === undefined) return undefined;
-  return new RegistrySerde(new SchemaRegistryClient({ url: kafka.schemaRegistryUrl }), options);
+  // Credentials and CA of kafka.schemaRegistryAuth (none when the caller has no config).
+  const t = kafka.schemaRegistryAuth === undefined ? undefined : registryTransport(kafka.schemaRegistryAuth);
+  return new RegistrySerde(
+    new SchemaRegistryClient({
+      url: kafka.schemaRegistryUrl,
+      ...(t === undefined ? {} : { headers: t.headers }),
+      ...(t?.fetch === undefined ? {} : { fetch: t.fetch }),
+    }),
+    options,
+  );
 }

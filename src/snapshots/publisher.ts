@@ -21,6 +21,7 @@
 import { Kafka, logLevel } from 'kafkajs';
 import type { Config } from '../config/schema.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
+import { kafkaSecurity } from '../kafka/security.ts';
 import { type Announcer, kafkaAnnouncer } from './announcer.ts';
 import { evalSetsDiffer, gateOnEvalSet } from './gate.ts';
 import {
@@ -144,6 +145,7 @@ export function openPublisherFromConfig(
           clientId: `${c.kafka.clientId}-snapshots`,
           brokers: c.kafka.brokers,
           logLevel: logLevel.NOTHING,
+          ...kafkaSecurity(c.kafka),
         }),
         c.kafka.topics.snapshots,
       )

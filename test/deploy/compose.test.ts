@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import YAML from 'yaml';
 import { buildProgram } from '../../src/cli/main.ts';
 import { applyEnv, ENV_PREFIX, envPath, parseConfig } from '../../src/config/index.ts';
+import { aclsForRole, kafkaAclsCommands } from '../../src/kafka/acls.ts';
 
 const ROOT = new URL('../../', import.meta.url);
 const COMPOSE_FILE = new URL('docker-compose.yml', ROOT).pathname;
@@ -72,7 +73,7 @@ describe('docker-compose.yml', () => {
       probe.error === undefined && probe.status === 0,
       'docker-compose is not installed: run `apt-get update && apt-get install -y docker-compose` (Debian package) — .ci/run does it',
     );
-    for (const extra of [[], ['--profile', 'sim']]) {
+    for (const extra of [[], ['--profile', 'sim'], ['--profile', 'secured']]) {
       const r = spawnSync('docker-compose', ['-f', COMPOSE_FILE, ...extra, 'config', '-q'], {
         encoding: 'utf8',
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
@@ -84,18 +85,25 @@ describe('docker-compose.yml', () => {
   test('the stack: kafka, topic-init, labeler, trainer, and the simulator behind the "sim" profile', () => {
     assert.deepEqual(Object.keys(services).sort(), [
       'kafka',
+      'kafka-secured',
       'labeler',
+      'labeler-secured',
+      'secured-init',
       'simulator',
       'topic-init',
       'trainer',
+      'trainer-secured',
     ]);
     assert.deepEqual(service('simulator').profiles, ['sim']);
+    for (const name of ['kafka-secured', 'secured-init', 'labeler-secured', 'trainer-secured']) {
+      assert.deepEqual(service(name).profiles, ['secured'], `${name} runs only with --profile secured`);
+    }
     for (const name of ['kafka', 'topic-init', 'labeler', 'trainer']) {
       assert.equal(service(name).profiles, undefined, `${name} runs by default`);
     }
     assert.deepEqual(
       appServices.map(([n]) => n).sort(),
-      ['labeler', 'simulator', 'trainer'],
+      ['labeler', 'labeler-secured', 'simulator', 'trainer', 'trainer-secured'],
       'the rankdistill roles are built from the Dockerfile',
     );
   });
@@ -274,6 +282,33 @@ describe('docker-compose.yml', () => {
     assert.equal(args[args.indexOf('--out') + 1], env.snapshots.dir, 'the trainer writes onto the volume');
     for (const name of ['kafka', 'labeler', 'trainer']) {
       assert.ok(service(name).healthcheck?.test, `${name} has a health check`);
+    }
+  });
+
+  test('the secured profile grants the labeler and trainer exactly their documented ACLs', () => {
+    const script = String((service('secured-init').command as string[])[0]);
+    const src = script.split('\n').map((l) => l.trim());
+    const calls: string[] = [];
+    for (let i = 0; i < src.length; i++) {
+      const loop = /^for t in (.+); do$/.exec(src[i] ?? '');
+      if (loop) {
+        for (const t of (loop[1] ?? '').split(/\s+/)) calls.push((src[i + 1] ?? '').replace('$$t', t));
+        i += 2;
+      } else calls.push(src[i] ?? '');
+    }
+    const granted = calls.filter((l) => l.startsWith('acl ')).map((l) => l.slice('acl '.length));
+    // The compose labeler does not create topics (topic-init's job): no Create.
+    const cfg = parseConfig({ kafka: { createTopics: false } });
+    const prefix = 'kafka-acls.sh --bootstrap-server "$BROKERS" --command-config admin.properties --add ';
+    const documented = (['labeler', 'trainer'] as const).flatMap((role) =>
+      kafkaAclsCommands(aclsForRole(role, cfg), `User:${role}`).map((c) => c.slice(prefix.length)),
+    );
+    assert.deepEqual(granted.sort(), documented.sort());
+    for (const name of ['labeler-secured', 'trainer-secured']) {
+      const env = envOf(service(name));
+      assert.equal(env.RANKDISTILL_KAFKA__SSL__ENABLED, 'true', name);
+      assert.equal(env.RANKDISTILL_KAFKA__SASL__MECHANISM, 'scram-sha-512', name);
+      assert.equal(env.RANKDISTILL_KAFKA__CREATE_TOPICS, 'false', name);
     }
   });
 });

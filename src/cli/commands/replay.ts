@@ -2,6 +2,8 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../../config/index.ts';
 import { RankdistillError } from '../../errors.ts';
 import type { FileFormat } from '../../io/files.ts';
+import { withKafkaAccess } from '../../kafka/access.ts';
+import { aclsForRole } from '../../kafka/acls.ts';
 import type { OutcomeCounts } from '../../pipeline/outcomes.ts';
 import { Progress } from '../../replay/progress.ts';
 import { type ReplayInput, type ReplayOutput, type ReplayResult, replay } from '../../replay/replay.ts';
@@ -118,19 +120,26 @@ export function register(program: Command): void {
       let last = { done: 0, total: null as number | null };
       let res: ReplayResult;
       try {
-        res = await replay({
-          config,
-          input,
-          output,
-          drain: opts.drain === true,
-          ...(opts.stateDir === undefined ? {} : { stateDir: opts.stateDir }),
-          ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
-          signal: ac.signal,
-          onProgress: (p) => {
-            last = { done: p.done, total: p.total ?? last.total };
-            bar?.update(last);
-          },
-        });
+        const access = {
+          kafka: config.kafka,
+          grants: aclsForRole('replay', config, { replayTopicPrefix: opts.toTopics ?? 'replay.' }),
+          role: 'replay',
+        };
+        res = await withKafkaAccess(access, () =>
+          replay({
+            config,
+            input,
+            output,
+            drain: opts.drain === true,
+            ...(opts.stateDir === undefined ? {} : { stateDir: opts.stateDir }),
+            ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
+            signal: ac.signal,
+            onProgress: (p) => {
+              last = { done: p.done, total: p.total ?? last.total };
+              bar?.update(last);
+            },
+          }),
+        );
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.ts';
 import { RankdistillError } from '../../errors.ts';
+import { withKafkaAccess } from '../../kafka/access.ts';
+import { aclsForRole } from '../../kafka/acls.ts';
 import { createKafka } from '../../kafka/client.ts';
 import type { PublishResult } from '../../snapshots/publisher.ts';
 import { openTrainerSnapshots } from '../../snapshots/trainer.ts';
@@ -131,20 +133,25 @@ export function register(program: Command): void {
         };
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
+        // A refused ACL or credentials is reported naming the permission (docs/OPERATIONS.md).
+        const access = { kafka: cfg.kafka, grants: aclsForRole('trainer', cfg), role: 'trainer' };
         if (opts.kafka) {
           const t = cfg.kafka.topics;
-          source = await KafkaLabelSource.open({
-            kafka: createKafka(cfg.kafka, 'trainer'),
-            groupId: cfg.train.groupId,
-            topics: { pointwise: t.pointwise, pairwise: t.pairwise, listwise: t.listwise },
-            format: cfg.kafka.outputFormat,
-            positions: trainer.positions(),
-            sessionTimeoutMs: cfg.kafka.sessionTimeoutMs,
-            ...(idleExitMs === undefined ? {} : { idleExitMs }),
-            onBadRecord: (src, offset, reason) =>
-              console.log(JSON.stringify({ event: 'bad-record', source: src, offset, reason })),
-            onEvent: (e) => console.log(JSON.stringify({ event: `kafka-${e.type}`, ...e, type: undefined })),
-          });
+          source = await withKafkaAccess(access, () =>
+            KafkaLabelSource.open({
+              kafka: createKafka(cfg.kafka, 'trainer'),
+              groupId: cfg.train.groupId,
+              topics: { pointwise: t.pointwise, pairwise: t.pairwise, listwise: t.listwise },
+              format: cfg.kafka.outputFormat,
+              positions: trainer.positions(),
+              sessionTimeoutMs: cfg.kafka.sessionTimeoutMs,
+              ...(idleExitMs === undefined ? {} : { idleExitMs }),
+              onBadRecord: (src, offset, reason) =>
+                console.log(JSON.stringify({ event: 'bad-record', source: src, offset, reason })),
+              onEvent: (e) =>
+                console.log(JSON.stringify({ event: `kafka-${e.type}`, ...e, type: undefined })),
+            }),
+          );
         }
         const batches =
           source?.batches() ??
@@ -163,7 +170,9 @@ export function register(program: Command): void {
         }
         let summary: Awaited<ReturnType<Trainer['run']>>;
         try {
-          summary = await trainer.run(untilSignal(), maxExamples === undefined ? {} : { maxExamples });
+          summary = await withKafkaAccess(access, () =>
+            (trainer as Trainer).run(untilSignal(), maxExamples === undefined ? {} : { maxExamples }),
+          );
           if (snapshots) await snapshots.snaps.drain();
           if (source && trainer) await source.commit(trainer.positions());
         } finally {
