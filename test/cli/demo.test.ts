@@ -56,17 +56,19 @@ test('demo: the distilled student beats the untrained one on agreement with the 
   const snap = loadSnapshotDir(join(report.snapshots.dir, `v${report.snapshots.current}`));
   assert.equal(snap.version, report.snapshots.current);
   assert.ok((snap.table('items')?.ids.length ?? 0) > 0);
-  // ... and through the registry, with the operator's command
-  const show = spawnSync(
-    process.execPath,
-    ['bin/rankdistill.mjs', 'snapshots', 'show', String(report.snapshots.current)],
-    {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, RANKDISTILL_SNAPSHOTS__REGISTRY: report.snapshots.registry },
-    },
-  );
-  assert.equal(show.status, 0, `snapshots show failed:\n${show.stderr}\n${show.stdout}`);
+  // ... and the commands the demo printed last work verbatim, from where it ran, with no config
+  assert.match(run.stdout, /^next /m);
+  assert.equal(report.next.length, 3);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RANKDISTILL_')));
+  for (const line of report.next) {
+    assert.ok(run.stdout.includes(`  ${line}\n`), `printed: ${line}`);
+    const [node, ...args] = line.split(' ');
+    assert.equal(node, 'node');
+    const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env });
+    assert.equal(r.status, 0, `${line} failed:\n${r.stderr}\n${r.stdout}`);
+    assert.ok(r.stdout.length > 0, `${line} printed nothing`);
+  }
+  assert.match(report.next.join('\n'), /recall --snapshots \S+ --user u\d+ --k 10/);
 
   const svg = readFileSync(join(out, 'quality.svg'), 'utf8');
   assert.match(svg, /^<svg /);

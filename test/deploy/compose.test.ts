@@ -16,6 +16,7 @@ import type { Command } from 'commander';
 import YAML from 'yaml';
 import { buildProgram } from '../../src/cli/main.ts';
 import { applyEnv, ENV_PREFIX, envPath, parseConfig } from '../../src/config/index.ts';
+import { registryPathOf } from '../../src/snapshots/registry.ts';
 
 const ROOT = new URL('../../', import.meta.url);
 const COMPOSE_FILE = new URL('docker-compose.yml', ROOT).pathname;
@@ -330,7 +331,7 @@ describe('docker-compose.yml', () => {
     assert.ok(mount, `a volume at ${env.snapshots.dir}`);
     assert.ok(Object.keys(compose.volumes ?? {}).includes(mount.split(':')[0] as string), 'a named volume');
     assert.ok(
-      env.snapshots.registry.startsWith(`${env.snapshots.dir}/`),
+      registryPathOf(env.snapshots).startsWith(`${env.snapshots.dir}/`),
       'the registry lives with the snapshots',
     );
     const args = argv(s);

@@ -12,7 +12,8 @@
  * Progress goes to stderr: one rewritten line on a terminal, plain lines otherwise.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../../config/index.ts';
 import type { Config, TrainConfig } from '../../config/schema.ts';
@@ -24,6 +25,8 @@ import type { OutcomeCounts } from '../../pipeline/outcomes.ts';
 import { DEFAULT_SIM, FATES } from '../../sim/generate.ts';
 import { type SimSink, simulate } from '../../sim/simulate.ts';
 import type { PublishResult } from '../../snapshots/publisher.ts';
+import { registryPathOf } from '../../snapshots/registry.ts';
+import { loadSnapshotDir } from '../../snapshots/store.ts';
 import { openTrainerSnapshots } from '../../snapshots/trainer.ts';
 import { evaluate } from '../../train/eval.ts';
 import type { StudentModel } from '../../train/model.ts';
@@ -92,6 +95,8 @@ export interface DemoReport {
     current: number | null;
   };
   files: { report: string; json: string; plot: string };
+  /** Commands that work on this output, from the directory the demo ran in (printed last). */
+  next: string[];
   seconds: number;
 }
 
@@ -340,12 +345,13 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
     curve,
     snapshots: {
       dir: dirs.snapshots,
-      registry: cfg.snapshots.registry,
+      registry: registryPathOf(cfg.snapshots),
       published,
       rejected,
       current: published.at(-1) ?? null,
     },
     files,
+    next: [],
     seconds: secs(Date.now() - started),
   };
   writeFileSync(
@@ -370,10 +376,31 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
       },
     ),
   );
+  report.next = nextCommands(report);
   const text = reportText(report);
   writeFileSync(files.report, text);
   writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
   return report;
+}
+
+/** A path as the user would type it from the current directory, shell-quoted when it needs to be. */
+function shellPath(p: string): string {
+  const rel = relative(process.cwd(), p);
+  const shown = rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? p : rel;
+  return /^[\w./-]+$/.test(shown) ? shown : `'${shown.replaceAll("'", "'\\''")}'`;
+}
+
+/** The commands to run next on the demo's output: exact, from the current directory. */
+function nextCommands(r: DemoReport): string[] {
+  const cli = `node ${shellPath(fileURLToPath(new URL('../../../bin/rankdistill.mjs', import.meta.url)))}`;
+  const snaps = `--snapshots ${shellPath(r.snapshots.dir)}`;
+  const out = [`${cli} snapshots list ${snaps}`];
+  if (r.snapshots.current !== null) {
+    const v = r.snapshots.current;
+    const user = loadSnapshotDir(join(r.snapshots.dir, `v${v}`)).table('users')?.ids[0] ?? 'u0';
+    out.push(`${cli} snapshots show v${v} ${snaps}`, `${cli} recall ${snaps} --user ${user} --k 10`);
+  }
+  return out;
 }
 
 function pick(m: Record<string, number>): { recall_at_100_of_top10: number; ndcg_at_10: number } {
@@ -407,6 +434,9 @@ export function reportText(r: DemoReport): string {
     `          ${r.snapshots.dir}`,
     `files     ${r.files.report}, ${r.files.json}, ${r.files.plot}`,
     `total     ${r.seconds} s`,
+    '',
+    'next      (from this directory; or set RANKDISTILL_SNAPSHOTS__DIR instead of --snapshots)',
+    ...r.next.map((c) => `  ${c}`),
   ];
   return `${lines.join('\n')}\n`;
 }
