@@ -46,6 +46,15 @@ test('demo: the distilled student beats the untrained one on agreement with the 
   // outcomes add up: every input record has exactly one fate in the labeler's counts
   const c = report.label.outcomes;
   assert.ok(c.joined > 0 && c.pointwise === c.joined + c.unmatched);
+  // ... and are the ones the simulator's truth prescribes (the fates differ: a duplicate request
+  // also joins once, a malformed record leaves its partner unmatched or an orphan)
+  for (const [k, v] of Object.entries(report.simulate.expected))
+    assert.equal(c[k as keyof typeof report.simulate.expected], v, `outcome ${k}`);
+  assert.equal(
+    report.simulate.expected.joined,
+    report.simulate.fates.joined! + report.simulate.fates.duplicate!,
+  );
+  assert.match(run.stdout, /outcomes: as the truth prescribes/);
   assert.ok(report.label.labelsPerSecond > 0);
   assert.ok(report.train.examples > 0 && report.train.checkpoints >= 1);
   assert.equal(report.curve.length, report.train.checkpoints + 1);

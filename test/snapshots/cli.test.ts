@@ -98,8 +98,9 @@ describe('a snapshot directory is self-contained: copied, corrupted, moved (CLI 
       gateTolerance: 0.02,
       modelName: 's',
     });
-    await pub.maybePublish(publishInput({}, 1));
-    await pub.maybePublish(publishInput({ parentVersion: 1 }, 2));
+    const metrics = { recall_at_100_of_top10: 0.5, ndcg_at_10: 0.6, auc: 0.7, eval_requests: 152 };
+    await pub.maybePublish(publishInput({ metrics }, 1));
+    await pub.maybePublish(publishInput({ parentVersion: 1, metrics }, 2));
     await pub.close();
   });
   after(() => rmSync(base, { recursive: true, force: true }));
@@ -136,6 +137,9 @@ describe('a snapshot directory is self-contained: copied, corrupted, moved (CLI 
     const list = cli(['snapshots', 'list', '--json', '--snapshots', moved]);
     assert.equal(list.status, 0, list.stderr);
     assert.equal((JSON.parse(list.stdout) as { current: number }).current, 2);
+    const text = cli(['snapshots', 'list', '--snapshots', moved]);
+    assert.match(text.stdout, /^\* v2\tpublished\t.* eval_requests=152$/m, 'an integer prints as one');
+    assert.match(text.stdout, /auc=0\.7000/);
     const show = cli(['snapshots', 'show', '2'], { RANKDISTILL_SNAPSHOTS__DIR: moved });
     assert.equal(show.status, 0, show.stderr);
     assert.equal((JSON.parse(show.stdout) as { path: string }).path, join(moved, 'v2'));

@@ -22,7 +22,7 @@ import type { FileFormat } from '../../io/files.ts';
 import { FileSimSink } from '../../io/sim-sink.ts';
 import { labelFiles } from '../../pipeline/label-files.ts';
 import type { OutcomeCounts } from '../../pipeline/outcomes.ts';
-import { DEFAULT_SIM, FATES } from '../../sim/generate.ts';
+import { DEFAULT_SIM, type ExpectedOutcomes, expectedOutcomes, FATES } from '../../sim/generate.ts';
 import { type SimSink, simulate } from '../../sim/simulate.ts';
 import type { PublishResult } from '../../snapshots/publisher.ts';
 import { registryPathOf } from '../../snapshots/registry.ts';
@@ -68,7 +68,12 @@ type Agreement = { recall_at_100_of_top10: number; ndcg_at_10: number; eval_requ
 export interface DemoReport {
   format: 'rankdistill-demo-report/1';
   world: { seed: number; requests: number; users: number; items: number; candidates: number };
-  simulate: { seconds: number; records: number; fates: Record<string, number> };
+  /**
+   * `fates`: what the simulator drew per request. `expected`: the outcome counts its truth
+   * prescribes for a correct labeler (a duplicate request is also joined once, a malformed one
+   * leaves its partner unmatched or an orphan), which `label.outcomes` must equal.
+   */
+  simulate: { seconds: number; records: number; fates: Record<string, number>; expected: ExpectedOutcomes };
   label: {
     seconds: number;
     outcomes: OutcomeCounts;
@@ -324,6 +329,7 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
       seconds: simSeconds,
       records: written,
       fates: Object.fromEntries(FATES.map((f) => [f, sim.truth.counts.fates[f]])),
+      expected: expectedOutcomes(sim.truth),
     },
     label: {
       seconds: labelSeconds,
@@ -403,6 +409,13 @@ function nextCommands(r: DemoReport): string[] {
   return out;
 }
 
+/** Whether the labeler's outcome counts are the ones the simulator's truth prescribes. */
+function agrees(r: DemoReport): boolean {
+  return Object.entries(r.simulate.expected).every(
+    ([k, v]) => r.label.outcomes[k as keyof ExpectedOutcomes] === v,
+  );
+}
+
 function pick(m: Record<string, number>): { recall_at_100_of_top10: number; ndcg_at_10: number } {
   return { recall_at_100_of_top10: m.recall_at_100_of_top10 ?? 0, ndcg_at_10: m.ndcg_at_10 ?? 0 };
 }
@@ -422,7 +435,12 @@ export function reportText(r: DemoReport): string {
     )
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
-    `label     outcomes: joined ${c.joined}, unmatched ${c.unmatched} (labelled without clicks), orphans ${c.orphans}, late ${c.late}, duplicates ${c.duplicates}, malformed ${c.malformed}, invalid ${c.invalid} → dead letters ${c.deadLetters}`,
+    `          a correct labeler must count (truth): ${Object.entries(r.simulate.expected)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(
+        ', ',
+      )} (a duplicate request also joins once; a malformed record leaves its partner unmatched or an orphan)`,
+    `label     outcomes: ${agrees(r) ? 'as the truth prescribes' : 'DIFFER from the truth'}: joined ${c.joined}, unmatched ${c.unmatched} (labelled without clicks), orphans ${c.orphans}, late ${c.late}, duplicates ${c.duplicates}, malformed ${c.malformed}, invalid ${c.invalid} → dead letters ${c.deadLetters}`,
     `          labels: ${r.label.labels} (pointwise ${c.pointwise}, pairwise ${c.pairwise}, listwise ${c.listwise}) in ${r.label.seconds} s = ${fmt(r.label.labelsPerSecond)} labels/s (${fmt(r.label.inputRecordsPerSecond)} input records/s)`,
     `train     ${r.train.examples} examples (${r.train.records} label records, ${r.train.steps} steps) in ${r.train.seconds} s = ${fmt(r.train.examplesPerSecond)} examples/s on ${r.train.backend}; ${r.train.checkpoints} checkpoints`,
     '',

@@ -41,7 +41,7 @@ function parseVersion(v: string): number {
 
 const metricsText = (m: Record<string, number>): string =>
   Object.entries(m)
-    .map(([k, v]) => `${k}=${Number.isFinite(v) ? v.toFixed(4) : v}`)
+    .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : Number.isFinite(v) ? v.toFixed(4) : v}`)
     .join(' ');
 
 /**
