@@ -9,18 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import { Partitioners } from 'kafkajs';
 import { decodeAvro, encodeAvro } from '../../src/contracts/codec.ts';
 import { LabelService } from '../../src/pipeline/label-service.ts';
-import { impression, ranker } from '../join/helpers.ts';
+import { impression, patchBytes, ranker } from '../join/helpers.ts';
 import { readAll, testConfig, testKafka, waitConsumed } from './label-helpers.ts';
 
 const TS = 1_700_000_000_000;
-
-function patch(bytes: Buffer, marker: string, raw: number[]): Buffer {
-  const at = bytes.indexOf(marker);
-  assert.ok(at >= 0 && marker.length === raw.length, `marker ${marker}`);
-  const out = Buffer.from(bytes);
-  Buffer.from(raw).copy(out, at);
-  return out;
-}
 
 describe('invalid UTF-8 in ids over Kafka', { timeout: 180_000 }, () => {
   const kafka = testKafka();
@@ -43,25 +35,25 @@ describe('invalid UTF-8 in ids over Kafka', { timeout: 180_000 }, () => {
       {
         rid: 'bad-user-1',
         field: 'user_id',
-        value: patch(enc(ranker('bad-user-1', TS, 'uQQ')), 'QQ', [0xe9, 0xff]),
+        value: patchBytes(enc(ranker('bad-user-1', TS, 'uQQ')), 'QQ', [0xe9, 0xff]),
       },
       {
         rid: 'bad-user-2',
         field: 'user_id',
-        value: patch(enc(ranker('bad-user-2', TS, 'uQQ')), 'QQ', [0xe9, 0xfe]),
+        value: patchBytes(enc(ranker('bad-user-2', TS, 'uQQ')), 'QQ', [0xe9, 0xfe]),
       },
-      { rid: null, field: 'request_id', value: patch(enc(ranker('bad-QQ', TS)), 'QQ', [0xc3, 0x28]) },
+      { rid: null, field: 'request_id', value: patchBytes(enc(ranker('bad-QQ', TS)), 'QQ', [0xc3, 0x28]) },
       {
         rid: 'bad-item',
         field: 'item_id',
-        value: patch(enc(ranker('bad-item', TS)), 'it3', [0x69, 0xff, 0x33]),
+        value: patchBytes(enc(ranker('bad-item', TS)), 'it3', [0x69, 0xff, 0x33]),
       },
     ].map((b) => ({ ...b, key: Buffer.from('k'), topic: t.rankerOutputs }));
     bad.push({
       rid: 'good-3',
       field: 'item_id',
       key: Buffer.from('u-good-3'),
-      value: patch(encodeAvro('Impression', impression('good-3', TS + 5)), 'it1', [0x69, 0xe9, 0x31]),
+      value: patchBytes(encodeAvro('Impression', impression('good-3', TS + 5)), 'it1', [0x69, 0xe9, 0x31]),
       topic: t.impressions,
     });
     const svc = new LabelService(cfg);

@@ -18,21 +18,12 @@ import {
 import type { Impression, RankerOutput } from '../../src/contracts/index.ts';
 import { type FileFormat, RecordWriter, readRecords } from '../../src/io/files.ts';
 import { labelFiles } from '../../src/pipeline/label-files.ts';
-import { impression, ranker } from '../join/helpers.ts';
+import { impression, patchBytes, ranker } from '../join/helpers.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'rd-utf8-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 const TS = 1_700_000_000_000;
-
-/** `bytes` with the first occurrence of the ASCII `marker` replaced by `raw` (same length). */
-function patch(bytes: Buffer, marker: string, raw: number[]): Buffer {
-  const at = bytes.indexOf(marker);
-  assert.ok(at >= 0 && marker.length === raw.length, `marker ${marker}`);
-  const out = Buffer.from(bytes);
-  Buffer.from(raw).copy(out, at);
-  return out;
-}
 
 function encode<N extends 'RankerOutput' | 'Impression'>(
   name: N,
@@ -50,14 +41,18 @@ function badRecords(format: FileFormat) {
   const ctx = { ...ranker('bad-ctx', TS), context: { QQ: 1 } };
   return {
     rankers: [
-      ['user_id', patch(r('bad-user-1', 'uQQ'), 'QQ', [0xe9, 0xff]), 'bad-user-1'],
+      ['user_id', patchBytes(r('bad-user-1', 'uQQ'), 'QQ', [0xe9, 0xff]), 'bad-user-1'],
       // would have collided with bad-user-1 ("u\uFFFD\uFFFD") had it been rewritten
-      ['user_id', patch(r('bad-user-2', 'uQQ'), 'QQ', [0xe9, 0xfe]), 'bad-user-2'],
-      ['request_id', patch(r('bad-QQ'), 'QQ', [0xc3, 0x28]), null],
-      ['item_id', patch(r('bad-item'), 'it3', [0x69, 0xff, 0x33]), 'bad-item'],
+      ['user_id', patchBytes(r('bad-user-2', 'uQQ'), 'QQ', [0xe9, 0xfe]), 'bad-user-2'],
+      ['request_id', patchBytes(r('bad-QQ'), 'QQ', [0xc3, 0x28]), null],
+      ['item_id', patchBytes(r('bad-item'), 'it3', [0x69, 0xff, 0x33]), 'bad-item'],
       ...(format === 'ndjson'
         ? [
-            ['JSON text', patch(Buffer.from(encodeJson('RankerOutput', ctx)), 'QQ', [0xe9, 0xff]), 'bad-ctx'],
+            [
+              'JSON text',
+              patchBytes(Buffer.from(encodeJson('RankerOutput', ctx)), 'QQ', [0xe9, 0xff]),
+              'bad-ctx',
+            ],
             // parsed, but not a RankerOutput: its dead letter still names the request
             [
               'invalid record',
@@ -70,7 +65,7 @@ function badRecords(format: FileFormat) {
     impressions: [
       [
         'item_id',
-        patch(encode('Impression', impression('good-3', TS + 5), format), 'it1', [0x69, 0xe9, 0x31]),
+        patchBytes(encode('Impression', impression('good-3', TS + 5), format), 'it1', [0x69, 0xe9, 0x31]),
         'good-3',
       ],
     ] as [string, Buffer, string | null][],
@@ -132,14 +127,14 @@ describe('invalid UTF-8 in ids is dead-lettered, never rewritten', () => {
   }
 
   test('the codec the Kafka path uses refuses them too: plain Avro, Confluent frame, JSON', () => {
-    const avroBad = patch(encodeAvro('RankerOutput', ranker('r9', TS, 'uQQ')), 'QQ', [0xe9, 0xff]);
+    const avroBad = patchBytes(encodeAvro('RankerOutput', ranker('r9', TS, 'uQQ')), 'QQ', [0xe9, 0xff]);
     const plain = decodeAvro('RankerOutput', avroBad);
     assert.ok(!plain.ok);
     assert.match(plain.error.message, /user_id is not valid UTF-8/);
     assert.equal(plain.error.details.requestId, 'r9');
     const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 7]), avroBad]);
     assert.ok(!decodeConfluent('RankerOutput', framed).ok);
-    const json = patch(
+    const json = patchBytes(
       Buffer.from(encodeJson('Impression', impression('r9', TS))),
       'it0',
       [0x69, 0xc0, 0x30],
