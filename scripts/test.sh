@@ -26,6 +26,10 @@ for a in "$@"; do
   esac
 done
 
+# The service's info lines (JSON on stderr: tasks assigned, ready, committed ...) would be mixed
+# into the runner's output by the hundred; tests that read them set the level of their own child.
+export RANKDISTILL_LOG_LEVEL="${RANKDISTILL_LOG_LEVEL:-warn}"
+
 echo "== lint (biome)"
 npx biome check .
 echo "== type-check (tsc)"

@@ -36,14 +36,21 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Runs the CLI; returns the process exit code. */
+/**
+ * Runs the CLI; returns the process exit code. One scheme for every command (README "Exit codes"):
+ * 0 done (also --help / --version); 2 an error rankdistill reports in one line — a usage error
+ * (commander's too, which would exit 1 by itself), bad config, bad input, a corrupt or missing
+ * snapshot, Kafka unreachable —; 1 an unexpected error (a bug: the stack is printed); 130 replay
+ * stopped by Ctrl-C (the same command resumes).
+ */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode;
+    // commander has printed its message; its usage errors (exitCode 1) are usage errors: 2
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (isRankdistillError(e)) {
       console.error(`rankdistill: ${e.name} [${e.code}]: ${e.message}`);
       return 2;

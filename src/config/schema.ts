@@ -419,8 +419,10 @@ export const snapshotsSchema = z
     registry: z
       .string()
       .min(1)
-      .default('snapshots/registry.sqlite')
-      .describe('SQLite registry of snapshots.'),
+      .optional()
+      .describe(
+        'SQLite registry of snapshots; default <dir>/registry.sqlite, so the snapshot directory carries its registry and setting dir is enough.',
+      ),
     gateTolerance: finite()
       .min(0)
       .max(1)

@@ -5,6 +5,7 @@
  * Decoders never throw: they return a {@link Decoded} with either the value or a typed
  * {@link DecodeError} carrying the reason, so bad input can be dead-lettered.
  */
+import { isUtf8 } from 'node:buffer';
 import type avro from 'avsc';
 import { DecodeError, RankdistillError } from '../errors.ts';
 import { avroType, type ContractName, type Contracts } from './schemas.ts';
@@ -16,14 +17,62 @@ export type WireFormat = 'avro' | 'confluent' | 'json';
 
 const MAGIC = 0;
 
-function fail<T>(name: ContractName, message: string, cause?: unknown): Decoded<T> {
+function fail<T>(name: ContractName, message: string, cause?: unknown, requestId?: string): Decoded<T> {
+  const details = requestId === undefined ? { name } : { name, requestId };
   return {
     ok: false,
-    error: new DecodeError(
-      `${name}: ${message}`,
-      cause === undefined ? { details: { name } } : { cause, details: { name } },
-    ),
+    error: new DecodeError(`${name}: ${message}`, cause === undefined ? { details } : { cause, details }),
   };
+}
+
+const REPLACEMENT = '\uFFFD';
+
+/**
+ * The first id of an input record (request_id, user_id, items[i].item_id) holding U+FFFD, or null.
+ * Invalid UTF-8 decodes to U+FFFD (Avro strings and JSON text are UTF-8), and two different byte
+ * strings would then become one id and join: such a record is refused (a dead letter), never
+ * rewritten. A literal U+FFFD in an id is refused likewise: it cannot be told apart afterwards.
+ * Only the generic decoders call this: the column parsers take ASCII ids only.
+ *
+ * @example
+ * replacedId('RankerOutput', { request_id: 'r1', user_id: 'u\uFFFD', items: [] }); // 'user_id'
+ */
+export function replacedId(name: ContractName, v: unknown): string | null {
+  if (name !== 'RankerOutput' && name !== 'Impression') return null;
+  const r = v as { request_id: string; user_id: string; items: { item_id: string }[] };
+  if (r.request_id.includes(REPLACEMENT)) return 'request_id';
+  if (r.user_id.includes(REPLACEMENT)) return 'user_id';
+  const items = r.items;
+  for (let i = 0; i < items.length; i++) {
+    if (items[i]!.item_id.includes(REPLACEMENT)) return `items[${i}].item_id`;
+  }
+  return null;
+}
+
+/** The request_id of a (possibly invalid) decoded record, when it is a clean string: for dead letters. */
+function requestIdOf(v: unknown): string | undefined {
+  const id = v !== null && typeof v === 'object' ? (v as { request_id?: unknown }).request_id : undefined;
+  return typeof id === 'string' && id.length > 0 && !id.includes(REPLACEMENT) ? id : undefined;
+}
+
+/**
+ * The decode failure of a record whose id holds U+FFFD (see {@link replacedId}), or null.
+ *
+ * @example
+ * const bad = invalidIdFailure('Impression', value); if (bad) return bad;
+ */
+export function invalidIdFailure<T>(name: ContractName, value: unknown): Decoded<T> | null {
+  const field = replacedId(name, value);
+  if (field === null) return null;
+  const id = field.startsWith('items[')
+    ? (value as { items: { item_id: string }[] }).items[Number(/\d+/.exec(field)?.[0])]?.item_id
+    : (value as Record<string, string>)[field];
+  return fail(
+    name,
+    `${field} is not valid UTF-8 (it decodes to ${JSON.stringify(id)}: U+FFFD, the replacement character, would make different ids collide)`,
+    undefined,
+    requestIdOf(value),
+  );
 }
 
 function invalidPaths(t: avro.Type, value: unknown): string[] {
@@ -147,7 +196,7 @@ function decodeAt<N extends ContractName>(
   // No isValid() pass here: a value read by avsc is of its schema by construction (bad union
   // indexes and unsafe longs throw above), and the check cost ~10% of a decode. The fast-check
   // garbage tests assert decoded values are valid.
-  return { ok: true, value: res.value as Contracts[N] };
+  return invalidIdFailure(name, res.value) ?? { ok: true, value: res.value as Contracts[N] };
 }
 
 /**
@@ -266,7 +315,19 @@ export function decodeJson<N extends ContractName>(name: N, input: string | Buff
   }
   const t = avroType(name);
   const filled = fillDefaults(t, parsed);
-  if (!t.isValid(filled)) return fail(name, `invalid record: ${invalidPaths(t, filled).join('; ')}`);
+  if (!t.isValid(filled))
+    return fail(
+      name,
+      `invalid record: ${invalidPaths(t, filled).join('; ')}`,
+      undefined,
+      requestIdOf(filled),
+    );
+  const bad = invalidIdFailure<Contracts[N]>(name, filled);
+  if (bad !== null) return bad;
+  // Invalid UTF-8 outside the ids (a context key, a model version) is refused too: the text is not
+  // JSON (RFC 8259 §8.1). Checked last and natively: most lines are valid.
+  if (typeof input !== 'string' && !isUtf8(input))
+    return fail(name, 'the JSON text is not valid UTF-8', undefined, requestIdOf(filled));
   return { ok: true, value: filled as Contracts[N] };
 }
 

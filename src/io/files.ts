@@ -23,7 +23,14 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { open } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import avro from 'avsc';
-import { type Decoded, decodeAvro, decodeJson, encodeAvro, encodeJson } from '../contracts/codec.ts';
+import {
+  type Decoded,
+  decodeAvro,
+  decodeJson,
+  encodeAvro,
+  encodeJson,
+  invalidIdFailure,
+} from '../contracts/codec.ts';
 import {
   avroType,
   boundedTypeHook,
@@ -246,7 +253,9 @@ function* blockRecords<N extends ContractName>(
     yield {
       offset,
       raw,
-      result: st.reader.isValid(value) ? { ok: true, value: value as Contracts[N] } : badRecord(st, raw),
+      result: st.reader.isValid(value)
+        ? (invalidIdFailure(st.name, value) ?? { ok: true, value: value as Contracts[N] })
+        : badRecord(st, raw),
     };
   }
   if (count === 0 && data.length > 0) {

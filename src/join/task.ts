@@ -405,7 +405,15 @@ export class JoinTask {
       );
     if (!d.ok) {
       const reason = d.error.code === 'SCHEMA_ID_UNKNOWN' ? 'SCHEMA_ID_UNKNOWN' : 'MALFORMED';
-      return { ok: false, reason, message: d.error.message, ref, requestId: null };
+      // a record that parsed but failed its contract still names its request, when it has a clean one
+      const rid = d.error.details?.requestId;
+      return {
+        ok: false,
+        reason,
+        message: d.error.message,
+        ref,
+        requestId: typeof rid === 'string' ? rid : null,
+      };
     }
     if (side === 'ranker') {
       const v = d.value as RankerOutput;

@@ -701,3 +701,46 @@ function expectation(
     }
   }
 }
+
+/** What a correct labeler must count for a simulated run (every window closed): see {@link expectedOutcomes}. */
+export interface ExpectedOutcomes {
+  joined: number;
+  unmatched: number;
+  orphans: number;
+  late: number;
+  duplicates: number;
+  malformed: number;
+  invalid: number;
+}
+
+/**
+ * The labeler's outcome counts a run's truth prescribes, with every window closed (drain). They
+ * differ from the fates, which say what the simulator drew per request: a `duplicate` request is
+ * also joined (once), a `malformed` one leaves its partner unmatched or an orphan.
+ *
+ * @example
+ * expectedOutcomes(sim.truth).joined === fates.joined + fates.duplicate; // true
+ */
+export function expectedOutcomes(truth: Pick<SimTruth, 'requests'>): ExpectedOutcomes {
+  const c: ExpectedOutcomes = {
+    joined: 0,
+    unmatched: 0,
+    orphans: 0,
+    late: 0,
+    duplicates: 0,
+    malformed: 0,
+    invalid: 0,
+  };
+  for (const r of Object.values(truth.requests)) {
+    if (r.expect.labels === 'matched') c.joined++;
+    else if (r.expect.labels === 'unmatched') c.unmatched++;
+    c.duplicates += r.expect.duplicates;
+    for (const d of r.expect.deadLetters) {
+      if (d === 'ORPHAN') c.orphans++;
+      else if (d === 'LATE') c.late++;
+      else if (d === 'INVALID') c.invalid++;
+      else c.malformed++;
+    }
+  }
+  return c;
+}

@@ -34,6 +34,7 @@ import {
 import {
   type AnnouncementRecord,
   openRegistry,
+  registryPathOf,
   type SnapshotRecord,
   type SnapshotRegistry,
   toAnnouncement,
@@ -137,7 +138,12 @@ export function openPublisher(o: PublisherOptions): SnapshotPublisher {
  */
 export function openPublisherFromConfig(
   c: Config,
-  o: { announce: boolean; onEvent?: ((e: SnapshotEvent) => void) | undefined },
+  o: {
+    announce: boolean;
+    onEvent?: ((e: SnapshotEvent) => void) | undefined;
+    /** kafkajs retries of the announcement (default kafkajs's 5, ~15 s against no broker). */
+    retries?: number;
+  },
 ): SnapshotPublisher {
   const announcer = o.announce
     ? kafkaAnnouncer(
@@ -146,13 +152,14 @@ export function openPublisherFromConfig(
           brokers: c.kafka.brokers,
           logLevel: logLevel.NOTHING,
           ...kafkaSecurity(c.kafka),
+          ...(o.retries === undefined ? {} : { retry: { retries: o.retries } }),
         }),
         c.kafka.topics.snapshots,
       )
     : undefined;
   return openPublisher({
     dir: c.snapshots.dir,
-    registry: c.snapshots.registry,
+    registry: registryPathOf(c.snapshots),
     gateTolerance: c.snapshots.gateTolerance,
     modelName: c.snapshots.modelName,
     ...(announcer ? { announcer } : {}),

@@ -9,9 +9,15 @@
  * outbox pattern): the registry row and its announcement commit in one SQLite transaction, and
  * unsent announcements are sent (and retried after a crash) by the publisher, so the topic never
  * misses a version the registry made current.
+ *
+ * Paths are stored relative to the registry's directory (by default the snapshot directory itself,
+ * `<snapshots.dir>/registry.sqlite`), so a snapshot directory carries everything needed to read it
+ * and can be moved or copied: a copy's registry names the copy's files, never the original's.
+ * Registries written before (absolute paths) still load: a path whose `v<N>` sits beside the
+ * registry resolves there, otherwise the absolute path is used as written.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SnapshotAnnouncement } from '../contracts/index.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
@@ -25,7 +31,7 @@ export interface SnapshotRecord {
   version: number;
   status: SnapshotStatus;
   createdAt: number;
-  /** Absolute path of the snapshot directory. */
+  /** Absolute path of the snapshot directory (stored relative to the registry's directory). */
   path: string;
   parentVersion: number | null;
   model: Manifest['model'];
@@ -101,12 +107,41 @@ const decodeMetrics = (s: string): Record<string, number> =>
     Object.entries(JSON.parse(s) as Record<string, number | string>).map(([k, v]) => [k, Number(v)]),
   );
 
-function toRecord(r: SnapshotRow): SnapshotRecord {
+/**
+ * The snapshot directory a stored path names, for a registry in `base` (null: `:memory:`, paths
+ * kept as given). Relative paths resolve against `base`; an absolute one (a registry written
+ * before paths were relative) resolves to the `v<N>` beside the registry when that exists, so a
+ * moved or copied directory reads its own files.
+ */
+export function resolveSnapshotPath(stored: string, base: string | null): string {
+  if (base === null) return stored;
+  if (!isAbsolute(stored)) return resolve(base, stored);
+  const beside = join(base, basename(stored));
+  return existsSync(beside) ? beside : stored;
+}
+
+/** The path to store for snapshot directory `dir`: relative to `base` (the registry's directory). */
+export function storedSnapshotPath(dir: string, base: string | null): string {
+  return base === null ? dir : relative(base, resolve(dir)) || '.';
+}
+
+/**
+ * The registry file of a snapshots config: `registry` when set, else `<dir>/registry.sqlite`, so
+ * that pointing at a snapshot directory (snapshots.dir, `--snapshots DIR`) is enough.
+ *
+ * @example
+ * registryPathOf({ dir: '/data/snapshots' }); // '/data/snapshots/registry.sqlite'
+ */
+export function registryPathOf(s: { dir: string; registry?: string | undefined }): string {
+  return s.registry ?? join(s.dir, 'registry.sqlite');
+}
+
+function toRecord(r: SnapshotRow, base: string | null): SnapshotRecord {
   return {
     version: r.version,
     status: r.status,
     createdAt: r.created_at,
-    path: r.path,
+    path: resolveSnapshotPath(r.path, base),
     parentVersion: r.parent_version,
     model: JSON.parse(r.model) as Manifest['model'],
     offsets: JSON.parse(r.offsets) as PartitionOffset[],
@@ -163,7 +198,7 @@ export function openRegistry(path: string, opts: { mustExist?: boolean } = {}): 
   if (opts.mustExist && path !== ':memory:' && !existsSync(path))
     throw new RankdistillError(
       'SNAPSHOT_NOT_FOUND',
-      `snapshot registry ${path}: expected an existing registry (snapshots.registry), found no file`,
+      `snapshot registry ${path}: expected an existing registry, found no file (point at the snapshot directory with --snapshots DIR or RANKDISTILL_SNAPSHOTS__DIR; the demo prints its directory)`,
       { details: { path } },
     );
   try {
@@ -174,7 +209,7 @@ export function openRegistry(path: string, opts: { mustExist?: boolean } = {}): 
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     db.exec(SCHEMA);
-    return new SnapshotRegistry(db);
+    return new SnapshotRegistry(db, path === ':memory:' ? null : dirname(resolve(path)));
   } catch (e) {
     throw new RankdistillError(
       'STATE_STORE_FAILED',
@@ -190,9 +225,12 @@ export function openRegistry(path: string, opts: { mustExist?: boolean } = {}): 
 /** Registry handle; see {@link openRegistry}. */
 export class SnapshotRegistry {
   private readonly db: Database.Database;
+  /** Directory stored paths are relative to (null: kept as given, for `:memory:`). */
+  readonly base: string | null;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, base: string | null = null) {
     this.db = db;
+    this.base = base;
   }
 
   /**
@@ -210,7 +248,7 @@ export class SnapshotRegistry {
           s.version,
           s.status,
           s.createdAt,
-          s.path,
+          storedSnapshotPath(s.path, this.base),
           s.parentVersion,
           JSON.stringify(s.model),
           JSON.stringify(s.offsets),
@@ -260,12 +298,14 @@ export class SnapshotRegistry {
     const r = this.db.prepare('SELECT * FROM snapshots WHERE version = ?').get(version) as
       | SnapshotRow
       | undefined;
-    return r ? toRecord(r) : null;
+    return r ? toRecord(r, this.base) : null;
   }
 
   /** Every snapshot, ascending by version. */
   list(): SnapshotRecord[] {
-    return (this.db.prepare('SELECT * FROM snapshots ORDER BY version').all() as SnapshotRow[]).map(toRecord);
+    return (this.db.prepare('SELECT * FROM snapshots ORDER BY version').all() as SnapshotRow[]).map((r) =>
+      toRecord(r, this.base),
+    );
   }
 
   /** Every announcement, oldest first. */

@@ -46,6 +46,15 @@ test('demo: the distilled student beats the untrained one on agreement with the 
   // outcomes add up: every input record has exactly one fate in the labeler's counts
   const c = report.label.outcomes;
   assert.ok(c.joined > 0 && c.pointwise === c.joined + c.unmatched);
+  // ... and are the ones the simulator's truth prescribes (the fates differ: a duplicate request
+  // also joins once, a malformed record leaves its partner unmatched or an orphan)
+  for (const [k, v] of Object.entries(report.simulate.expected))
+    assert.equal(c[k as keyof typeof report.simulate.expected], v, `outcome ${k}`);
+  assert.equal(
+    report.simulate.expected.joined,
+    report.simulate.fates.joined! + report.simulate.fates.duplicate!,
+  );
+  assert.match(run.stdout, /outcomes: as the truth prescribes/);
   assert.ok(report.label.labelsPerSecond > 0);
   assert.ok(report.train.examples > 0 && report.train.checkpoints >= 1);
   assert.equal(report.curve.length, report.train.checkpoints + 1);
@@ -56,17 +65,19 @@ test('demo: the distilled student beats the untrained one on agreement with the 
   const snap = loadSnapshotDir(join(report.snapshots.dir, `v${report.snapshots.current}`));
   assert.equal(snap.version, report.snapshots.current);
   assert.ok((snap.table('items')?.ids.length ?? 0) > 0);
-  // ... and through the registry, with the operator's command
-  const show = spawnSync(
-    process.execPath,
-    ['bin/rankdistill.mjs', 'snapshots', 'show', String(report.snapshots.current)],
-    {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, RANKDISTILL_SNAPSHOTS__REGISTRY: report.snapshots.registry },
-    },
-  );
-  assert.equal(show.status, 0, `snapshots show failed:\n${show.stderr}\n${show.stdout}`);
+  // ... and the commands the demo printed last work verbatim, from where it ran, with no config
+  assert.match(run.stdout, /^next /m);
+  assert.equal(report.next.length, 3);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RANKDISTILL_')));
+  for (const line of report.next) {
+    assert.ok(run.stdout.includes(`  ${line}\n`), `printed: ${line}`);
+    const [node, ...args] = line.split(' ');
+    assert.equal(node, 'node');
+    const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env });
+    assert.equal(r.status, 0, `${line} failed:\n${r.stderr}\n${r.stdout}`);
+    assert.ok(r.stdout.length > 0, `${line} printed nothing`);
+  }
+  assert.match(report.next.join('\n'), /recall --snapshots \S+ --user u\d+ --k 10/);
 
   const svg = readFileSync(join(out, 'quality.svg'), 'utf8');
   assert.match(svg, /^<svg /);

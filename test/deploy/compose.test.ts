@@ -1,18 +1,23 @@
-// The deployment files, checked without a Docker engine: docker-compose.yml parses and
-// `docker-compose config` (the Debian package) accepts it; every rankdistill service runs a real
+// The deployment files, checked without a Docker engine: docker-compose.yml parses and is valid
+// against the Compose Specification's JSON schema (vendored in test/deploy/vendor/, checked by ajv:
+// this always runs); `docker compose config` / `docker-compose config` accepts it too where one of
+// them is installed (skipped, and said so, where neither is); every rankdistill service runs a real
 // CLI command with real options; every RANKDISTILL_* variable (compose and Dockerfile) maps through
 // envPath onto a real config option with a valid value; the labeler can scale (no container name,
 // no fixed host port, /health check); Kafka is a KRaft node fit for transactions; topic-init
 // creates exactly the topics of the config, co-partitioned, with a compacted changelog.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { Ajv } from 'ajv';
+import draft7 from 'ajv/dist/refs/json-schema-draft-07.json' with { type: 'json' };
 import type { Command } from 'commander';
 import YAML from 'yaml';
 import { buildProgram } from '../../src/cli/main.ts';
 import { applyEnv, ENV_PREFIX, envPath, parseConfig } from '../../src/config/index.ts';
 import { aclsForRole, kafkaAclsCommands } from '../../src/kafka/acls.ts';
+import { registryPathOf } from '../../src/snapshots/registry.ts';
 
 const ROOT = new URL('../../', import.meta.url);
 const COMPOSE_FILE = new URL('docker-compose.yml', ROOT).pathname;
@@ -66,19 +71,78 @@ function argv(s: Service): string[] {
 /** The rankdistill services: the ones built from this repository's Dockerfile. */
 const appServices = Object.entries(services).filter(([, s]) => s.build !== undefined);
 
+/** Compose interpolation over a whole document (strings only), as compose does before validating. */
+function interpolateAll(v: unknown): unknown {
+  if (typeof v === 'string') return interpolate(v).replaceAll('$$', '$');
+  if (Array.isArray(v)) return v.map(interpolateAll);
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, interpolateAll(x)]));
+  }
+  return v;
+}
+
+const composeSchema = JSON.parse(read('test/deploy/vendor/compose-spec.json')) as object;
+const ajv = new Ajv({ allErrors: true, strict: false });
+// The schema names its meta-schema "https://json-schema.org/draft-07/schema"; ajv bundles draft-07
+// as "http://json-schema.org/draft-07/schema#". Same document: register it under the other name too.
+ajv.addMetaSchema({ ...draft7, $id: 'https://json-schema.org/draft-07/schema' });
+const validateCompose = ajv.compile(composeSchema);
+
+function schemaErrors(doc: unknown): string[] {
+  if (validateCompose(doc)) return [];
+  return (validateCompose.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`);
+}
+
+/** The compose CLI that is installed: the Docker plugin (`docker compose`) or docker-compose v1/v2. */
+function composeTool(): string[] | undefined {
+  for (const cmd of [['docker', 'compose'], ['docker-compose']]) {
+    const r = spawnSync(cmd[0] as string, [...cmd.slice(1), 'version'], { encoding: 'utf8' });
+    if (r.error === undefined && r.status === 0) return cmd;
+  }
+  return undefined;
+}
+
 describe('docker-compose.yml', () => {
-  test('`docker-compose config` accepts it, with and without the sim profile', () => {
-    const probe = spawnSync('docker-compose', ['version'], { encoding: 'utf8' });
+  test('the Compose Specification schema accepts it (ajv, no Docker needed)', () => {
+    const doc = interpolateAll(YAML.parse(read('docker-compose.yml'), { merge: true }));
+    assert.deepEqual(schemaErrors(doc), []);
+  });
+
+  test('the schema check has teeth: a misspelt key or a wrong type is rejected', () => {
+    const doc = interpolateAll(YAML.parse(read('docker-compose.yml'), { merge: true })) as {
+      services: Record<string, Record<string, unknown>>;
+    };
+    const misspelt = structuredClone(doc);
+    (misspelt.services.labeler as Record<string, unknown>).comand = ['label'];
     assert.ok(
-      probe.error === undefined && probe.status === 0,
-      'docker-compose is not installed: run `apt-get update && apt-get install -y docker-compose` (Debian package) — .ci/run does it',
+      schemaErrors(misspelt).some((e) => e.includes('/services/labeler')),
+      'an unknown service key is an error',
     );
+    const wrongType = structuredClone(doc);
+    (wrongType.services.kafka as Record<string, unknown>).volumes = 'kafka-data:/var/lib/kafka/data';
+    assert.notDeepEqual(schemaErrors(wrongType), [], 'volumes must be a list');
+  });
+
+  test('`docker compose config` accepts it, with and without the sim profile (where installed)', (t) => {
+    const tool = composeTool();
+    if (tool === undefined) {
+      t.skip('neither `docker compose` nor docker-compose is installed; the schema test above still ran');
+      return;
+    }
     for (const extra of [[], ['--profile', 'sim'], ['--profile', 'secured']]) {
-      const r = spawnSync('docker-compose', ['-f', COMPOSE_FILE, ...extra, 'config', '-q'], {
-        encoding: 'utf8',
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
-      });
-      assert.equal(r.status, 0, `docker-compose config ${extra.join(' ')} rejected the file:\n${r.stderr}`);
+      const r: SpawnSyncReturns<string> = spawnSync(
+        tool[0] as string,
+        [...tool.slice(1), '-f', COMPOSE_FILE, ...extra, 'config', '-q'],
+        {
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+        },
+      );
+      assert.equal(
+        r.status,
+        0,
+        `${tool.join(' ')} config ${extra.join(' ')} rejected the file:\n${r.stderr}`,
+      );
     }
   });
 
@@ -275,7 +339,7 @@ describe('docker-compose.yml', () => {
     assert.ok(mount, `a volume at ${env.snapshots.dir}`);
     assert.ok(Object.keys(compose.volumes ?? {}).includes(mount.split(':')[0] as string), 'a named volume');
     assert.ok(
-      env.snapshots.registry.startsWith(`${env.snapshots.dir}/`),
+      registryPathOf(env.snapshots).startsWith(`${env.snapshots.dir}/`),
       'the registry lives with the snapshots',
     );
     const args = argv(s);

@@ -90,3 +90,16 @@ export function newTask(
     ...(columns ? { columns: (r, imp) => labelColumnsEncoded(r, imp, labelsCfg) } : {}),
   });
 }
+
+/**
+ * `bytes` with the first occurrence of the ASCII `marker` replaced by `raw` (same length): puts
+ * bytes no encoder would write (invalid UTF-8) into an encoded record.
+ */
+export function patchBytes(bytes: Buffer, marker: string, raw: number[]): Buffer {
+  const at = bytes.indexOf(marker);
+  if (at < 0 || marker.length !== raw.length)
+    throw new Error(`patchBytes: marker ${marker} not found or not ${raw.length} bytes`);
+  const out = Buffer.from(bytes);
+  Buffer.from(raw).copy(out, at);
+  return out;
+}

@@ -1,9 +1,13 @@
 // `rankdistill snapshots list|show|rollback` and `rankdistill recall` on a registry built by the
-// publisher (registry only: rollback --no-announce; the Kafka path is in the integration test).
+// publisher (registry only: rollback --no-announce; the Kafka path is in the integration test),
+// and on copied, corrupted and moved snapshot directories.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { main } from '../../src/cli/main.ts';
 import { openPublisher } from '../../src/snapshots/publisher.ts';
 import { publishInput, tempRoot } from './helpers.ts';
@@ -73,5 +77,132 @@ describe('snapshots and recall commands', () => {
     const rec = await run(t, 'recall', '--snapshot', '2', '--user', 'user-1');
     assert.equal(rec.code, 2);
     assert.match(rec.err, /SNAPSHOT_CORRUPT.*items\.ids/);
+  });
+});
+
+// Real CLI processes on a snapshot directory that was copied or moved: the registry's paths are
+// relative to it, so a copy reads (and verifies) its own files and a moved directory works.
+describe('a snapshot directory is self-contained: copied, corrupted, moved (CLI processes)', () => {
+  const bin = fileURLToPath(new URL('../../bin/rankdistill.mjs', import.meta.url));
+  const base = tempRoot('rd-snap-move-');
+  const original = join(base, 'original');
+  // No config file, no RANKDISTILL_* variables: only --snapshots (or the one env variable) says where.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RANKDISTILL_')));
+  const cli = (args: string[], extraEnv: Record<string, string> = {}, cwd = base) =>
+    spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', env: { ...env, ...extraEnv } });
+
+  before(async () => {
+    const pub = openPublisher({
+      dir: original,
+      registry: join(original, 'registry.sqlite'),
+      gateTolerance: 0.02,
+      modelName: 's',
+    });
+    const metrics = { recall_at_100_of_top10: 0.5, ndcg_at_10: 0.6, auc: 0.7, eval_requests: 152 };
+    await pub.maybePublish(publishInput({ metrics }, 1));
+    await pub.maybePublish(publishInput({ parentVersion: 1, metrics }, 2));
+    await pub.close();
+  });
+  after(() => rmSync(base, { recursive: true, force: true }));
+
+  test('a corrupt copy is refused by `snapshots show` and `recall --snapshots COPY`; the original is still accepted', () => {
+    const copy = join(base, 'copy');
+    cpSync(original, copy, { recursive: true });
+    const ids = join(copy, 'v2', 'items.ids');
+    writeFileSync(ids, readFileSync(ids, 'utf8').replace('item-0', 'item-X'));
+
+    const showCopy = cli(['snapshots', 'show', 'v2', '--snapshots', copy]);
+    assert.equal(showCopy.status, 2, showCopy.stderr);
+    const shown = JSON.parse(showCopy.stdout) as { path: string; verified: string };
+    assert.equal(shown.path, join(copy, 'v2'), 'the copy names its own files');
+    assert.match(shown.verified, /SNAPSHOT_CORRUPT|items\.ids/);
+    const recallCopy = cli(['recall', '--snapshots', copy, '--user', 'user-1', '--k', '3']);
+    assert.equal(recallCopy.status, 2);
+    assert.match(recallCopy.stderr, /SNAPSHOT_CORRUPT.*copy\/v2.*items\.ids/);
+
+    const showOriginal = cli(['snapshots', 'show', 'v2', '--snapshots', original]);
+    assert.equal(showOriginal.status, 0, showOriginal.stderr);
+    assert.equal((JSON.parse(showOriginal.stdout) as { verified: string }).verified, 'ok');
+    const recallOriginal = cli(['recall', '--snapshots', original, '--user', 'user-1', '--k', '3', '--json']);
+    assert.equal(recallOriginal.status, 0, recallOriginal.stderr);
+    assert.equal((JSON.parse(recallOriginal.stdout) as { items: unknown[] }).items.length, 3);
+  });
+
+  test('a moved directory works from its new place, by --snapshots or RANKDISTILL_SNAPSHOTS__DIR alone', () => {
+    const before = join(base, 'to-move');
+    cpSync(original, before, { recursive: true });
+    const moved = join(base, 'elsewhere', 'moved');
+    mkdirSync(join(base, 'elsewhere'));
+    renameSync(before, moved);
+    const list = cli(['snapshots', 'list', '--json', '--snapshots', moved]);
+    assert.equal(list.status, 0, list.stderr);
+    assert.equal((JSON.parse(list.stdout) as { current: number }).current, 2);
+    const text = cli(['snapshots', 'list', '--snapshots', moved]);
+    assert.match(text.stdout, /^\* v2\tpublished\t.* eval_requests=152$/m, 'an integer prints as one');
+    assert.match(text.stdout, /auc=0\.7000/);
+    const show = cli(['snapshots', 'show', '2'], { RANKDISTILL_SNAPSHOTS__DIR: moved });
+    assert.equal(show.status, 0, show.stderr);
+    assert.equal((JSON.parse(show.stdout) as { path: string }).path, join(moved, 'v2'));
+    // relative to the working directory, as a user types it
+    const recall = cli(
+      ['recall', '--snapshots', 'moved', '--user', 'user-2', '--k', '2'],
+      {},
+      join(base, 'elsewhere'),
+    );
+    assert.equal(recall.status, 0, recall.stderr);
+    assert.match(recall.stdout, /^# snapshot v2, user user-2/);
+    const rollback = cli(['snapshots', 'rollback', 'v1', '--no-announce', '--snapshots', moved]);
+    assert.equal(rollback.status, 0, rollback.stderr);
+    assert.equal(
+      (JSON.parse(cli(['snapshots', 'list', '--json', '--snapshots', moved]).stdout) as { current: number })
+        .current,
+      1,
+    );
+    assert.equal(
+      (
+        JSON.parse(cli(['snapshots', 'list', '--json', '--snapshots', original]).stdout) as {
+          current: number;
+        }
+      ).current,
+      2,
+      'the original registry is untouched',
+    );
+  });
+
+  test('a registry written with absolute paths (before they were relative) still loads, copied or not', () => {
+    const legacy = join(base, 'legacy');
+    cpSync(original, legacy, { recursive: true });
+    const db = new Database(join(legacy, 'registry.sqlite'));
+    db.prepare("UPDATE snapshots SET path = ? || '/v' || version").run(legacy);
+    db.close();
+    const copy = join(base, 'legacy-copy');
+    cpSync(legacy, copy, { recursive: true });
+    rmSync(join(copy, 'v1'), { recursive: true });
+    for (const [dir, v] of [
+      [legacy, 'v1'],
+      [copy, 'v2'],
+    ] as const) {
+      const r = cli(['snapshots', 'show', v, '--snapshots', dir]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal((JSON.parse(r.stdout) as { path: string }).path, join(dir, v));
+    }
+    // v1 is gone from the copy: its absolute path (the legacy directory's v1) is used as written
+    const gone = cli(['snapshots', 'show', 'v1', '--snapshots', copy]);
+    assert.equal((JSON.parse(gone.stdout) as { path: string }).path, join(legacy, 'v1'));
+  });
+
+  test('without a registry the commands say where they looked and how to point elsewhere; none is created', () => {
+    const empty = join(base, 'empty');
+    mkdirSync(empty);
+    for (const args of [
+      ['snapshots', 'list'],
+      ['snapshots', 'rollback', '1'],
+      ['recall', '--user', 'u1'],
+    ]) {
+      const r = cli(args, {}, empty);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /SNAPSHOT_NOT_FOUND.*snapshots\/registry\.sqlite.*--snapshots DIR/);
+    }
+    assert.ok(!existsSync(join(empty, 'snapshots')), 'no empty registry was created');
   });
 });

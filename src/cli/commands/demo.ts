@@ -12,7 +12,8 @@
  * Progress goes to stderr: one rewritten line on a terminal, plain lines otherwise.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../../config/index.ts';
 import type { Config, TrainConfig } from '../../config/schema.ts';
@@ -21,9 +22,11 @@ import type { FileFormat } from '../../io/files.ts';
 import { FileSimSink } from '../../io/sim-sink.ts';
 import { labelFiles } from '../../pipeline/label-files.ts';
 import type { OutcomeCounts } from '../../pipeline/outcomes.ts';
-import { DEFAULT_SIM, FATES } from '../../sim/generate.ts';
+import { DEFAULT_SIM, type ExpectedOutcomes, expectedOutcomes, FATES } from '../../sim/generate.ts';
 import { type SimSink, simulate } from '../../sim/simulate.ts';
 import type { PublishResult } from '../../snapshots/publisher.ts';
+import { registryPathOf } from '../../snapshots/registry.ts';
+import { loadSnapshotDir } from '../../snapshots/store.ts';
 import { openTrainerSnapshots } from '../../snapshots/trainer.ts';
 import { evaluate } from '../../train/eval.ts';
 import type { StudentModel } from '../../train/model.ts';
@@ -65,7 +68,12 @@ type Agreement = { recall_at_100_of_top10: number; ndcg_at_10: number; eval_requ
 export interface DemoReport {
   format: 'rankdistill-demo-report/1';
   world: { seed: number; requests: number; users: number; items: number; candidates: number };
-  simulate: { seconds: number; records: number; fates: Record<string, number> };
+  /**
+   * `fates`: what the simulator drew per request. `expected`: the outcome counts its truth
+   * prescribes for a correct labeler (a duplicate request is also joined once, a malformed one
+   * leaves its partner unmatched or an orphan), which `label.outcomes` must equal.
+   */
+  simulate: { seconds: number; records: number; fates: Record<string, number>; expected: ExpectedOutcomes };
   label: {
     seconds: number;
     outcomes: OutcomeCounts;
@@ -92,6 +100,8 @@ export interface DemoReport {
     current: number | null;
   };
   files: { report: string; json: string; plot: string };
+  /** Commands that work on this output, from the directory the demo ran in (printed last). */
+  next: string[];
   seconds: number;
 }
 
@@ -319,6 +329,7 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
       seconds: simSeconds,
       records: written,
       fates: Object.fromEntries(FATES.map((f) => [f, sim.truth.counts.fates[f]])),
+      expected: expectedOutcomes(sim.truth),
     },
     label: {
       seconds: labelSeconds,
@@ -340,12 +351,13 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
     curve,
     snapshots: {
       dir: dirs.snapshots,
-      registry: cfg.snapshots.registry,
+      registry: registryPathOf(cfg.snapshots),
       published,
       rejected,
       current: published.at(-1) ?? null,
     },
     files,
+    next: [],
     seconds: secs(Date.now() - started),
   };
   writeFileSync(
@@ -370,10 +382,38 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
       },
     ),
   );
+  report.next = nextCommands(report);
   const text = reportText(report);
   writeFileSync(files.report, text);
   writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
   return report;
+}
+
+/** A path as the user would type it from the current directory, shell-quoted when it needs to be. */
+function shellPath(p: string): string {
+  const rel = relative(process.cwd(), p);
+  const shown = rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? p : rel;
+  return /^[\w./-]+$/.test(shown) ? shown : `'${shown.replaceAll("'", "'\\''")}'`;
+}
+
+/** The commands to run next on the demo's output: exact, from the current directory. */
+function nextCommands(r: DemoReport): string[] {
+  const cli = `node ${shellPath(fileURLToPath(new URL('../../../bin/rankdistill.mjs', import.meta.url)))}`;
+  const snaps = `--snapshots ${shellPath(r.snapshots.dir)}`;
+  const out = [`${cli} snapshots list ${snaps}`];
+  if (r.snapshots.current !== null) {
+    const v = r.snapshots.current;
+    const user = loadSnapshotDir(join(r.snapshots.dir, `v${v}`)).table('users')?.ids[0] ?? 'u0';
+    out.push(`${cli} snapshots show v${v} ${snaps}`, `${cli} recall ${snaps} --user ${user} --k 10`);
+  }
+  return out;
+}
+
+/** Whether the labeler's outcome counts are the ones the simulator's truth prescribes. */
+function agrees(r: DemoReport): boolean {
+  return Object.entries(r.simulate.expected).every(
+    ([k, v]) => r.label.outcomes[k as keyof ExpectedOutcomes] === v,
+  );
 }
 
 function pick(m: Record<string, number>): { recall_at_100_of_top10: number; ndcg_at_10: number } {
@@ -395,7 +435,12 @@ export function reportText(r: DemoReport): string {
     )
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
-    `label     outcomes: joined ${c.joined}, unmatched ${c.unmatched} (labelled without clicks), orphans ${c.orphans}, late ${c.late}, duplicates ${c.duplicates}, malformed ${c.malformed}, invalid ${c.invalid} → dead letters ${c.deadLetters}`,
+    `          a correct labeler must count (truth): ${Object.entries(r.simulate.expected)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(
+        ', ',
+      )} (a duplicate request also joins once; a malformed record leaves its partner unmatched or an orphan)`,
+    `label     outcomes: ${agrees(r) ? 'as the truth prescribes' : 'DIFFER from the truth'}: joined ${c.joined}, unmatched ${c.unmatched} (labelled without clicks), orphans ${c.orphans}, late ${c.late}, duplicates ${c.duplicates}, malformed ${c.malformed}, invalid ${c.invalid} → dead letters ${c.deadLetters}`,
     `          labels: ${r.label.labels} (pointwise ${c.pointwise}, pairwise ${c.pairwise}, listwise ${c.listwise}) in ${r.label.seconds} s = ${fmt(r.label.labelsPerSecond)} labels/s (${fmt(r.label.inputRecordsPerSecond)} input records/s)`,
     `train     ${r.train.examples} examples (${r.train.records} label records, ${r.train.steps} steps) in ${r.train.seconds} s = ${fmt(r.train.examplesPerSecond)} examples/s on ${r.train.backend}; ${r.train.checkpoints} checkpoints`,
     '',
@@ -407,6 +452,9 @@ export function reportText(r: DemoReport): string {
     `          ${r.snapshots.dir}`,
     `files     ${r.files.report}, ${r.files.json}, ${r.files.plot}`,
     `total     ${r.seconds} s`,
+    '',
+    'next      (from this directory; or set RANKDISTILL_SNAPSHOTS__DIR instead of --snapshots)',
+    ...r.next.map((c) => `  ${c}`),
   ];
   return `${lines.join('\n')}\n`;
 }

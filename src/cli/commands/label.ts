@@ -13,7 +13,8 @@ interface LabelOpts {
 
 /**
  * `rankdistill label`: the labeling service. Kafka mode by default (config `kafka.*`); with
- * `--in <dir> --out <dir>` the file transport over `<in>/ranker-outputs.*` and `<in>/impressions.*`.
+ * `--in <dir> --out <dir>` the file transport over `<in>/ranker-outputs.*` and `<in>/impressions.*`,
+ * which drains at the end of the input unless `--no-drain` (then the open count goes to stderr).
  */
 export function register(program: Command): void {
   program
@@ -30,7 +31,10 @@ export function register(program: Command): void {
       'output directory for labels.{pointwise,pairwise,listwise}.<ext> and dead-letter.<ext>',
     )
     .option('--format <format>', 'output file format: ndjson or avro', 'ndjson')
-    .option('--drain', 'file transport: at end of input, close every open window (emit unmatched, orphans)')
+    .option(
+      '--no-drain',
+      'file transport: leave requests still in their join window at the end of the input open, unlabelled, as the Kafka service does (default: close every window at the end: labels without clicks, orphans dead-lettered)',
+    )
     .action(async (opts: LabelOpts, cmd: Command) => {
       const file = cmd.optsWithGlobals<{ config?: string }>().config;
       const config = loadConfig({ file });
@@ -47,8 +51,13 @@ export function register(program: Command): void {
           outDir: opts.out,
           format: opts.format as FileFormat,
           config,
-          drain: opts.drain === true,
+          // A file ends: its user expects every request labelled or told why not (drain).
+          drain: opts.drain !== false,
         });
+        if (res.open > 0)
+          console.error(
+            `label: ${res.open} requests were still open in their join window at the end of the input and were not labelled (--no-drain)`,
+          );
         console.log(
           JSON.stringify(
             { ...res.counts, open: res.open, seconds: (Date.now() - started) / 1000, files: res.files },

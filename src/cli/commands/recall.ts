@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/index.ts';
 import { RankdistillError } from '../../errors.ts';
 import { loadRegisteredSnapshot } from '../../snapshots/publisher.ts';
 import { recallForUser, userVector } from '../../snapshots/recall.ts';
-import { openRegistry } from '../../snapshots/registry.ts';
+import { openRegistry, registryPathOf } from '../../snapshots/registry.ts';
 import { type LoadedSnapshot, loadSnapshotDir } from '../../snapshots/store.ts';
+import { SNAPSHOTS_OPTION, snapshotsConfig } from './snapshots.ts';
 
 function open(spec: string, registryPath: string): LoadedSnapshot {
   if (spec.includes('/')) return loadSnapshotDir(spec);
@@ -54,12 +54,13 @@ export function register(program: Command): void {
     .requiredOption('--user <id>', 'user id')
     .option('--k <n>', 'number of items', '100')
     .option('--json', 'print JSON {snapshot, user, items: [{id, score}]}')
+    .option(...SNAPSHOTS_OPTION)
     .action(async (opts: { snapshot: string; user: string; k: string; json?: boolean }, cmd: Command) => {
       const k = Number(opts.k);
       if (!Number.isInteger(k) || k < 1)
         throw new RankdistillError('USAGE', `--k: expected a positive integer, found ${opts.k}`);
-      const c = loadConfig({ file: cmd.optsWithGlobals<{ config?: string }>().config });
-      const snap = open(opts.snapshot, c.snapshots.registry);
+      const c = snapshotsConfig(cmd);
+      const snap = open(opts.snapshot, registryPathOf(c.snapshots));
       const q = await queryVector(snap, opts.user);
       const t0 = performance.now();
       const top = recallForUser(snap, q.vector, k);

@@ -88,7 +88,14 @@ export function register(program: Command): void {
       '--dry-run',
       'count outcomes (joined, unmatched, orphan, late, duplicate, malformed) without writing',
     )
-    .option('--drain', 'at the end of the range, close every open window (emit unmatched, orphans)')
+    .option(
+      '--drain',
+      'at the end of the input, close every open window (labels without clicks, orphans); default for --in files',
+    )
+    .option(
+      '--no-drain',
+      'leave requests still in their window open, as the live service does; default for a Kafka range (their partner may lie past --to)',
+    )
     .option('--state-dir <dir>', 'replay state (checkpoints, join state) (default: <store.dir>/replay-<id>)')
     .option(
       '--checkpoint-every <n>',
@@ -130,7 +137,7 @@ export function register(program: Command): void {
             config,
             input,
             output,
-            drain: opts.drain === true,
+            drain: opts.drain ?? input.kind === 'files',
             ...(opts.stateDir === undefined ? {} : { stateDir: opts.stateDir }),
             ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
             signal: ac.signal,
@@ -145,10 +152,16 @@ export function register(program: Command): void {
         process.off('SIGTERM', onSignal);
       }
       bar?.finish({ done: res.processed, total: res.status === 'interrupted' ? last.total : res.processed });
+      // "complete" only when every request of the input was decided: open ones are not labelled.
+      const status = res.open > 0 && res.status !== 'interrupted' ? 'ended-with-open-requests' : res.status;
+      if (res.open > 0 && res.status !== 'interrupted')
+        process.stderr.write(
+          `replay: ${res.open} requests were still open in their join window at the end of the input and were not labelled (--drain closes them)\n`,
+        );
       console.log(
         JSON.stringify(
           {
-            status: res.status,
+            status,
             id: res.id,
             groupId: res.groupId,
             partitions: res.partitions,

@@ -1,13 +1,33 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type Config, loadConfig } from '../../config/index.ts';
 import { errorMessage, RankdistillError } from '../../errors.ts';
 import { openPublisherFromConfig } from '../../snapshots/publisher.ts';
-import { openRegistry, type SnapshotRecord } from '../../snapshots/registry.ts';
+import { openRegistry, registryPathOf, type SnapshotRecord } from '../../snapshots/registry.ts';
 import { loadSnapshotDir } from '../../snapshots/store.ts';
 
-function config(cmd: Command): Config {
-  return loadConfig({ file: cmd.optsWithGlobals<{ config?: string }>().config });
+/** The `--snapshots DIR` option every snapshot command takes. */
+export const SNAPSHOTS_OPTION = [
+  '--snapshots <dir>',
+  'snapshot directory (holds registry.sqlite and v<N>/); default snapshots.dir of the config (env RANKDISTILL_SNAPSHOTS__DIR)',
+] as const;
+
+/**
+ * The config of a snapshot command: `--snapshots DIR` replaces snapshots.dir and makes the
+ * registry DIR/registry.sqlite (a snapshot directory carries its registry).
+ *
+ * @example
+ * const c = snapshotsConfig(cmd); openRegistry(registryPathOf(c.snapshots));
+ */
+export function snapshotsConfig(cmd: Command): Config {
+  const o = cmd.optsWithGlobals<{ config?: string; snapshots?: string }>();
+  const c = loadConfig({ file: o.config });
+  if (o.snapshots === undefined) return c;
+  const { registry: _ignored, ...rest } = c.snapshots;
+  return { ...c, snapshots: { ...rest, dir: resolve(o.snapshots) } };
 }
+
+const config = snapshotsConfig;
 
 function parseVersion(v: string): number {
   const n = Number(v.replace(/^v/, ''));
@@ -21,7 +41,7 @@ function parseVersion(v: string): number {
 
 const metricsText = (m: Record<string, number>): string =>
   Object.entries(m)
-    .map(([k, v]) => `${k}=${Number.isFinite(v) ? v.toFixed(4) : v}`)
+    .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : Number.isFinite(v) ? v.toFixed(4) : v}`)
     .join(' ');
 
 /**
@@ -35,8 +55,9 @@ export function register(program: Command): void {
     .command('list')
     .description('every registered snapshot (published and rejected), the current one marked with *')
     .option('--json', 'print JSON')
+    .option(...SNAPSHOTS_OPTION)
     .action((opts: { json?: boolean }, cmd: Command) => {
-      const reg = openRegistry(config(cmd).snapshots.registry, { mustExist: true });
+      const reg = openRegistry(registryPathOf(config(cmd).snapshots), { mustExist: true });
       try {
         const current = reg.current();
         const list = reg.list();
@@ -66,9 +87,10 @@ export function register(program: Command): void {
     .command('show')
     .description('one snapshot: registry record, announcements, and a checksum verification of its files')
     .argument('<version>', 'snapshot version (3 or v3)')
+    .option(...SNAPSHOTS_OPTION)
     .action((v: string, _opts: unknown, cmd: Command) => {
       const version = parseVersion(v);
-      const reg = openRegistry(config(cmd).snapshots.registry, { mustExist: true });
+      const reg = openRegistry(registryPathOf(config(cmd).snapshots), { mustExist: true });
       try {
         const s: SnapshotRecord | null = reg.get(version);
         if (!s)
@@ -102,17 +124,30 @@ export function register(program: Command): void {
     .description('make an older published version current: records and announces it with status "rollback"')
     .argument('<version>', 'snapshot version (3 or v3)')
     .option('--no-announce', 'record the rollback only; the next publisher with Kafka sends it')
+    .option(...SNAPSHOTS_OPTION)
     .action(async (v: string, opts: { announce: boolean }, cmd: Command) => {
       const version = parseVersion(v);
       const c = config(cmd);
-      const pub = openPublisherFromConfig(c, { announce: opts.announce });
+      openRegistry(registryPathOf(c.snapshots), { mustExist: true }).close(); // never create one here
+      let failure = '';
+      // One quick retry: an operator at a terminal wants the reason in a second, not after
+      // kafkajs's default backoff (~15 s against a broker that is not there).
+      const pub = openPublisherFromConfig(c, {
+        announce: opts.announce,
+        retries: 1,
+        onEvent: (e) => {
+          if (e.type === 'announce-failed') failure = e.error;
+        },
+      });
       try {
         const r = await pub.rollback(version);
         if (!opts.announce) console.log(`v${version} is current (recorded; announcement pending)`);
         else if (r.announced)
           console.log(`v${version} is current (announced on ${c.kafka.topics.snapshots})`);
         else {
-          console.error(`v${version} is current in the registry; the announcement failed and stays pending`);
+          console.error(
+            `v${version} is current in the registry; the announcement on ${c.kafka.topics.snapshots} (brokers ${c.kafka.brokers.join(',')}) failed and stays pending: ${failure}. It is sent by the next \`snapshots rollback\` or trainer that reaches Kafka; --no-announce records without trying`,
+          );
           process.exitCode = 2;
         }
       } finally {

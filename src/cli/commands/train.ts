@@ -34,7 +34,8 @@ function logSnapshot(r: PublishResult): void {
       reasons: r.reasons,
       ...(r.note === undefined ? {} : { note: r.note }),
       dir: r.dir,
-      announced: r.announced,
+      // a rejected snapshot is never announced (r.announced says whether older ones were flushed)
+      announced: r.status === 'published' && r.announced,
     }),
   );
 }
