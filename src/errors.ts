@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   TOPIC_MISSING: { retriable: false },
   /** The Kafka cluster could not be reached or answered with an error. */
   KAFKA_UNAVAILABLE: { retriable: true },
+  /** The Kafka broker does not accept the protocol versions the client sends (ApiVersions check). */
+  KAFKA_INCOMPATIBLE: { retriable: false },
   /** This instance was fenced by a newer one holding the same transactional id. */
   PRODUCER_FENCED: { retriable: false },
   /** The local state store could not be opened, read or written. */
