@@ -34,9 +34,13 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Runs the CLI; returns the process exit code. */
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Runs the CLI; returns the process exit code. `onAction` runs right before the command's action
+ * (bin/rankdistill.mjs drops its start-up signal handlers there).
+ */
+export async function main(argv: string[], onAction?: () => void): Promise<number> {
   const program = buildProgram();
+  if (onAction !== undefined) program.hook('preAction', onAction);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -748,17 +748,23 @@ export class LabelService {
 
   /**
    * Notes whether the task's committed offsets moved, and whether it has input to process
-   * (unfetched records, fetched but unprocessed ones, an open batch). A partition with input and
+   * (unfetched records, fetched but unprocessed ones, processed but uncommitted ones). A partition with input and
    * no progress for `metrics.stuckPartitionMs` makes {@link healthy} false (logged once).
    */
   #trackProgress(t: KafkaTask): void {
     const now = Date.now();
     const offsets = `${t.committed.ranker}/${t.committed.impression}`;
+    const processed = t.join.nextOffsets();
     const lagging =
       t.processed > 0 ||
+      t.committing !== undefined ||
       (['ranker', 'impression'] as const).some((s) => {
         const pos = t.pos[s];
-        return t.join.buffered(s) > 0 || (pos.next !== null && pos.hw !== null && pos.next < pos.hw);
+        return (
+          t.join.buffered(s) > 0 ||
+          (processed[s] !== null && processed[s] !== t.committed[s]) ||
+          (pos.next !== null && pos.hw !== null && pos.next < pos.hw)
+        );
       });
     const e = this.#progress.get(t.p);
     if (e === undefined || e.offsets !== offsets || !lagging) {
@@ -1231,15 +1237,15 @@ export function chunkMessages(all: TopicMessages[], maxBytes = MAX_REQUEST_BYTES
 }
 
 /**
- * Runs the service until SIGTERM/SIGINT: metrics endpoint, signals, graceful stop bounded by
- * `kafka.stopTimeoutMs`. A signal during start-up stops the start (no member is left in the group)
- * and returns normally; a fatal start-up error closes the metrics endpoint and is thrown, so the
- * process exits non-zero at once instead of being held alive by the endpoint.
+ * Runs the service until `stopSignal` aborts (default: SIGTERM/SIGINT): metrics endpoint, graceful
+ * stop bounded by `kafka.stopTimeoutMs`. A stop during start-up stops the start (no member is left
+ * in the group) and returns normally; a fatal start-up error closes the metrics endpoint and is
+ * thrown, so the process exits non-zero at once instead of being held alive by the endpoint.
  *
  * @example
  * await runLabelService(loadConfig());
  */
-export async function runLabelService(config: Config): Promise<void> {
+export async function runLabelService(config: Config, stopSignal?: AbortSignal): Promise<void> {
   const log = logger('label-service');
   // Imported here: label-threads imports this module (its threads run LabelService).
   const { createLabelRunner } = await import('./label-threads.ts');
@@ -1251,25 +1257,33 @@ export async function runLabelService(config: Config): Promise<void> {
     return stopping;
   };
   let signalled = false;
-  let onSignal: (sig: string) => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    onSignal = (sig: string) => {
-      log.info('signal received, stopping', { signal: sig, withinMs: config.kafka.stopTimeoutMs });
-      signalled = true;
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      void stop().finally(resolve);
-    };
+  const ac = new AbortController();
+  const signal = stopSignal ?? ac.signal;
+  const onSignal = (sig: NodeJS.Signals) => ac.abort(sig);
+  if (stopSignal === undefined) {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+  }
+  const stopped = new Promise<void>((resolve) => {
+    const onAbort = () => {
+      log.info('signal received, stopping', { signal: signal.reason, withinMs: config.kafka.stopTimeoutMs });
+      signalled = true;
+      void stop().finally(resolve);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
     if (config.metrics.enabled) {
       server = await serveMetrics(svc.metrics, config.metrics.port, () => svc.healthy(), config.metrics.host);
       log.info('metrics listening', { port: server.port, url: `http://127.0.0.1:${server.port}/metrics` });
     }
+    // A stop during start-up resolves `stopped` within kafka.stopTimeoutMs even when the start is
+    // still waiting (for a group join, a broker): do not wait for the start beyond that.
+    const starting = svc.start();
+    starting.catch(() => undefined);
     try {
-      await svc.start();
+      if ((await Promise.race([starting.then(() => 'started' as const), stopped])) !== 'started') return;
     } catch (e) {
       // Stopped by a signal while starting: not a failure.
       if (signalled) return await stopped;

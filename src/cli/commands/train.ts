@@ -111,6 +111,12 @@ export function register(program: Command): void {
         const files = opts.labels === undefined ? [] : labelFiles(opts.labels);
         let source: KafkaLabelSource | undefined;
         let trainer: Trainer | undefined;
+        // A failed open must not leave the snapshots' announcer (a Kafka producer) holding the
+        // process alive: close it and fail.
+        const closeSnapshotsAndThrow = async (e: unknown): Promise<never> => {
+          await snapshots?.close().catch(() => undefined);
+          throw e;
+        };
         trainer = await Trainer.open({
           config: cfg.train,
           out: opts.out,
@@ -123,7 +129,7 @@ export function register(program: Command): void {
               void source.commit(trainer.positions());
             }
           },
-        });
+        }).catch(closeSnapshotsAndThrow);
         let stop = false;
         const onSignal = () => {
           stop = true;
@@ -144,7 +150,7 @@ export function register(program: Command): void {
             onBadRecord: (src, offset, reason) =>
               console.log(JSON.stringify({ event: 'bad-record', source: src, offset, reason })),
             onEvent: (e) => console.log(JSON.stringify({ event: `kafka-${e.type}`, ...e, type: undefined })),
-          });
+          }).catch(closeSnapshotsAndThrow);
         }
         const batches =
           source?.batches() ??
