@@ -735,6 +735,8 @@ export class LabelService {
   }
 
   #tick(): void {
+    // Also while recovering: a partition that fails on every attempt spends most time there.
+    for (const p of this.stuckPartitions()) this.#logStuck(p);
     if (this.#stopping || this.#recovering !== undefined) return;
     for (const t of this.#tasks.values()) {
       if (t.broken) continue;
@@ -773,7 +775,6 @@ export class LabelService {
       return;
     }
     e.lagging = true;
-    this.#logStuck(t.p, e.since);
   }
 
   /** Marks a partition as having input that could not be processed (a task that failed to open). */
@@ -783,9 +784,11 @@ export class LabelService {
     else e.lagging = true;
   }
 
-  #logStuck(p: number, since: number): void {
-    const ms = Date.now() - since;
-    if (ms < this.config.metrics.stuckPartitionMs || this.#stuckLogged.has(p)) return;
+  /** Logs a partition {@link stuckPartitions} lists, once until it moves again. */
+  #logStuck(p: number): void {
+    const e = this.#progress.get(p);
+    if (e === undefined || this.#stuckLogged.has(p)) return;
+    const ms = Date.now() - e.since;
     this.#stuckLogged.add(p);
     const t = this.#tasks.get(p);
     this.#log.error(
