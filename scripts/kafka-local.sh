@@ -9,13 +9,15 @@
 # (org.apache.kafka:kafka_2.13), so Maven resolves it plus its runtime
 # dependencies and we launch `kafka.Kafka` straight off that classpath.
 #
-# Why 3.9.x: kafkajs 2.2.4 speaks old protocol versions that Kafka 4.0 removed
-# (KIP-896), so 4.x brokers reject it. 3.9 is the last line that accepts them
-# and already runs without ZooKeeper (KRaft). Not 3.9.0: before 3.9.1 a transaction
-# could complete before its consumer offsets were readable (KAFKA-17507), so a reader
-# of the offsets right after fencing the previous owner (a resumed replay into topics;
-# the labeler keeps its own copy in the changelog) could get the older ones and write
-# that owner's last transaction twice.
+# Which Kafka: the newest 4.x by default; 3.9.1+ with KAFKA_VERSION=3.9.2 (CI runs
+# the broker tests on both). kafkajs 2.2.4 works with 4.x: every API version it sends
+# (Produce v7, Fetch v11, JoinGroup v5, InitProducerId v1, ...) is inside 4.x's
+# supported ranges, which KIP-896 only trimmed below those. The services check this at
+# start-up against the broker's ApiVersions answer (src/kafka/api-versions.ts).
+# Not 3.9.0 or older: before 3.9.1 a transaction could complete before its consumer
+# offsets were readable (KAFKA-17507), so a reader of the offsets right after fencing
+# the previous owner (a resumed replay into topics; the labeler keeps its own copy in
+# the changelog) could get the older ones and write that owner's last transaction twice.
 #
 # Usage:
 #   scripts/kafka-local.sh fetch                       # download into the cache (idempotent)
@@ -31,18 +33,22 @@
 #
 # Environment:
 #   RANKDISTILL_CACHE   cache root (default ~/.cache/rankdistill)
-#   KAFKA_VERSION       pin a broker version instead of the newest cached/available 3.9.x
+#   KAFKA_VERSION       pin a broker version (3.9.1 or newer) instead of the newest
+#                       cached/available one of KAFKA_CANDIDATES (4.x)
 #   KAFKA_HEAP_OPTS     JVM heap flags (default -Xms128m -Xmx512m)
 set -euo pipefail
 
 # Newest first. The first one already in the cache wins (no network needed);
 # otherwise the first one Maven Central actually has is downloaded.
-KAFKA_CANDIDATES=(3.9.2 3.9.1)
+KAFKA_CANDIDATES=(4.4.0 4.3.0 4.2.0 4.1.1 4.0.1)
 SCALA_BINARY=2.13
-# Kafka 3.9's own distribution logs through slf4j 1.7 -> reload4j (log4j 1.x API).
 # The broker jars only depend on slf4j-api, so without a backend it would log nothing.
+# Kafka 4.x's own distribution logs through slf4j 1.7 -> log4j2 (and its dynamic
+# log-level API, LoggingController, needs log4j-core); 3.9 through slf4j 1.7 -> reload4j
+# (log4j 1.x API). write_pom/java_opts pick the pair for the major version.
 SLF4J_VERSION=1.7.36
 RELOAD4J_VERSION=1.2.25
+LOG4J2_VERSION=2.24.3
 # Pinned so a fresh ~/.m2 resolves the same plugin everywhere (not "latest").
 DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
@@ -98,6 +104,31 @@ write_pom() {
       <artifactId>kafka_${SCALA_BINARY}</artifactId>
       <version>${version}</version>
     </dependency>
+$(logging_dependencies "$version")
+  </dependencies>
+</project>
+EOF
+}
+
+# 4.x logs through log4j2, 3.x through log4j 1.x (reload4j).
+uses_log4j2() { [[ "${1%%.*}" -ge 4 ]]; }
+
+logging_dependencies() {
+  if uses_log4j2 "$1"; then
+    cat <<EOF
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>${LOG4J2_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>${LOG4J2_VERSION}</version>
+    </dependency>
+EOF
+  else
+    cat <<EOF
     <dependency>
       <groupId>org.slf4j</groupId>
       <artifactId>slf4j-reload4j</artifactId>
@@ -108,9 +139,8 @@ write_pom() {
       <artifactId>reload4j</artifactId>
       <version>${RELOAD4J_VERSION}</version>
     </dependency>
-  </dependencies>
-</project>
 EOF
+  fi
 }
 
 # Downloads one version into its cache folder. Returns 2 when Maven Central
@@ -127,7 +157,7 @@ download_version() {
     -DoutputDirectory="$work/libs" -DincludeScope=runtime 2>&1)"; then
     if grep -q "kafka_${SCALA_BINARY}:jar:${version}" <<<"$out" &&
       grep -qiE "could not find artifact|was not found" <<<"$out"; then
-      log "kafka ${version} is not on Maven Central, trying an older 3.9.x"
+      log "kafka ${version} is not on Maven Central, trying an older one"
       rm -rf "$work"
       return 2
     fi
@@ -150,6 +180,14 @@ download_version() {
   log "kafka ${version}: $(find "$target" -name '*.jar' | wc -l) jars in $target"
 }
 
+# 3.9.1 or newer (major.minor.patch compared as numbers).
+supported_version() {
+  local major minor patch
+  IFS=. read -r major minor patch <<<"$1"
+  [[ "$major" =~ ^[0-9]+$ && "$minor" =~ ^[0-9]+$ && "${patch:-0}" =~ ^[0-9]+$ ]] || return 1
+  ((major > 3 || (major == 3 && (minor > 9 || (minor == 9 && ${patch:-0} >= 1)))))
+}
+
 # Sets KAFKA_VERSION and KAFKA_LIBS. Serialised with flock so two concurrent
 # `start`s on a fresh machine do not download into the same folder at once.
 fetch_kafka() {
@@ -166,7 +204,11 @@ fetch_kafka() {
   flock 9
 
   local candidates=("${KAFKA_CANDIDATES[@]}") v rc
-  [[ -n "${KAFKA_VERSION:-}" ]] && candidates=("$KAFKA_VERSION")
+  if [[ -n "${KAFKA_VERSION:-}" ]]; then
+    supported_version "$KAFKA_VERSION" ||
+      die "KAFKA_VERSION=$KAFKA_VERSION is not supported: 3.9.1 or newer (KAFKA-17507, see the header)"
+    candidates=("$KAFKA_VERSION")
+  fi
   # 1) anything already cached: no network at all (idempotent, offline-friendly)
   for v in "${candidates[@]}"; do
     if is_complete "$v"; then
@@ -269,8 +311,8 @@ log.cleaner.threads=1
 log.retention.check.interval.ms=300000
 EOF
 
-  # Kafka 3.9 logs through log4j 1.x (reload4j). Everything goes to stdout,
-  # which start() redirects into broker.log.
+  # Both logging configs are written; java_opts points the JVM at the one its Kafka
+  # version reads. Everything goes to stdout, which start() redirects into broker.log.
   cat >"$dir/log4j.properties" <<'EOF'
 log4j.rootLogger=INFO, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
@@ -280,6 +322,21 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.state.change.logger=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
 EOF
+  cat >"$dir/log4j2.properties" <<'EOF'
+status = warn
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.cleaner.name = kafka.log.LogCleaner
+logger.cleaner.level = WARN
+EOF
 }
 
 java_opts() {
@@ -288,7 +345,12 @@ java_opts() {
   # shellcheck disable=SC2206
   local heap=(${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m})
   JAVA_OPTS=("${heap[@]}" -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError
-    -Djava.awt.headless=true -Dlog4j.configuration="file:$1/log4j.properties")
+    -Djava.awt.headless=true)
+  if uses_log4j2 "$KAFKA_VERSION"; then
+    JAVA_OPTS+=(-Dlog4j2.configurationFile="$1/log4j2.properties")
+  else
+    JAVA_OPTS+=(-Dlog4j.configuration="file:$1/log4j.properties")
+  fi
 }
 
 # Returns 0 once the broker answers a metadata request (kafkajs admin

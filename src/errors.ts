@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   KAFKA_AUTHENTICATION_FAILED: { retriable: false },
   /** The Kafka cluster's authorizer refused an operation: an ACL is missing (named in the message). */
   KAFKA_AUTHORIZATION_FAILED: { retriable: false },
+  /** The Kafka broker does not accept the protocol versions the client sends (ApiVersions check). */
+  KAFKA_INCOMPATIBLE: { retriable: false },
   /** This instance was fenced by a newer one holding the same transactional id. */
   PRODUCER_FENCED: { retriable: false },
   /** The local state store could not be opened, read or written. */

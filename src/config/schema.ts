@@ -201,6 +201,17 @@ export const kafkaSchema = z
     commitIntervalMs: posInt().default(100).describe('Upper bound on the time between transaction commits.'),
     maxBatchRecords: posInt().default(5_000).describe('Most input records processed in one transaction.'),
     sessionTimeoutMs: posInt().default(30_000).describe('Consumer group session timeout.'),
+    stopTimeoutMs: posInt()
+      .default(7_000)
+      .describe(
+        "Longest a graceful stop (SIGTERM/SIGINT) may take: finish or cancel the start-up, commit open batches, leave the group. Past it the process exits anyway (open transactions are aborted by the partitions' next owner). With the CLI's 1 s exit grace this stays below Docker's default 10 s stop grace.",
+      ),
+    deadLetterMaxBytes: posInt()
+      .min(1_024)
+      .default(256 * 1024)
+      .describe(
+        "Largest original value (plus key) a dead letter carries: a larger one keeps its first bytes, its size and SHA-256 (raw_truncated). Also bounded by the dead-letter topic's max.message.bytes, so a dead letter always fits.",
+      ),
     streamThreads: posInt()
       .max(64)
       .default(1)
@@ -453,6 +464,11 @@ export const metricsSchema = z
         'Address the metrics server binds: loopback by default; 0.0.0.0 in a container so Prometheus can scrape it.',
       ),
     enabled: z.boolean().default(true).describe('Serve metrics over HTTP.'),
+    stuckPartitionMs: posInt()
+      .default(120_000)
+      .describe(
+        '/health answers 503 while a partition of this instance has had input to process and no committed progress for this long.',
+      ),
   })
   .describe('Metrics and health.');
 

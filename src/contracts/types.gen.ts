@@ -12,7 +12,7 @@ export interface DeadLetter {
   source_offset: number;
   /** Original message key. */
   key: null | Buffer;
-  /** Original message value, byte for byte. */
+  /** Original message value, byte for byte (its first bytes when raw_truncated). */
   raw: Buffer;
   /** Stable machine-readable reason (MALFORMED, INVALID, LATE, ORPHAN, ...). */
   reason_code: string;
@@ -22,6 +22,12 @@ export interface DeadLetter {
   request_id: null | string;
   /** Wall-clock time the record was dead-lettered, epoch milliseconds. */
   time: number;
+  /** True when raw holds only the first bytes of the original value, which was too large for a dead letter (kafka.deadLetterMaxBytes, the topic's max.message.bytes); raw_size and raw_sha256 then describe the whole value. */
+  raw_truncated: boolean;
+  /** Byte length of the original value when raw_truncated. */
+  raw_size: null | number;
+  /** SHA-256 of the original value (lowercase hex) when raw_truncated. */
+  raw_sha256: null | string;
 }
 
 /** One displayed item and the user's reaction to it. */

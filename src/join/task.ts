@@ -10,6 +10,7 @@
  * empty for good, and call {@link JoinTask.step} to get the outputs of the next records in merged
  * order together with the offsets that are then fully processed.
  */
+import { createHash } from 'node:crypto';
 import type avro from 'avsc';
 import { type Decoded, decode, type WireFormat } from '../contracts/codec.ts';
 import { parseImpressionColumns } from '../contracts/impression-columns.ts';
@@ -134,6 +135,37 @@ export interface JoinTaskOptions {
    * encoding `label`'s records; everything else still goes through `label`.
    */
   columns?: (ranker: RankerColumns, impression: Impression | null) => EncodedLabels;
+  /**
+   * Most bytes of original key and value a dead letter carries (the key counts twice: message
+   * key and field). A larger value keeps only its first bytes, with its size and SHA-256
+   * ({@link deadLetterRaw}), so the dead letter fits the topic. Unbounded when absent (files).
+   */
+  deadLetterMaxBytes?: number;
+}
+
+/**
+ * The `raw` fields of a dead letter for an original value: the value itself when it fits in
+ * `maxBytes` (after the key, which the record carries twice), else its first bytes, marked
+ * truncated with the whole value's size and SHA-256 (a poison record of 1 MB must not make a
+ * dead letter the broker refuses: the partition would stall on it for ever).
+ *
+ * @example
+ * deadLetterRaw(Buffer.alloc(2_000_000), null, 256 * 1024).raw.length; // 262144
+ */
+export function deadLetterRaw(
+  raw: Buffer,
+  key: Buffer | null,
+  maxBytes: number | undefined,
+): Pick<DeadLetter, 'raw' | 'raw_truncated' | 'raw_size' | 'raw_sha256'> {
+  const room =
+    maxBytes === undefined ? Number.POSITIVE_INFINITY : Math.max(0, maxBytes - 2 * (key?.length ?? 0));
+  if (raw.length <= room) return { raw, raw_truncated: false, raw_size: null, raw_sha256: null };
+  return {
+    raw: Buffer.from(raw.subarray(0, room)),
+    raw_truncated: true,
+    raw_size: raw.length,
+    raw_sha256: createHash('sha256').update(raw).digest('hex'),
+  };
 }
 
 type Item =
@@ -521,16 +553,18 @@ export class JoinTask {
     requestId: string | null,
   ): void {
     this.counters.deadLetters++;
+    const raw = deadLetterRaw(ref.raw, ref.key, this.#opts.deadLetterMaxBytes);
+    if (raw.raw_truncated) this.counters.deadLettersTruncated++;
     const value: DeadLetter = {
       source_topic: ref.source.topic,
       source_partition: ref.source.partition,
       source_offset: ref.source.offset,
       key: ref.key,
-      raw: ref.raw,
       reason_code: reason,
       reason: message,
       request_id: requestId,
       time: this.#opts.now(),
+      ...raw,
     };
     outputs.push({ kind: 'deadLetter', key: ref.key, value });
   }

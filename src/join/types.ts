@@ -188,6 +188,8 @@ export interface JoinCounters {
   invalid: number;
   labelFailed: number;
   deadLetters: number;
+  /** Dead letters whose raw value was cut to fit ({@link deadLetterRaw} in task.ts). */
+  deadLettersTruncated: number;
   labelsOut: { pointwise: number; pairwise: number; listwise: number };
 }
 
@@ -205,6 +207,7 @@ export function emptyCounters(): JoinCounters {
     invalid: 0,
     labelFailed: 0,
     deadLetters: 0,
+    deadLettersTruncated: 0,
     labelsOut: { pointwise: 0, pairwise: 0, listwise: 0 },
   };
 }

@@ -25,16 +25,33 @@ const ROUTINE_ERRORS = [
 ];
 
 /**
+ * kafkajs' own lines about a consumer crash it is about to restart from ("Crash: <error>", then
+ * "Restarting the consumer in <ms>ms"): a broker restart produces them 3-4 times per member. Our
+ * CRASH listener logs the crash itself, at error only when kafkajs does not restart.
+ */
+const RESTARTED_CRASH = [/^Crash: /, /^Restarting the consumer in \d+ms$/];
+
+/**
+ * kafkajs warnings that are about settings we chose on purpose: our transactional producers
+ * bound their retries (TRANSACTIONAL_RETRY); exactly-once comes from the transactions, which
+ * abort on failure, not from unbounded idempotent retries.
+ */
+const DELIBERATE_WARNINGS = ['Limiting retries for the idempotent producer may invalidate EoS guarantees'];
+
+/**
  * Our level for a kafkajs entry: ERROR → warn (info for routine, retried answers, which kafkajs
- * names in the entry's `error` field or, for a produce it retries, in its message), WARN → info,
+ * names in the entry's `error` field or, for a produce it retries, in its message, and for the
+ * crash lines of a consumer it restarts), WARN → info (debug for {@link DELIBERATE_WARNINGS}),
  * INFO and below → debug.
  */
 export function kafkajsLevel(level: logLevel, message: string, error: unknown): 'warn' | 'info' | 'debug' {
   if (level === logLevel.ERROR) {
-    const routine = ROUTINE_ERRORS.some((e) => error === e || message === `Failed to send messages: ${e}`);
+    const routine =
+      ROUTINE_ERRORS.some((e) => error === e || message === `Failed to send messages: ${e}`) ||
+      RESTARTED_CRASH.some((r) => r.test(message));
     return routine ? 'info' : 'warn';
   }
-  if (level === logLevel.WARN) return 'info';
+  if (level === logLevel.WARN) return DELIBERATE_WARNINGS.includes(message) ? 'debug' : 'info';
   return 'debug';
 }
 

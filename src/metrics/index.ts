@@ -45,6 +45,11 @@ export class LabelMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly deadLettersTruncated = new Counter({
+    name: 'rankdistill_dead_letters_truncated_total',
+    help: "Dead letters whose original value was too large to carry whole (kafka.deadLetterMaxBytes, the dead-letter topic's max.message.bytes): raw holds its first bytes, raw_size and raw_sha256 the whole value's.",
+    registers: [this.registry],
+  });
   readonly openRequests = new Gauge({
     name: 'rankdistill_join_state_entries',
     help: 'Entries in the join state (open requests and done markers; a marker counts until its block of markers expires), by partition.',
@@ -124,6 +129,11 @@ export async function serveMetrics(
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    // Idle keep-alive connections (a scraper's) would hold close() and the process open.
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

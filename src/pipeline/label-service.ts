@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep, setImmediate as yieldToIo } from 'node:timers/promises';
 import type {
   Admin,
+  ConfigResourceTypes,
   Consumer,
   EachBatchPayload,
   Kafka,
@@ -60,6 +61,7 @@ import {
 } from '../join/types.ts';
 import { explainKafkaError, kafkaAccessFailure } from '../kafka/access.ts';
 import { aclsForRole } from '../kafka/acls.ts';
+import { checkBrokerApiVersions } from '../kafka/api-versions.ts';
 import { coPartitionedAssigner } from '../kafka/assigner.ts';
 import { createKafka, createTransactionalProducer, sendOffsetsRetrying } from '../kafka/client.ts';
 import { restoreFromChangelog } from '../kafka/restore.ts';
@@ -205,6 +207,9 @@ export interface LabelServiceOptions {
   peers?: number;
 }
 
+/** kafkajs' ConfigResourceTypes.TOPIC (Kafka's resource type 2); the enum is not an ESM export. */
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
+
 /** Longest wait at start for the peers' join to balance the assignment. */
 const BALANCE_WAIT_MS = 10_000;
 
@@ -235,6 +240,17 @@ export class LabelService {
   #joined = false;
   #running = false;
   #stopping = false;
+  /** The start in flight (or done): a stop waits for it, and it gives up at its next step. */
+  #starting: Promise<void> | undefined;
+  #stopped: Promise<void> | undefined;
+  /**
+   * Per partition: its committed offsets as last seen and since when they have not moved while it
+   * had input to process. Kept across task restarts (a task failing over and over on the same
+   * record never commits), dropped when the partition is revoked.
+   */
+  readonly #progress = new Map<number, { offsets: string; since: number; lagging: boolean }>();
+  /** Partitions already logged as stuck (logged once, until they move again). */
+  readonly #stuckLogged = new Set<number>();
   #recovering: Promise<void> | undefined;
   /** Rejected with the explained error when the cluster refuses our credentials or an ACL. */
   readonly #fatal: Promise<never>;
@@ -252,6 +268,8 @@ export class LabelService {
   #yielded = 0;
   /** Schema registry serde, when `kafka.schemaRegistryUrl` is set. */
   readonly #serde: RegistrySerde | undefined;
+  /** Bound on a dead letter's original bytes ({@link #deadLetterBound}). */
+  #deadLetterMax: number;
 
   constructor(config: Config, opts: LabelServiceOptions = {}) {
     this.config = config;
@@ -264,6 +282,7 @@ export class LabelService {
     });
     this.#fatal.catch(() => undefined); // observed through failed()
     this.#serde = registrySerdeFromConfig(config.kafka);
+    this.#deadLetterMax = config.kafka.deadLetterMaxBytes;
     if (config.kafka.outputFormat === 'confluent' && this.#serde === undefined) {
       throw new RankdistillError(
         'CONFIG_INVALID',
@@ -281,9 +300,25 @@ export class LabelService {
     return this.#fatal;
   }
 
-  /** True while the consumer is in the group and not recovering. */
+  /**
+   * True while the consumer is in the group, not recovering, and no partition is stuck (input to
+   * process and no committed progress for `metrics.stuckPartitionMs`): a partition that fails on
+   * every attempt makes the service unhealthy steadily, not only during each recovery.
+   */
   healthy(): boolean {
-    return this.#running && this.#joined && this.#recovering === undefined;
+    return (
+      this.#running && this.#joined && this.#recovering === undefined && this.stuckPartitions().length === 0
+    );
+  }
+
+  /** Partitions with input to process and no committed progress for `metrics.stuckPartitionMs`. */
+  stuckPartitions(): number[] {
+    const now = Date.now();
+    const limit = this.config.metrics.stuckPartitionMs;
+    return [...this.#progress]
+      .filter(([, e]) => e.lagging && now - e.since >= limit)
+      .map(([p]) => p)
+      .sort((a, b) => a - b);
   }
 
   /** Outcome counts since start (processed, including batches later rolled back). */
@@ -306,14 +341,40 @@ export class LabelService {
    *
    * @throws RankdistillError COPARTITION_MISMATCH, TOPIC_MISSING
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.#starting ??= this.#start().catch((e: unknown) => {
+      if (isRankdistillError(e) || !(e instanceof Error) || !e.name.startsWith('KafkaJS')) throw e;
+      throw new RankdistillError(
+        'KAFKA_UNAVAILABLE',
+        `the label service could not start: Kafka brokers ${this.config.kafka.brokers.join(',')}: ${e.message}`,
+        { cause: e },
+      );
+    });
+    return this.#starting;
+  }
+
+  /** Throws ABORTED when a stop came in during start-up (the stop tears down what was built). */
+  #abortIfStopping(): void {
+    if (this.#stopping)
+      throw new RankdistillError('ABORTED', 'the label service was stopped during start-up');
+  }
+
+  async #start(): Promise<void> {
+    this.#abortIfStopping();
     this.#admin = this.#kafka.admin();
     await this.#admin.connect();
+    this.#abortIfStopping();
+    await checkBrokerApiVersions(this.#kafka);
+    this.#abortIfStopping();
     this.#layout = await ensureTopics(this.#admin, this.config.kafka);
+    this.#deadLetterMax = await this.#deadLetterBound();
     await this.#prepareOutputs();
+    this.#abortIfStopping();
     this.#running = true;
     this.#startedAt = Date.now();
     await this.#startConsumer();
+    // A stop that came in while the consumer joined waited for this: it disconnects the consumer.
+    this.#abortIfStopping();
     const interval = Math.max(10, Math.floor(this.config.kafka.commitIntervalMs / 2));
     this.#timer = setInterval(() => this.#tick(), interval);
     this.#log.info('label service started', {
@@ -323,10 +384,19 @@ export class LabelService {
     });
   }
 
-  /** Commits what was processed, leaves the group, closes the stores. */
-  async stop(): Promise<void> {
-    if (this.#stopping) return;
+  /**
+   * Commits what was processed, leaves the group, closes the stores. During start-up it waits for
+   * the start to reach its next step (which then fails with ABORTED) and tears down what it built:
+   * a member that joined the group is never left behind.
+   */
+  stop(): Promise<void> {
     this.#stopping = true;
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
+    await this.#starting?.catch(() => undefined);
     if (this.#timer) clearInterval(this.#timer);
     await this.#recovering?.catch(() => undefined);
     await this.#consumer
@@ -356,8 +426,13 @@ export class LabelService {
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => this.#onBatchEnd(e.payload));
     consumer.on(consumer.events.CRASH, (e) => {
       this.#joined = false;
-      this.#log.error('consumer crashed', { error: e.payload.error, restart: e.payload.restart });
-      if (!e.payload.restart) this.#scheduleRecovery(e.payload.error);
+      // Retried by kafkajs (a broker restart does this a few times per member): not an alarm.
+      if (e.payload.restart) {
+        this.#log.info('consumer crashed; kafkajs restarts it', { error: errorMessage(e.payload.error) });
+        return;
+      }
+      this.#log.error('consumer crashed', { error: e.payload.error, restart: false });
+      this.#scheduleRecovery(e.payload.error);
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [k.topics.rankerOutputs, k.topics.impressions], fromBeginning: true });
@@ -380,6 +455,12 @@ export class LabelService {
     this.#generation++;
     this.#joined = true;
     this.#assigned = next;
+    for (const p of [...this.#progress.keys()]) {
+      if (!next.has(p)) {
+        this.#progress.delete(p);
+        this.#stuckLogged.delete(p);
+      }
+    }
     const share = Math.ceil((this.#layout?.partitions ?? next.size) / this.#peers);
     this.#holdUntil =
       this.#tasks.size === 0 && next.size > share && Date.now() < this.#startedAt + BALANCE_WAIT_MS
@@ -467,7 +548,10 @@ export class LabelService {
       let opening = this.#opening.get(p);
       if (opening === undefined) {
         opening = this.#openTask(p, heartbeat)
-          .catch((e: unknown) => this.#scheduleRecovery(e))
+          .catch((e: unknown) => {
+            this.#noteNoProgress(p);
+            this.#scheduleRecovery(e, { partition: p, opening: true });
+          })
           .finally(() => this.#opening.delete(p));
         this.#opening.set(p, opening);
       }
@@ -562,6 +646,7 @@ export class LabelService {
           ? { columns: (r: RankerColumns, imp: Impression | null) => labelColumnsEncoded(r, imp, labels) }
           : {}),
         now: this.#now,
+        deadLetterMaxBytes: this.#deadLetterMax,
       });
       const t = new KafkaTask(p, store, overlay, joinTask, logged, producer);
       // Committed offsets are read only now, after fencing: the previous owner's last transaction
@@ -669,14 +754,76 @@ export class LabelService {
   }
 
   #tick(): void {
+    // Also while recovering: a partition that fails on every attempt spends most time there.
+    for (const p of this.stuckPartitions()) this.#logStuck(p);
     if (this.#stopping || this.#recovering !== undefined) return;
     for (const t of this.#tasks.values()) {
       if (t.broken) continue;
+      this.#trackProgress(t);
       this.#schedulePump(t);
       this.metrics.openRequests.set({ partition: String(t.p) }, t.join.stateSize());
       const wm = t.join.watermark();
       if (wm !== null) this.metrics.watermarkLag.set({ partition: String(t.p) }, Date.now() - wm);
     }
+  }
+
+  /**
+   * Notes whether the task's committed offsets moved, and whether it has input to process
+   * (unfetched records, fetched but unprocessed ones, processed but uncommitted ones). A partition with input and
+   * no progress for `metrics.stuckPartitionMs` makes {@link healthy} false (logged once).
+   */
+  #trackProgress(t: KafkaTask): void {
+    const now = Date.now();
+    const offsets = `${t.committed.ranker}/${t.committed.impression}`;
+    const processed = t.join.nextOffsets();
+    const lagging =
+      t.processed > 0 ||
+      t.committing !== undefined ||
+      (['ranker', 'impression'] as const).some((s) => {
+        const pos = t.pos[s];
+        return (
+          t.join.buffered(s) > 0 ||
+          (processed[s] !== null && processed[s] !== t.committed[s]) ||
+          (pos.next !== null && pos.hw !== null && pos.next < pos.hw)
+        );
+      });
+    const e = this.#progress.get(t.p);
+    if (e === undefined || e.offsets !== offsets || !lagging) {
+      this.#progress.set(t.p, { offsets, since: now, lagging });
+      if (this.#stuckLogged.delete(t.p)) this.#log.info('partition makes progress again', { partition: t.p });
+      return;
+    }
+    e.lagging = true;
+  }
+
+  /** Marks a partition as having input that could not be processed (a task that failed to open). */
+  #noteNoProgress(p: number): void {
+    const e = this.#progress.get(p);
+    if (e === undefined) this.#progress.set(p, { offsets: 'unopened', since: Date.now(), lagging: true });
+    else e.lagging = true;
+  }
+
+  /** Logs a partition {@link stuckPartitions} lists, once until it moves again. */
+  #logStuck(p: number): void {
+    const e = this.#progress.get(p);
+    if (e === undefined || this.#stuckLogged.has(p)) return;
+    const ms = Date.now() - e.since;
+    this.#stuckLogged.add(p);
+    const t = this.#tasks.get(p);
+    this.#log.error(
+      'partition stuck: input to process and no committed progress; /health reports unhealthy',
+      {
+        partition: p,
+        seconds: Math.round(ms / 1000),
+        topics: [this.config.kafka.topics.rankerOutputs, this.config.kafka.topics.impressions],
+        ...(t === undefined
+          ? {}
+          : {
+              committed: t.committed,
+              highWatermarks: { ranker: t.pos.ranker.hw, impression: t.pos.impression.hw },
+            }),
+      },
+    );
   }
 
   /** Encodes a step's outputs into the batch's messages. */
@@ -761,6 +908,22 @@ export class LabelService {
     const list = t.messages.get(topic);
     if (list === undefined) t.messages.set(topic, [m]);
     else list.push(m);
+  }
+
+  /**
+   * `kafka.deadLetterMaxBytes`, lowered to fit the dead-letter topic's `max.message.bytes` (less
+   * 16 KiB for the dead letter's other fields and the batch framing).
+   */
+  async #deadLetterBound(): Promise<number> {
+    const k = this.config.kafka;
+    const res = await this.#admin!.describeConfigs({
+      resources: [{ type: TOPIC_RESOURCE, name: k.topics.deadLetter, configNames: ['max.message.bytes'] }],
+      includeSynonyms: false,
+    });
+    const entry = res.resources[0]?.configEntries.find((c) => c.configName === 'max.message.bytes');
+    const topicMax = Number(entry?.configValue);
+    if (!Number.isFinite(topicMax) || topicMax <= 0) return k.deadLetterMaxBytes;
+    return Math.max(1_024, Math.min(k.deadLetterMaxBytes, topicMax - 16 * 1024));
   }
 
   /** Registers our output schemas (outputFormat confluent): labels and dead letters carry their ids. */
@@ -942,6 +1105,8 @@ export class LabelService {
     dl('LATE', c.late, e.late);
     dl('ORPHAN', c.orphans, e.orphans);
     dl('LABEL_FAILED', c.labelFailed, e.labelFailed);
+    if (c.deadLettersTruncated > e.deadLettersTruncated)
+      this.metrics.deadLettersTruncated.inc(c.deadLettersTruncated - e.deadLettersTruncated);
     t.exported = structuredClone(c);
     for (const path of ['columns', 'generic'] as const) {
       const d = paths[path] - t.exportedPaths[path];
@@ -988,7 +1153,13 @@ export class LabelService {
       });
       return;
     }
-    this.#scheduleRecovery(e);
+    // Name the batch that failed: its partition and the input offsets it covered.
+    this.#scheduleRecovery(e, {
+      partition: t.p,
+      topics: [this.#topic('ranker'), this.#topic('impression')],
+      committed: t.committed,
+      fetchedUpTo: { ranker: t.pos.ranker.next, impression: t.pos.impression.next },
+    });
   }
 
   /** Closes a task: commit its batch (graceful) or discard it, disconnect, close SQLite. */
@@ -1023,7 +1194,7 @@ export class LabelService {
    * Recovery from a transactional or consumer failure: leave the group, drop every task's
    * uncommitted state, rejoin. Restores and committed offsets make it exactly once.
    */
-  #scheduleRecovery(e: unknown): void {
+  #scheduleRecovery(e: unknown, where: Record<string, unknown> = {}): void {
     const access = kafkaAccessFailure(e);
     if (access !== undefined && access.kind !== 'connection') {
       // A missing ACL or refused credentials: rejoining would fail the same way, forever.
@@ -1042,8 +1213,10 @@ export class LabelService {
     }
     if (this.#stopping || this.#recovering !== undefined) return;
     this.#joined = false;
+    for (const t of this.#tasks.values()) if (!t.broken) this.#trackProgress(t);
     this.#log.warn('recovering from a failure: rejoining the group with fresh tasks', {
       error: errorMessage(e),
+      ...where,
     });
     this.#recovering = (async () => {
       await sleep(0);
@@ -1102,43 +1275,89 @@ export function chunkMessages(all: TopicMessages[], maxBytes = MAX_REQUEST_BYTES
 }
 
 /**
- * Runs the service until SIGTERM/SIGINT: metrics endpoint, signals, graceful stop.
+ * Runs the service until `stopSignal` aborts (default: SIGTERM/SIGINT): metrics endpoint, graceful
+ * stop bounded by `kafka.stopTimeoutMs`. A stop during start-up stops the start (no member is left
+ * in the group) and returns normally; a fatal start-up error closes the metrics endpoint and is
+ * thrown, so the process exits non-zero at once instead of being held alive by the endpoint.
  *
  * @example
  * await runLabelService(loadConfig());
  */
-export async function runLabelService(config: Config): Promise<void> {
+export async function runLabelService(config: Config, stopSignal?: AbortSignal): Promise<void> {
   const log = logger('label-service');
   // Imported here: label-threads imports this module (its threads run LabelService).
   const { createLabelRunner } = await import('./label-threads.ts');
   const svc = createLabelRunner(config);
   let server: MetricsServer | undefined;
-  if (config.metrics.enabled) {
-    server = await serveMetrics(svc.metrics, config.metrics.port, () => svc.healthy(), config.metrics.host);
-    log.info('metrics listening', { port: server.port, url: `http://127.0.0.1:${server.port}/metrics` });
-  }
-  const stopped = new Promise<void>((resolve) => {
-    const onSignal = (sig: string) => {
-      log.info('signal received, stopping', { signal: sig });
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      void svc
-        .stop()
-        .then(() => server?.close())
-        .finally(resolve);
-    };
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= stopWithin(svc, config.kafka.stopTimeoutMs, log);
+    return stopping;
+  };
+  let signalled = false;
+  const ac = new AbortController();
+  const signal = stopSignal ?? ac.signal;
+  const onSignal = (sig: NodeJS.Signals) => ac.abort(sig);
+  if (stopSignal === undefined) {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+  }
+  const stopped = new Promise<void>((resolve) => {
+    const onAbort = () => {
+      log.info('signal received, stopping', { signal: signal.reason, withinMs: config.kafka.stopTimeoutMs });
+      signalled = true;
+      void stop().finally(resolve);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
   const access = { kafka: config.kafka, grants: aclsForRole('labeler', config), role: 'labeler' };
   try {
-    await svc.start();
+    if (config.metrics.enabled) {
+      server = await serveMetrics(svc.metrics, config.metrics.port, () => svc.healthy(), config.metrics.host);
+      log.info('metrics listening', { port: server.port, url: `http://127.0.0.1:${server.port}/metrics` });
+    }
+    // A stop during start-up resolves `stopped` within kafka.stopTimeoutMs even when the start is
+    // still waiting (for a group join, a broker): do not wait for the start beyond that.
+    const starting = svc.start();
+    starting.catch(() => undefined);
+    try {
+      if ((await Promise.race([starting.then(() => 'started' as const), stopped])) !== 'started') return;
+    } catch (e) {
+      // Stopped by a signal while starting: not a failure.
+      if (signalled) return await stopped;
+      throw e;
+    }
+    // A stream thread dying fails the runner: stop the others and fail, so the process is restarted.
     await Promise.race([stopped, svc.failed()]);
   } catch (e) {
     // A stream thread died, or the cluster refused access: stop the others and fail, so the
     // process exits non-zero (with the missing permission named).
-    await svc.stop().catch(() => undefined);
-    await server?.close();
+    await stop();
     throw await explainKafkaError(e, access);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    await server?.close();
+  }
+}
+
+/**
+ * `svc.stop()`, given at most `ms`: past it a warning is logged and this resolves anyway (the
+ * caller exits; open transactions are aborted by the partitions' next owner, and the member
+ * leaves the group at its session timeout).
+ */
+async function stopWithin(svc: { stop(): Promise<void> }, ms: number, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), ms);
+  });
+  const res = await Promise.race([
+    svc.stop().catch((e: unknown) => log.warn('stop failed', { error: e })),
+    late,
+  ]);
+  clearTimeout(timer);
+  if (res === 'late') {
+    log.warn('stop did not finish in kafka.stopTimeoutMs; exiting anyway', { ms });
   }
 }

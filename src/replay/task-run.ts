@@ -68,6 +68,7 @@ function addCounters(a: JoinCounters, b: JoinCounters): JoinCounters {
     invalid: a.invalid + b.invalid,
     labelFailed: a.labelFailed + b.labelFailed,
     deadLetters: a.deadLetters + b.deadLetters,
+    deadLettersTruncated: a.deadLettersTruncated + b.deadLettersTruncated,
     labelsOut: {
       pointwise: a.labelsOut.pointwise + b.labelsOut.pointwise,
       pairwise: a.labelsOut.pairwise + b.labelsOut.pairwise,

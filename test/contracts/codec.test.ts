@@ -106,6 +106,9 @@ const samples: { [N in keyof Contracts]: Contracts[N] } = {
     reason: 'corrupt Avro data',
     request_id: null,
     time: 1_700_000_000_000,
+    raw_truncated: true,
+    raw_size: 1_048_512,
+    raw_sha256: 'ab'.repeat(32),
   },
 };
 

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { encodeAvro } from '../../src/contracts/codec.ts';
 import { LabelInputError } from '../../src/errors.ts';
 import { MemoryJoinStore } from '../../src/join/memory-store.ts';
 import {
+  deadLetterRaw,
   type FetchedRecord,
   JoinTask,
   outputRecord,
@@ -285,4 +287,55 @@ describe('rawColumns', () => {
       [[0], [1, 2]],
     );
   });
+});
+
+test('deadLetterRaw: a value too large for a dead letter keeps its first bytes, its size and its SHA-256', () => {
+  const big = randomBytes(1_048_512);
+  const key = Buffer.from('user-7');
+  const cut = deadLetterRaw(big, key, 256 * 1024);
+  assert.equal(cut.raw_truncated, true);
+  assert.equal(cut.raw.length, 256 * 1024 - 2 * key.length, 'the key counts twice (message key and field)');
+  assert.deepEqual(cut.raw, big.subarray(0, cut.raw.length), 'a prefix of the original');
+  assert.equal(cut.raw_size, big.length);
+  assert.equal(cut.raw_sha256, createHash('sha256').update(big).digest('hex'));
+  const small = randomBytes(1_000);
+  assert.deepEqual(deadLetterRaw(small, key, 256 * 1024), {
+    raw: small,
+    raw_truncated: false,
+    raw_size: null,
+    raw_sha256: null,
+  });
+  assert.equal(deadLetterRaw(big, null, undefined).raw_truncated, false, 'unbounded without a limit (files)');
+  const hugeKey = deadLetterRaw(small, Buffer.alloc(200_000), 256 * 1024);
+  assert.equal(hugeKey.raw.length, 0, 'a key that takes the whole room leaves none for the value');
+  assert.equal(hugeKey.raw_size, small.length);
+});
+
+test('a poison record past deadLetterMaxBytes becomes one truncated MALFORMED dead letter, counted', () => {
+  const t = new JoinTask({
+    partition: 3,
+    topics: { ranker: 'ro', impression: 'imp' },
+    store: new MemoryJoinStore(),
+    join: { windowMs: 1_000, allowedLatenessMs: 0, emitUnmatched: true },
+    label: () => ({ pointwise: null, pairwise: null, listwise: null }),
+    inputFormat: 'avro',
+    now: () => 0,
+    deadLetterMaxBytes: 64 * 1024,
+  });
+  const poison = randomBytes(1_048_512);
+  t.push('ranker', [{ offset: 41, key: null, raw: poison }]);
+  t.setCaughtUp('ranker', true);
+  t.setCaughtUp('impression', true);
+  const dead = t
+    .step(10)
+    .outputs.filter((o) => o.kind === 'deadLetter')
+    .map((o) => o.value);
+  assert.equal(dead.length, 1);
+  assert.equal(dead[0]?.reason_code, 'MALFORMED');
+  assert.deepEqual([dead[0]?.source_topic, dead[0]?.source_partition, dead[0]?.source_offset], ['ro', 3, 41]);
+  assert.equal(dead[0]?.raw.length, 64 * 1024);
+  assert.equal(dead[0]?.raw_size, poison.length);
+  assert.equal(t.counters.deadLettersTruncated, 1);
+  assert.equal(t.counters.malformed, 1);
+  assert.deepEqual(t.nextOffsets(), { ranker: 42, impression: null });
 });

@@ -43,3 +43,24 @@ test('routine, retried kafkajs errors are info; other errors stay warnings', () 
   assert.equal(kafkajsLevel(logLevel.INFO, 'x', undefined), 'debug');
   assert.equal(kafkajsLevel(logLevel.DEBUG, 'x', undefined), 'debug');
 });
+
+test('a consumer crash kafkajs restarts from, and the idempotent-retries warning, do not alarm', () => {
+  // kafkajs' consumer on a broker restart: "Crash: ..." and "Restarting the consumer in ..." at
+  // ERROR (our CRASH listener logs the crash, at error only when kafkajs gives up).
+  assert.equal(
+    kafkajsLevel(logLevel.ERROR, 'Crash: KafkaJSNumberOfRetriesExceeded: Connection error', undefined),
+    'info',
+  );
+  assert.equal(kafkajsLevel(logLevel.ERROR, 'Restarting the consumer in 2458ms', undefined), 'info');
+  assert.equal(kafkajsLevel(logLevel.ERROR, 'Restarting the consumer in soon', undefined), 'warn');
+  // our producers bound their retries on purpose (transactions abort on failure)
+  assert.equal(
+    kafkajsLevel(
+      logLevel.WARN,
+      'Limiting retries for the idempotent producer may invalidate EoS guarantees',
+      undefined,
+    ),
+    'debug',
+  );
+  assert.equal(kafkajsLevel(logLevel.WARN, 'Limiting retries for something else', undefined), 'info');
+});

@@ -67,7 +67,18 @@ export function register(program: Command): void {
         );
         return;
       }
-      const { runLabelService } = await import('../../pipeline/label-service.ts');
-      await runLabelService(config);
+      // Signals are ours from here (before the service's modules load, which takes a while): one
+      // during start-up stops the start cleanly (bin/rankdistill.mjs exits 0 on one before this).
+      const stop = new AbortController();
+      const onSignal = (sig: NodeJS.Signals) => stop.abort(sig);
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      try {
+        const { runLabelService } = await import('../../pipeline/label-service.ts');
+        await runLabelService(config, stop.signal);
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
     });
 }

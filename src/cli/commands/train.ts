@@ -114,6 +114,12 @@ export function register(program: Command): void {
         const files = opts.labels === undefined ? [] : labelFiles(opts.labels);
         let source: KafkaLabelSource | undefined;
         let trainer: Trainer | undefined;
+        // A failed open must not leave the snapshots' announcer (a Kafka producer) holding the
+        // process alive: close it and fail.
+        const closeSnapshotsAndThrow = async (e: unknown): Promise<never> => {
+          await snapshots?.close().catch(() => undefined);
+          throw e;
+        };
         trainer = await Trainer.open({
           config: cfg.train,
           out: opts.out,
@@ -126,7 +132,7 @@ export function register(program: Command): void {
               void source.commit(trainer.positions());
             }
           },
-        });
+        }).catch(closeSnapshotsAndThrow);
         let stop = false;
         const onSignal = () => {
           stop = true;
@@ -151,7 +157,7 @@ export function register(program: Command): void {
                 console.log(JSON.stringify({ event: 'bad-record', source: src, offset, reason })),
               onEvent: (e) =>
                 console.log(JSON.stringify({ event: `kafka-${e.type}`, ...e, type: undefined })),
-            }),
+            }).catch(closeSnapshotsAndThrow),
           );
         }
         const batches =

@@ -1,0 +1,311 @@
+// Issue #25: the labeler's start, stop and stalls with real processes and a real broker.
+// - a start against a closed port exits non-zero with one clear line, metrics endpoint on;
+// - SIGTERM at random moments of the start-up exits 0 within the stop bound and leaves no member;
+// - a >= 1 MB random record on an input becomes ONE dead letter the broker accepts (truncated,
+//   with size and SHA-256), counted, and the records behind it are labelled exactly once;
+// - /health reports a partition that cannot make progress as unhealthy steadily.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Admin } from 'kafkajs';
+import type { Config } from '../../src/config/schema.ts';
+import { decodeAvro } from '../../src/contracts/codec.ts';
+import { ensureTopics } from '../../src/kafka/topics.ts';
+import { LabelService } from '../../src/pipeline/label-service.ts';
+import {
+  exited,
+  expectedDeadReasons,
+  expectedLabels,
+  labelSuite,
+  labelsById,
+  produceInputs,
+  readAll,
+  testConfig,
+  waitConsumed,
+} from './label-helpers.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+const PARTITIONS = 2;
+
+/** A running `rankdistill label` child with its stderr collected. */
+interface Child {
+  proc: ChildProcess;
+  stderr: () => string;
+  /** Resolves with the first log line whose msg is `msg` (parsed). */
+  logged: (msg: string) => Promise<Record<string, unknown>>;
+}
+
+function startLabel(cfgPath: string, env: Record<string, string> = {}): Child {
+  const proc = spawn(process.execPath, ['bin/rankdistill.mjs', '-c', cfgPath, 'label'], {
+    cwd: ROOT,
+    env: { ...process.env, RANKDISTILL_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  const waiters: Array<{ msg: string; resolve: (l: Record<string, unknown>) => void }> = [];
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (d: string) => {
+    err += d;
+    for (const line of d.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      let l: Record<string, unknown>;
+      try {
+        l = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      for (const w of waiters.filter((x) => x.msg === l.msg)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(l);
+      }
+    }
+  });
+  return {
+    proc,
+    stderr: () => err,
+    logged: (msg) => {
+      for (const line of err.split('\n')) {
+        if (line.includes(`"msg":"${msg}"`))
+          return Promise.resolve(JSON.parse(line) as Record<string, unknown>);
+      }
+      return new Promise((resolve) => waiters.push({ msg, resolve }));
+    },
+  };
+}
+
+/** Exit code, or a failure when the child is still alive after `ms`. */
+async function exitWithin(
+  c: ChildProcess,
+  ms: number,
+  what: string,
+  stderr: () => string = () => '',
+): Promise<number | null> {
+  const timer = sleep(ms).then(() => 'timeout' as const);
+  const res = await Promise.race([exited(c), timer]);
+  if (res === 'timeout') {
+    c.kill('SIGKILL');
+    const ours = stderr()
+      .split('\n')
+      .filter((l) => !l.includes('"component":"kafkajs"'));
+    assert.fail(
+      `${what}: still running ${ms} ms later; its log (kafkajs lines left out):\n${ours.slice(-30).join('\n')}`,
+    );
+  }
+  return res;
+}
+
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+async function groupMembers(admin: Admin, cfg: Config): Promise<{ state: string; members: number }> {
+  const { groups } = await admin.describeGroups([cfg.kafka.groupId]);
+  return { state: groups[0]?.state ?? 'none', members: groups[0]?.members.length ?? 0 };
+}
+
+function writeConfig(dir: string, name: string, cfg: Config): string {
+  const path = join(dir, `${name}.json`);
+  writeFileSync(path, JSON.stringify(cfg));
+  return path;
+}
+
+describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600_000 }, () => {
+  const suite = labelSuite('rd-label-lifecycle', 300, 31);
+
+  test('a start against a closed port exits non-zero with one clear line, metrics on', async () => {
+    const port = await closedPort();
+    const cfg = testConfig(join(suite.work, 'closed'), PARTITIONS, { brokers: [`127.0.0.1:${port}`] });
+    const path = writeConfig(suite.work, 'closed', {
+      ...cfg,
+      metrics: { ...cfg.metrics, enabled: true, port: 0 },
+    });
+    const c = startLabel(path, { RANKDISTILL_LOG_LEVEL: 'warn' });
+    // kafkajs' connection retries take ~15 s; the bound is generous for a loaded machine.
+    const code = await exitWithin(c.proc, 120_000, 'a start against a closed port');
+    assert.notEqual(code, 0, 'a failed start exits non-zero');
+    const plain = c
+      .stderr()
+      .split('\n')
+      .filter((l) => l.length > 0 && !l.startsWith('{'));
+    assert.equal(plain.length, 1, `one line besides the JSON logs, got:\n${plain.join('\n')}`);
+    assert.match(plain[0]!, /^rankdistill: .*KAFKA_UNAVAILABLE.*127\.0\.0\.1:\d+/);
+  });
+
+  test('SIGTERM at random moments of the start-up: exit 0 within the stop bound, no member left', async () => {
+    const { kafka, admin, work, sim, topics } = suite;
+    const cfg0 = testConfig(join(work, 'sigterm'), PARTITIONS, { stopTimeoutMs: 5_000 });
+    const cfg: Config = { ...cfg0, metrics: { ...cfg0.metrics, enabled: true, port: 0 } };
+    topics.push(...Object.values(cfg.kafka.topics));
+    await ensureTopics(admin, cfg.kafka);
+    // Input, so that a start-up also opens tasks (fence, restore, seek) that a stop can interrupt.
+    await produceInputs(kafka, cfg, sim, PARTITIONS);
+    const path = writeConfig(work, 'sigterm', cfg);
+    // One full start-up, to know how long one takes here (the random moments spread over it).
+    const first = startLabel(path);
+    const t0 = Date.now();
+    await first.logged('task ready');
+    const startup = Date.now() - t0;
+    first.proc.kill('SIGTERM');
+    assert.equal(await exitWithin(first.proc, 60_000, 'the first stop'), 0);
+    let seed = 2_025;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    // Generous: the stop bound (5 s) plus the CLI's 1 s exit grace, plus slack for a shared machine.
+    const bound = cfg.kafka.stopTimeoutMs + 1_000 + 10_000;
+    const delays: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const delay = Math.round(rand() * startup * 1.1);
+      delays.push(delay);
+      const c = startLabel(path);
+      await sleep(delay);
+      const signalled = Date.now();
+      c.proc.kill('SIGTERM');
+      const code = await exitWithin(c.proc, bound, `stop ${i} (SIGTERM ${delay} ms after spawn)`, c.stderr);
+      assert.equal(
+        code,
+        0,
+        `stop ${i} (SIGTERM ${delay} ms after spawn) exits 0:\n${c.stderr().slice(-2_000)}`,
+      );
+      assert.ok(Date.now() - signalled <= bound);
+      const g = await groupMembers(admin, cfg);
+      assert.equal(
+        g.members,
+        0,
+        `stop ${i} (SIGTERM ${delay} ms after spawn) left a member: ${JSON.stringify(g)}`,
+      );
+      // The symptom of #25: "label service stopped", then "partitions assigned", "label service started".
+      const err = c.stderr();
+      // (A SIGTERM while the sources still load ends the process before the service exists.)
+      const stoppedAt = err.indexOf('"msg":"label service stopped"');
+      if (stoppedAt < 0)
+        assert.ok(!err.includes('"msg":"label service started"'), `stop ${i}: started, never stopped`);
+      else
+        assert.ok(
+          !err.slice(stoppedAt).includes('"msg":"partitions assigned"') &&
+            !err.slice(stoppedAt).includes('"msg":"label service started"'),
+          `stop ${i}: the service went on after it stopped:\n${err.slice(stoppedAt, stoppedAt + 2_000)}`,
+        );
+    }
+    assert.ok(delays.length === 5, `delays: ${delays.join(', ')} ms over a ${startup} ms start-up`);
+  });
+
+  test('a >= 1 MB random record becomes one truncated dead letter; the records behind it are labelled once', async () => {
+    const { kafka, admin, work, sim, topics } = suite;
+    const cfg = testConfig(join(work, 'poison'), PARTITIONS);
+    const t = cfg.kafka.topics;
+    topics.push(...Object.values(t));
+    await ensureTopics(admin, cfg.kafka);
+    // First on partition 0 of the ranker outputs: every record behind it waits on it.
+    const poison = randomBytes(1_048_512);
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: t.rankerOutputs,
+      messages: [{ key: null, value: poison, partition: 0 }],
+      acks: -1,
+    });
+    await producer.disconnect();
+    await produceInputs(kafka, cfg, sim, PARTITIONS);
+    const svc = new LabelService(cfg);
+    await svc.start();
+    try {
+      await waitConsumed(admin, cfg, 240_000);
+    } finally {
+      await svc.stop();
+    }
+    const recs = await readAll(kafka, admin, [t.pointwise, t.pairwise, t.listwise, t.deadLetter]);
+    const expected = expectedLabels(cfg, sim);
+    const got = labelsById(cfg, recs);
+    assert.deepEqual(
+      [...got].filter(([, v]) => v.length > 1).map(([id]) => id),
+      [],
+      'no label twice',
+    );
+    assert.deepEqual(
+      [...expected.keys()].filter((id) => !got.get(id)?.[0]?.equals(expected.get(id)!)),
+      [],
+      'every expected label, byte for byte',
+    );
+    assert.equal(got.size, expected.size, 'no other label');
+    const dead = recs
+      .filter((r) => r.topic === t.deadLetter)
+      .map((r) => {
+        const d = decodeAvro('DeadLetter', r.value);
+        assert.ok(d.ok);
+        return d.value;
+      });
+    assert.deepEqual(
+      dead.map((d) => d.reason_code).sort(),
+      [...expectedDeadReasons(sim), 'MALFORMED'].sort(),
+      'the simulator’s dead letters and one for the poison record',
+    );
+    const p = dead.filter((d) => d.raw_truncated);
+    assert.equal(p.length, 1, 'exactly one truncated dead letter');
+    const d = p[0]!;
+    assert.deepEqual([d.source_topic, d.source_partition, d.source_offset], [t.rankerOutputs, 0, 0]);
+    assert.equal(d.reason_code, 'MALFORMED');
+    assert.equal(d.raw_size, poison.length);
+    assert.equal(d.raw_sha256, createHash('sha256').update(poison).digest('hex'));
+    assert.ok(d.raw.length > 0 && d.raw.length <= cfg.kafka.deadLetterMaxBytes, `raw ${d.raw.length} bytes`);
+    assert.ok(d.raw.equals(poison.subarray(0, d.raw.length)), 'raw is the record’s first bytes');
+    const metric = await svc.metrics.deadLettersTruncated.get();
+    assert.equal(metric.values[0]?.value, 1, 'counted once');
+  });
+
+  test('/health: a partition that cannot make progress is unhealthy steadily', async () => {
+    const { kafka, admin, work, sim, topics } = suite;
+    const cfg0 = testConfig(join(work, 'stuck'), PARTITIONS);
+    const cfg: Config = {
+      ...cfg0,
+      metrics: { ...cfg0.metrics, enabled: true, port: 0, stuckPartitionMs: 5_000 },
+    };
+    const t = cfg.kafka.topics;
+    topics.push(...Object.values(t));
+    await ensureTopics(admin, cfg.kafka);
+    // A pointwise topic that refuses every label (MESSAGE_TOO_LARGE): each batch's transaction
+    // fails, the service recovers and fails again on the same records, for ever.
+    const setMax = (v: string) =>
+      admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: 2, name: t.pointwise, configEntries: [{ name: 'max.message.bytes', value: v }] }],
+      });
+    await setMax('64');
+    await produceInputs(kafka, cfg, sim, PARTITIONS);
+    const c = startLabel(writeConfig(work, 'stuck', cfg));
+    try {
+      const port = Number((await c.logged('metrics listening')).port);
+      const health = async () =>
+        (await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5_000) })).status;
+      const stuckLine = await Promise.race([
+        c.logged('partition stuck: input to process and no committed progress; /health reports unhealthy'),
+        sleep(180_000).then(() => null),
+      ]);
+      assert.ok(stuckLine !== null, `no "partition stuck" line in 180 s:\n${c.stderr().slice(-3_000)}`);
+      assert.equal(typeof stuckLine.partition, 'number', 'the line names the partition');
+      const stuck: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        stuck.push(await health());
+        await sleep(300);
+      }
+      assert.deepEqual(
+        stuck.filter((s) => s !== 503),
+        [],
+        `/health while stuck, every 300 ms: ${stuck.join(' ')}`,
+      );
+    } finally {
+      c.proc.kill('SIGTERM');
+      assert.equal(await exitWithin(c.proc, 60_000, 'the stop'), 0);
+    }
+  });
+});
