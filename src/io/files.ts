@@ -110,6 +110,17 @@ export async function* readRecords<N extends ContractName>(
   name: N,
 ): AsyncGenerator<FileRecord<Contracts[N]>> {
   const format = formatOf(path);
+  const chunks = fileChunks(path);
+  if (format === 'ndjson') yield* ndjsonRecords(chunks, name);
+  else yield* avroRecords(chunks, name, path);
+}
+
+/**
+ * The bytes of a file in 1 MiB chunks (each a buffer of its own).
+ *
+ * @throws RankdistillError IO_FAILED when the file cannot be opened or read.
+ */
+export async function* fileChunks(path: string): AsyncGenerator<Buffer> {
   let fh: Awaited<ReturnType<typeof open>>;
   try {
     fh = await open(path, 'r');
@@ -118,15 +129,14 @@ export async function* readRecords<N extends ContractName>(
   }
   const stream = fh.createReadStream({ highWaterMark: READ_CHUNK });
   try {
-    const chunks = readChunks(stream, path);
-    if (format === 'ndjson') yield* ndjsonRecords(chunks, name);
-    else yield* avroRecords(chunks, name, path);
+    yield* readChunks(stream, path);
   } finally {
     stream.destroy();
     await fh.close().catch(() => undefined);
   }
 }
 
+/** The chunks of a read stream, read errors as IO_FAILED. */
 async function* readChunks(stream: AsyncIterable<unknown>, path: string): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of stream) yield chunk as Buffer;
@@ -135,7 +145,8 @@ async function* readChunks(stream: AsyncIterable<unknown>, path: string): AsyncG
   }
 }
 
-async function* ndjsonRecords<N extends ContractName>(
+/** The lines of an NDJSON file as records (blank lines skipped, but counted). */
+export async function* ndjsonRecords<N extends ContractName>(
   chunks: AsyncIterable<Buffer>,
   name: N,
 ): AsyncGenerator<FileRecord<Contracts[N]>> {
@@ -178,7 +189,8 @@ function isBlank(b: Buffer): boolean {
   return true;
 }
 
-interface AvroReadState<N extends ContractName> {
+/** Reading state of one Avro container file. */
+export interface AvroReadState<N extends ContractName> {
   name: N;
   header: ContainerHeader;
   reader: avro.Type;
@@ -188,7 +200,11 @@ interface AvroReadState<N extends ContractName> {
   index: number;
 }
 
-function avroState<N extends ContractName>(name: N, header: ContainerHeader, path: string): AvroReadState<N> {
+export function avroState<N extends ContractName>(
+  name: N,
+  header: ContainerHeader,
+  path: string,
+): AvroReadState<N> {
   const reader = avroType(name);
   let writer: avro.Type | undefined;
   let resolver: avro.Type | undefined;
@@ -213,13 +229,17 @@ function avroState<N extends ContractName>(name: N, header: ContainerHeader, pat
   return { name, header, reader, writer, resolver, index: 0 };
 }
 
-/** Decodes the `count` records of one block, one FileRecord each (fewer if the block is corrupt). */
-function* blockRecords<N extends ContractName>(
+/**
+ * Decodes the `count` records of one block (the last `count` of it, from byte `start`), one
+ * FileRecord each (fewer if the block is corrupt).
+ */
+export function* blockRecords<N extends ContractName>(
   st: AvroReadState<N>,
   data: Buffer,
   count: number,
+  start = 0,
 ): Generator<FileRecord<Contracts[N]>> {
-  let p = 0;
+  let p = start;
   for (let i = 0; i < count; i++) {
     const offset = st.index++;
     const last = i === count - 1;
@@ -249,11 +269,11 @@ function* blockRecords<N extends ContractName>(
       result: st.reader.isValid(value) ? { ok: true, value: value as Contracts[N] } : badRecord(st, raw),
     };
   }
-  if (count === 0 && data.length > 0) {
+  if (count === 0 && data.length > start) {
     yield {
       offset: st.index++,
-      raw: Buffer.from(data),
-      result: failed(st.name, `block says 0 records but holds ${data.length} bytes`),
+      raw: Buffer.from(data.subarray(start)),
+      result: failed(st.name, `block says 0 records but holds ${data.length - start} bytes`),
     };
   }
 }
@@ -263,7 +283,8 @@ function badRecord<N extends ContractName>(st: AvroReadState<N>, raw: Buffer): D
   return r.ok ? failed(st.name, 'record decoded only on its own: corrupt block framing') : r;
 }
 
-function failed<T>(name: ContractName, message: string): Decoded<T> {
+/** A record the reader could not read, with why. */
+export function failed<T>(name: ContractName, message: string): Decoded<T> {
   return { ok: false, error: new DecodeError(`${name}: ${message}`, { details: { name } }) };
 }
 
@@ -272,6 +293,34 @@ async function* avroRecords<N extends ContractName>(
   name: N,
   path: string,
 ): AsyncGenerator<FileRecord<Contracts[N]>> {
+  for await (const x of avroItems(chunks, name, path)) {
+    if ('block' in x) yield* blockRecords(x.st, x.block, x.count);
+    else yield x;
+  }
+}
+
+/**
+ * A block of an Avro container file, not yet split into records: its consumer must account for
+ * its `count` records in `st.index` (as {@link blockRecords} does) before asking for the next item.
+ */
+export interface AvroBlock<N extends ContractName> {
+  st: AvroReadState<N>;
+  /** The block's (inflated) data. */
+  block: Buffer;
+  count: number;
+}
+
+/**
+ * The blocks of an Avro container file, and as records what cannot be read as a block (corrupt
+ * framing, undecompressable data, a truncated end).
+ *
+ * @throws RankdistillError as {@link readRecords}.
+ */
+export async function* avroItems<N extends ContractName>(
+  chunks: AsyncIterable<Buffer>,
+  name: N,
+  path: string,
+): AsyncGenerator<FileRecord<Contracts[N]> | AvroBlock<N>> {
   let buf = Buffer.alloc(0);
   let pos = 0;
   let st: AvroReadState<N> | undefined;
@@ -320,7 +369,7 @@ async function* avroRecords<N extends ContractName>(
         st.index += Math.max(0, block.count - 1);
         continue;
       }
-      yield* blockRecords(st, data, block.count);
+      yield { st, block: data, count: block.count };
     }
   }
   if (st === undefined) {
@@ -342,9 +391,10 @@ async function* avroRecords<N extends ContractName>(
   }
 }
 
-type BlockRead = { count: number; data: Buffer; next: number } | 'more' | 'corrupt';
+export type BlockRead = { count: number; data: Buffer; next: number } | 'more' | 'corrupt';
 
-function nextBlock(buf: Buffer, pos: number, sync: Buffer): BlockRead {
+/** The block at `pos`, 'more' when the buffer ends first, or 'corrupt'. */
+export function nextBlock(buf: Buffer, pos: number, sync: Buffer): BlockRead {
   if (pos >= buf.length) return 'more';
   let count: { value: number; next: number } | undefined;
   let size: { value: number; next: number } | undefined;

@@ -21,8 +21,8 @@ import { basename, join, resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { WireFormat } from '../contracts/codec.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
-import { extensionOf, type FileFormat, formatOf, readRecords, writeFileAtomic } from '../io/files.ts';
-import type { RawInput } from '../join/task.ts';
+import { extensionOf, type FileFormat, formatOf, writeFileAtomic } from '../io/files.ts';
+import { type RecordBatch, readRecordBatches } from '../io/record-batches.ts';
 import type { OutputKind, Side } from '../join/types.ts';
 import { logger } from '../log.ts';
 import { inputFile } from '../pipeline/label-files.ts';
@@ -330,23 +330,20 @@ async function replayFiles(ctx: ReplayContext, dir: string): Promise<RunSummary[
     onStep: () => ctx.progress([run], total),
   });
   const iters = {
-    ranker: readRecords(paths.ranker, 'RankerOutput'),
-    impression: readRecords(paths.impression, 'Impression'),
+    ranker: readRecordBatches(paths.ranker, 'RankerOutput', PULL),
+    impression: readRecordBatches(paths.impression, 'Impression', PULL),
   };
   try {
     const pull = async (side: Side) => {
-      const chunk: RawInput[] = [];
-      const from = run.fetch[side];
-      while (chunk.length < PULL) {
+      let pulled = 0;
+      while (pulled < PULL) {
         const n = await iters[side].next();
         if (n.done) {
           run.setEnded(side);
           break;
         }
-        if (n.value.offset < from) continue; // processed before the resume
-        chunk.push({ offset: n.value.offset, key: null, raw: n.value.raw, decoded: n.value.result });
+        pulled += pushAfter(run, side, n.value, run.fetch[side]);
       }
-      run.push(side, chunk);
     };
     while (!run.done) {
       if (ctx.opts.signal?.aborted) {
@@ -379,6 +376,32 @@ async function replayFiles(ctx: ReplayContext, dir: string): Promise<RunSummary[
     for (const side of SIDES) await iters[side].return(undefined).catch(() => undefined);
     await closeKafka();
   }
+}
+
+/**
+ * Pushes the records of a batch from offset `from` on (those before were processed before a
+ * resume); returns how many.
+ */
+function pushAfter(run: TaskRun, side: Side, b: RecordBatch, from: number): number {
+  if ('records' in b) {
+    const recs =
+      b.records[0] !== undefined && b.records[0].offset < from
+        ? b.records.filter((r) => r.offset >= from)
+        : b.records;
+    run.push(side, recs);
+    return recs.length;
+  }
+  const { offsets, ranges } = b.columns;
+  let i = 0;
+  while (i < offsets.length && (offsets[i] as number) < from) i++;
+  if (i === offsets.length) return 0;
+  run.pushColumns(
+    side,
+    i === 0
+      ? b.columns
+      : { buf: b.columns.buf, offsets: offsets.subarray(i), ranges: ranges.subarray(4 * i) },
+  );
+  return offsets.length - i;
 }
 
 function refuseLiveTopics(config: Config, topics: OutputTopics): void {
