@@ -146,13 +146,23 @@ async function* readChunks(stream: AsyncIterable<unknown>, path: string): AsyncG
 }
 
 /** The lines of an NDJSON file as records (blank lines skipped, but counted). */
-export async function* ndjsonRecords<N extends ContractName>(
+async function* ndjsonRecords<N extends ContractName>(
   chunks: AsyncIterable<Buffer>,
   name: N,
 ): AsyncGenerator<FileRecord<Contracts[N]>> {
+  for await (const l of ndjsonLines(chunks)) yield { ...l, result: decodeJson(name, l.raw) };
+}
+
+/**
+ * The non-blank lines of an NDJSON file, not decoded: 0-based line numbers (blank lines counted)
+ * and each line's bytes without the newline (and a CR before it), copied.
+ */
+export async function* ndjsonLines(
+  chunks: AsyncIterable<Buffer>,
+): AsyncGenerator<{ offset: number; raw: Buffer }> {
   let parts: Buffer[] = [];
   let line = 0;
-  const emit = (bytes: Buffer): FileRecord<Contracts[N]> | undefined => {
+  const emit = (bytes: Buffer): { offset: number; raw: Buffer } | undefined => {
     const offset = line++;
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === 0x0d) end--; // CRLF files
@@ -160,8 +170,7 @@ export async function* ndjsonRecords<N extends ContractName>(
     if (isBlank(raw)) return undefined;
     // `raw` is copied: callers keep it (join state, dead letters), and a view would pin the whole
     // 1 MiB read chunk; a memcpy is tiny next to JSON.parse.
-    const copy = Buffer.from(raw);
-    return { offset, raw: copy, result: decodeJson(name, copy) };
+    return { offset, raw: Buffer.from(raw) };
   };
   for await (const chunk of chunks) {
     let start = 0;

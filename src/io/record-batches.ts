@@ -11,10 +11,11 @@
  * records, offsets and errors are the same as `readRecords` gives.
  */
 import { compileSkipper, type Skipper } from '../contracts/avro-skip.ts';
+import { decodeJson } from '../contracts/codec.ts';
 import type { Impression, RankerOutput } from '../contracts/index.ts';
 import { type ContractName, schemaJson } from '../contracts/schemas.ts';
 import type { RawColumns, RawInput } from '../join/task.ts';
-import { avroItems, blockRecords, type FileRecord, fileChunks, formatOf, ndjsonRecords } from './files.ts';
+import { avroItems, blockRecords, type FileRecord, fileChunks, formatOf, ndjsonLines } from './files.ts';
 
 /** Records decoded by the reader, or Avro records left as bytes (decoded by the task). */
 export type RecordBatch = { records: RawInput[] } | { columns: RawColumns };
@@ -39,7 +40,8 @@ function toRaw(r: FileRecord<RankerOutput | Impression>): RawInput {
 
 /**
  * Streams an input file (format from its extension) as batches of about `size` records or more,
- * in offset order.
+ * in offset order. With `decodeLines: false`, NDJSON lines come without `decoded` (for a caller
+ * that decodes only some of them, with decodeJson).
  *
  * @throws RankdistillError as `readRecords`.
  * @example
@@ -51,12 +53,18 @@ export async function* readRecordBatches(
   path: string,
   name: InputContract,
   size: number,
+  opts: { decodeLines?: boolean } = {},
 ): AsyncGenerator<RecordBatch> {
   const chunks = fileChunks(path);
   let records: RawInput[] = [];
   if (formatOf(path) === 'ndjson') {
-    for await (const r of ndjsonRecords(chunks, name)) {
-      records.push(toRaw(r));
+    const decodeLines = opts.decodeLines !== false;
+    for await (const l of ndjsonLines(chunks)) {
+      records.push(
+        decodeLines
+          ? { offset: l.offset, key: null, raw: l.raw, decoded: decodeJson(name, l.raw) as never }
+          : { offset: l.offset, key: null, raw: l.raw },
+      );
       if (records.length >= size) {
         yield { records };
         records = [];
