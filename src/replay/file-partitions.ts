@@ -22,7 +22,7 @@ import type { RawInput } from '../join/task.ts';
 import type { Side } from '../join/types.ts';
 import type { CheckpointFiles, ReplayCheckpoint } from './checkpoint.ts';
 import { partitionOfKey } from './partitioning.ts';
-import { type RunSummary, summarize } from './replay.ts';
+import { type RunSummary, summarize } from './run-summary.ts';
 import type { ReplaySink } from './sinks.ts';
 import { TaskRun } from './task-run.ts';
 

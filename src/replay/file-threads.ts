@@ -19,7 +19,8 @@ import type { FileFormat } from '../io/files.ts';
 import type { Side } from '../join/types.ts';
 import { CheckpointFiles, emptyParts, type ReplayCheckpoint } from './checkpoint.ts';
 import { runFilePartitions } from './file-partitions.ts';
-import type { ReplayContext, RunSummary } from './replay.ts';
+import type { ReplayContext } from './replay.ts';
+import type { RunSummary } from './run-summary.ts';
 import { NullSink, PartsSink, type ReplaySink } from './sinks.ts';
 
 /** What a file replay thread gets (structured-cloned into it). */

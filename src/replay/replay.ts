@@ -28,6 +28,10 @@ import { type OutcomeCounts, sumCounters } from '../pipeline/outcomes.ts';
 import { CheckpointFiles, type ReplayCheckpoint } from './checkpoint.ts';
 import { countRecords } from './count.ts';
 import { fileThreads, replayFileThreads, taskStorePath } from './file-threads.ts';
+import type { RunSummary } from './run-summary.ts';
+
+export { type RunSummary, summarize } from './run-summary.ts';
+
 import { assembleFinal } from './parts.ts';
 import {
   KIND_CONTRACT,
@@ -284,26 +288,6 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
 
 function zeroParts() {
   return { pointwise: 0, pairwise: 0, listwise: 0, deadLetter: 0 };
-}
-
-/** What a driver reports per partition once it stops. */
-export interface RunSummary {
-  checkpoint: ReplayCheckpoint;
-  counters: ReturnType<TaskRun['counters']>;
-  processed: number;
-  open: number;
-}
-
-/** Closes a run, returning its summary. */
-export async function summarize(run: TaskRun): Promise<RunSummary> {
-  const s: RunSummary = {
-    checkpoint: run.checkpoint,
-    counters: run.counters(),
-    processed: run.processed(),
-    open: run.task.openRequests(),
-  };
-  await run.close();
-  return s;
 }
 
 /** Lazily loaded so a file replay never loads the Kafka driver. */
