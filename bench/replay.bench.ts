@@ -1,18 +1,20 @@
 /**
- * Replay throughput, DESIGN.md figure of record "replay": requests/s (ranker outputs in the range
- * per second of wall time) of `replay()` from files and from a Kafka range, each against a
- * same-run baseline that only reads and decodes the same input (no join, no labels, no output):
+ * Replay throughput, DESIGN.md figure of record "replay": requests/s (ranker outputs per second of
+ * wall time) of `replay()` from files and from a Kafka range, each against a same-run baseline
+ * that only reads and decodes the same input (no join, no labels, no output):
  *
- * - files: replay of Avro container files into Avro files (the whole command: counting, reading,
- *   decoding, join, labels, part files, final assembly) vs `readRecords` of both files.
+ * - files, per workload (50 and 200 candidates; Avro and NDJSON): replay files → files of the
+ *   same format on one thread (the whole command: counting, reading, join, labels, part files,
+ *   final assembly) vs `readRecords` of both files (read + decode), trials alternated so a load
+ *   change hits both; then `--partitions 2` on 2 threads vs on 1 thread.
  * - kafka: replay of the topics' range into Avro files vs a plain kafkajs consumer (own group)
  *   reading both topics to the end and `decodeAvro`-ing every value. Also into topics (one Kafka
  *   transaction per checkpoint), against the same baseline.
  *
- * Workload: the simulator (seed 3), BENCH_REPLAY_REQUESTS requests [10,000] with 50 candidates
- * and the default fates; the same files are produced to two-partition topics. Kafka figures need a
- * broker: KAFKA_BROKERS, or the shared dev broker's /tmp/rd-dev-kafka/brokers; without one they are
- * skipped (noted in the results). Best of BENCH_REPLAY_TRIALS trials [2] on a shared machine.
+ * Workload: the simulator (seed 3), BENCH_REPLAY_REQUESTS requests [10,000] at 50 candidates and
+ * half as many at 200, default fates. Kafka figures need a broker: KAFKA_BROKERS, or the shared
+ * dev broker's /tmp/rd-dev-kafka/brokers; without one they are skipped (noted in the results).
+ * BENCH_REPLAY_TRIALS [3] trials, best kept; BENCH_REPLAY_ONLY=files|kafka runs one half.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
