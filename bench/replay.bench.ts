@@ -1,25 +1,27 @@
 /**
- * Replay throughput, DESIGN.md figure of record "replay": requests/s (ranker outputs in the range
- * per second of wall time) of `replay()` from files and from a Kafka range, each against a
- * same-run baseline that only reads and decodes the same input (no join, no labels, no output):
+ * Replay throughput, DESIGN.md figure of record "replay": requests/s (ranker outputs per second of
+ * wall time) of `replay()` from files and from a Kafka range, each against a same-run baseline
+ * that only reads and decodes the same input (no join, no labels, no output):
  *
- * - files: replay of Avro container files into Avro files (the whole command: counting, reading,
- *   decoding, join, labels, part files, final assembly) vs `readRecords` of both files.
+ * - files, per workload (50 and 200 candidates; Avro and NDJSON): replay files → files of the
+ *   same format on one thread (the whole command: counting, reading, join, labels, part files,
+ *   final assembly) vs `readRecords` of both files (read + decode), trials alternated so a load
+ *   change hits both; then `--partitions 2` on 2 threads vs on 1 thread.
  * - kafka: replay of the topics' range into Avro files vs a plain kafkajs consumer (own group)
  *   reading both topics to the end and `decodeAvro`-ing every value. Also into topics (one Kafka
  *   transaction per checkpoint), against the same baseline.
  *
- * Workload: the simulator (seed 3), BENCH_REPLAY_REQUESTS requests [10,000] with 50 candidates
- * and the default fates; the same files are produced to two-partition topics. Kafka figures need a
- * broker: KAFKA_BROKERS, or the shared dev broker's /tmp/rd-dev-kafka/brokers; without one they are
- * skipped (noted in the results). Best of BENCH_REPLAY_TRIALS trials [2] on a shared machine.
+ * Workload: the simulator (seed 3), BENCH_REPLAY_REQUESTS requests [10,000] at 50 candidates and
+ * half as many at 200, default fates. Kafka figures need a broker: KAFKA_BROKERS, or the shared
+ * dev broker's /tmp/rd-dev-kafka/brokers; without one they are skipped (noted in the results).
+ * BENCH_REPLAY_TRIALS [3] trials, best kept; BENCH_REPLAY_ONLY=files|kafka runs one half.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { configSchema } from '../src/config/schema.ts';
+import { type Config, configSchema } from '../src/config/schema.ts';
 import { decodeAvro } from '../src/contracts/codec.ts';
 import { readRecords } from '../src/io/files.ts';
 import { FileSimSink } from '../src/io/sim-sink.ts';
@@ -29,7 +31,7 @@ import { simulate } from '../src/sim/simulate.ts';
 import { type Figure, writeResult } from './lib.ts';
 
 const REQUESTS = Number(process.env.BENCH_REPLAY_REQUESTS ?? 10_000);
-const TRIALS = Number(process.env.BENCH_REPLAY_TRIALS ?? 2);
+const TRIALS = Number(process.env.BENCH_REPLAY_TRIALS ?? 3);
 const PARTITIONS = 2;
 
 const work = mkdtempSync(join(tmpdir(), 'rd-bench-replay-'));
@@ -39,10 +41,11 @@ const round = (x: number) => Math.round(x);
 /** Best wall-clock rate of TRIALS runs, and the rate per second of this process's CPU time. */
 async function best(
   fn: (trial: number) => Promise<number>,
+  trials = TRIALS,
 ): Promise<{ best: number; all: number[]; cpu: number }> {
   const all: number[] = [];
   let cpu = 0;
-  for (let t = 0; t < TRIALS; t++) {
+  for (let t = 0; t < trials; t++) {
     const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const n = await fn(t);
@@ -60,50 +63,116 @@ function brokers(): string[] | null {
   return existsSync(f) ? [readFileSync(f, 'utf8').trim()] : null;
 }
 
+/** Read + decode of both files of a simulated run, the way the file transport reads them. */
+async function readDecode(dir: string, ext: string): Promise<number> {
+  let n = 0;
+  for await (const r of readRecords(join(dir, `ranker-outputs.${ext}`), 'RankerOutput')) if (r.result.ok) n++;
+  for await (const r of readRecords(join(dir, `impressions.${ext}`), 'Impression')) if (r.result.ok) n++;
+  if (n === 0) throw new Error('nothing decoded');
+  return n;
+}
+
+/**
+ * Files → files of one workload against its own read+decode baseline (one thread), and with
+ * 2 threads against 1 thread (both over 2 partitions), figures `files_<fmt>_<c>c_*`.
+ */
+async function filesCase(
+  figures: Record<string, Figure>,
+  config: Config,
+  candidates: number,
+  format: 'avro' | 'ndjson',
+  requests: number,
+): Promise<string> {
+  const dir = join(work, `sim-${candidates}-${format}`);
+  await simulate({ seed: 3, requests, candidates }, new FileSimSink(dir, format));
+  const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as SimTruth;
+  const reqs = truth.counts.records.rankerOutputs;
+  const tag = `files_${format}_${candidates}c`;
+  let k = 0;
+  const run = (partitions: number, threads: number) => async () => {
+    const t = k++;
+    const res = await replay({
+      config,
+      input: { kind: 'files', dir },
+      output: { kind: 'files', dir: join(work, `out-${tag}-${t}`), format },
+      stateDir: join(work, `state-${tag}-${t}`),
+      partitions,
+      threads,
+    });
+    if (res.status !== 'complete') throw new Error(`replay ${res.status}`);
+    rmSync(join(work, `out-${tag}-${t}`), { recursive: true, force: true });
+    rmSync(join(work, `state-${tag}-${t}`), { recursive: true, force: true });
+    return reqs;
+  };
+  // Alternated, so a load change on the shared machine hits both sides alike.
+  const base: number[] = [];
+  const one: number[] = [];
+  let baseCpu = 0;
+  let oneCpu = 0;
+  for (let t = 0; t < TRIALS; t++) {
+    const b = await best(async () => {
+      await readDecode(dir, format);
+      return reqs;
+    }, 1);
+    base.push(b.best);
+    baseCpu = Math.max(baseCpu, b.cpu);
+    const r = await best(run(1, 1), 1);
+    one.push(r.best);
+    oneCpu = Math.max(oneCpu, r.cpu);
+  }
+  const bBest = Math.max(...base);
+  const oBest = Math.max(...one);
+  figures[`${tag}_requests_per_s`] = {
+    value: round(oBest),
+    unit: 'requests/s',
+    baseline: round(bBest),
+    ratio: oBest / bBest,
+    goal: 0.8,
+    note: `${format} files → ${format} files, one thread, ${reqs} requests of ${candidates} candidates; trials ${one.map(round).join(', ')} vs baseline ${base.map(round).join(', ')}; per CPU-second ${round(oneCpu)} vs ${round(baseCpu)} (ratio ${(oneCpu / baseCpu).toFixed(2)}); baseline: readRecords (read + decode) of both files, same run, alternated`,
+  };
+  const t1: number[] = [];
+  const t2: number[] = [];
+  for (let t = 0; t < TRIALS; t++) {
+    t1.push((await best(run(2, 1), 1)).best);
+    t2.push((await best(run(2, 2), 1)).best);
+  }
+  const b1 = Math.max(...t1);
+  const b2 = Math.max(...t2);
+  figures[`${tag}_2_threads_requests_per_s`] = {
+    value: round(b2),
+    unit: 'requests/s',
+    baseline: round(b1),
+    ratio: b2 / b1,
+    goal: 1.6,
+    note: `same files, --partitions 2: 2 threads vs 1 thread; trials ${t2.map(round).join(', ')} vs ${t1.map(round).join(', ')}, alternated; ${cpus().length} cores shared with other processes (load average ${loadavg()[0]?.toFixed(1)} at the end)`,
+  };
+  rmSync(dir, { recursive: true, force: true });
+  return `${tag}: ${round(oBest)} vs ${round(bBest)} (${(oBest / bBest).toFixed(2)}), 2 threads ${(b2 / b1).toFixed(2)}x`;
+}
+
 async function main(): Promise<void> {
+  const figures: Record<string, Figure> = {};
+  const config = configSchema.parse({ metrics: { enabled: false }, store: { dir: join(work, 'state') } });
+  const only = process.env.BENCH_REPLAY_ONLY ?? 'files,kafka';
+
+  // --- files -------------------------------------------------------------------------------
+  if (only.includes('files')) {
+    for (const [c, n] of [
+      [50, REQUESTS],
+      [200, Math.round(REQUESTS / 2)],
+    ] as const) {
+      for (const format of ['avro', 'ndjson'] as const) {
+        console.log(await filesCase(figures, config, c, format, n));
+      }
+    }
+  }
+  if (!only.includes('kafka')) {
+    writeResult('replay', figures);
+    return;
+  }
   await simulate({ seed: 3, requests: REQUESTS, candidates: 50 }, new FileSimSink(simDir, 'avro'));
   const truth = JSON.parse(readFileSync(join(simDir, 'truth.json'), 'utf8')) as SimTruth;
   const requests = truth.counts.records.rankerOutputs;
-  const figures: Record<string, Figure> = {};
-  const config = configSchema.parse({ metrics: { enabled: false }, store: { dir: join(work, 'state') } });
-
-  // --- files -------------------------------------------------------------------------------
-  const base = await best(async () => {
-    let n = 0;
-    for await (const r of readRecords(join(simDir, 'ranker-outputs.avro'), 'RankerOutput'))
-      if (r.result.ok) n++;
-    for await (const r of readRecords(join(simDir, 'impressions.avro'), 'Impression')) if (r.result.ok) n++;
-    if (n === 0) throw new Error('nothing decoded');
-    return requests;
-  });
-  const files = await best(async (t) => {
-    const res = await replay({
-      config,
-      input: { kind: 'files', dir: simDir },
-      output: { kind: 'files', dir: join(work, `out-files-${t}`), format: 'avro' },
-      stateDir: join(work, `state-files-${t}`),
-    });
-    if (res.status !== 'complete') throw new Error(`replay ${res.status}`);
-    return requests;
-  });
-  figures.files_requests_per_s = {
-    value: round(files.best),
-    unit: 'requests/s',
-    baseline: round(base.best),
-    ratio: files.best / base.best,
-    note: `Avro files → Avro files, ${requests} requests of 50 candidates (${truth.counts.records.impressions} impressions); trials ${files.all.map(round).join(', ')}; per CPU-second ${round(files.cpu)} vs ${round(base.cpu)}; baseline: readRecords (decode) of both files`,
-  };
-  const dry = await best(async () => {
-    await replay({ config, input: { kind: 'files', dir: simDir }, output: { kind: 'dry' } });
-    return requests;
-  });
-  figures.files_dry_run_requests_per_s = {
-    value: round(dry.best),
-    unit: 'requests/s',
-    baseline: round(base.best),
-    ratio: dry.best / base.best,
-    note: `same input, --dry-run (decode, join, labels; nothing written); per CPU-second ${round(dry.cpu)}`,
-  };
 
   // --- Kafka -------------------------------------------------------------------------------
   const b = brokers();

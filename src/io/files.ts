@@ -117,6 +117,17 @@ export async function* readRecords<N extends ContractName>(
   name: N,
 ): AsyncGenerator<FileRecord<Contracts[N]>> {
   const format = formatOf(path);
+  const chunks = fileChunks(path);
+  if (format === 'ndjson') yield* ndjsonRecords(chunks, name);
+  else yield* avroRecords(chunks, name, path);
+}
+
+/**
+ * The bytes of a file in 1 MiB chunks (each a buffer of its own).
+ *
+ * @throws RankdistillError IO_FAILED when the file cannot be opened or read.
+ */
+export async function* fileChunks(path: string): AsyncGenerator<Buffer> {
   let fh: Awaited<ReturnType<typeof open>>;
   try {
     fh = await open(path, 'r');
@@ -125,15 +136,14 @@ export async function* readRecords<N extends ContractName>(
   }
   const stream = fh.createReadStream({ highWaterMark: READ_CHUNK });
   try {
-    const chunks = readChunks(stream, path);
-    if (format === 'ndjson') yield* ndjsonRecords(chunks, name);
-    else yield* avroRecords(chunks, name, path);
+    yield* readChunks(stream, path);
   } finally {
     stream.destroy();
     await fh.close().catch(() => undefined);
   }
 }
 
+/** The chunks of a read stream, read errors as IO_FAILED. */
 async function* readChunks(stream: AsyncIterable<unknown>, path: string): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of stream) yield chunk as Buffer;
@@ -142,13 +152,24 @@ async function* readChunks(stream: AsyncIterable<unknown>, path: string): AsyncG
   }
 }
 
+/** The lines of an NDJSON file as records (blank lines skipped, but counted). */
 async function* ndjsonRecords<N extends ContractName>(
   chunks: AsyncIterable<Buffer>,
   name: N,
 ): AsyncGenerator<FileRecord<Contracts[N]>> {
+  for await (const l of ndjsonLines(chunks)) yield { ...l, result: decodeJson(name, l.raw) };
+}
+
+/**
+ * The non-blank lines of an NDJSON file, not decoded: 0-based line numbers (blank lines counted)
+ * and each line's bytes without the newline (and a CR before it), copied.
+ */
+export async function* ndjsonLines(
+  chunks: AsyncIterable<Buffer>,
+): AsyncGenerator<{ offset: number; raw: Buffer }> {
   let parts: Buffer[] = [];
   let line = 0;
-  const emit = (bytes: Buffer): FileRecord<Contracts[N]> | undefined => {
+  const emit = (bytes: Buffer): { offset: number; raw: Buffer } | undefined => {
     const offset = line++;
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === 0x0d) end--; // CRLF files
@@ -156,8 +177,7 @@ async function* ndjsonRecords<N extends ContractName>(
     if (isBlank(raw)) return undefined;
     // `raw` is copied: callers keep it (join state, dead letters), and a view would pin the whole
     // 1 MiB read chunk; a memcpy is tiny next to JSON.parse.
-    const copy = Buffer.from(raw);
-    return { offset, raw: copy, result: decodeJson(name, copy) };
+    return { offset, raw: Buffer.from(raw) };
   };
   for await (const chunk of chunks) {
     let start = 0;
@@ -185,7 +205,8 @@ function isBlank(b: Buffer): boolean {
   return true;
 }
 
-interface AvroReadState<N extends ContractName> {
+/** Reading state of one Avro container file. */
+export interface AvroReadState<N extends ContractName> {
   name: N;
   header: ContainerHeader;
   reader: avro.Type;
@@ -195,7 +216,11 @@ interface AvroReadState<N extends ContractName> {
   index: number;
 }
 
-function avroState<N extends ContractName>(name: N, header: ContainerHeader, path: string): AvroReadState<N> {
+export function avroState<N extends ContractName>(
+  name: N,
+  header: ContainerHeader,
+  path: string,
+): AvroReadState<N> {
   const reader = avroType(name);
   let writer: avro.Type | undefined;
   let resolver: avro.Type | undefined;
@@ -220,13 +245,17 @@ function avroState<N extends ContractName>(name: N, header: ContainerHeader, pat
   return { name, header, reader, writer, resolver, index: 0 };
 }
 
-/** Decodes the `count` records of one block, one FileRecord each (fewer if the block is corrupt). */
-function* blockRecords<N extends ContractName>(
+/**
+ * Decodes the `count` records of one block (the last `count` of it, from byte `start`), one
+ * FileRecord each (fewer if the block is corrupt).
+ */
+export function* blockRecords<N extends ContractName>(
   st: AvroReadState<N>,
   data: Buffer,
   count: number,
+  start = 0,
 ): Generator<FileRecord<Contracts[N]>> {
-  let p = 0;
+  let p = start;
   for (let i = 0; i < count; i++) {
     const offset = st.index++;
     const last = i === count - 1;
@@ -258,11 +287,11 @@ function* blockRecords<N extends ContractName>(
         : badRecord(st, raw),
     };
   }
-  if (count === 0 && data.length > 0) {
+  if (count === 0 && data.length > start) {
     yield {
       offset: st.index++,
-      raw: Buffer.from(data),
-      result: failed(st.name, `block says 0 records but holds ${data.length} bytes`),
+      raw: Buffer.from(data.subarray(start)),
+      result: failed(st.name, `block says 0 records but holds ${data.length - start} bytes`),
     };
   }
 }
@@ -272,7 +301,8 @@ function badRecord<N extends ContractName>(st: AvroReadState<N>, raw: Buffer): D
   return r.ok ? failed(st.name, 'record decoded only on its own: corrupt block framing') : r;
 }
 
-function failed<T>(name: ContractName, message: string): Decoded<T> {
+/** A record the reader could not read, with why. */
+export function failed<T>(name: ContractName, message: string): Decoded<T> {
   return { ok: false, error: new DecodeError(`${name}: ${message}`, { details: { name } }) };
 }
 
@@ -281,6 +311,34 @@ async function* avroRecords<N extends ContractName>(
   name: N,
   path: string,
 ): AsyncGenerator<FileRecord<Contracts[N]>> {
+  for await (const x of avroItems(chunks, name, path)) {
+    if ('block' in x) yield* blockRecords(x.st, x.block, x.count);
+    else yield x;
+  }
+}
+
+/**
+ * A block of an Avro container file, not yet split into records: its consumer must account for
+ * its `count` records in `st.index` (as {@link blockRecords} does) before asking for the next item.
+ */
+export interface AvroBlock<N extends ContractName> {
+  st: AvroReadState<N>;
+  /** The block's (inflated) data. */
+  block: Buffer;
+  count: number;
+}
+
+/**
+ * The blocks of an Avro container file, and as records what cannot be read as a block (corrupt
+ * framing, undecompressable data, a truncated end).
+ *
+ * @throws RankdistillError as {@link readRecords}.
+ */
+export async function* avroItems<N extends ContractName>(
+  chunks: AsyncIterable<Buffer>,
+  name: N,
+  path: string,
+): AsyncGenerator<FileRecord<Contracts[N]> | AvroBlock<N>> {
   let buf = Buffer.alloc(0);
   let pos = 0;
   let st: AvroReadState<N> | undefined;
@@ -329,7 +387,7 @@ async function* avroRecords<N extends ContractName>(
         st.index += Math.max(0, block.count - 1);
         continue;
       }
-      yield* blockRecords(st, data, block.count);
+      yield { st, block: data, count: block.count };
     }
   }
   if (st === undefined) {
@@ -351,9 +409,10 @@ async function* avroRecords<N extends ContractName>(
   }
 }
 
-type BlockRead = { count: number; data: Buffer; next: number } | 'more' | 'corrupt';
+export type BlockRead = { count: number; data: Buffer; next: number } | 'more' | 'corrupt';
 
-function nextBlock(buf: Buffer, pos: number, sync: Buffer): BlockRead {
+/** The block at `pos`, 'more' when the buffer ends first, or 'corrupt'. */
+export function nextBlock(buf: Buffer, pos: number, sync: Buffer): BlockRead {
   if (pos >= buf.length) return 'more';
   let count: { value: number; next: number } | undefined;
   let size: { value: number; next: number } | undefined;

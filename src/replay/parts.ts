@@ -32,7 +32,7 @@ import { dirname } from 'node:path';
 import type { ContractName } from '../contracts/schemas.ts';
 import { schemaJson } from '../contracts/schemas.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
-import { deterministicSync, encodeBlock, encodeHeader } from '../io/avro-container.ts';
+import { deterministicSync, encodeHeader } from '../io/avro-container.ts';
 import type { FileFormat } from '../io/files.ts';
 
 /** Same as RecordWriter's AVRO_BLOCK_BYTES (src/io/files.ts): flush a block once it holds 64 KiB. */
@@ -228,44 +228,43 @@ export function assembleFinal(
   }
   let records = 0;
   try {
-    const out: Buffer[] = [];
-    let outBytes = 0;
-    const push = (b: Buffer) => {
-      out.push(b);
-      outBytes += b.length;
-      if (outBytes >= FLUSH_BYTES) {
-        writeAll(fd, Buffer.concat(out), tmp);
-        out.length = 0;
-        outBytes = 0;
-      }
-    };
+    const out = new Output(fd, tmp);
     const sync = deterministicSync(name);
-    const block: Buffer[] = [];
+    if (format === 'avro') out.put(encodeHeader(schemaJson(name), sync), 0, -1);
+    // Avro: the records of the open block, copied one after another (no Buffer per record).
+    let block = Buffer.allocUnsafe(2 * AVRO_BLOCK_BYTES);
     let blockBytes = 0;
+    let blockCount = 0;
     const flushBlock = () => {
-      if (block.length === 0) return;
-      const data = block.length === 1 ? (block[0] as Buffer) : Buffer.concat(block);
-      push(encodeBlock(block.length, data, sync));
-      block.length = 0;
+      if (blockCount === 0) return;
+      out.put(varints(blockCount, blockBytes), 0, -1);
+      out.put(block, 0, blockBytes);
+      out.put(sync, 0, -1);
       blockBytes = 0;
+      blockCount = 0;
     };
-    const newline = Buffer.from('\n');
-    if (format === 'avro') push(encodeHeader(schemaJson(name), sync));
     for (const part of parts) {
-      for (const rec of partRecords(part.path, part.length)) {
+      forEachPartRecord(part.path, part.length, (buf, start, end) => {
         records++;
         if (format === 'ndjson') {
-          push(rec);
-          push(newline);
-        } else {
-          block.push(rec);
-          blockBytes += rec.length;
-          if (blockBytes >= AVRO_BLOCK_BYTES) flushBlock();
+          out.put(buf, start, end);
+          out.put(NEWLINE, 0, -1);
+          return;
         }
-      }
+        const n = end - start;
+        if (blockBytes + n > block.length) {
+          const bigger = Buffer.allocUnsafe(2 * (blockBytes + n));
+          block.copy(bigger, 0, 0, blockBytes);
+          block = bigger;
+        }
+        buf.copy(block, blockBytes, start, end);
+        blockBytes += n;
+        blockCount++;
+        if (blockBytes >= AVRO_BLOCK_BYTES) flushBlock();
+      });
     }
     flushBlock();
-    if (out.length > 0) writeAll(fd, Buffer.concat(out), tmp);
+    out.flush();
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, path);
@@ -279,4 +278,109 @@ export function assembleFinal(
     throw e;
   }
   return records;
+}
+
+const NEWLINE = Buffer.from('\n');
+
+/** A block's count and size as Avro longs (zig-zag varints), as `encodeBlock` writes them. */
+function varints(count: number, size: number): Buffer {
+  const b = Buffer.allocUnsafe(20);
+  let p = 0;
+  for (let v of [count * 2, size * 2]) {
+    while (v >= 0x80) {
+      b[p++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    b[p++] = v;
+  }
+  return b.subarray(0, p);
+}
+
+/** Buffered writes into one 1 MiB buffer (copied, not collected as a list of small buffers). */
+class Output {
+  readonly #fd: number;
+  readonly #path: string;
+  readonly #buf = Buffer.allocUnsafe(FLUSH_BYTES);
+  #at = 0;
+  constructor(fd: number, path: string) {
+    this.#fd = fd;
+    this.#path = path;
+  }
+  /** Appends `b[start, end)` (end −1: to its end). */
+  put(b: Buffer, start: number, end: number): void {
+    const e = end < 0 ? b.length : end;
+    const n = e - start;
+    if (this.#at + n > this.#buf.length) {
+      this.flush();
+      if (n > this.#buf.length) {
+        writeAll(this.#fd, b.subarray(start, e), this.#path);
+        return;
+      }
+    }
+    b.copy(this.#buf, this.#at, start, e);
+    this.#at += n;
+  }
+  flush(): void {
+    if (this.#at === 0) return;
+    writeAll(this.#fd, this.#buf.subarray(0, this.#at), this.#path);
+    this.#at = 0;
+  }
+}
+
+/**
+ * Calls `fn(buf, start, end)` for each record of the first `length` bytes of a part file, in order;
+ * `buf` is reused after `fn` returns. As {@link partRecords}, without a Buffer per record.
+ *
+ * @throws RankdistillError IO_FAILED when unreadable, STATE_STORE_FAILED when the framing is cut.
+ */
+export function forEachPartRecord(
+  path: string,
+  length: number,
+  fn: (buf: Buffer, start: number, end: number) => void,
+): void {
+  if (length === 0) return;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    throw ioError(path, 'cannot open', cause);
+  }
+  try {
+    let buf = Buffer.allocUnsafe(FLUSH_BYTES);
+    let have = 0; // valid bytes in buf
+    let at = 0; // next record's frame in buf
+    let read = 0; // bytes of the file read
+    for (;;) {
+      while (at + 4 <= have) {
+        const n = buf.readUInt32BE(at);
+        if (at + 4 + n > have) break;
+        fn(buf, at + 4, at + 4 + n);
+        at += 4 + n;
+      }
+      if (read >= length) break;
+      // Keep the cut record's bytes at the front; grow when one record exceeds the buffer.
+      const rest = have - at;
+      const need = at + 4 <= have ? 4 + buf.readUInt32BE(at) : 4;
+      if (need > buf.length) {
+        const bigger = Buffer.allocUnsafe(need);
+        buf.copy(bigger, 0, at, have);
+        buf = bigger;
+      } else if (at > 0) buf.copy(buf, 0, at, have);
+      have = rest;
+      at = 0;
+      const got = readSync(fd, buf, have, Math.min(buf.length - have, length - read), read);
+      if (got === 0) break;
+      read += got;
+      have += got;
+    }
+    if (at !== have) {
+      throw new RankdistillError(
+        'STATE_STORE_FAILED',
+        `replay part file ${path} ends inside a record at byte ${read - (have - at)} of ${length}`,
+        { details: { path } },
+      );
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

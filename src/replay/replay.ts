@@ -19,16 +19,19 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
-import type { WireFormat } from '../contracts/codec.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
-import { extensionOf, type FileFormat, formatOf, readRecords, writeFileAtomic } from '../io/files.ts';
-import type { RawInput } from '../join/task.ts';
+import { extensionOf, type FileFormat, writeFileAtomic } from '../io/files.ts';
 import type { OutputKind, Side } from '../join/types.ts';
 import { logger } from '../log.ts';
 import { inputFile } from '../pipeline/label-files.ts';
 import { type OutcomeCounts, sumCounters } from '../pipeline/outcomes.ts';
 import { CheckpointFiles, type ReplayCheckpoint } from './checkpoint.ts';
 import { countRecords } from './count.ts';
+import { fileThreads, replayFileThreads, taskStorePath } from './file-threads.ts';
+import type { RunSummary } from './run-summary.ts';
+
+export { type RunSummary, summarize } from './run-summary.ts';
+
 import { assembleFinal } from './parts.ts';
 import {
   KIND_CONTRACT,
@@ -39,10 +42,9 @@ import {
   partPath,
   type ReplaySink,
 } from './sinks.ts';
-import { TaskRun, type TaskRunOptions } from './task-run.ts';
+import type { TaskRun, TaskRunOptions } from './task-run.ts';
 
 const SIDES: readonly Side[] = ['ranker', 'impression'];
-const PULL = 2048;
 const log = logger('replay');
 
 /** Where a replay reads. Times are Kafka record timestamps in epoch ms (`to` exclusive). */
@@ -67,6 +69,13 @@ export interface ReplayOptions {
   checkpointEvery?: number;
   /** Stop at the next record boundary, commit a checkpoint and return `interrupted`. */
   signal?: AbortSignal;
+  /**
+   * File input: partitions the records are split into by user id, as a producer would split them
+   * into topic partitions (default 1). Part of the replay's identity: it decides the output.
+   */
+  partitions?: number;
+  /** File input: threads running the partitions (default: the cores, at most `partitions`). */
+  threads?: number;
   /** Called as records are processed. */
   onProgress?: (p: { done: number; total: number | null }) => void;
   /** Wall clock of dead-letter times (default Date.now). */
@@ -116,7 +125,9 @@ export interface ReplayContext {
  * @example
  * replayId({ config, input: { kind: 'files', dir: 'sim' }, output: { kind: 'dry' } }); // '3f2a9c01b7e4'
  */
-export function replayId(opts: Pick<ReplayOptions, 'config' | 'input' | 'output' | 'drain'>): string {
+export function replayId(
+  opts: Pick<ReplayOptions, 'config' | 'input' | 'output' | 'drain' | 'partitions'>,
+): string {
   const c = opts.config;
   const k = c.kafka;
   const input =
@@ -134,7 +145,16 @@ export function replayId(opts: Pick<ReplayOptions, 'config' | 'input' | 'output'
     opts.output.kind === 'files'
       ? { kind: 'files', dir: resolve(opts.output.dir), format: opts.output.format }
       : opts.output;
-  const key = JSON.stringify({ input, output, join: c.join, labels: c.labels, drain: opts.drain === true });
+  const partitions =
+    opts.input.kind === 'files' && (opts.partitions ?? 1) !== 1 ? { partitions: opts.partitions } : {};
+  const key = JSON.stringify({
+    input,
+    output,
+    join: c.join,
+    labels: c.labels,
+    drain: opts.drain === true,
+    ...partitions,
+  });
   return createHash('sha256').update(key).digest('hex').slice(0, 12);
 }
 
@@ -217,7 +237,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       ...(opts.now === undefined ? {} : { now: opts.now }),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     },
-    storePath: (p) => join(stateDir, `task-${p}.sqlite`),
+    storePath: (p) => taskStorePath(stateDir, p),
     fileSink: (p, ck) =>
       opts.output.kind === 'files'
         ? PartsSink.open(stateDir, p, format, ck.parts ?? zeroParts())
@@ -270,26 +290,6 @@ function zeroParts() {
   return { pointwise: 0, pairwise: 0, listwise: 0, deadLetter: 0 };
 }
 
-/** What a driver reports per partition once it stops. */
-export interface RunSummary {
-  checkpoint: ReplayCheckpoint;
-  counters: ReturnType<TaskRun['counters']>;
-  processed: number;
-  open: number;
-}
-
-/** Closes a run, returning its summary. */
-export async function summarize(run: TaskRun): Promise<RunSummary> {
-  const s: RunSummary = {
-    checkpoint: run.checkpoint,
-    counters: run.counters(),
-    processed: run.processed(),
-    open: run.task.openRequests(),
-  };
-  await run.close();
-  return s;
-}
-
 /** Lazily loaded so a file replay never loads the Kafka driver. */
 async function replayKafkaInput(ctx: ReplayContext): Promise<RunSummary[]> {
   const { replayKafka } = await import('./kafka.ts');
@@ -297,88 +297,46 @@ async function replayKafkaInput(ctx: ReplayContext): Promise<RunSummary[]> {
 }
 
 /**
- * File input: `<dir>/ranker-outputs.<ext>` and `<dir>/impressions.<ext>` as partition 0, read the
- * way the file transport reads them (same source names in dead letters, same raw formats).
+ * File input: `<dir>/ranker-outputs.<ext>` and `<dir>/impressions.<ext>`, read the way the file
+ * transport reads them (same source names in dead letters, same raw formats), split into
+ * `partitions` partitions by user id (./file-partitions.ts) run on `threads` threads.
  */
 async function replayFiles(ctx: ReplayContext, dir: string): Promise<RunSummary[]> {
   const paths: Record<Side, string> = {
     ranker: inputFile(dir, 'ranker'),
     impression: inputFile(dir, 'impression'),
   };
-  const rawFormat = (p: string): WireFormat => (formatOf(p) === 'avro' ? 'avro' : 'json');
-  let sinkFor: (ck: ReplayCheckpoint) => ReplaySink = (ck) => ctx.fileSink(0, ck);
-  let closeKafka: () => Promise<void> = async () => undefined;
-  if (ctx.opts.output.kind === 'topics') {
-    const { fileInputTopicSink } = await import('./kafka.ts');
-    const t = await fileInputTopicSink(ctx);
-    sinkFor = t.sink;
-    closeKafka = t.close;
-  }
+  const partitions = ctx.opts.partitions ?? 1;
   const rc = countRecords(paths.ranker);
   const ic = countRecords(paths.impression);
   const total = rc === null || ic === null ? null : rc + ic;
-  const run: TaskRun = TaskRun.open({
-    ...ctx.base,
-    partition: 0,
-    storePath: ctx.storePath(0),
-    sources: paths,
-    inputFormat: 'avro',
-    rawFormat: { ranker: rawFormat(paths.ranker), impression: rawFormat(paths.impression) },
-    start: { ranker: 0, impression: 0 },
-    end: { ranker: Number.POSITIVE_INFINITY, impression: Number.POSITIVE_INFINITY },
-    sink: sinkFor,
-    onStep: () => ctx.progress([run], total),
-  });
-  const iters = {
-    ranker: readRecords(paths.ranker, 'RankerOutput'),
-    impression: readRecords(paths.impression, 'Impression'),
-  };
-  try {
-    const pull = async (side: Side) => {
-      const chunk: RawInput[] = [];
-      const from = run.fetch[side];
-      while (chunk.length < PULL) {
-        const n = await iters[side].next();
-        if (n.done) {
-          run.setEnded(side);
-          break;
-        }
-        if (n.value.offset < from) continue; // processed before the resume
-        chunk.push({ offset: n.value.offset, key: null, raw: n.value.raw, decoded: n.value.result });
-      }
-      run.push(side, chunk);
-    };
-    while (!run.done) {
-      if (ctx.opts.signal?.aborted) {
-        await run.flush();
-        log.info('replay interrupted; run the same command to continue', { checkpoint: run.checkpoint.k });
-        break;
-      }
-      await run.pump();
-      ctx.progress([run], total);
-      if (run.done || ctx.opts.signal?.aborted) continue;
-      let pulled = false;
-      for (const side of SIDES) {
-        if (run.wants(side)) {
-          await pull(side);
-          pulled = true;
-        }
-      }
-      if (!pulled) {
-        throw new RankdistillError(
-          'STATE_STORE_FAILED',
-          'replay made no progress with both inputs buffered: this is a bug, please report it',
-        );
-      }
+  const onProgress = (done: number) => ctx.opts.onProgress?.({ done, total });
+  let runs: RunSummary[];
+  if (ctx.opts.output.kind === 'topics') {
+    if (partitions !== 1) {
+      throw new RankdistillError(
+        'USAGE',
+        `replay: files into topics run as one partition, found --partitions ${partitions}: give --partitions 1 or write files`,
+      );
     }
-    return [await summarize(run)];
-  } catch (e) {
-    await run.close().catch(() => undefined);
-    throw e;
-  } finally {
-    for (const side of SIDES) await iters[side].return(undefined).catch(() => undefined);
-    await closeKafka();
+    const { fileInputTopicSink } = await import('./kafka.ts');
+    const t = await fileInputTopicSink(ctx);
+    try {
+      runs = await replayFileThreads(ctx, paths, 1, 1, onProgress, (_p, ck) => t.sink(ck));
+    } finally {
+      await t.close();
+    }
+  } else {
+    runs = await replayFileThreads(
+      ctx,
+      paths,
+      partitions,
+      fileThreads(ctx.opts.threads, partitions),
+      onProgress,
+    );
   }
+  if (ctx.opts.signal?.aborted) log.info('replay interrupted; run the same command to continue');
+  return runs;
 }
 
 function refuseLiveTopics(config: Config, topics: OutputTopics): void {

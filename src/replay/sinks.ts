@@ -9,7 +9,6 @@ import { avroType } from '../contracts/schemas.ts';
 import type { FileFormat } from '../io/files.ts';
 import { outputRecord } from '../join/task.ts';
 import { OUTPUT_CONTRACT, type OutputKind, type Side, type TaskOutput } from '../join/types.ts';
-import { sendOffsetsRetrying } from '../kafka/client.ts';
 import type { PartLengths } from './checkpoint.ts';
 import { PartFile } from './parts.ts';
 
@@ -203,6 +202,8 @@ export class TopicSink implements ReplaySink {
     try {
       for (const topicMessages of chunks) await txn.sendBatch({ topicMessages, acks: -1 });
       if (off !== null) {
+        // Loaded here: file replays (and their threads) never load the Kafka client.
+        const { sendOffsetsRetrying } = await import('../kafka/client.ts');
         await sendOffsetsRetrying(txn, {
           consumerGroupId: off.groupId,
           topics: (['ranker', 'impression'] as const).map((s) => ({

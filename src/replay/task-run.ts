@@ -10,7 +10,7 @@ import type { WireFormat } from '../contracts/codec.ts';
 import type { Impression } from '../contracts/index.ts';
 import type { RankerColumns } from '../contracts/ranker-columns.ts';
 import { RankdistillError } from '../errors.ts';
-import { JoinTask, type RawInput } from '../join/task.ts';
+import { JoinTask, type RawColumns, type RawInput } from '../join/task.ts';
 import { emptyCounters, type JoinCounters, type Side } from '../join/types.ts';
 import { columnsSupported, labelColumnsEncoded } from '../labels/encoded.ts';
 import { labelRequest } from '../labels/index.ts';
@@ -217,6 +217,14 @@ export class TaskRun {
     if (records.length === 0) return;
     this.task.push(side, records);
     this.fetch[side] = (records[records.length - 1] as RawInput).offset + 1;
+  }
+
+  /** {@link push} of records in columns (Avro file blocks): offsets ≥ fetch position, in order. */
+  pushColumns(side: Side, cols: RawColumns): void {
+    const n = cols.offsets.length;
+    if (n === 0) return;
+    this.task.pushColumns(side, cols);
+    this.fetch[side] = (cols.offsets[n - 1] as number) + 1;
   }
 
   /** Marks a side as having nothing more in the range. */

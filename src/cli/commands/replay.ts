@@ -26,6 +26,8 @@ interface ReplayOpts {
   drain?: boolean;
   stateDir?: string;
   checkpointEvery?: number;
+  partitions?: number;
+  threads?: number;
   progress: boolean;
 }
 
@@ -102,6 +104,16 @@ export function register(program: Command): void {
       'input records between checkpoints (default: kafka.maxBatchRecords)',
       posInt,
     )
+    .option(
+      '--partitions <n>',
+      'file input: split the records by user id into n partitions as a producer splits them into topic partitions (murmur2), each joined on its own as a topic partition is (default 1: the whole file is one partition, as `label --in`)',
+      posInt,
+    )
+    .option(
+      '--threads <n>',
+      'file input: threads running the partitions (default: the cores, at most --partitions)',
+      posInt,
+    )
     .option('--no-progress', 'no progress bar / progress lines on stderr')
     .action(async (opts: ReplayOpts, cmd: Command) => {
       const file = cmd.optsWithGlobals<{ config?: string }>().config;
@@ -140,6 +152,8 @@ export function register(program: Command): void {
             drain: opts.drain ?? input.kind === 'files',
             ...(opts.stateDir === undefined ? {} : { stateDir: opts.stateDir }),
             ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
+            ...(opts.partitions === undefined ? {} : { partitions: opts.partitions }),
+            ...(opts.threads === undefined ? {} : { threads: opts.threads }),
             signal: ac.signal,
             onProgress: (p) => {
               last = { done: p.done, total: p.total ?? last.total };
@@ -195,6 +209,12 @@ function inputOf(opts: ReplayOpts): ReplayInput {
       );
     }
     return { kind: 'files', dir: opts.in };
+  }
+  if (opts.partitions !== undefined || opts.threads !== undefined) {
+    throw new RankdistillError(
+      'USAGE',
+      'replay: --partitions/--threads split file input (--in); a Kafka range runs its topic partitions',
+    );
   }
   const from = opts.from === undefined ? undefined : parseTime(opts.from, '--from');
   const to = opts.to === undefined ? undefined : parseTime(opts.to, '--to');
