@@ -907,7 +907,7 @@ async function runLabeler(
 }
 
 /** The Kafka Streams job's arguments for an input and config (see LabelJob.java). */
-function jobArgs(cfg: Config, app: string, threads: number, dir: string, idle = -1) {
+function jobArgs(cfg: Config, app: string, threads: number, dir: string, idle = 0) {
   const t = cfg.kafka.topics;
   return {
     app,
@@ -933,7 +933,7 @@ async function runKafkaStreams(
   threads: number,
   dir: string,
   broker: number | undefined,
-  idle = -1,
+  idle = 0,
 ): Promise<{ run: ProcRun; counts: Record<string, number> }> {
   const a = jobArgs(cfg, app, threads, dir, idle);
   await createTopicsAndWait(

@@ -102,14 +102,22 @@ public final class LabelJob {
     p.put(StreamsConfig.producerPrefix(ProducerConfig.BATCH_SIZE_CONFIG), 512 * 1024);
     p.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), 10);
     p.put(StreamsConfig.producerPrefix(ProducerConfig.COMPRESSION_TYPE_CONFIG), "none");
-    p.put(StreamsConfig.consumerPrefix(ConsumerConfig.MAX_POLL_RECORDS_CONFIG), 2000);
+    p.put(StreamsConfig.consumerPrefix(ConsumerConfig.MAX_POLL_RECORDS_CONFIG), 10_000);
+    // Larger fetches and buffers, so a task's ranker-outputs partition (records 10× the size of
+    // impressions) runs dry less often: a task waits for it to keep timestamp order (below).
+    p.put(StreamsConfig.consumerPrefix(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG), 8 << 20);
+    p.put(StreamsConfig.consumerPrefix(ConsumerConfig.FETCH_MAX_BYTES_CONFIG), 64 << 20);
+    p.put("buffered.records.per.partition", 20_000);
+    // A task waiting for a partition's data polls for up to poll.ms (100 by default) before it
+    // looks again.
+    p.put(StreamsConfig.POLL_MS_CONFIG, Long.parseLong(a.getOrDefault("pollms", "5")));
     p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
-    // -1: a task processes whatever its partitions have buffered rather than waiting, each time
-    // one of them runs dry, for the other's next fetch. With the default (0) the job ran 177-250
-    // requests/s against 1,567 with -1 (20k requests, 20 candidates, cold JVM, this machine): it
-    // sat in the commit's producer flush with its cores idle. The window (60 s in the bench) is
-    // far wider than the skew this allows. The label check sets 0, for timestamp order.
-    p.put(StreamsConfig.MAX_TASK_IDLE_MS_CONFIG, Long.parseLong(a.getOrDefault("idle", "-1")));
+    // 0 (the default): a task whose partition ran dry waits for its next fetch, so records are
+    // taken in timestamp order. -1 processes whatever is buffered: 1,567 requests/s against
+    // 177-459 with 0 (20k requests, 20 candidates, cold JVM, this loaded machine), but the small
+    // impressions ran ahead of the ranker outputs by more than window + lateness and it labelled
+    // 20,962 of 60,000 requests (the rest late). The labeler joins them all, so 0 it is.
+    p.put(StreamsConfig.MAX_TASK_IDLE_MS_CONFIG, Long.parseLong(a.getOrDefault("idle", "0")));
     return p;
   }
 
