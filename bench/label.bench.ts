@@ -1081,7 +1081,7 @@ async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>)
   }
   const jvm = new KafkaStreamsJvm(classPath);
   try {
-    let cold: { rate: number; cpuUs: number; what: string } | undefined;
+    let cold: { rate: number; cpuUs: number; what: string; candidates: number } | undefined;
     for (const candidates of KS.candidates) {
       const n = KS.requests;
       const id = `ks${candidates}-${Date.now().toString(36)}`;
@@ -1127,6 +1127,7 @@ async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>)
               rate: k.run.rate,
               cpuUs: k.run.cpuUs,
               what: `${candidates} candidates, ${threads} thread(s)`,
+              candidates,
             };
           if (round >= 0) {
             ours.get(threads)!.push(r);
@@ -1177,7 +1178,7 @@ async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>)
       }
     }
     if (cold !== undefined)
-      figures.vs_kstreams_cold_jvm = {
+      figures[`vs_kstreams_cold_jvm_${cold.candidates}`] = {
         value: Math.round(cold.rate),
         unit: 'requests/s',
         note: `the Kafka Streams job's first run in a fresh JVM (${cold.what}, a warm-up run): ${cold.cpuUs.toFixed(1)} µs CPU/request while the JIT compiles`,
