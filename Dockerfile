@@ -1,8 +1,8 @@
 # rankdistill: one image for every role (labeler, trainer, simulator, operator commands).
 #   docker build -t rankdistill:local .
 #   docker run --rm rankdistill:local config --docs
-# The sources are TypeScript run through tsx (a runtime dependency), so there is no build step
-# that could drift from src/ — the image carries src/ as it is.
+# The image runs the compiled JavaScript (dist/, built by tsc in the build stage from this src/),
+# so the processes start without a TypeScript loader.
 
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
@@ -15,7 +15,15 @@ RUN apt-get update \
 COPY package.json package-lock.json ./
 # postinstall applies patches/ (kafkajs record-batch CRC32C through @node-rs/crc32).
 COPY patches ./patches
+# scripts/build.mjs is the `prepare` script; without TypeScript (--omit=dev) it builds nothing.
+COPY scripts/build.mjs ./scripts/build.mjs
 RUN npm ci --omit=dev --no-audit --no-fund
+
+# dist/: the whole lockfile (TypeScript included), then `prepare` compiles src/.
+FROM deps AS build
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm ci --no-audit --no-fund && test -f dist/.build-stamp
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
@@ -29,7 +37,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY bin ./bin
 COPY schemas ./schemas
-COPY src ./src
+COPY --from=build /app/dist ./dist
 # State (rebuilt from the changelog when lost) and snapshots live outside /app, owned by the
 # unprivileged user the processes run as.
 RUN mkdir -p /var/lib/rankdistill/state /var/lib/rankdistill/snapshots /var/lib/rankdistill/labels \

@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, Kafka, logLevel, Partitioners } from 'kafkajs';
 import { type Config, configSchema } from '../src/config/schema.ts';
-import { encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
+import { decodeAvro, encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
 import { JoinTask } from '../src/join/task.ts';
 import { createTopicsAndWait, ensureTopics } from '../src/kafka/topics.ts';
 import { labelId } from '../src/labels/encoded.ts';
@@ -40,6 +40,15 @@ import { labelRequest } from '../src/labels/index.ts';
 import { chunkMessages } from '../src/pipeline/label-service.ts';
 import { createLabelRunner } from '../src/pipeline/label-threads.ts';
 import { SqliteJoinStore } from '../src/store/sqlite-store.ts';
+import {
+  brokerPid,
+  buildKafkaStreamsJob,
+  compiledBuildPresent,
+  cpuSeconds,
+  KafkaStreamsJvm,
+  memory,
+  spawnLabeler,
+} from './kstreams.ts';
 import { type Figure, quantile, writeResult } from './lib.ts';
 
 const PARTITIONS = 2;
@@ -648,6 +657,14 @@ async function main(): Promise<void> {
     logLevel: process.env.RD_BENCH_DEBUG ? logLevel.WARN : logLevel.NOTHING,
   });
   const figures: Record<string, Figure> = {};
+  if (KS.mode === 'only') {
+    // Only the comparison: the other figures of label.json stay as they were.
+    const path = new URL('./results/label.json', import.meta.url);
+    if (existsSync(path)) Object.assign(figures, JSON.parse(readFileSync(path, 'utf8')).figures);
+    await versusKafkaStreams(kafka, figures);
+    writeResult('label', figures);
+    return;
+  }
   const latencyOnly = Number(process.env.RD_BENCH_LATENCY_RATE ?? 0);
   if (latencyOnly > 0) {
     const l = await withAdmin(kafka, (admin) =>
@@ -744,7 +761,432 @@ async function main(): Promise<void> {
       note: `max ${l.max} ms; during the warm-up (${l.warmupReceived} labels, not counted above) p99 was ${l.warmupP99} ms; per second of the window, p50/p99: ${l.perSecond.map((x) => `${x.p50}/${x.p99}`).join(' ')}`,
     };
   }
+  if (KS.mode !== '0') await versusKafkaStreams(kafka, figures);
   writeResult('label', figures);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Versus Kafka Streams (issue #29): the Kafka Streams reference job (bench/kstreams/) and
+// `rankdistill label` (the compiled build, pointwise labels only, as the job emits) on the same
+// broker and the same pre-produced input, in one run, beside the plain consume + produce ceiling.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Knobs: RD_BENCH_KS=only runs just this part (its figures are merged into label.json), 0 skips
+ * it; RD_BENCH_KS_REQUESTS (default 1,000,000 per candidate count), RD_BENCH_KS_CANDIDATES
+ * (20,200), RD_BENCH_THREADS (1,2), RD_BENCH_KS_ROUNDS (3) after RD_BENCH_KS_WARMUP (1) warm-up
+ * rounds, RD_BENCH_KS_CHECK (requests of the label equality check, 3,000; 0 skips it),
+ * RD_BENCH_KS_JAVA_OPTS (-Xms512m -Xmx1g).
+ */
+const KS = {
+  mode: process.env.RD_BENCH_KS ?? '1',
+  requests: Number(process.env.RD_BENCH_KS_REQUESTS ?? 1_000_000),
+  candidates: (process.env.RD_BENCH_KS_CANDIDATES ?? '20,200').split(',').map(Number),
+  rounds: Number(process.env.RD_BENCH_KS_ROUNDS ?? 3),
+  warmup: Number(process.env.RD_BENCH_KS_WARMUP ?? 1),
+  check: Number(process.env.RD_BENCH_KS_CHECK ?? 3_000),
+};
+
+/** One run of a process over an input: rate and the CPU of the process and of the broker. */
+interface ProcRun {
+  /** Joined requests/s over the measured window. */
+  rate: number;
+  /** CPU µs per request of the process, and of the broker, over the window. */
+  cpuUs: number;
+  brokerCpuUs: number;
+  /** Largest RSS sampled in the window, MB. */
+  rssMb: number;
+}
+
+/**
+ * Measures a consumer group working through the input topics. The window runs from the first
+ * commit of input offsets observed (polled every 50 ms) to the last: start-up (JVM or Node start,
+ * group join, task creation) is outside it for both systems alike, and the records committed at
+ * its start are not counted. `pid`'s CPU and the broker's are read at both ends.
+ */
+async function measureGroup(
+  admin: Admin,
+  groupId: string,
+  topics: string[],
+  pid: number,
+  broker: number | undefined,
+  exited: Promise<unknown>,
+): Promise<ProcRun> {
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  const highs = new Map<string, number>();
+  for (const topic of topics)
+    for (const e of await admin.fetchTopicOffsets(topic))
+      highs.set(`${topic}/${e.partition}`, Number(e.high));
+  const total = [...highs.values()].reduce((a, b) => a + b, 0);
+  const deadline = Date.now() + 1_800_000;
+  let start: { at: number; done: number; cpu: number; brokerCpu: number } | undefined;
+  let rss = 0;
+  for (;;) {
+    if (gone) throw new Error(`${groupId}: the process exited before the input was done`);
+    if (Date.now() > deadline) throw new Error(`${groupId}: not done in 30 minutes`);
+    const committed = await admin.fetchOffsets({ groupId, topics });
+    let done = 0;
+    for (const t of committed)
+      for (const p of t.partitions)
+        done += Math.min(Math.max(Number(p.offset), 0), highs.get(`${t.topic}/${p.partition}`)!);
+    const at = performance.now();
+    const cpu = cpuSeconds(pid);
+    const brokerCpu = broker === undefined ? 0 : cpuSeconds(broker);
+    if (start === undefined && done > 0) start = { at, done, cpu, brokerCpu };
+    if (start !== undefined) rss = Math.max(rss, memory(pid).rss);
+    if (start !== undefined && done >= total) {
+      const requests = (total - start.done) / 2;
+      if (requests <= 0 || at <= start.at)
+        throw new Error(`${groupId}: the whole input was committed at once`);
+      return {
+        rate: requests / ((at - start.at) / 1000),
+        cpuUs: ((cpu - start.cpu) / requests) * 1e6,
+        brokerCpuUs: ((brokerCpu - start.brokerCpu) / requests) * 1e6,
+        rssMb: rss / 2 ** 20,
+      };
+    }
+    await sleep(50);
+  }
+}
+
+/** The config of one `rankdistill label` run of the comparison: pointwise labels only, own outputs and state. */
+function pointwiseOnly(cfg: Config, tag: string, threads: number, dir: string): Config {
+  return configSchema.parse({
+    ...cfg,
+    labels: {
+      ...cfg.labels,
+      pairwise: { ...cfg.labels.pairwise, enabled: false },
+      listwise: { ...cfg.labels.listwise, enabled: false },
+    },
+    kafka: {
+      ...cfg.kafka,
+      groupId: `${cfg.kafka.groupId}${tag}`,
+      streamThreads: threads,
+      topics: Object.fromEntries(
+        Object.entries(cfg.kafka.topics).map(([k, name]) =>
+          k === 'rankerOutputs' || k === 'impressions' ? [k, name] : [k, `${name}${tag}`],
+        ),
+      ),
+    },
+    store: { dir: join(dir, tag) },
+  });
+}
+
+/** Runs `rankdistill label` over the input until it committed every input offset; stops it. */
+async function runLabeler(
+  admin: Admin,
+  v: Config,
+  dir: string,
+  broker: number | undefined,
+): Promise<ProcRun> {
+  await ensureTopics(admin, v.kafka);
+  const cfgPath = join(dir, `${v.kafka.groupId}.json`);
+  writeFileSync(cfgPath, JSON.stringify(v));
+  const child = spawnLabeler(cfgPath);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  try {
+    const t = v.kafka.topics;
+    const run = await measureGroup(
+      admin,
+      v.kafka.groupId,
+      [t.rankerOutputs, t.impressions],
+      child.pid!,
+      broker,
+      exited,
+    );
+    child.kill('SIGTERM');
+    const code = await exited;
+    if (code !== 0) throw new Error(`rankdistill label exited with ${code} on SIGTERM`);
+    return run;
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+/** The Kafka Streams job's arguments for an input and config (see LabelJob.java). */
+function jobArgs(cfg: Config, app: string, threads: number, dir: string, idle = 0) {
+  const t = cfg.kafka.topics;
+  return {
+    app,
+    brokers: cfg.kafka.brokers.join(','),
+    state: join(dir, app),
+    threads,
+    ranker: t.rankerOutputs,
+    impressions: t.impressions,
+    pointwise: `${t.pointwise}-${app}`,
+    deadletter: `${t.deadLetter}-${app}`,
+    window: cfg.join.windowMs,
+    lateness: cfg.join.allowedLatenessMs,
+    idle,
+  };
+}
+
+/** Runs the Kafka Streams job over the input until its group committed every input offset. */
+async function runKafkaStreams(
+  admin: Admin,
+  jvm: KafkaStreamsJvm,
+  cfg: Config,
+  app: string,
+  threads: number,
+  dir: string,
+  broker: number | undefined,
+  idle = 0,
+): Promise<{ run: ProcRun; counts: Record<string, number> }> {
+  const a = jobArgs(cfg, app, threads, dir, idle);
+  await createTopicsAndWait(
+    admin,
+    [a.pointwise, a.deadletter].map((topic) => ({ topic, numPartitions: PARTITIONS })),
+  );
+  const exited = new Promise((resolve) => jvm.proc.once('exit', resolve));
+  await jvm.start(a);
+  const run = await measureGroup(admin, app, [a.ranker, a.impressions], jvm.pid, broker, exited);
+  const counts = await jvm.stop();
+  return { run, counts };
+}
+
+/** Deletes a run's outputs: its label topics and Kafka Streams' changelogs (`<app>-<store>-changelog`). */
+async function dropOutputs(admin: Admin, keep: string[], prefixOrNames: string[]): Promise<void> {
+  const all = await admin.listTopics();
+  const drop = all.filter(
+    (x) => !keep.includes(x) && prefixOrNames.some((p) => x === p || x.startsWith(`${p}-`)),
+  );
+  if (drop.length > 0) await admin.deleteTopics({ topics: drop }).catch(() => undefined);
+}
+
+/** Every record of a topic as request_id → value, read committed, until 3 s pass without one. */
+async function readLabels(kafka: Kafka, topic: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const consumer = kafka.consumer({
+    groupId: `rd-bench-read-${topic}`,
+    readUncommitted: false,
+    maxWaitTimeInMs: 100,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let last = Date.now();
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      last = Date.now();
+      const id = labelId(message.value!).replace(/:pointwise$/, '');
+      if (out.has(id)) throw new Error(`${topic}: two labels for request ${id}`);
+      out.set(id, message.value!);
+    },
+  });
+  const started = Date.now();
+  while (Date.now() - last < 3_000 || (out.size === 0 && Date.now() - started < 30_000)) await sleep(200);
+  await consumer.disconnect();
+  return out;
+}
+
+/**
+ * Labels equal: both systems over the same small input with every join outcome in it (1 in 10
+ * requests without an impression, emitted unmatched once its window closes; 1 in 37 ranker outputs
+ * sent twice; 1 in 41 impressions without a ranker output, orphans), a 2-s window and 1-s
+ * lateness so that windows close during the run. Every request labelled by one must be labelled by
+ * the other with the same bytes. Throws on the first difference.
+ */
+async function checkLabelsEqual(kafka: Kafka, jvm: KafkaStreamsJvm, dir: string): Promise<Figure> {
+  const n = KS.check;
+  const id = `chk-${Date.now().toString(36)}`;
+  const cfg = benchConfig(dir, id, { windowMs: 2_000, allowedLatenessMs: 1_000 });
+  const t = cfg.kafka.topics;
+  await withAdmin(kafka, (admin) =>
+    createTopicsAndWait(
+      admin,
+      [t.rankerOutputs, t.impressions].map((topic) => ({ topic, numPartitions: PARTITIONS })),
+    ),
+  );
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  for (let s = 0; s < n; s += 500) {
+    const rs: Array<{ key: string; value: Buffer }> = [];
+    const is: Array<{ key: string; value: Buffer }> = [];
+    for (let i = s; i < Math.min(n, s + 500); i++) {
+      const r = ranker(i, 20, T0 + i * 5);
+      if (i % 41 !== 7) rs.push({ key: r.user_id, value: encodeAvro('RankerOutput', r) });
+      if (i % 37 === 5) rs.push({ key: r.user_id, value: encodeAvro('RankerOutput', r) });
+      if (i % 10 !== 3)
+        is.push({ key: r.user_id, value: encodeAvro('Impression', impression(r, T0 + i * 5 + 200)) });
+    }
+    await producer.sendBatch({
+      topicMessages: [
+        { topic: t.rankerOutputs, messages: rs },
+        { topic: t.impressions, messages: is },
+      ],
+      acks: -1,
+    });
+  }
+  await producer.disconnect();
+  const v = pointwiseOnly(cfg, '-rd', 1, dir);
+  const ours = await withAdmin(kafka, async (admin) => {
+    await runLabeler(admin, v, dir, undefined);
+    return readLabels(kafka, v.kafka.topics.pointwise);
+  });
+  const app = `${id}-ks`;
+  const ks = await withAdmin(kafka, async (admin) => {
+    // max.task.idle.ms 0: the task takes its two partitions' records in timestamp order, so its
+    // watermark moves as the labeler's does on this small input, and the window decisions agree.
+    const { counts } = await runKafkaStreams(admin, jvm, cfg, app, 1, dir, undefined, 0);
+    return { labels: await readLabels(kafka, jobArgs(cfg, app, 1, dir).pointwise), counts };
+  });
+  let unmatched = 0;
+  for (const [rid, value] of ours) {
+    const other = ks.labels.get(rid);
+    if (other === undefined) throw new Error(`label check: request ${rid} labelled by rankdistill only`);
+    if (!value.equals(other))
+      throw new Error(
+        `label check: request ${rid} differs: rankdistill ${value.toString('hex').slice(0, 200)}…, Kafka Streams ${other.toString('hex').slice(0, 200)}…`,
+      );
+    if (!decodeAvro('PointwiseLabels', value).ok)
+      throw new Error(`label check: request ${rid} does not decode`);
+    const d = decodeAvro('PointwiseLabels', value);
+    if (d.ok && !d.value.matched) unmatched++;
+  }
+  for (const rid of ks.labels.keys())
+    if (!ours.has(rid)) throw new Error(`label check: request ${rid} labelled by Kafka Streams only`);
+  await withAdmin(kafka, (admin) => dropOutputs(admin, [], [id, app, `rd-b-ro-${id}`, `rd-b-imp-${id}`]));
+  console.log(`label check: ${ours.size} requests, byte-identical PointwiseLabels (${unmatched} unmatched)`);
+  return {
+    value: ours.size,
+    unit: 'requests with byte-identical PointwiseLabels',
+    note: `${n} requests in, 20 candidates, 2-s window: ${ours.size - unmatched} joined + ${unmatched} unmatched labelled by both with the same bytes, none by one only; Kafka Streams' counts ${JSON.stringify(ks.counts)}`,
+  };
+}
+
+/** Median and range of a list, for the notes. */
+function spread(xs: number[], digits = 0): string {
+  return `median ${median(xs).toFixed(digits)}, range ${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}`;
+}
+
+async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>): Promise<void> {
+  console.log('kafka streams: building bench/kstreams (mvn) ...');
+  const classPath = buildKafkaStreamsJob();
+  if (!compiledBuildPresent())
+    throw new Error('dist/ is not built: run `npm run build` (bin/ would run src/ through tsx)');
+  const broker = brokerPid(brokers());
+  if (broker === undefined)
+    console.log('kafka streams: the broker is not a local process; its CPU is not reported');
+  const dir = mkdtempSync(join(tmpdir(), 'rd-bench-ks-'));
+  if (KS.check > 0) {
+    // Its own JVM, so that the comparison's JVM is a fresh one for the cold figure.
+    const checker = new KafkaStreamsJvm(classPath);
+    try {
+      figures.kstreams_labels_equal = await checkLabelsEqual(kafka, checker, dir);
+    } finally {
+      await checker.exit();
+    }
+  }
+  const jvm = new KafkaStreamsJvm(classPath);
+  try {
+    let cold: { rate: number; cpuUs: number; what: string; candidates: number } | undefined;
+    for (const candidates of KS.candidates) {
+      const n = KS.requests;
+      const id = `ks${candidates}-${Date.now().toString(36)}`;
+      const cfg = benchConfig(dir, id, THROUGHPUT_JOIN);
+      console.log(`kafka streams: producing ${n} requests at ${candidates} candidates ...`);
+      const sizes = await produceAll(kafka, cfg, n, candidates);
+      const ceiling: Array<{ rate: number; cpuUs: number }> = [];
+      const ours = new Map<number, ProcRun[]>(THREADS.map((th) => [th, []]));
+      const theirs = new Map<number, ProcRun[]>(THREADS.map((th) => [th, []]));
+      for (let round = -KS.warmup; round < KS.rounds; round++) {
+        const label = round < 0 ? 'warm-up' : `round ${round + 1}/${KS.rounds}`;
+        const c0 = process.cpuUsage();
+        const b = await withAdmin(kafka, (admin) => baseline(kafka, admin, cfg, [sizes[0]!], 100 + round, n));
+        const c1 = process.cpuUsage(c0);
+        if (round >= 0) ceiling.push({ rate: b.rate, cpuUs: (c1.user + c1.system) / n });
+        console.log(`candidates=${candidates} ${label}: ceiling ${b.rate.toFixed(0)} req/s`);
+        for (const threads of THREADS) {
+          const tag = `-ks-t${threads}-r${round}`;
+          const v = pointwiseOnly(cfg, tag, threads, dir);
+          const r = await withAdmin(kafka, (admin) => runLabeler(admin, v, dir, broker));
+          await withAdmin(kafka, (admin) =>
+            dropOutputs(
+              admin,
+              [cfg.kafka.topics.rankerOutputs, cfg.kafka.topics.impressions],
+              Object.values(v.kafka.topics).filter((x) => x.endsWith(tag)),
+            ),
+          );
+          const app = `${id}-kstreams-t${threads}-r${round}`;
+          const k = await withAdmin(kafka, (admin) =>
+            runKafkaStreams(admin, jvm, cfg, app, threads, dir, broker),
+          );
+          await withAdmin(kafka, (admin) =>
+            dropOutputs(
+              admin,
+              [],
+              [app, `${cfg.kafka.topics.pointwise}-${app}`, `${cfg.kafka.topics.deadLetter}-${app}`],
+            ),
+          );
+          if (k.counts.joined! < n)
+            throw new Error(`Kafka Streams joined ${k.counts.joined} of ${n} requests`);
+          if (cold === undefined)
+            cold = {
+              rate: k.run.rate,
+              cpuUs: k.run.cpuUs,
+              what: `${candidates} candidates, ${threads} thread(s)`,
+              candidates,
+            };
+          if (round >= 0) {
+            ours.get(threads)!.push(r);
+            theirs.get(threads)!.push(k.run);
+          }
+          console.log(
+            `candidates=${candidates} ${label} threads=${threads}: rankdistill ${r.rate.toFixed(0)} req/s (${r.cpuUs.toFixed(1)} µs CPU/req, broker ${r.brokerCpuUs.toFixed(1)}, RSS ${r.rssMb.toFixed(0)} MB); Kafka Streams ${k.run.rate.toFixed(0)} req/s (${k.run.cpuUs.toFixed(1)} µs, broker ${k.run.brokerCpuUs.toFixed(1)}, RSS ${k.run.rssMb.toFixed(0)} MB); ratio ${(r.rate / k.run.rate).toFixed(2)}`,
+          );
+        }
+      }
+      await withAdmin(kafka, (admin) =>
+        dropOutputs(admin, [], [cfg.kafka.topics.rankerOutputs, cfg.kafka.topics.impressions]),
+      );
+      const ceilingRate = median(ceiling.map((c) => c.rate));
+      figures[`vs_kstreams_ceiling_${candidates}`] = {
+        value: Math.round(ceilingRate),
+        unit: 'requests/s',
+        note: `plain kafkajs consume + idempotent produce of one ${sizes[0]}-byte message (the pointwise label's mean size) per request, no join, no transactions, in the bench process; ${n} requests; ${spread(ceiling.map((c) => c.rate))}; CPU ${spread(
+          ceiling.map((c) => c.cpuUs),
+          1,
+        )} µs/request`,
+      };
+      for (const threads of THREADS) {
+        const rs = ours.get(threads)!;
+        const ks = theirs.get(threads)!;
+        const ratios = rs.map((r, i) => r.rate / ks[i]!.rate);
+        const suffix = `${candidates}_${threads}thread${threads === 1 ? '' : 's'}`;
+        figures[`vs_kstreams_${suffix}`] = {
+          value: Math.round(median(rs.map((r) => r.rate))),
+          unit: 'requests/s',
+          baseline: Math.round(median(ks.map((r) => r.rate))),
+          ratio: median(ratios),
+          goal: 2,
+          note: `rankdistill label (compiled build, pointwise only, fresh process per run) vs the Kafka Streams job (bench/kstreams, warm JVM), ${n} requests, ${KS.rounds} rounds after ${KS.warmup} warm-up; ratio per round ${ratios.map((x) => x.toFixed(2)).join(', ')}; rankdistill ${spread(rs.map((r) => r.rate))} req/s, ${spread(
+            rs.map((r) => r.cpuUs),
+            1,
+          )} µs CPU/request, broker ${spread(
+            rs.map((r) => r.brokerCpuUs),
+            1,
+          )} µs, RSS ${spread(rs.map((r) => r.rssMb))} MB; Kafka Streams ${spread(ks.map((r) => r.rate))} req/s, ${spread(
+            ks.map((r) => r.cpuUs),
+            1,
+          )} µs CPU/request, broker ${spread(
+            ks.map((r) => r.brokerCpuUs),
+            1,
+          )} µs, RSS ${spread(ks.map((r) => r.rssMb))} MB; rankdistill / ceiling ${(median(rs.map((r) => r.rate)) / ceilingRate).toFixed(2)}`,
+        };
+      }
+    }
+    if (cold !== undefined)
+      figures[`vs_kstreams_cold_jvm_${cold.candidates}`] = {
+        value: Math.round(cold.rate),
+        unit: 'requests/s',
+        note: `the Kafka Streams job's first run in a fresh JVM (${cold.what}, a warm-up run): ${cold.cpuUs.toFixed(1)} µs CPU/request while the JIT compiles`,
+      };
+  } finally {
+    await jvm.exit();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 await main();

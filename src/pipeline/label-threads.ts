@@ -123,6 +123,10 @@ export class LabelThreads implements LabelRunner {
 
   async start(): Promise<void> {
     const n = this.config.kafka.streamThreads;
+    // Compiled (dist/*.js), a thread starts on the compiled worker directly. From the sources
+    // (tsx), it starts on a small .mjs that registers tsx first: a worker thread does not inherit
+    // the loader the parent registered through tsx's API.
+    const compiled = import.meta.url.endsWith('.js');
     const entry = new URL('./label-thread-worker.ts', import.meta.url).href;
     const started: Promise<void>[] = [];
     for (let index = 0; index < n; index++) {
@@ -130,10 +134,10 @@ export class LabelThreads implements LabelRunner {
         ...this.config,
         store: { ...this.config.store, dir: join(this.config.store.dir, `thread-${index}`) },
       };
-      const worker = new Worker(new URL('./label-thread-boot.mjs', import.meta.url), {
-        workerData: { config, entry },
-        execArgv: [],
-      });
+      const worker = new Worker(
+        new URL(compiled ? './label-thread-worker.js' : './label-thread-boot.mjs', import.meta.url),
+        { workerData: { config, entry }, execArgv: [] },
+      );
       const t: Thread = { index, worker, status: undefined, exited: false, stopping: false };
       this.#threads.push(t);
       started.push(this.#watch(t));

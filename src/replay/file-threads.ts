@@ -102,6 +102,7 @@ export async function replayFileThreads(
   const workers: Worker[] = [];
   const onAbort = () => stopAll();
   o.signal?.addEventListener('abort', onAbort, { once: true });
+  const compiled = import.meta.url.endsWith('.js');
   const running = Array.from({ length: threads }, (_, w) => {
     const data: FileThreadData = {
       entry: new URL('./file-thread-worker.ts', import.meta.url).href,
@@ -115,10 +116,14 @@ export async function replayFileThreads(
       checkpointEvery: ctx.checkpointEvery,
       drain: o.drain === true,
     };
-    const worker = new Worker(new URL('../pipeline/label-thread-boot.mjs', import.meta.url), {
-      workerData: data,
-      execArgv: [],
-    });
+    // Compiled (dist/*.js), a thread starts on the compiled worker directly; from the sources, on
+    // the .mjs that registers tsx first (as the label service's threads do).
+    const worker = new Worker(
+      compiled
+        ? new URL('./file-thread-worker.js', import.meta.url)
+        : new URL('../pipeline/label-thread-boot.mjs', import.meta.url),
+      { workerData: data, execArgv: [] },
+    );
     workers.push(worker);
     return new Promise<RunSummary[]>((resolve, reject) => {
       let settled = false;

@@ -384,7 +384,8 @@ describe('Dockerfile and .dockerignore', () => {
     assert.match(df, /^ENTRYPOINT \["node", "bin\/rankdistill\.mjs"\]/m);
     assert.match(df, /^USER node$/m);
     assert.match(df, /npm ci --omit=dev/);
-    for (const dir of ['bin', 'src', 'schemas']) assert.match(df, new RegExp(`^COPY ${dir} `, 'm'));
+    for (const dir of ['bin', 'schemas']) assert.match(df, new RegExp(`^COPY ${dir} `, 'm'));
+    assert.match(df, /^COPY --from=build \/app\/dist \.\/dist$/m, 'the image runs the compiled build');
     assert.match(df, /^HEALTHCHECK .*\/health/ms);
     const ignored = read('.dockerignore')
       .split('\n')
