@@ -235,10 +235,21 @@ function prepare(scenario: Scenario, seed: number): Data {
   };
 }
 
+/** Indices of the k largest values, best first (insertion into a sorted top list: O(n·k) worst, ~O(n)). */
 function topIndices(s: Float64Array, k: number): number[] {
-  return Array.from(s.keys())
-    .sort((a, b) => (s[b] as number) - (s[a] as number) || a - b)
-    .slice(0, k);
+  const top: number[] = [];
+  for (let j = 0; j < s.length; j++) {
+    const v = s[j] as number;
+    if (top.length === k && v <= (s[top[k - 1] as number] as number)) continue;
+    let i = top.length < k ? top.length : k - 1;
+    if (top.length < k) top.push(j);
+    while (i > 0 && (s[top[i - 1] as number] as number) < v) {
+      top[i] = top[i - 1] as number;
+      i--;
+    }
+    top[i] = j;
+  }
+  return top;
 }
 
 /**
@@ -551,7 +562,7 @@ function runWorld(
     });
     const [r0, rb] = rows.slice(-2) as [Row, Row];
     console.log(
-      `[${scenario} seed ${seed}] ${name}: cand recall ${r0.m.cand.toFixed(3)} (β=0) / ${rb.m.cand.toFixed(3)} (β=${chosen.beta}), catalog ${r0.m.catalog.toFixed(3)} / ${rb.m.catalog.toFixed(3)}; ${note} (${elapsed()})`,
+      `[${scenario} seed ${seed}] ${name}: cand recall ${r0.m.cand.toFixed(3)} (β=0) / ${rb.m.cand.toFixed(3)} (β=${chosen.beta}), catalog ${r0.m.catalog.toFixed(3)} / ${rb.m.catalog.toFixed(3)}, NDCG true ${r0.m.ndcgTrue.toFixed(3)} / ${rb.m.ndcgTrue.toFixed(3)}; ${note} (${elapsed()})`,
     );
   }
   if (full) {
@@ -585,7 +596,10 @@ function runWorld(
     );
     rows.push({ name: 'oracle', m: { ...m, scoringMs: oracle.ms }, note: `${ORACLE_DRAWS} draws per user` });
   }
-  console.log(`[${scenario} seed ${seed}] done (${elapsed()})`);
+  const fixed = rows.filter((r) => r.name === 'most-popular' || r.name === 'oracle');
+  console.log(
+    `[${scenario} seed ${seed}] ${fixed.map((r) => `${r.name}: cand recall ${r.m.cand.toFixed(3)}, catalog ${r.m.catalog.toFixed(3)}, NDCG true ${r.m.ndcgTrue.toFixed(3)}`).join('; ')} — done (${elapsed()})`,
+  );
   return { data, rows, curves };
 }
 

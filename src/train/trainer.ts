@@ -457,6 +457,18 @@ export const VALIDATION_FILE = 'validation.json';
 /** The checkpoint file holding the users' histories (src/train/history.ts). */
 export const HISTORY_FILE = 'history.json';
 
+/** A checkpoint file's JSON, or SNAPSHOT_CORRUPT naming the file. */
+function parseJsonFile(bytes: Uint8Array, where: string, name: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (e) {
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `${where}: ${name}: expected JSON, found ${(e as Error).message}`,
+    );
+  }
+}
+
 /**
  * The stored histories of a checkpoint's history.json: [user, items oldest first] pairs.
  *
@@ -465,15 +477,7 @@ export const HISTORY_FILE = 'history.json';
  * store.restore(parseHistoryFile(readFileSync(join(dir, 'history.json')), dir));
  */
 export function parseHistoryFile(bytes: Uint8Array, where: string): [string, [string, string][]][] {
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (e) {
-    throw new RankdistillError(
-      'SNAPSHOT_CORRUPT',
-      `${where}: ${HISTORY_FILE}: expected JSON, found ${(e as Error).message}`,
-    );
-  }
+  const v = parseJsonFile(bytes, where, HISTORY_FILE);
   const ok =
     Array.isArray(v) &&
     v.every(
@@ -503,15 +507,7 @@ export function parseHistoryFile(bytes: Uint8Array, where: string): [string, [st
  * const reqs = parseEvalFile(readFileSync(join(dir, 'eval.json')), dir);
  */
 export function parseEvalFile(bytes: Uint8Array, where: string): StoredEvalRequest[] {
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (e) {
-    throw new RankdistillError(
-      'SNAPSHOT_CORRUPT',
-      `${where}: ${EVAL_FILE}: expected JSON, found ${(e as Error).message}`,
-    );
-  }
+  const v = parseJsonFile(bytes, where, EVAL_FILE);
   const ok =
     Array.isArray(v) &&
     v.every(

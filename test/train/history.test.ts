@@ -52,6 +52,26 @@ async function* batches(
   }
 }
 
+/** A trainer whose checkpoints are published as snapshots under `root`. */
+async function publishingTrainer(root: string, c: typeof config) {
+  const pub = openPublisher({
+    dir: join(root, 'snapshots'),
+    registry: join(root, 'snapshots', 'r.sqlite'),
+    gateTolerance: 1,
+    modelName: 's',
+  });
+  const snaps = new TrainerSnapshots(pub);
+  let t: Trainer | undefined;
+  t = await Trainer.open({
+    config: c,
+    out: join(root, 'ckpt-a'),
+    onEvent: (e) => {
+      if (e.type === 'checkpoint' && t) snaps.onCheckpoint(t.model, e.dir, e.metrics);
+    },
+  });
+  return { pub, snaps, trainer: t };
+}
+
 describe('behaviour user tower', () => {
   before(async () => {
     await initBackend('cpu');
@@ -120,21 +140,7 @@ describe('behaviour user tower', () => {
     const root = tempRoot('rd-history-');
     const recs = records(21, 600);
     const half = 600; // records 0..599 before the restart, 600..1199 after
-    const pub = openPublisher({
-      dir: join(root, 'snapshots'),
-      registry: join(root, 'snapshots', 'r.sqlite'),
-      gateTolerance: 1,
-      modelName: 's',
-    });
-    const snaps = new TrainerSnapshots(pub);
-    let t1: Trainer | undefined;
-    t1 = await Trainer.open({
-      config,
-      out: join(root, 'a'),
-      onEvent: (e) => {
-        if (e.type === 'checkpoint' && t1) snaps.onCheckpoint(t1.model, e.dir, e.metrics);
-      },
-    });
+    const { pub, snaps, trainer: t1 } = await publishingTrainer(root, config);
     await t1.run(batches(recs, 0, half));
     const results = await snaps.drain();
     assert.ok(results.length >= 1);
@@ -170,21 +176,7 @@ describe('behaviour user tower', () => {
     const teacher = new SyntheticTeacher({ users: 40, items: 120, candidates: 20, k: 3, seed: 33 });
     const recs = Array.from({ length: 2500 }, () => teacher.next(['pointwise', 'listwise'])).flat();
     const c = { ...config, userIdEmbedding: false, checkpointEveryExamples: 1_000_000 };
-    const pub = openPublisher({
-      dir: join(root, 'snapshots'),
-      registry: join(root, 'snapshots', 'r.sqlite'),
-      gateTolerance: 1,
-      modelName: 's',
-    });
-    const snaps = new TrainerSnapshots(pub);
-    let t: Trainer | undefined;
-    t = await Trainer.open({
-      config: c,
-      out: join(root, 'ckpt'),
-      onEvent: (e) => {
-        if (e.type === 'checkpoint' && t) snaps.onCheckpoint(t.model, e.dir, e.metrics);
-      },
-    });
+    const { pub, snaps, trainer: t } = await publishingTrainer(root, c);
     await t.run(batches(recs));
     await snaps.drain();
     const snap = pub.loadSnapshot('latest');
