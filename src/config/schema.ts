@@ -383,6 +383,43 @@ export const trainSchema = z
       .max(50)
       .default(5)
       .describe('Percent of requests (by hash of request_id) held out for evaluation.'),
+    validationPercent: finite()
+      .min(0)
+      .max(50)
+      .default(2)
+      .describe(
+        'Percent of requests (by hash of request_id, the slice after the held-out one) kept for validation: never trained on, not the evaluation set; priorBeta is chosen on them.',
+      ),
+    validationRequests: posInt()
+      .default(1000)
+      .describe(
+        'Validation requests kept (the first N of the validation slice, then frozen like evalRequests).',
+      ),
+    priorBeta: z
+      .union([z.literal('auto'), finite().min(0)])
+      .default('auto')
+      .describe(
+        'Weight beta of the exposure prior beta*logQ(item) in the served score (the prior column of the item table; docs/SNAPSHOTS.md). auto: at every checkpoint, the value of priorBetaGrid with the best validation recall (1 until validation requests exist).',
+      ),
+    priorBetaGrid: z
+      .array(finite().min(0))
+      .min(1)
+      .default([0, 0.5, 1, 1.5, 2, 3])
+      .describe('Values of beta tried when priorBeta is auto.'),
+    historyLength: nonNegInt()
+      .default(0)
+      .describe(
+        "Behaviour input of the user tower (two-tower): the mean item embedding of the user's last N distinct positives (teacher top historyTopK and clicks; the request's own items left out), kept in the trainer's checkpointed state (docs/DESIGN-history.md). 0: off.",
+      ),
+    historyTopK: posInt()
+      .default(5)
+      .describe('Teacher ranks 1..K of a request count as positives of the history.'),
+    userIdEmbedding: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Whether the user tower reads a user id embedding (bounded by maxUsers); false: behaviour and context only.',
+      ),
     backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto').describe('TensorFlow.js backend.'),
     checkpointEveryExamples: posInt()
       .default(200_000)

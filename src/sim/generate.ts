@@ -7,7 +7,9 @@
  * seed gives the same requests whatever the rates):
  *   1. event time t_i: Poisson arrivals, gaps ~ Exp(1000/rate ms);
  *   2. a user, a device, and C candidates: 30% by popularity, 40% from the user's top categories,
- *      the rest uniform (sampled, never scoring the catalogue: O(C·dim) per request);
+ *      the rest uniform (sampled, never scoring the catalogue: O(C·dim) per request) — or, with
+ *      `scenario: 'realistic'`, heavy-tailed user activity and candidates mostly from a noisy
+ *      personalised retriever (./mix.ts);
  *   3. teacher score = true affinity + N(0, teacherNoise²); objectives ctr/like/dwell are noisy
  *      affine functions of the affinity; items sorted by score desc (ties by candidate index);
  *   4. impression at t_i + U[0, jitterMs): the top `shown` after a re-rank allowing at most
@@ -28,20 +30,15 @@
 import type { Impression, RankedItem, RankerOutput, ShownItem } from '../contracts/types.gen.ts';
 import { RankdistillError } from '../errors.ts';
 import { type MalformedKind, type MalformedSpec, malformedReason, type RecordEncoding } from './malformed.ts';
+import { CandidateSource, REALISTIC, type Scenario } from './mix.ts';
 import { Rng } from './rng.ts';
-import {
-  createWorld,
-  DEFAULT_WORLD,
-  itemId,
-  TOP_CATEGORIES,
-  trueAffinity,
-  userId,
-  type World,
-} from './world.ts';
+import { createWorld, DEFAULT_WORLD, itemId, trueAffinity, userId, type World } from './world.ts';
 
 /** Every knob of a simulation. */
 export interface SimOptions {
   seed: number;
+  /** Who sends requests and where candidates come from (./mix.ts); realistic also means zipf 0.7. */
+  scenario: Scenario;
   /** Requests to simulate. */
   requests: number;
   users: number;
@@ -85,6 +82,7 @@ export interface SimOptions {
 
 export const DEFAULT_SIM: SimOptions = {
   seed: 7,
+  scenario: 'default',
   requests: 20_000,
   ...DEFAULT_WORLD,
   candidates: 200,
@@ -117,7 +115,8 @@ export const DEFAULT_SIM: SimOptions = {
  */
 export function resolveSimOptions(partial: Partial<SimOptions> = {}): SimOptions {
   const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
-  const o: SimOptions = { ...DEFAULT_SIM, ...defined };
+  const scenario = defined.scenario === 'realistic' ? { zipf: REALISTIC.zipf } : {};
+  const o: SimOptions = { ...DEFAULT_SIM, ...scenario, ...defined };
   const bad = (k: string, want: string) =>
     new RankdistillError(
       'USAGE',
@@ -143,6 +142,7 @@ export function resolveSimOptions(partial: Partial<SimOptions> = {}): SimOptions
     if (!Number.isSafeInteger(o[k]) || o[k] < 0) throw bad(k, 'a non-negative integer');
   }
   if (!Number.isSafeInteger(o.seed)) throw bad('seed', 'an integer');
+  if (o.scenario !== 'default' && o.scenario !== 'realistic') throw bad('scenario', 'default or realistic');
   if (!(o.rate > 0) || !Number.isFinite(o.rate)) throw bad('rate', 'a positive number');
   // bounds of the packed sort keys in RequestMaker.make: |score| < 53,687 and C < 2^22
   if (!(o.teacherNoise >= 0 && o.teacherNoise <= 100)) throw bad('teacherNoise', 'a number in [0, 100]');
@@ -525,8 +525,9 @@ class RequestMaker {
   readonly #catCount: Int32Array;
   readonly #ids: string[];
   readonly #features: Readonly<Record<string, number>>[];
-  readonly #nPop: number;
-  readonly #nPref: number;
+  readonly #source: CandidateSource;
+  readonly #sink: { add(j: number): boolean; has(j: number): boolean; size: number };
+  #i = 0;
   #clock = 0;
   #n = 0;
 
@@ -550,21 +551,15 @@ class RequestMaker {
     this.#features = Array.from({ length: w.items }, (_, j) =>
       Object.freeze({ pop: r4(w.itemPopZ[j]!), cat: w.itemCategory[j]!, fresh: r4(w.itemFresh[j]!) }),
     );
-    this.#nPop = Math.round(C * 0.3);
-    this.#nPref = Math.round(C * 0.4);
-  }
-
-  #sampleByPopularity(): number {
-    const cdf = this.#w.popCdf;
-    const x = this.#req.next();
-    let lo = 0;
-    let hi = cdf.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid]! > x) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
+    this.#source = new CandidateSource(w, o.scenario, o.seed);
+    const self = this;
+    this.#sink = {
+      add: (j) => this.#add(this.#i, j),
+      has: (j) => this.#stamp[j] === this.#i,
+      get size() {
+        return self.#n;
+      },
+    };
   }
 
   #add(i: number, j: number): boolean {
@@ -587,26 +582,13 @@ class RequestMaker {
 
     this.#clock += req.exponential(1000 / o.rate);
     const natural = o.startTs + Math.floor(this.#clock);
-    const u = req.int(w.users);
+    const u = this.#source.pickUser(req);
     const device = req.int(3);
 
-    // -- candidates: popular + preference-based + uniform, deduplicated by a stamp per item
+    // -- candidates: the scenario's mix (./mix.ts), deduplicated by a stamp per item
     this.#n = 0;
-    for (let k = 0; k < this.#nPop && this.#n < C; k++) {
-      for (let t = 0; t < 8 && !this.#add(i, this.#sampleByPopularity()); t++);
-    }
-    for (let k = 0; k < this.#nPref && this.#n < C; k++) {
-      for (let t = 0; t < 8; t++) {
-        const cat = w.userTopCategories[u * TOP_CATEGORIES + req.int(TOP_CATEGORIES)]!;
-        const list = w.categoryItems[cat]!;
-        if (list.length > 0 && this.#add(i, list[req.int(list.length)]!)) break;
-      }
-    }
-    while (this.#n < C) {
-      let j = req.int(w.items);
-      while (this.#stamp[j] === i) j = (j + 1) % w.items;
-      this.#add(i, j);
-    }
+    this.#i = i;
+    this.#source.fill(u, req, this.#sink, C);
 
     // -- the teacher: noisy affinity, sorted desc
     const noise = o.teacherNoise;

@@ -44,9 +44,10 @@ import {
 import { evaluate } from '../train/eval.ts';
 import { type EvalRequest, fromStored } from '../train/examples.ts';
 import { FrequencyEstimator } from '../train/frequency.ts';
+import { HistoryStore } from '../train/history.ts';
 import { StudentModel } from '../train/model.ts';
 import type { OptimizerKind } from '../train/sparse.ts';
-import { EVAL_FILE, parseEvalFile } from '../train/trainer.ts';
+import { EVAL_FILE, HISTORY_FILE, parseEvalFile, parseHistoryFile } from '../train/trainer.ts';
 import type { PartitionOffset } from './manifest.ts';
 import {
   openPublisherFromConfig,
@@ -237,6 +238,7 @@ export function evaluateSnapshot(
     hidden: spec.hidden,
     contextBuckets: spec.contextBuckets,
     itemFeatureBuckets: spec.itemFeatureBuckets,
+    ...(spec.history === true ? { history: true } : {}),
     optimizer: { kind: state.optimizer as OptimizerKind, learningRate: o.learningRate ?? 0.01 },
     ...(o.maxUsers !== undefined ? { maxUsers: o.maxUsers } : {}),
     ...(o.maxItems !== undefined ? { maxItems: o.maxItems } : {}),
@@ -247,6 +249,14 @@ export function evaluateSnapshot(
     model,
     new FrequencyEstimator(state.freq.buckets, state.freq.alpha),
   );
+  if (spec.history === true) {
+    // the users' histories as checkpointed with the model (the trainer's state)
+    const name = `${CHECKPOINT_PREFIX}${HISTORY_FILE}`;
+    const stored = parseHistoryFile(snap.file(name), `snapshot v${snap.version}`);
+    const store = new HistoryStore({ length: Number.MAX_SAFE_INTEGER, topK: 1 });
+    store.restore(stored);
+    model.history = store;
+  }
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(evaluate(model, requests))) if (v !== undefined) out[k] = v;
   return out;

@@ -67,6 +67,11 @@ export interface CheckpointState {
   metrics: Record<string, number>;
   /** Identity of the evaluation set stored in eval.json (absent in older checkpoints). */
   evalSet?: { requests: number; hash: number };
+  /**
+   * The exposure prior of the served score (absent in older checkpoints: beta 0): its weight, the
+   * validation requests it was chosen on and each tried beta's validation recall.
+   */
+  prior?: { beta: number; validationRequests?: number; validationRecall?: Record<string, number> };
   freq: { buckets: number; alpha: number; step: number; ringPos: number; ring: string[] };
   blocks: BlockRef[];
 }
@@ -295,6 +300,8 @@ export function restoreCheckpoint(ck: LoadedCheckpoint, model: StudentModel, fre
     lastSeen: Float64Array.from(get('freq/lastSeen', 'f64')),
     gap: Float64Array.from(get('freq/gap', 'f64')),
   });
+  // the served score of this checkpoint: its prior over the restored frequency estimate
+  model.prior = { beta: ck.state.prior?.beta ?? 0, logQ: (id) => freq.logQ(id) };
 }
 
 /** Deletes all but the newest `keep` checkpoints (keep 0: delete none). */

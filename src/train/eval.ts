@@ -9,6 +9,10 @@
  *   grades (gain 2^grade − 1), i.e. how well it would pre-rank the teacher's candidate set.
  * - `auc`: where clicks exist, the mean per-request AUC of student scores for clicked vs shown but
  *   not clicked candidates (requests with both classes).
+ *
+ * Every metric ranks by the SERVED score, the one a snapshot exports and `rankdistill recall`
+ * serves: served user vector · served item row ({@link servedScore}), which includes the exposure
+ * prior `beta · logQ(item)` when the model carries one (StudentModel.servedItemVectors).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { EvalRequest } from './examples.ts';
@@ -24,6 +28,8 @@ export interface EvalOptions {
   ndcgAt?: number;
   /** Requests scored per matrix product [64]. */
   chunk?: number;
+  /** Called with each request's index and its retrieved top N ids (for further metrics, e.g. benches). */
+  onTop?: (request: number, retrieved: ReadonlySet<string>) => void;
 }
 
 export interface EvalMetrics {
@@ -35,9 +41,24 @@ export interface EvalMetrics {
   [name: string]: number | undefined;
 }
 
-function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, d: number): number {
+/**
+ * THE score of the student: the dot product of a served user vector (offset `uo` in `users`) and a
+ * served item row (offset `io` in `items`), both `dim` wide — the user vector ends in a constant 1
+ * and the item row in the prior `beta · logQ(item)`, so this is ⟨u, v_i⟩ + beta · logQ(i). The
+ * snapshot's `items` table holds the same rows; src/snapshots/recall.ts ranks by the same product.
+ *
+ * @example
+ * servedScore(Float32Array.of(0.5, 1), 0, Float32Array.of(2, -1.2), 0, 2); // 0.5·2 + 1·(−1.2) = −0.2
+ */
+export function servedScore(
+  users: Float32Array,
+  uo: number,
+  items: Float32Array,
+  io: number,
+  dim: number,
+): number {
   let s = 0;
-  for (let k = 0; k < d; k++) s += (a[ao + k] as number) * (b[bo + k] as number);
+  for (let k = 0; k < dim; k++) s += (users[uo + k] as number) * (items[io + k] as number);
   return s;
 }
 
@@ -98,10 +119,10 @@ export function evaluate(
   const cut = o.ndcgAt ?? 10;
   const chunk = o.chunk ?? 64;
   const M = model.items.size;
-  const d = model.outDim;
+  const d = model.servedDim;
   const Fc = model.opts.contextBuckets;
   if (requests.length === 0 || M === 0) return { recall_at_100_of_top10: 0, ndcg_at_10: 0, eval_requests: 0 };
-  const itemVecs = model.itemVectors();
+  const itemVecs = model.servedItemVectors();
   const ids = model.items.ids;
   const topN = Math.min(N, M);
   let recallSum = 0;
@@ -117,7 +138,7 @@ export function evaluate(
       part.forEach((r, i) => {
         ctx.set(r.ctx, i * Fc);
       });
-      const uv = model.userVectors(rows, ctx);
+      const uv = model.servedUserVectors(rows, ctx, model.requestHistories(part));
       const top = tf.tidy(() => {
         const scores = tf.matMul(tf.tensor2d(uv, [part.length, d]), itemsT);
         return tf.topk(scores, topN).indices.dataSync() as Int32Array;
@@ -125,6 +146,7 @@ export function evaluate(
       part.forEach((r, i) => {
         const retrieved = new Set<string>();
         for (let j = 0; j < topN; j++) retrieved.add(ids[top[i * topN + j] as number] as string);
+        o.onTop?.(start + i, retrieved);
         const teacherTop = r.teacher.slice(0, K);
         let hit = 0;
         for (const id of teacherTop) if (retrieved.has(id)) hit++;
@@ -132,7 +154,7 @@ export function evaluate(
         // candidate scores
         const scored = r.teacher.map((id) => {
           const row = model.items.find(id);
-          return { id, s: row < 0 ? Number.NEGATIVE_INFINITY : dot(uv, i * d, itemVecs, row * d, d) };
+          return { id, s: row < 0 ? Number.NEGATIVE_INFINITY : servedScore(uv, i * d, itemVecs, row * d, d) };
         });
         // ties (e.g. an unknown user scores every item alike) are broken by a hash of the id, never
         // by the teacher's order, which would credit the student with the teacher's ranking
@@ -164,4 +186,30 @@ export function evaluate(
   };
   if (aucCount > 0) out.auc = aucSum / aucCount;
   return out;
+}
+
+/**
+ * The prior weight beta of the served score with the best recall of the teacher's top 10 on
+ * `validation` (requests never trained on and not the evaluation set), over `grid`; ties go to the
+ * smaller beta. Leaves `model.prior` set to the chosen beta and returns every beta's recall.
+ *
+ * @example
+ * const { beta } = chooseBeta(model, (id) => freq.logQ(id), validation.requests(), [0, 0.5, 1, 2]);
+ */
+export function chooseBeta(
+  model: StudentModel,
+  logQ: (id: string) => number,
+  validation: readonly EvalRequest[],
+  grid: readonly number[],
+): { beta: number; recall: Record<string, number> } {
+  let best = { beta: grid[0] ?? 0, recall: Number.NEGATIVE_INFINITY };
+  const recall: Record<string, number> = {};
+  for (const beta of [...grid].sort((a, b) => a - b)) {
+    model.prior = { beta, logQ };
+    const r = evaluate(model, validation).recall_at_100_of_top10;
+    recall[String(beta)] = r;
+    if (r > best.recall) best = { beta, recall: r };
+  }
+  model.prior = { beta: best.beta, logQ };
+  return { beta: best.beta, recall };
 }

@@ -23,6 +23,11 @@ export interface RequestInfo {
   user: string;
   /** Hashed context features, `contextBuckets` wide. */
   ctx: Float32Array;
+  /**
+   * The user's recent positives before this request, its own items left out (src/train/history.ts;
+   * set by the trainer when the user tower reads behaviour).
+   */
+  history?: readonly string[];
 }
 
 export interface PointUnit {
@@ -235,12 +240,14 @@ export class HeldOut {
     readonly percent: number,
     readonly max: number,
     readonly contextBuckets: number,
+    /** Start of the slice's hash range, in percent (see isHeldOut). */
+    readonly from = 0,
   ) {}
 
   /** True when the record is held out (and was absorbed); false when it is for training. */
   offer(r: LabelRecord): boolean {
     const v = r.value;
-    if (!isHeldOut(v.request_id, this.percent)) return false;
+    if (!isHeldOut(v.request_id, this.percent, this.from)) return false;
     if (r.kind === 'pairwise') return true; // pairs carry no full order: held out, not evaluated
     let e = this.byId.get(v.request_id);
     if (e === undefined) {

@@ -46,12 +46,15 @@ export function mulberry32(seed: number): () => number {
 
 /**
  * Whether a request belongs to the held-out evaluation slice: a fixed hash of its request id,
- * so the slice is the same in every run and is never trained on.
+ * so the slice is the same in every run and is never trained on. `from` shifts the slice to the
+ * hash range [from, from + percent)% (the validation slice sits right after the evaluation one).
  *
  * @example
  * isHeldOut('req-1', 5); // true for about 5% of request ids
  */
-export function isHeldOut(requestId: string, percent: number): boolean {
+export function isHeldOut(requestId: string, percent: number, from = 0): boolean {
   if (percent <= 0) return false;
-  return fnv1a(requestId, 0x5eed) % 10_000 < Math.round(percent * 100);
+  const b = fnv1a(requestId, 0x5eed) % 10_000;
+  const lo = Math.round(from * 100);
+  return b >= lo && b < lo + Math.round(percent * 100);
 }

@@ -24,6 +24,18 @@ import { DenseParam, EmbeddingTable, type OptimizerConfig } from './sparse.ts';
 
 export type ModelKind = 'two-tower' | 'fm';
 
+/**
+ * The exposure prior of the served score: `beta · logQ(item)`, where logQ is the trainer's
+ * streaming frequency estimate of the item as a positive (src/train/frequency.ts). The pairwise,
+ * listwise and pointwise losses compare items inside one candidate list, so they learn
+ * P(teacher ranks it high | candidate) only; recall of the teacher's top 10 over the catalog also
+ * rewards P(item becomes a candidate), which the prior carries (docs/SNAPSHOTS.md "The score").
+ */
+export interface ItemPrior {
+  beta: number;
+  logQ(id: string): number;
+}
+
 export interface ModelOptions {
   kind: ModelKind;
   /** Embedding dimension d. */
@@ -35,6 +47,14 @@ export interface ModelOptions {
   /** Width of the hashed item-feature vector (0: no item features). */
   itemFeatureBuckets: number;
   optimizer: OptimizerConfig;
+  /**
+   * Behaviour input of the user tower (two-tower only): the mean of the item id embeddings of the
+   * user's recent positives (src/train/history.ts), `dim` more input columns after the context. The
+   * pool is an input, not a path for gradients: the item embeddings learn on the item side.
+   */
+  history?: boolean;
+  /** Whether the user tower reads a user id embedding [true]; false: behaviour and context only. */
+  userIds?: boolean;
   /** Caps of the id tables (0: unbounded; past it ids are hashed onto shared rows). */
   maxUsers?: number;
   maxItems?: number;
@@ -50,6 +70,8 @@ export interface ModelSpec {
   itemFeatureBuckets: number;
   /** Width of user and item vectors (d for two-tower, d + 1 for fm). */
   outDim: number;
+  /** Whether the user input carries the pooled history (absent: false). */
+  history?: boolean;
   /** Dense parameter blocks in order, with their shapes. */
   dense: { name: string; shape: number[] }[];
 }
@@ -68,12 +90,24 @@ export class StudentModel {
   readonly outDim: number;
   /** Hashed item features, `itemFeatureBuckets` per item row. */
   itemFeatures: Float32Array;
+  /** The exposure prior of the served score (null: beta 0). See {@link servedItemVectors}. */
+  prior: ItemPrior | null = null;
+  /**
+   * Where evaluation and export read each user's history (when `opts.history`): the trainer's
+   * store. Null: empty histories.
+   */
+  history: { before(user: string, exclude?: ReadonlySet<string>): string[] } | null = null;
   private readonly userLayers: number;
   private readonly itemLayers: number;
 
   constructor(o: ModelOptions) {
     if (o.kind === 'fm' && o.hidden.length > 0 && o.hidden.some((h) => h <= 0))
       throw new RankdistillError('TRAIN_INPUT_INVALID', 'hidden sizes must be positive');
+    if (o.kind === 'fm' && o.history === true)
+      throw new RankdistillError(
+        'TRAIN_INPUT_INVALID',
+        'train.history: expected the two-tower model, found fm (its user side has no tower to feed)',
+      );
     this.opts = o;
     const seed = o.seed ?? 1;
     const itemDim = o.kind === 'fm' ? o.dim + 1 : o.dim;
@@ -105,7 +139,7 @@ export class StudentModel {
         });
         return sizes.length;
       };
-      this.userLayers = tower('user', o.dim + o.contextBuckets);
+      this.userLayers = tower('user', o.dim + o.contextBuckets + (o.history === true ? o.dim : 0));
       this.itemLayers = tower('item', o.dim + o.itemFeatureBuckets);
       this.outDim = o.dim;
     } else {
@@ -127,6 +161,7 @@ export class StudentModel {
       contextBuckets: this.opts.contextBuckets,
       itemFeatureBuckets: this.opts.itemFeatureBuckets,
       outDim: this.outDim,
+      ...(this.opts.history === true ? { history: true } : {}),
       dense: this.dense.map((p) => ({ name: p.name, shape: [...p.shape] })),
     };
   }
@@ -160,9 +195,45 @@ export class StudentModel {
     return r;
   }
 
-  /** Width of a user input row: [user embedding ‖ hashed context]. */
+  /** Width of a user input row: [user embedding ‖ hashed context ‖ pooled history (if on)]. */
   get userInputWidth(): number {
-    return this.users.dim + this.opts.contextBuckets;
+    return this.users.dim + this.opts.contextBuckets + this.historyWidth;
+  }
+
+  /** Columns of the pooled history in a user input row (0 when off). */
+  get historyWidth(): number {
+    return this.opts.history === true ? this.opts.dim : 0;
+  }
+
+  /**
+   * Pooled histories [n, dim]: per list, the mean of the item id embeddings (the item table's rows,
+   * the tower's id input) of its known items; zeros for an empty list.
+   */
+  poolHistory(histories: readonly (readonly string[])[]): Float32Array {
+    const d = this.opts.dim;
+    const out = new Float32Array(histories.length * d);
+    const vals = this.items.state().values;
+    const w = this.items.dim;
+    histories.forEach((h, i) => {
+      let n = 0;
+      for (const id of h) {
+        const r = this.items.find(id);
+        if (r < 0) continue;
+        n++;
+        for (let k = 0; k < d; k++) out[i * d + k] = (out[i * d + k] as number) + (vals[r * w + k] as number);
+      }
+      if (n > 1) for (let k = 0; k < d; k++) out[i * d + k] = (out[i * d + k] as number) / n;
+    });
+    return out;
+  }
+
+  /** The pooled histories of requests' users (their own candidates left out), or undefined when off. */
+  requestHistories(
+    requests: readonly { user: string; teacher: readonly string[] }[],
+  ): Float32Array | undefined {
+    if (this.opts.history !== true) return undefined;
+    const h = this.history;
+    return this.poolHistory(requests.map((r) => (h === null ? [] : h.before(r.user, new Set(r.teacher)))));
   }
 
   /** Width of an item input row: [item embedding ‖ hashed item features]. */
@@ -175,13 +246,24 @@ export class StudentModel {
    * context `ctx[i·Fc..]`. Built in JS so the tower needs no concat and the table gradient is the
    * first d columns of the input gradient.
    */
-  userInput(rows: ArrayLike<number>, ctx: Float32Array, out?: Float32Array): Float32Array {
+  userInput(
+    rows: ArrayLike<number>,
+    ctx: Float32Array,
+    out?: Float32Array,
+    pooled?: Float32Array,
+  ): Float32Array {
     const w = this.userInputWidth;
     const d = this.users.dim;
     const Fc = this.opts.contextBuckets;
+    const H = this.historyWidth;
     const x = out ?? new Float32Array(rows.length * w);
     this.users.gather(rows, x, w);
     if (Fc > 0) for (let i = 0; i < rows.length; i++) x.set(ctx.subarray(i * Fc, i * Fc + Fc), i * w + d);
+    if (H > 0)
+      for (let i = 0; i < rows.length; i++) {
+        if (pooled === undefined) x.fill(0, i * w + d + Fc, i * w + d + Fc + H);
+        else x.set(pooled.subarray(i * H, i * H + H), i * w + d + Fc);
+      }
     return x;
   }
 
@@ -266,15 +348,66 @@ export class StudentModel {
     return out;
   }
 
-  /** User vectors [rows, outDim] of user rows (-1: unknown user, zero embedding) and contexts. */
-  userVectors(rows: ArrayLike<number>, ctx: Float32Array): Float32Array {
+  /** Width of served vectors: outDim + 1 (the prior column). */
+  get servedDim(): number {
+    return this.outDim + 1;
+  }
+
+  /**
+   * The served item table [rows, outDim + 1]: each item's vector followed by its prior
+   * `beta · logQ(id)` (0 without a prior). With {@link servedUserVectors} (the user vector followed
+   * by a constant 1) the plain dot product is the whole score:
+   *   score(u, i) = ⟨u, v_i⟩ + beta · logQ(i)
+   * It is what a snapshot exports as its `items` table, what evaluation ranks with and what any
+   * ANN index serves.
+   */
+  servedItemVectors(rows?: ArrayLike<number>): Float32Array {
+    const v = this.itemVectors(rows);
+    const d = this.outDim;
+    const w = d + 1;
+    const n = v.length / d;
+    const out = new Float32Array(n * w);
+    const ids = this.items.ids;
+    const p = this.prior;
+    for (let i = 0; i < n; i++) {
+      out.set(v.subarray(i * d, i * d + d), i * w);
+      if (p !== null && p.beta !== 0) {
+        const r = rows === undefined ? i : (rows[i] as number);
+        const id = ids[r];
+        out[i * w + d] = id === undefined ? 0 : p.beta * p.logQ(id);
+      }
+    }
+    return out;
+  }
+
+  /** Served user vectors [rows, outDim + 1]: {@link userVectors} followed by a constant 1. */
+  servedUserVectors(rows: ArrayLike<number>, ctx: Float32Array, pooled?: Float32Array): Float32Array {
+    return appendOne(this.userVectors(rows, ctx, pooled), this.outDim);
+  }
+
+  /**
+   * User vectors [rows, outDim] of user rows (-1: unknown user, zero embedding), contexts and
+   * (with `history` on) pooled histories ({@link poolHistory}; absent: empty histories).
+   */
+  userVectors(rows: ArrayLike<number>, ctx: Float32Array, pooled?: Float32Array): Float32Array {
     const n = rows.length;
     return tf.tidy(
       () =>
         this.userTower(
-          tf.tensor2d(this.userInput(rows, ctx), [n, this.userInputWidth]),
+          tf.tensor2d(this.userInput(rows, ctx, undefined, pooled), [n, this.userInputWidth]),
           this.denseTensors(),
         ).dataSync() as Float32Array,
     );
   }
+}
+
+/** Rows of width `d` followed by a constant 1 (the served user vector's prior coordinate). */
+export function appendOne(v: Float32Array, d: number): Float32Array {
+  const n = v.length / d;
+  const out = new Float32Array(n * (d + 1));
+  for (let i = 0; i < n; i++) {
+    out.set(v.subarray(i * d, i * d + d), i * (d + 1));
+    out[i * (d + 1) + d] = 1;
+  }
+  return out;
 }

@@ -155,13 +155,17 @@ export function buildPlan(
   const itemRows = new Int32Array(I);
   let us = 0;
   let is = 0;
+  const withHistory = model.historyWidth > 0;
+  const histories: (readonly string[])[] = [];
+  const userIds = model.opts.userIds !== false;
   const user = (r: Unit['req']) => {
     let k = requestRow.get(r);
     if (k === undefined) {
       k = requestRow.size;
       requestRow.set(r, k);
-      distinctRows[k] = model.users.row(r.user);
+      distinctRows[k] = userIds ? model.users.row(r.user) : -1;
       if (Fc > 0) ctx.set(r.ctx, k * Fc);
+      if (withHistory) histories.push(r.history ?? []);
     }
     userOf[us++] = k;
   };
@@ -266,7 +270,12 @@ export function buildPlan(
   return {
     userOf,
     userRows,
-    userIn: model.userInput(userRows, ctx.subarray(0, requestRow.size * Fc)),
+    userIn: model.userInput(
+      userRows,
+      ctx.subarray(0, requestRow.size * Fc),
+      undefined,
+      withHistory ? model.poolHistory(histories) : undefined,
+    ),
     itemRows,
     itemIn: model.itemInput(itemRows),
     point: { n, targets, clicked, known, weights: pw },

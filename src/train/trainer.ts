@@ -5,9 +5,11 @@
  * (src/cli/commands/train.ts) and, later, Kafka (source = `topic/partition`) feed the same loop.
  *
  *   batch ─► held-out? (hash of request_id) ─► yes: evaluation set, never trained on
+ *                 validation? (the next slice) ─► yes: validation set, never trained on
  *                                            └► no: units ─► shuffle buffer ─► steps
  *   every checkpointEveryExamples / checkpointEveryMs, and at the end:
- *     drain the shuffle buffer (train everything consumed) ─► evaluate ─► write checkpoint
+ *     drain the shuffle buffer (train everything consumed) ─► choose the prior's beta on the
+ *     validation set ─► evaluate (served score, prior included) ─► write checkpoint
  *     (model + optimizer state + frequency estimate + next offset per source + the ranges
  *     consumed since the parent checkpoint)
  *
@@ -31,10 +33,11 @@ import {
   type SourcePosition,
   writeCheckpoint,
 } from './checkpoint.ts';
-import { type EvalMetrics, evaluate } from './eval.ts';
+import { chooseBeta, type EvalMetrics, evaluate } from './eval.ts';
 import { HeldOut, type LabelRecord, type StoredEvalRequest, toUnits, type Unit } from './examples.ts';
 import { FrequencyEstimator } from './frequency.ts';
 import { mulberry32 } from './hash.ts';
+import { HistoryStore, recordItems } from './history.ts';
 import { StudentModel } from './model.ts';
 import { buildPlan, type LossOptions, trainStep } from './step.ts';
 
@@ -108,7 +111,14 @@ export function modelFromConfig(c: TrainConfig): StudentModel {
     maxUsers: c.maxUsers,
     maxItems: c.maxItems,
     seed: c.seed,
+    ...(c.historyLength > 0 ? { history: true } : {}),
+    ...(c.userIdEmbedding ? {} : { userIds: false }),
   });
+}
+
+/** The history store a train config describes (null when the user tower reads no behaviour). */
+export function historyFromConfig(c: TrainConfig): HistoryStore | null {
+  return c.historyLength > 0 ? new HistoryStore({ length: c.historyLength, topK: c.historyTopK }) : null;
 }
 
 /**
@@ -119,7 +129,11 @@ export function modelFromConfig(c: TrainConfig): StudentModel {
 export class Trainer {
   readonly model: StudentModel;
   readonly freq: FrequencyEstimator;
+  /** The users' recent positives the user tower reads (null when off); checkpointed. */
+  readonly history: HistoryStore | null;
   readonly heldOut: HeldOut;
+  /** Validation requests: the slice after the held-out one, never trained on; beta is chosen on them. */
+  readonly validation: HeldOut;
   readonly backend: BackendInfo;
   private readonly c: TrainConfig;
   private readonly out: string;
@@ -145,8 +159,17 @@ export class Trainer {
     this.backend = backend;
     this.model = modelFromConfig(o.config);
     this.freq = new FrequencyEstimator(o.config.frequencyBuckets, o.config.frequencyAlpha);
+    this.history = historyFromConfig(o.config);
+    this.model.history = this.history;
     this.loss = lossOptions(o.config);
     this.heldOut = new HeldOut(o.config.heldOutPercent, o.config.evalRequests, o.config.contextBuckets);
+    this.validation = new HeldOut(
+      o.config.validationPercent,
+      o.config.validationRequests,
+      o.config.contextBuckets,
+      o.config.heldOutPercent,
+    );
+    this.setBeta(o.config.priorBeta === 'auto' ? 1 : o.config.priorBeta);
     this.logEvery = o.logEverySteps ?? 100;
     const ck = latestCheckpoint(o.out);
     if (ck !== undefined) {
@@ -161,6 +184,17 @@ export class Trainer {
       // (older checkpoints have none: the set starts again from the records read from here on)
       const stored = readCheckpointFile(ck, EVAL_FILE);
       if (stored !== undefined) this.heldOut.restore(parseEvalFile(stored, ck.dir));
+      const val = readCheckpointFile(ck, VALIDATION_FILE);
+      if (val !== undefined) this.validation.restore(parseEvalFile(val, ck.dir));
+      if (this.history !== null) {
+        const h = readCheckpointFile(ck, HISTORY_FILE);
+        if (h === undefined)
+          throw new RankdistillError(
+            'TRAIN_INPUT_INVALID',
+            `checkpoint ${ck.dir}: expected ${HISTORY_FILE} (train.historyLength > 0), found none`,
+          );
+        this.history.restore(parseHistoryFile(h, ck.dir));
+      }
       this.seq = ck.state.seq;
       this.parent = ck.state.seq;
       this.epoch = ck.state.epoch;
@@ -265,8 +299,15 @@ export class Trainer {
     };
     for (const r of b.labels) {
       this.totals.records++;
-      if (this.heldOut.offer(r)) continue;
-      for (const u of toUnits(r, uo)) this.buffer.push(u);
+      if (this.heldOut.offer(r) || this.validation.offer(r)) continue;
+      const units = toUnits(r, uo);
+      if (this.history !== null) {
+        // the history before this record, its request's own items left out; then the record joins it
+        const h = this.history.before(r.value.user_id, recordItems(r), r.value.request_id);
+        for (const u of units) u.req.history = h;
+        this.history.observe(r);
+      }
+      for (const u of units) this.buffer.push(u);
     }
     this.positions_.set(k, { source: b.source, epoch, next: b.next });
     const last = this.pending[this.pending.length - 1];
@@ -315,6 +356,35 @@ export class Trainer {
    * identity of that set (`eval_requests`, `eval_set_hash`) so the snapshot gate compares only
    * metrics measured on the same requests.
    */
+  /** The prior's weight in the served score (see StudentModel.prior). */
+  get beta(): number {
+    return this.model.prior?.beta ?? 0;
+  }
+
+  private setBeta(beta: number): void {
+    this.model.prior = { beta, logQ: (id) => this.freq.logQ(id) };
+  }
+
+  /**
+   * With `priorBeta: auto`, the beta of the grid with the best recall on the validation set (kept
+   * when there is none yet); a fixed priorBeta otherwise. Sets it on the model.
+   */
+  choosePrior(): { beta: number; recall?: Record<string, number> } {
+    if (this.c.priorBeta !== 'auto') {
+      this.setBeta(this.c.priorBeta);
+      return { beta: this.c.priorBeta };
+    }
+    if (this.validation.size === 0) return { beta: this.beta };
+    const r = chooseBeta(
+      this.model,
+      (id) => this.freq.logQ(id),
+      this.validation.requests(),
+      this.c.priorBetaGrid,
+    );
+    this.setBeta(r.beta);
+    return r;
+  }
+
   evaluate(): EvalMetrics {
     const m = evaluate(this.model, this.heldOut.requests());
     m.eval_set_hash = this.heldOut.identity().hash;
@@ -327,6 +397,7 @@ export class Trainer {
    */
   checkpoint(): number {
     while (this.buffer.length > 0) this.step();
+    const prior = this.choosePrior();
     const metrics: Record<string, number> = {};
     if (this.heldOut.size > 0) {
       for (const [k, v] of Object.entries(this.evaluate())) if (v !== undefined) metrics[k] = v;
@@ -347,10 +418,21 @@ export class Trainer {
         totals: { ...this.totals },
         metrics,
         evalSet: this.heldOut.identity(),
+        prior: {
+          beta: prior.beta,
+          validationRequests: this.validation.size,
+          ...(prior.recall ? { validationRecall: prior.recall } : {}),
+        },
       },
       this.model,
       this.freq,
-      [{ name: EVAL_FILE, data: JSON.stringify(this.heldOut.toJSON()) }],
+      [
+        { name: EVAL_FILE, data: JSON.stringify(this.heldOut.toJSON()) },
+        { name: VALIDATION_FILE, data: JSON.stringify(this.validation.toJSON()) },
+        ...(this.history !== null
+          ? [{ name: HISTORY_FILE, data: JSON.stringify(this.history.toJSON()) }]
+          : []),
+      ],
     );
     this.seq = seq;
     this.parent = seq;
@@ -370,6 +452,52 @@ export class Trainer {
 
 /** The checkpoint file holding the evaluation set (see HeldOut in ./examples.ts). */
 export const EVAL_FILE = 'eval.json';
+/** The checkpoint file holding the validation set (beta of the prior is chosen on it). */
+export const VALIDATION_FILE = 'validation.json';
+/** The checkpoint file holding the users' histories (src/train/history.ts). */
+export const HISTORY_FILE = 'history.json';
+
+/** A checkpoint file's JSON, or SNAPSHOT_CORRUPT naming the file. */
+function parseJsonFile(bytes: Uint8Array, where: string, name: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (e) {
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `${where}: ${name}: expected JSON, found ${(e as Error).message}`,
+    );
+  }
+}
+
+/**
+ * The stored histories of a checkpoint's history.json: [user, items oldest first] pairs.
+ *
+ * @throws RankdistillError SNAPSHOT_CORRUPT when it is not such an array.
+ * @example
+ * store.restore(parseHistoryFile(readFileSync(join(dir, 'history.json')), dir));
+ */
+export function parseHistoryFile(bytes: Uint8Array, where: string): [string, [string, string][]][] {
+  const v = parseJsonFile(bytes, where, HISTORY_FILE);
+  const ok =
+    Array.isArray(v) &&
+    v.every(
+      (x) =>
+        Array.isArray(x) &&
+        x.length === 2 &&
+        typeof x[0] === 'string' &&
+        Array.isArray(x[1]) &&
+        x[1].every(
+          (e: unknown) =>
+            Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string',
+        ),
+    );
+  if (!ok)
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `${where}: ${HISTORY_FILE}: expected an array of [user, [[item, request], ...]], found ${JSON.stringify(v).slice(0, 120)}`,
+    );
+  return v as [string, [string, string][]][];
+}
 
 /**
  * The stored evaluation requests of a checkpoint's eval.json.
@@ -379,15 +507,7 @@ export const EVAL_FILE = 'eval.json';
  * const reqs = parseEvalFile(readFileSync(join(dir, 'eval.json')), dir);
  */
 export function parseEvalFile(bytes: Uint8Array, where: string): StoredEvalRequest[] {
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (e) {
-    throw new RankdistillError(
-      'SNAPSHOT_CORRUPT',
-      `${where}: ${EVAL_FILE}: expected JSON, found ${(e as Error).message}`,
-    );
-  }
+  const v = parseJsonFile(bytes, where, EVAL_FILE);
   const ok =
     Array.isArray(v) &&
     v.every(

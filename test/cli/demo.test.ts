@@ -43,6 +43,14 @@ test('demo: the distilled student beats the untrained one on agreement with the 
     distilled.ndcg_at_10 > before.ndcg_at_10,
     `NDCG@10: distilled ${distilled.ndcg_at_10} vs untrained ${before.ndcg_at_10}`,
   );
+  // the references the student is judged against: most-popular and the world's ceiling, both
+  // measured on the same held-out requests, both in the report and as lines in the plot
+  const refs = report.references;
+  t.diagnostic(`references ${JSON.stringify(refs)}`);
+  assert.ok(refs.mostPopular > 0 && refs.mostPopular < 1, `most-popular recall ${refs.mostPopular}`);
+  assert.ok(refs.ceiling > 0 && refs.ceiling <= 1, `ceiling ${refs.ceiling}`);
+  assert.match(run.stdout, /most-popular .* student [\d.]+× of it/);
+  assert.match(run.stdout, /ceiling .* student at \d+% of it/);
   // outcomes add up: every input record has exactly one fate in the labeler's counts
   const c = report.label.outcomes;
   assert.ok(c.joined > 0 && c.pointwise === c.joined + c.unmatched);
@@ -81,6 +89,9 @@ test('demo: the distilled student beats the untrained one on agreement with the 
 
   const svg = readFileSync(join(out, 'quality.svg'), 'utf8');
   assert.match(svg, /^<svg /);
-  assert.equal((svg.match(/<polyline /g) ?? []).length, 2);
+  // the student's recall and NDCG curves, most-popular and the ceiling as flat lines
+  assert.equal((svg.match(/<polyline /g) ?? []).length, 4);
+  assert.match(svg, /most-popular/);
+  assert.match(svg, /ceiling/);
   assert.match(readFileSync(join(out, 'report.txt'), 'utf8'), /snapshots published/);
 });

@@ -123,10 +123,11 @@ describe('trainer snapshots', () => {
     const snaps2 = new TrainerSnapshots(pub2, { parentVersion: snap.version });
     const t2 = await trainer(out2, snaps2);
     assert.deepEqual(t2.positions(), [{ source: SOURCE, epoch: 0, next: 400 }]);
-    // the resumed model is the snapshot's model: same item vectors, same recall
-    assert.deepEqual(Array.from(t2.model.itemVectors()), Array.from(snap.table('items')!.vectors));
+    // the resumed model is the snapshot's model: same served item rows (prior included), same recall
+    assert.equal(t2.beta, snap.manifest.extra.prior && (snap.manifest.extra.prior as { beta: number }).beta);
+    assert.deepEqual(Array.from(t2.model.servedItemVectors()), Array.from(snap.table('items')!.vectors));
     const u = snap.table('users')!.ids[0]!;
-    const q = t2.model.userVectors(
+    const q = t2.model.servedUserVectors(
       Int32Array.of(t2.model.users.find(u)),
       new Float32Array(config.contextBuckets),
     );

@@ -34,8 +34,9 @@ function writeLabels(): Record<string, number> {
   for (let i = 0; i < REQUESTS; i++)
     for (const r of t.next(['pointwise', 'pairwise', 'listwise'])) {
       lines[r.kind]?.push(encodeJson(CONTRACT[r.kind], r.value as never));
-      // training units: one per pointwise item, per pair, per list; held-out requests none
-      if (!isHeldOut(r.value.request_id, 5))
+      // training units: one per pointwise item, per pair, per list; held-out (5%) and validation
+      // (the next 2%) requests none
+      if (!isHeldOut(r.value.request_id, 5) && !isHeldOut(r.value.request_id, 2, 5))
         expectedExamples +=
           r.kind === 'pointwise' ? r.value.items.length : r.kind === 'pairwise' ? r.value.pairs.length : 1;
     }

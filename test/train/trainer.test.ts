@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { trainSchema } from '../../src/config/schema.ts';
 import { initBackend } from '../../src/train/backend.ts';
+import { latestCheckpoint } from '../../src/train/checkpoint.ts';
 import { evaluate } from '../../src/train/eval.ts';
 import { HeldOut, type LabelRecord, toUnits, type Unit } from '../../src/train/examples.ts';
 import { FrequencyEstimator } from '../../src/train/frequency.ts';
@@ -176,5 +177,63 @@ describe('trainer', () => {
     await t3.run(gen([batch(40, 10)]));
     const t4 = await Trainer.open({ config, out });
     assert.deepEqual(t4.positions(), [{ source: 'mem/pointwise', epoch: 0, next: 50 }]);
+  });
+
+  test('priorBeta auto: beta is chosen on the validation slice (disjoint from eval and training), checkpointed and restored', async () => {
+    const out = tmp();
+    const config = trainSchema.parse({
+      dim: 4,
+      hidden: [4],
+      batchSize: 32,
+      shuffleBuffer: 64,
+      contextBuckets: 0,
+      itemFeatureBuckets: 0,
+      heldOutPercent: 10,
+      validationPercent: 20,
+      frequencyBuckets: 512,
+      priorBetaGrid: [0, 1, 4],
+      backend: 'wasm',
+    });
+    const teacher = new SyntheticTeacher({ users: 10, items: 80, seed: 4 });
+    const labels: LabelRecord[] = [];
+    for (let i = 0; i < 200; i++) labels.push(...teacher.next(['listwise']));
+    async function* gen() {
+      yield { source: 'mem/listwise', offset: 0, next: 200, labels } satisfies LabelBatch;
+    }
+    let metrics: Record<string, number> = {};
+    const t1 = await Trainer.open({
+      config,
+      out,
+      onEvent: (e) => {
+        if (e.type === 'checkpoint') metrics = e.metrics;
+      },
+    });
+    await t1.run(gen());
+    const val = t1.validation.requests().map((r) => r.requestId);
+    const evalIds = new Set(t1.heldOut.requests().map((r) => r.requestId));
+    assert.ok(val.length > 20, `validation requests: ${val.length}`);
+    assert.ok(!val.some((id) => evalIds.has(id)), 'validation and evaluation sets are disjoint');
+    // 200 listwise records, one unit each: what was held out or validated was not trained on
+    assert.equal(t1.examples, 200 - val.length - evalIds.size);
+    // the chosen beta is the grid's best on the validation requests (ties: the smaller)
+    const ck = latestCheckpoint(out);
+    const prior = ck?.state.prior;
+    assert.ok(prior?.validationRecall !== undefined);
+    const best = Math.max(...Object.values(prior.validationRecall));
+    assert.equal(
+      prior.beta,
+      Math.min(...[0, 1, 4].filter((b) => prior.validationRecall?.[String(b)] === best)),
+    );
+    assert.equal(t1.beta, prior.beta);
+    // the checkpoint's metrics are measured with that beta
+    const m = evaluate(t1.model, t1.heldOut.requests());
+    assert.equal(metrics.recall_at_100_of_top10, m.recall_at_100_of_top10);
+    // a resumed trainer has the same beta and validation set
+    const t2 = await Trainer.open({ config, out });
+    assert.equal(t2.beta, prior.beta);
+    assert.deepEqual(
+      t2.validation.requests().map((r) => r.requestId),
+      val,
+    );
   });
 });

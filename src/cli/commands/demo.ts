@@ -8,7 +8,10 @@
  *   report                  ─► <out>/report.txt, report.json, quality.svg
  *
  * The report compares the student's agreement with the teacher before training (the same model
- * at its random initialisation, over the same vocabulary) and after, on the same held-out requests.
+ * at its random initialisation, over the same vocabulary) and after, on the same held-out requests,
+ * against two references: most-popular (the 100 items clicked most in the training labels) and the
+ * ceiling of the world (src/sim/oracle.ts: the retriever that knows the true affinities and the
+ * candidate mix), drawn as flat lines in the plot.
  * Progress goes to stderr: one rewritten line on a terminal, plain lines otherwise.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -23,12 +26,17 @@ import { FileSimSink } from '../../io/sim-sink.ts';
 import { labelFiles } from '../../pipeline/label-files.ts';
 import type { OutcomeCounts } from '../../pipeline/outcomes.ts';
 import { DEFAULT_SIM, type ExpectedOutcomes, expectedOutcomes, FATES } from '../../sim/generate.ts';
+import { CandidateSource } from '../../sim/mix.ts';
+import { Oracle } from '../../sim/oracle.ts';
 import { type SimSink, simulate } from '../../sim/simulate.ts';
+import { createWorld, userIndex } from '../../sim/world.ts';
 import type { PublishResult } from '../../snapshots/publisher.ts';
 import { registryPathOf } from '../../snapshots/registry.ts';
 import { loadSnapshotDir } from '../../snapshots/store.ts';
 import { openTrainerSnapshots } from '../../snapshots/trainer.ts';
 import { evaluate } from '../../train/eval.ts';
+import type { EvalRequest } from '../../train/examples.ts';
+import { isHeldOut } from '../../train/hash.ts';
 import type { StudentModel } from '../../train/model.ts';
 import { fileBatches, labelFiles as trainLabelFiles } from '../../train/sources.ts';
 import { modelFromConfig, Trainer } from '../../train/trainer.ts';
@@ -91,6 +99,8 @@ export interface DemoReport {
     checkpoints: number;
   };
   agreement: { before: Agreement; after: Agreement };
+  /** Recall of the teacher's top 10 in the top 100 of the references, on the same requests. */
+  references: { mostPopular: number; ceiling: number; oracleDraws: number };
   curve: { examples: number; recall_at_100_of_top10: number; ndcg_at_10: number }[];
   snapshots: {
     dir: string;
@@ -304,6 +314,8 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
   }
   const trainSeconds = secs(Date.now() - t2);
   const heldOut = trainer.heldOut.requests();
+  progress.update('references: most-popular and the ceiling of the world');
+  const references = await referenceRecall(dirs.labels, heldOut, cfg.train, p);
   const before = agreement(evaluate(untrainedTwin(trainer.model, cfg.train), heldOut));
   const after = agreement(trainer.evaluate());
   curve.unshift({
@@ -348,6 +360,7 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
       checkpoints: summary.checkpoints,
     },
     agreement: { before, after },
+    references,
     curve,
     snapshots: {
       dir: dirs.snapshots,
@@ -374,10 +387,25 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
           color: '#d62728',
           points: curve.map((q) => ({ x: q.examples, y: q.ndcg_at_10 })),
         },
+        ...[
+          { name: 'recall: most-popular top-100', color: '#000000', y: references.mostPopular },
+          {
+            name: 'recall: ceiling (true affinities + candidate mix)',
+            color: '#9467bd',
+            y: references.ceiling,
+          },
+        ].map((r) => ({
+          name: r.name,
+          color: r.color,
+          points: [
+            { x: 0, y: r.y },
+            { x: Math.max(1, curve.at(-1)?.examples ?? 1), y: r.y },
+          ],
+        })),
       ],
       {
         title: `Student agreement with the teacher (held-out requests, ${p.items} items)`,
-        xLabel: 'training examples seen',
+        xLabel: `training examples seen (the held-out set fills up to ${cfg.train.evalRequests} requests over the first points)`,
         yLabel: 'agreement',
       },
     ),
@@ -416,6 +444,69 @@ function agrees(r: DemoReport): boolean {
   );
 }
 
+/**
+ * Recall of the teacher's top 10 in the top 100 of most-popular (items by clicks in the training
+ * pointwise labels: held-out and validation requests excluded) and of the world's oracle.
+ */
+async function referenceRecall(
+  labelsDir: string,
+  heldOut: readonly EvalRequest[],
+  c: TrainConfig,
+  p: SimTruthParams,
+): Promise<DemoReport['references']> {
+  const clicks = new Map<string, number>();
+  for await (const b of fileBatches(trainLabelFiles([labelsDir]), {
+    epochs: 1,
+    startEpoch: 0,
+    positions: [],
+    chunk: 1024,
+  }))
+    for (const r of b.labels) {
+      if (r.kind !== 'pointwise') continue;
+      const id = r.value.request_id;
+      if (isHeldOut(id, c.heldOutPercent) || isHeldOut(id, c.validationPercent, c.heldOutPercent)) continue;
+      for (const it of r.value.items)
+        if (it.clicked === true) clicks.set(it.item_id, (clicks.get(it.item_id) ?? 0) + 1);
+    }
+  const popular = new Set(
+    [...clicks.entries()]
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, 100)
+      .map(([id]) => id),
+  );
+  const world = createWorld({
+    seed: p.seed,
+    users: p.users,
+    items: p.items,
+    dim: p.dim,
+    categories: p.categories,
+    zipf: p.zipf,
+  });
+  const oracleDraws = 200;
+  const oracle = new Oracle(new CandidateSource(world, p.scenario, p.seed), {
+    draws: oracleDraws,
+    candidates: p.candidates,
+    teacherNoise: p.teacherNoise,
+    seed: p.seed,
+  });
+  let pop = 0;
+  let ceiling = 0;
+  for (const r of heldOut) {
+    const top = r.teacher.slice(0, 10);
+    const n = Math.max(1, top.length);
+    pop += top.filter((id) => popular.has(id)).length / n;
+    const u = userIndex(r.user);
+    if (u >= 0) {
+      const set = oracle.retrieve(u);
+      ceiling += top.filter((id) => set.has(id)).length / n;
+    }
+  }
+  const m = Math.max(1, heldOut.length);
+  return { mostPopular: pop / m, ceiling: ceiling / m, oracleDraws };
+}
+
+type SimTruthParams = Awaited<ReturnType<typeof simulate>>['truth']['params'];
+
 function pick(m: Record<string, number>): { recall_at_100_of_top10: number; ndcg_at_10: number } {
   return { recall_at_100_of_top10: m.recall_at_100_of_top10 ?? 0, ndcg_at_10: m.ndcg_at_10 ?? 0 };
 }
@@ -447,6 +538,11 @@ export function reportText(r: DemoReport): string {
     `agreement with the teacher on ${a.after.eval_requests} held-out requests   untrained   distilled   change`,
     `  recall of teacher top-10 in student top-100 (catalog) ${f4(a.before.recall_at_100_of_top10).padStart(9)}   ${f4(a.after.recall_at_100_of_top10).padStart(9)}   ${delta(a.before.recall_at_100_of_top10, a.after.recall_at_100_of_top10)}`,
     `  NDCG@10 of the candidates against teacher grades    ${f4(a.before.ndcg_at_10).padStart(9)}   ${f4(a.after.ndcg_at_10).padStart(9)}   ${delta(a.before.ndcg_at_10, a.after.ndcg_at_10)}`,
+    '',
+    `the student's recall against the references on the same requests`,
+    `  most-popular (100 most clicked items in the training labels)   ${f4(r.references.mostPopular)}   student ${(a.after.recall_at_100_of_top10 / Math.max(1e-9, r.references.mostPopular)).toFixed(2)}× of it`,
+    `  ceiling (knows the true affinities and the candidate mix)      ${f4(r.references.ceiling)}   student at ${((100 * a.after.recall_at_100_of_top10) / Math.max(1e-9, r.references.ceiling)).toFixed(0)}% of it`,
+    `  (the ceiling: ${r.references.oracleDraws} simulated requests per user, the 100 items most often in the teacher's top 10 — no retriever that does not see the request's candidate list can do much better)`,
     '',
     `snapshots published ${r.snapshots.published.length} (${r.snapshots.published.map((v) => `v${v}`).join(', ') || 'none'}), rejected ${r.snapshots.rejected.length}${r.snapshots.rejected.map((x) => `; v${x.version}: ${x.reasons.join(', ')}`).join('')}; current ${r.snapshots.current === null ? 'none' : `v${r.snapshots.current}`}`,
     `          ${r.snapshots.dir}`,

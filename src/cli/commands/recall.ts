@@ -45,42 +45,83 @@ async function queryVector(
   return { vector: Float32Array.from(out), source: 'user_tower on a zero input (unknown user: cold start)' };
 }
 
-/** `rankdistill recall --snapshot <v|latest> --user <id> --k 100`: exact top-k items of a user. */
+/**
+ * `rankdistill recall --snapshot <v|latest> --user <id> --k 100`: exact top-k items of a user;
+ * `--history ITEM,ITEM...`: the user's vector from that history (a snapshot of a behaviour tower),
+ * for any user, known or not.
+ */
 export function register(program: Command): void {
   program
     .command('recall')
     .description("load a snapshot and print a user's top items by exact dot product over the item table")
     .requiredOption('--snapshot <v>', 'latest, a version (3 or v3) or a snapshot directory', 'latest')
-    .requiredOption('--user <id>', 'user id')
+    .option('--user <id>', 'user id (required without --history)')
+    .option(
+      '--history <items>',
+      "comma-separated item ids of the user's recent positives: the vector comes from them (behaviour tower snapshots)",
+    )
     .option('--k <n>', 'number of items', '100')
     .option('--json', 'print JSON {snapshot, user, items: [{id, score}]}')
     .option(...SNAPSHOTS_OPTION)
-    .action(async (opts: { snapshot: string; user: string; k: string; json?: boolean }, cmd: Command) => {
-      const k = Number(opts.k);
-      if (!Number.isInteger(k) || k < 1)
-        throw new RankdistillError('USAGE', `--k: expected a positive integer, found ${opts.k}`);
-      const c = snapshotsConfig(cmd);
-      const snap = open(opts.snapshot, registryPathOf(c.snapshots));
-      const q = await queryVector(snap, opts.user);
-      const t0 = performance.now();
-      const top = recallForUser(snap, q.vector, k);
-      const ms = performance.now() - t0;
-      if (opts.json) {
+    .action(
+      async (
+        opts: { snapshot: string; user?: string; history?: string; k: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const k = Number(opts.k);
+        if (!Number.isInteger(k) || k < 1)
+          throw new RankdistillError('USAGE', `--k: expected a positive integer, found ${opts.k}`);
+        if (opts.user === undefined && opts.history === undefined)
+          throw new RankdistillError('USAGE', 'recall: give --user <id>, --history ITEM,ITEM... or both');
+        const c = snapshotsConfig(cmd);
+        const snap = open(opts.snapshot, registryPathOf(c.snapshots));
+        const q =
+          opts.history !== undefined
+            ? await historyVector(snap, opts.history, opts.user)
+            : await queryVector(snap, opts.user as string);
+        const t0 = performance.now();
+        const top = recallForUser(snap, q.vector, k);
+        const ms = performance.now() - t0;
+        if (opts.json) {
+          console.log(
+            JSON.stringify({
+              snapshot: snap.version,
+              user: opts.user ?? null,
+              userVector: q.source,
+              items: top.ids.map((id, i) => ({ id, score: top.scores[i] })),
+            }),
+          );
+          return;
+        }
         console.log(
-          JSON.stringify({
-            snapshot: snap.version,
-            user: opts.user,
-            userVector: q.source,
-            items: top.ids.map((id, i) => ({ id, score: top.scores[i] })),
-          }),
+          `# snapshot v${snap.version}, user ${opts.user} (${q.source}), top ${top.ids.length} of ${snap.manifest.model.numItems} items in ${ms.toFixed(1)} ms`,
         );
-        return;
-      }
-      console.log(
-        `# snapshot v${snap.version}, user ${opts.user} (${q.source}), top ${top.ids.length} of ${snap.manifest.model.numItems} items in ${ms.toFixed(1)} ms`,
-      );
-      top.ids.forEach((id, i) => {
-        console.log(`${i + 1}\t${id}\t${top.scores[i]?.toFixed(6)}`);
-      });
-    });
+        top.ids.forEach((id, i) => {
+          console.log(`${i + 1}\t${id}\t${top.scores[i]?.toFixed(6)}`);
+        });
+      },
+    );
+}
+
+async function historyVector(
+  snap: LoadedSnapshot,
+  list: string,
+  user: string | undefined,
+): Promise<{ vector: Float32Array; source: string }> {
+  const history = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (history.length === 0)
+    throw new RankdistillError(
+      'USAGE',
+      `--history: expected comma-separated item ids, found ${JSON.stringify(list)}`,
+    );
+  const { userVectorFromHistory } = await import('../../snapshots/history.ts');
+  const r = await userVectorFromHistory(snap, { history, ...(user !== undefined ? { user } : {}) });
+  const skipped = r.unknown.length > 0 ? `; not in the snapshot, skipped: ${r.unknown.join(',')}` : '';
+  return {
+    vector: r.vector,
+    source: `user_tower on a history of ${r.used} items${r.userKnown ? ' and the user id embedding' : ' (no user id embedding)'}${skipped}`,
+  };
 }

@@ -21,6 +21,7 @@ const num = (v: string): number => {
 interface Opts {
   seed: number;
   requests: number;
+  scenario?: SimOptions['scenario'];
   users?: number;
   items?: number;
   candidates?: number;
@@ -57,6 +58,10 @@ export function register(program: Command): void {
     )
     .option('--seed <n>', 'random seed', int, DEFAULT_SIM.seed)
     .option('--requests <n>', 'requests to simulate', int, DEFAULT_SIM.requests)
+    .option(
+      '--scenario <name>',
+      'default, or realistic: heavy-tailed user activity, candidates mostly from a noisy personalised retriever, Zipf 0.7',
+    )
     .option('--users <n>', `users (default ${DEFAULT_SIM.users})`, int)
     .option('--items <n>', `catalog items (default ${DEFAULT_SIM.items})`, int)
     .option('--candidates <n>', `candidates scored per request (default ${DEFAULT_SIM.candidates})`, int)
@@ -108,6 +113,7 @@ export function register(program: Command): void {
       }
       const simOpts: Partial<SimOptions> = {
         seed: opts.seed,
+        scenario: opts.scenario,
         requests: opts.requests,
         users: opts.users,
         items: opts.items,
