@@ -292,7 +292,43 @@ export const snapshotsSchema = z
       .min(0)
       .max(1)
       .default(0.02)
-      .describe('Publish only when no metric drops by more than this (absolute) vs the current.'),
+      .describe(
+        'Fallback gate, when no per-request values can be paired (snapshots of older versions): publish only when no metric drops by more than this (absolute) vs the current.',
+      ),
+    gate: z
+      .strictObject({
+        primary: z
+          .string()
+          .min(1)
+          .default('recall_at_100_of_top10')
+          .describe(
+            'Metric that decides: teacher-agreement recall of the teacher top 10 in the student top 100.',
+          ),
+        primaryTolerance: finite()
+          .min(0)
+          .max(1)
+          .default(0)
+          .describe(
+            'Reject when the primary is significantly worse by more than this (0: any significant drop).',
+          ),
+        secondary: z
+          .record(z.string(), finite().min(0).max(1))
+          .default({ ndcg_at_10: 0.02, auc: 0.05 })
+          .describe(
+            'Secondary metrics and their tolerances: they block only on a significant drop beyond the tolerance, otherwise a drop is a warning.',
+          ),
+        confidence: finite()
+          .min(0.5)
+          .max(0.9999)
+          .default(0.95)
+          .describe(
+            'Level of the central interval of the paired difference; a model as good is wrongly rejected at rate (1-confidence)/2.',
+          ),
+        resamples: posInt().default(2000).describe('Paired bootstrap resamples over held-out requests.'),
+        seed: nonNegInt().default(1).describe('Seed of the bootstrap (fixed: same inputs, same decision).'),
+      })
+      .prefault({})
+      .describe('The paired gate: candidate vs current snapshot on the same held-out requests.'),
     modelName: z
       .string()
       .min(1)

@@ -3,7 +3,8 @@
  * src/snapshots that knows the model's internals (the rest takes bytes and tables).
  *
  * What a student snapshot holds:
- * - `items` table: the item tower's output for every known item (`model.itemVectors()`), the ANN
+ * - `items` table: the served score's item side for every known item (`servedScorer(model).items`,
+ *   src/train/eval.ts: the item tower's output `model.itemVectors()`), the ANN
  *   index's input — width `outDim` (d for two-tower; d + 1 for FM, the last column the item bias
  *   b_i + w0);
  * - `users` table: every known user's vector with an empty context (user tower on [e_u ‖ 0]) — the
@@ -18,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { RankdistillError } from '../errors.ts';
+import { servedScorer } from '../train/eval.ts';
 import type { ModelSpec, StudentModel } from '../train/model.ts';
 import type { PartitionOffset } from './manifest.ts';
 import type { PublishInput } from './publisher.ts';
@@ -73,7 +75,8 @@ export function captureStudent(model: StudentModel): StudentCapture {
   return {
     spec: model.spec(),
     params: model.paramCount(),
-    items: { ids: [...model.items.ids], dim: model.outDim, vectors: model.itemVectors() },
+    // the served score's item side: what the gate and the live gauge measure (src/train/eval.ts)
+    items: servedScorer(model).items,
     users: { ids: userIds, dim: model.outDim, vectors: knownUserVectors(model) },
     userEmbeddings: { ids: userIds, dim: model.users.dim, vectors: model.users.state().values.slice() },
     dense,

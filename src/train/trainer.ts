@@ -31,7 +31,7 @@ import {
   type SourcePosition,
   writeCheckpoint,
 } from './checkpoint.ts';
-import { type EvalMetrics, evaluate } from './eval.ts';
+import { type EvalMetrics, evaluateScored, type PerRequestMetrics } from './eval.ts';
 import { HeldOut, type LabelRecord, type StoredEvalRequest, toUnits, type Unit } from './examples.ts';
 import { FrequencyEstimator } from './frequency.ts';
 import { mulberry32 } from './hash.ts';
@@ -316,9 +316,22 @@ export class Trainer {
    * metrics measured on the same requests.
    */
   evaluate(): EvalMetrics {
-    const m = evaluate(this.model, this.heldOut.requests());
-    m.eval_set_hash = this.heldOut.identity().hash;
-    return m;
+    return this.evaluateScored().metrics;
+  }
+
+  /** {@link evaluate} with the per-request values (stored in the checkpoint for the paired gate). */
+  private evaluateScored(): { metrics: EvalMetrics; scores: StoredRequestScores } {
+    const requests = this.heldOut.requests();
+    const { metrics, per } = evaluateScored(this.model, requests);
+    metrics.eval_set_hash = this.heldOut.identity().hash;
+    return {
+      metrics,
+      scores: toStoredScores(
+        requests.map((r) => r.requestId),
+        per,
+        this.heldOut.identity(),
+      ),
+    };
   }
 
   /**
@@ -328,9 +341,12 @@ export class Trainer {
   checkpoint(): number {
     while (this.buffer.length > 0) this.step();
     const metrics: Record<string, number> = {};
+    const extraFiles: { name: string; data: string }[] = [];
     if (this.heldOut.size > 0) {
-      for (const [k, v] of Object.entries(this.evaluate())) if (v !== undefined) metrics[k] = v;
+      const e = this.evaluateScored();
+      for (const [k, v] of Object.entries(e.metrics)) if (v !== undefined) metrics[k] = v;
       this.lastMetrics = metrics;
+      extraFiles.push({ name: EVAL_SCORES_FILE, data: JSON.stringify(e.scores) });
     }
     const seq = this.seq + 1;
     const ranges = this.pending;
@@ -350,7 +366,7 @@ export class Trainer {
       },
       this.model,
       this.freq,
-      [{ name: EVAL_FILE, data: JSON.stringify(this.heldOut.toJSON()) }],
+      [{ name: EVAL_FILE, data: JSON.stringify(this.heldOut.toJSON()) }, ...extraFiles],
     );
     this.seq = seq;
     this.parent = seq;
@@ -370,6 +386,78 @@ export class Trainer {
 
 /** The checkpoint file holding the evaluation set (see HeldOut in ./examples.ts). */
 export const EVAL_FILE = 'eval.json';
+
+/**
+ * The checkpoint file holding the per-request metric values of its evaluation (the paired gate's
+ * input, src/snapshots/gate.ts): `{ requests, hash, ids, metrics: { name: (number | null)[] } }`,
+ * null where a value is undefined (AUC without clicks).
+ */
+export const EVAL_SCORES_FILE = 'eval-scores.json';
+
+/** Per-request values as stored in {@link EVAL_SCORES_FILE}. */
+export interface StoredRequestScores {
+  /** Identity of the evaluation set (see evalSetIdentity in ./examples.ts). */
+  requests: number;
+  hash: number;
+  ids: string[];
+  metrics: Record<string, (number | null)[]>;
+}
+
+/**
+ * Per-request values in their stored form.
+ *
+ * @example
+ * toStoredScores(reqs.map((r) => r.requestId), scoreRequests(scorer, reqs), evalSetIdentity(reqs));
+ */
+export function toStoredScores(
+  ids: string[],
+  per: PerRequestMetrics,
+  identity: { requests: number; hash: number },
+): StoredRequestScores {
+  const metrics: Record<string, (number | null)[]> = {};
+  for (const [k, v] of Object.entries(per) as [string, Float64Array][])
+    metrics[k] = Array.from(v, (x) => (Number.isFinite(x) ? x : null));
+  return { requests: identity.requests, hash: identity.hash, ids, metrics };
+}
+
+/**
+ * Stored per-request values back to numbers (null → NaN).
+ *
+ * @throws RankdistillError SNAPSHOT_CORRUPT when the bytes are not stored scores.
+ * @example
+ * const s = parseScoresFile(bytes, 'snapshots/v3/checkpoint'); s.metrics.ndcg_at_10[0];
+ */
+export function parseScoresFile(
+  bytes: Uint8Array,
+  where: string,
+): { requests: number; hash: number; ids: string[]; metrics: Record<string, Float64Array> } {
+  let v: Partial<StoredRequestScores>;
+  try {
+    v = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<StoredRequestScores>;
+  } catch (e) {
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `${where}: ${EVAL_SCORES_FILE}: expected JSON, found ${(e as Error).message}`,
+    );
+  }
+  const ids = v.ids;
+  const ok =
+    Array.isArray(ids) &&
+    typeof v.hash === 'number' &&
+    typeof v.requests === 'number' &&
+    typeof v.metrics === 'object' &&
+    v.metrics !== null &&
+    Object.values(v.metrics).every((a) => Array.isArray(a) && a.length === ids.length);
+  if (!ok || ids === undefined || v.metrics === undefined)
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `${where}: ${EVAL_SCORES_FILE}: expected {requests, hash, ids, metrics} with one value per id, found ${JSON.stringify(v).slice(0, 120)}`,
+    );
+  const metrics: Record<string, Float64Array> = {};
+  for (const [k, a] of Object.entries(v.metrics))
+    metrics[k] = Float64Array.from(a, (x) => (typeof x === 'number' ? x : Number.NaN));
+  return { requests: v.requests as number, hash: v.hash as number, ids, metrics };
+}
 
 /**
  * The stored evaluation requests of a checkpoint's eval.json.

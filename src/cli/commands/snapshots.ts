@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { type Config, loadConfig } from '../../config/index.ts';
 import { errorMessage, RankdistillError } from '../../errors.ts';
+import { formatGateSummary } from '../../snapshots/gate.ts';
 import { openPublisherFromConfig } from '../../snapshots/publisher.ts';
 import { openRegistry, type SnapshotRecord } from '../../snapshots/registry.ts';
 import { loadSnapshotDir } from '../../snapshots/store.ts';
+import { formatLive } from '../../train/gauge.ts';
 
 function config(cmd: Command): Config {
   return loadConfig({ file: cmd.optsWithGlobals<{ config?: string }>().config });
@@ -54,7 +56,7 @@ export function register(program: Command): void {
           const mark = current?.snapshot.version === s.version ? '*' : ' ';
           const parent = s.parentVersion === null ? '-' : `v${s.parentVersion}`;
           console.log(
-            `${mark} v${s.version}\t${s.status}\t${new Date(s.createdAt).toISOString()}\tparent ${parent}\t${metricsText(s.metrics)}${s.reason ? `\treason: ${s.reason}` : ''}`,
+            `${mark} v${s.version}\t${s.status}\t${new Date(s.createdAt).toISOString()}\tparent ${parent}\t${metricsText(s.metrics)}${s.gate ? `\tgate: ${formatGateSummary(s.gate)}` : ''}${s.live ? `\tlive: ${formatLive(s.live)}` : ''}${s.reason ? `\treason: ${s.reason}` : ''}`,
           );
         }
       } finally {
