@@ -277,6 +277,37 @@ export const trainSchema = z
       .default(3)
       .describe('Trainer checkpoints kept in the checkpoint directory (0: keep all).'),
     seed: nonNegInt().default(1).describe('Seed of initialisation, shuffling and negative sampling.'),
+    gauge: z
+      .strictObject({
+        share: finite()
+          .min(0)
+          .max(1)
+          .default(0.1)
+          .describe(
+            'Share of training requests (by hash of request_id) scored by the current snapshot before training on them (progressive validation; 0: off).',
+          ),
+        window: posInt()
+          .default(500)
+          .describe('Scored requests in the moving window and in each drop check.'),
+        dropThreshold: finite()
+          .min(0)
+          .max(1)
+          .default(0.05)
+          .describe(
+            'A window whose live recall is this far below the mean of every scored request before it logs a warning and counts a drop.',
+          ),
+      })
+      .prefault({})
+      .describe('Live distillation-quality gauge (progressive validation).'),
+    metricsPort: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(9465)
+      .describe(
+        "Port of the trainer's Prometheus /metrics (the live gauge; 0: ephemeral; off when metrics.enabled is false).",
+      ),
   })
   .describe('Student training.');
 

@@ -41,9 +41,10 @@ import {
   listCheckpoints,
   restoreCheckpoint,
 } from '../train/checkpoint.ts';
-import { evaluateScored } from '../train/eval.ts';
+import { evaluateScored, servedScorer } from '../train/eval.ts';
 import { type EvalRequest, fromStored } from '../train/examples.ts';
 import { FrequencyEstimator } from '../train/frequency.ts';
+import { type GaugeEvent, ProgressiveGauge } from '../train/gauge.ts';
 import { StudentModel } from '../train/model.ts';
 import type { OptimizerKind } from '../train/sparse.ts';
 import { EVAL_FILE, EVAL_SCORES_FILE, parseEvalFile, parseScoresFile } from '../train/trainer.ts';
@@ -114,6 +115,8 @@ export interface TrainerSnapshotsOptions {
   /** Facts added to each manifest's `extra` (backend, config digest, ...). */
   extra?: Record<string, unknown>;
   onResult?: (r: PublishResult) => void;
+  /** The live gauge: scored by each snapshot once it is published (and by the current one at start). */
+  gauge?: ProgressiveGauge;
 }
 
 /** See the module comment. */
@@ -129,6 +132,19 @@ export class TrainerSnapshots {
     this.publisher = publisher;
     this.o = o;
     this.parent = o.parentVersion ?? null;
+    const current = publisher.latestPublished();
+    if (o.gauge && current) this.serve(current.version);
+  }
+
+  /**
+   * Makes snapshot `version` the gauge's scorer: its model restored from the snapshot and scored
+   * through the served score (the live gauge measures what is served).
+   */
+  private serve(version: number): void {
+    const gauge = this.o.gauge;
+    if (!gauge) return;
+    const model = restoreSnapshotModel(this.publisher.loadSnapshot(version));
+    gauge.setScorer(version, model === null ? null : servedScorer(model));
   }
 
   /**
@@ -159,6 +175,9 @@ export class TrainerSnapshots {
     if (!state) throw new RankdistillError('IO_FAILED', `checkpoint ${dir}: expected state.json, found none`);
     const facts = checkpointFacts(Buffer.from(state.data), join(dir, 'state.json'));
     const snapshotMetrics = { ...metrics };
+    // the serving snapshot's live quality now, recorded with this candidate
+    const liveNow = this.o.gauge?.live();
+    const live = liveNow ? { live: { ...liveNow } } : {};
     const evalFile = files.find((f) => f.name === `${CHECKPOINT_PREFIX}${EVAL_FILE}`);
     const limits = { maxUsers: model.users.maxRows, maxItems: model.items.maxRows };
     const cb = model.opts.contextBuckets;
@@ -218,8 +237,10 @@ export class TrainerSnapshots {
           ...input,
           ...(reevaluate ? { reevaluate } : {}),
           ...paired,
+          ...live,
         });
         this.parent = r.version;
+        if (r.status === 'published') this.serve(r.version);
         this.results.push(r);
         this.o.onResult?.(r);
       } catch (e) {
@@ -393,11 +414,15 @@ export function openTrainerSnapshots(
     announce?: boolean;
     onResult?: (r: PublishResult) => void;
     onEvent?: (e: SnapshotEvent) => void;
+    /** Live gauge events (scored batches, drops). */
+    onGauge?: (e: GaugeEvent) => void;
   },
 ): {
   snaps: TrainerSnapshots;
   publisher: SnapshotPublisher;
   restored: string | null;
+  /** The live gauge: give it to `Trainer.open({ gauge })`. */
+  gauge: ProgressiveGauge;
   close(): Promise<void>;
 } {
   const publisher = openPublisherFromConfig(c, { announce: o.announce === true, onEvent: o.onEvent });
@@ -405,9 +430,12 @@ export function openTrainerSnapshots(
   const current = publisher.latestPublished();
   if (current?.files.some((f) => f.name === `${CHECKPOINT_PREFIX}state.json`))
     restored = restoreTrainerCheckpoint(publisher.loadSnapshot(current.version), o.out);
+  const gauge = new ProgressiveGauge({ ...c.train.gauge, contextBuckets: c.train.contextBuckets });
+  if (o.onGauge) gauge.on(o.onGauge);
   const snaps = new TrainerSnapshots(publisher, {
     parentVersion: current?.version ?? null,
     ...(o.onResult ? { onResult: o.onResult } : {}),
+    ...(c.train.gauge.share > 0 ? { gauge } : {}),
   });
-  return { snaps, publisher, restored, close: () => publisher.close() };
+  return { snaps, publisher, restored, gauge, close: () => publisher.close() };
 }

@@ -266,15 +266,3 @@ export class ProgressiveGauge {
     for (const f of this.listeners) f(e);
   }
 }
-
-/**
- * A live-quality record as one short text, e.g. `v3 recall 0.512 NDCG 0.411 (most-popular 0.44 /
- * 0.30) over 1200 requests`.
- *
- * @example
- * formatLive({ version: 3, requests: 1200, recall_at_100_of_top10: 0.5, ... });
- */
-export function formatLive(l: Readonly<Record<string, number>>): string {
-  const f = (k: string) => (l[k] === undefined ? '?' : (l[k] as number).toFixed(3));
-  return `v${l.version ?? '?'} recall ${f('recall_at_100_of_top10')} NDCG ${f('ndcg_at_10')} (most-popular ${f('popular_recall_at_100_of_top10')} / ${f('popular_ndcg_at_10')}) over ${l.requests ?? 0} requests`;
-}

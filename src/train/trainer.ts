@@ -34,6 +34,7 @@ import {
 import { type EvalMetrics, evaluateScored, type PerRequestMetrics } from './eval.ts';
 import { HeldOut, type LabelRecord, type StoredEvalRequest, toUnits, type Unit } from './examples.ts';
 import { FrequencyEstimator } from './frequency.ts';
+import type { ProgressiveGauge } from './gauge.ts';
 import { mulberry32 } from './hash.ts';
 import { StudentModel } from './model.ts';
 import { buildPlan, type LossOptions, trainStep } from './step.ts';
@@ -72,6 +73,8 @@ export interface TrainerOptions {
   onEvent?: (e: TrainerEvent) => void;
   /** Emit a `step` event every N steps [100]. */
   logEverySteps?: number;
+  /** The live gauge: sees every training record before the trainer learns from it. */
+  gauge?: ProgressiveGauge;
 }
 
 export interface RunSummary {
@@ -137,6 +140,7 @@ export class Trainer {
   private sinceCheckpoint = 0;
   private lastCheckpointAt = Date.now();
   private lastMetrics: Record<string, number> = {};
+  private readonly gauge: ProgressiveGauge | undefined;
 
   private constructor(o: TrainerOptions, backend: BackendInfo) {
     this.c = o.config;
@@ -148,6 +152,7 @@ export class Trainer {
     this.loss = lossOptions(o.config);
     this.heldOut = new HeldOut(o.config.heldOutPercent, o.config.evalRequests, o.config.contextBuckets);
     this.logEvery = o.logEverySteps ?? 100;
+    this.gauge = o.gauge;
     const ck = latestCheckpoint(o.out);
     if (ck !== undefined) {
       const spec = this.model.spec();
@@ -266,6 +271,7 @@ export class Trainer {
     for (const r of b.labels) {
       this.totals.records++;
       if (this.heldOut.offer(r)) continue;
+      this.gauge?.observe(r); // progressive validation: scored before it is trained on
       for (const u of toUnits(r, uo)) this.buffer.push(u);
     }
     this.positions_.set(k, { source: b.source, epoch, next: b.next });

@@ -24,8 +24,8 @@ import type { OutcomeCounts } from '../../pipeline/outcomes.ts';
 import { DEFAULT_SIM, FATES } from '../../sim/generate.ts';
 import { type SimSink, simulate } from '../../sim/simulate.ts';
 import type { PublishResult } from '../../snapshots/publisher.ts';
-import { openTrainerSnapshots } from '../../snapshots/trainer.ts';
-import { evaluate } from '../../train/eval.ts';
+import { evaluateSnapshot, openTrainerSnapshots } from '../../snapshots/trainer.ts';
+import { type EvalMetrics, evaluate } from '../../train/eval.ts';
 import type { StudentModel } from '../../train/model.ts';
 import { fileBatches, labelFiles as trainLabelFiles } from '../../train/sources.ts';
 import { modelFromConfig, Trainer } from '../../train/trainer.ts';
@@ -82,8 +82,22 @@ export interface DemoReport {
     examplesPerSecond: number;
     checkpoints: number;
   };
-  agreement: { before: Agreement; after: Agreement };
-  curve: { examples: number; recall_at_100_of_top10: number; ndcg_at_10: number }[];
+  /**
+   * `after` is the CURRENT snapshot's agreement (version `afterVersion`), the model that serves;
+   * `finalModel` is the last trained model's, which the gate may have rejected.
+   */
+  agreement: { before: Agreement; after: Agreement; afterVersion: number | null; finalModel: Agreement };
+  /** Held-out agreement at each checkpoint; `eval_requests`: the set's size then (it grows at first). */
+  curve: { examples: number; recall_at_100_of_top10: number; ndcg_at_10: number; eval_requests: number }[];
+  /** Live quality (progressive validation) per serving snapshot version: training requests scored before training. */
+  live: {
+    version: number;
+    requests: number;
+    recall: number;
+    ndcg: number;
+    popRecall: number;
+    popNdcg: number;
+  }[];
   snapshots: {
     dir: string;
     registry: string;
@@ -258,12 +272,14 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
   };
   const results: PublishResult[] = [];
   const s = openTrainerSnapshots(cfg, { out: dirs.checkpoints, onResult: (r) => results.push(r) });
+  const gauge = cfg.train.gauge.share > 0 ? { gauge: s.gauge } : {};
   const curve: DemoReport['curve'] = [];
   let trainer: Trainer | undefined;
   trainer = await Trainer.open({
     config: cfg.train,
     out: dirs.checkpoints,
     logEverySteps: 5,
+    ...gauge,
     onEvent: (e) => {
       if (e.type === 'step')
         progress.update(
@@ -271,7 +287,7 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
         );
       if (e.type === 'checkpoint' && trainer) {
         s.snaps.onCheckpoint(trainer.model, e.dir, e.metrics);
-        curve.push({ examples: e.examples, ...pick(e.metrics) });
+        curve.push({ examples: e.examples, ...pick(e.metrics), eval_requests: e.metrics.eval_requests ?? 0 });
         progress.line(
           `checkpoint ${e.seq}: ${fmt(e.examples)} examples, recall@100 of teacher top-10 ${(e.metrics.recall_at_100_of_top10 ?? 0).toFixed(3)}, NDCG@10 ${(e.metrics.ndcg_at_10 ?? 0).toFixed(3)}`,
         );
@@ -289,17 +305,31 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
       }),
     );
     await s.snaps.drain();
-  } finally {
+  } catch (e) {
     await s.close();
+    throw e;
   }
   const trainSeconds = secs(Date.now() - t2);
   const heldOut = trainer.heldOut.requests();
   const before = agreement(evaluate(untrainedTwin(trainer.model, cfg.train), heldOut));
-  const after = agreement(trainer.evaluate());
+  const finalModel = agreement(trainer.evaluate());
+  // what serves is the current snapshot, not the last model trained (the gate may have rejected it)
+  const currentVersion = s.publisher.latestPublished()?.version ?? null;
+  let after = finalModel;
+  try {
+    if (currentVersion !== null) {
+      const m = evaluateSnapshot(s.publisher.loadSnapshot(currentVersion), heldOut);
+      if (m !== null) after = agreement(m as unknown as EvalMetrics);
+    }
+  } finally {
+    await s.close();
+  }
+  const live = [...s.gauge.byVersion()].map(([version, v]) => ({ version, ...v }));
   curve.unshift({
     examples: 0,
     recall_at_100_of_top10: before.recall_at_100_of_top10,
     ndcg_at_10: before.ndcg_at_10,
+    eval_requests: before.eval_requests,
   });
   const published = results.filter((r) => r.status === 'published').map((r) => r.version);
   const rejected = results
@@ -336,8 +366,9 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
       examplesPerSecond: summary.examples / Math.max(trainSeconds, 0.001),
       checkpoints: summary.checkpoints,
     },
-    agreement: { before, after },
+    agreement: { before, after, afterVersion: currentVersion, finalModel },
     curve,
+    live,
     snapshots: {
       dir: dirs.snapshots,
       registry: cfg.snapshots.registry,
@@ -364,7 +395,7 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
         },
       ],
       {
-        title: `Student agreement with the teacher (held-out requests, ${p.items} items)`,
+        title: `Student agreement with the teacher (held-out requests, ${p.items} items)${evalSetNote(curve)}`,
         xLabel: 'training examples seen',
         yLabel: 'agreement',
       },
@@ -374,6 +405,17 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
   writeFileSync(files.report, text);
   writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
   return report;
+}
+
+/** What the plot says of its held-out set: fixed, or growing over the first points. */
+function evalSetNote(curve: DemoReport['curve']): string {
+  const sizes = curve.slice(1).map((q) => q.eval_requests);
+  const last = sizes.at(-1);
+  if (last === undefined) return '';
+  const firstFull = sizes.indexOf(last);
+  return firstFull <= 0
+    ? `; same ${last} requests at every point`
+    : `; set grows ${sizes[0]}→${last} over the first ${firstFull + 1} points (gate compares like with like)`;
 }
 
 function pick(m: Record<string, number>): { recall_at_100_of_top10: number; ndcg_at_10: number } {
@@ -399,9 +441,27 @@ export function reportText(r: DemoReport): string {
     `          labels: ${r.label.labels} (pointwise ${c.pointwise}, pairwise ${c.pairwise}, listwise ${c.listwise}) in ${r.label.seconds} s = ${fmt(r.label.labelsPerSecond)} labels/s (${fmt(r.label.inputRecordsPerSecond)} input records/s)`,
     `train     ${r.train.examples} examples (${r.train.records} label records, ${r.train.steps} steps) in ${r.train.seconds} s = ${fmt(r.train.examplesPerSecond)} examples/s on ${r.train.backend}; ${r.train.checkpoints} checkpoints`,
     '',
-    `agreement with the teacher on ${a.after.eval_requests} held-out requests   untrained   distilled   change`,
+    `agreement with the teacher on ${a.after.eval_requests} held-out requests   untrained   ${a.afterVersion === null ? 'final model' : `current v${a.afterVersion}`.padStart(11)}   change`,
     `  recall of teacher top-10 in student top-100 (catalog) ${f4(a.before.recall_at_100_of_top10).padStart(9)}   ${f4(a.after.recall_at_100_of_top10).padStart(9)}   ${delta(a.before.recall_at_100_of_top10, a.after.recall_at_100_of_top10)}`,
     `  NDCG@10 of the candidates against teacher grades    ${f4(a.before.ndcg_at_10).padStart(9)}   ${f4(a.after.ndcg_at_10).padStart(9)}   ${delta(a.before.ndcg_at_10, a.after.ndcg_at_10)}`,
+    '',
+    ...(a.afterVersion !== null &&
+    (a.finalModel.recall_at_100_of_top10 !== a.after.recall_at_100_of_top10 ||
+      a.finalModel.ndcg_at_10 !== a.after.ndcg_at_10)
+      ? [
+          `  (the last model trained, not serving: recall ${f4(a.finalModel.recall_at_100_of_top10)}, NDCG@10 ${f4(a.finalModel.ndcg_at_10)})`,
+        ]
+      : []),
+    ...(r.live.length === 0
+      ? []
+      : [
+          '',
+          'live quality (progressive validation: training requests scored by the serving snapshot before training on them)',
+          ...r.live.map(
+            (l) =>
+              `  v${l.version} on ${l.requests} requests: recall ${f4(l.recall)} NDCG@10 ${f4(l.ndcg)}   most-popular: recall ${f4(l.popRecall)} NDCG@10 ${f4(l.popNdcg)}`,
+          ),
+        ]),
     '',
     `snapshots published ${r.snapshots.published.length} (${r.snapshots.published.map((v) => `v${v}`).join(', ') || 'none'}), rejected ${r.snapshots.rejected.length}${r.snapshots.rejected.map((x) => `; v${x.version}: ${x.reasons.join(', ')}`).join('')}; current ${r.snapshots.current === null ? 'none' : `v${r.snapshots.current}`}`,
     `          ${r.snapshots.dir}`,

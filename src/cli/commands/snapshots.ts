@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { type Config, loadConfig } from '../../config/index.ts';
 import { errorMessage, RankdistillError } from '../../errors.ts';
+import { formatLive } from '../../metrics/index.ts';
 import { formatGateSummary } from '../../snapshots/gate.ts';
 import { openPublisherFromConfig } from '../../snapshots/publisher.ts';
 import { openRegistry, type SnapshotRecord } from '../../snapshots/registry.ts';
 import { loadSnapshotDir } from '../../snapshots/store.ts';
-import { formatLive } from '../../train/gauge.ts';
 
 function config(cmd: Command): Config {
   return loadConfig({ file: cmd.optsWithGlobals<{ config?: string }>().config });
