@@ -63,6 +63,8 @@ export interface LiveQuality {
 
 export type GaugeEvent =
   | { type: 'scored'; version: number; requests: number }
+  /** A completed tumbling window of `window` scored requests: its mean live recall and NDCG. */
+  | { type: 'window'; version: number; recall: number; ndcg: number; popRecall: number }
   | {
       type: 'drop';
       version: number;
@@ -243,6 +245,13 @@ export class ProgressiveGauge {
 
   private checkDrop(): void {
     const t = this.tumbling;
+    this.emit({
+      type: 'window',
+      version: this.version,
+      recall: t.recall / t.n,
+      ndcg: t.ndcg / t.n,
+      popRecall: t.popRecall / t.n,
+    });
     if (this.before.n > 0) {
       const window = t.recall / t.n;
       const before = this.before.recall / this.before.n;
