@@ -282,9 +282,9 @@ export const trainSchema = z
         share: finite()
           .min(0)
           .max(1)
-          .default(0.1)
+          .default(0.02)
           .describe(
-            'Share of training requests (by hash of request_id) scored by the current snapshot before training on them (progressive validation; 0: off).',
+            'Share of training requests (by hash of request_id) scored by the current snapshot before training on them (progressive validation; 0: off). A scored request costs a catalog-wide top 100 (~4 ms on wasm with 10k items on a loaded machine): 0.02 keeps the trainer near its throughput.',
           ),
         window: posInt()
           .default(500)

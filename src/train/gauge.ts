@@ -31,9 +31,9 @@ import { evalRequestOf } from './examples.ts';
 import { fnv1a } from './hash.ts';
 
 export interface GaugeOptions {
-  /** Share of training requests scored, by hash of request_id (1: all) [0.1]. */
+  /** Share of training requests scored, by hash of request_id (1: all) [0.02]. */
   share: number;
-  /** Scored requests in the moving window and in each drop check [500]. */
+  /** Scored requests in the moving window and in each drop check [200]. */
   window: number;
   /** A window whose recall is this far below the mean before it is a drop [0.05]. */
   dropThreshold: number;
