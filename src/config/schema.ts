@@ -273,6 +273,12 @@ export const trainSchema = z
       .describe(
         'Held-out requests evaluated at every checkpoint: the first N held-out requests in stream order, then frozen (and kept in the checkpoint), so successive snapshots are compared on the same set; later held-out requests are still never trained on.',
       ),
+    evalSet: z
+      .enum(['first', 'latest'])
+      .default('first')
+      .describe(
+        "Which held-out requests are evaluated: the first evalRequests, then frozen (first), or the latest evalRequests, the oldest leaving as new ones join (latest: follows a drifting stream; the gate re-scores the current snapshot on each candidate's set, one more evaluation per checkpoint).",
+      ),
     keepCheckpoints: nonNegInt()
       .default(3)
       .describe('Trainer checkpoints kept in the checkpoint directory (0: keep all).'),

@@ -278,6 +278,12 @@ export class HeldOut {
     readonly percent: number,
     readonly max: number,
     readonly contextBuckets: number,
+    /**
+     * `first`: the first `max` held-out requests, then frozen [default]. `latest`: the latest `max`
+     * (the oldest leaves as a new one joins), so the set follows a drifting stream; the gate then
+     * re-scores the current snapshot on each candidate's set (like with like).
+     */
+    readonly mode: 'first' | 'latest' = 'first',
   ) {}
 
   /** True when the record is held out (and was absorbed); false when it is for training. */
@@ -287,7 +293,11 @@ export class HeldOut {
     if (r.kind === 'pairwise') return true; // pairs carry no full order: held out, not evaluated
     let e = this.byId.get(v.request_id);
     if (e === undefined) {
-      if (this.byId.size >= this.max) return true; // frozen: held out, not evaluated
+      if (this.byId.size >= this.max) {
+        if (this.mode === 'first') return true; // frozen: held out, not evaluated
+        const oldest = this.byId.keys().next().value;
+        if (oldest !== undefined) this.byId.delete(oldest);
+      }
       e = emptyEvalRequest(r.value, this.contextBuckets);
       this.byId.set(v.request_id, e);
     }

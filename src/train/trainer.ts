@@ -150,7 +150,12 @@ export class Trainer {
     this.model = modelFromConfig(o.config);
     this.freq = new FrequencyEstimator(o.config.frequencyBuckets, o.config.frequencyAlpha);
     this.loss = lossOptions(o.config);
-    this.heldOut = new HeldOut(o.config.heldOutPercent, o.config.evalRequests, o.config.contextBuckets);
+    this.heldOut = new HeldOut(
+      o.config.heldOutPercent,
+      o.config.evalRequests,
+      o.config.contextBuckets,
+      o.config.evalSet,
+    );
     this.logEvery = o.logEverySteps ?? 100;
     this.gauge = o.gauge;
     const ck = latestCheckpoint(o.out);
