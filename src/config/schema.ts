@@ -454,10 +454,47 @@ export const trainSchema = z
       .describe(
         'Held-out requests evaluated at every checkpoint: the first N held-out requests in stream order, then frozen (and kept in the checkpoint), so successive snapshots are compared on the same set; later held-out requests are still never trained on.',
       ),
+    evalSet: z
+      .enum(['first', 'latest'])
+      .default('first')
+      .describe(
+        "Which held-out requests are evaluated: the first evalRequests, then frozen (first), or the latest evalRequests, the oldest leaving as new ones join (latest: follows a drifting stream; the gate re-scores the current snapshot on each candidate's set, one more evaluation per checkpoint).",
+      ),
     keepCheckpoints: nonNegInt()
       .default(3)
       .describe('Trainer checkpoints kept in the checkpoint directory (0: keep all).'),
     seed: nonNegInt().default(1).describe('Seed of initialisation, shuffling and negative sampling.'),
+    gauge: z
+      .strictObject({
+        share: finite()
+          .min(0)
+          .max(1)
+          .default(0.02)
+          .describe(
+            'Share of training requests (by hash of request_id) scored by the current snapshot before training on them (progressive validation; 0: off). A scored request costs a catalog-wide top 100 (~4 ms on wasm with 10k items on a loaded machine): 0.02 keeps the trainer near its throughput.',
+          ),
+        window: posInt()
+          .default(500)
+          .describe('Scored requests in the moving window and in each drop check.'),
+        dropThreshold: finite()
+          .min(0)
+          .max(1)
+          .default(0.05)
+          .describe(
+            'A window whose live recall is this far below the mean of every scored request before it logs a warning and counts a drop.',
+          ),
+      })
+      .prefault({})
+      .describe('Live distillation-quality gauge (progressive validation).'),
+    metricsPort: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(9465)
+      .describe(
+        "Port of the trainer's Prometheus /metrics (the live gauge; 0: ephemeral; off when metrics.enabled is false).",
+      ),
   })
   .describe('Student training.');
 
@@ -475,7 +512,43 @@ export const snapshotsSchema = z
       .min(0)
       .max(1)
       .default(0.02)
-      .describe('Publish only when no metric drops by more than this (absolute) vs the current.'),
+      .describe(
+        'Fallback gate, when no per-request values can be paired (snapshots of older versions): publish only when no metric drops by more than this (absolute) vs the current.',
+      ),
+    gate: z
+      .strictObject({
+        primary: z
+          .string()
+          .min(1)
+          .default('recall_at_100_of_top10')
+          .describe(
+            'Metric that decides: teacher-agreement recall of the teacher top 10 in the student top 100.',
+          ),
+        primaryTolerance: finite()
+          .min(0)
+          .max(1)
+          .default(0)
+          .describe(
+            'Reject when the primary is significantly worse by more than this (0: any significant drop).',
+          ),
+        secondary: z
+          .record(z.string(), finite().min(0).max(1))
+          .default({ ndcg_at_10: 0.02, auc: 0.05 })
+          .describe(
+            'Secondary metrics and their tolerances: they block only on a significant drop beyond the tolerance, otherwise a drop is a warning.',
+          ),
+        confidence: finite()
+          .min(0.5)
+          .max(0.9999)
+          .default(0.95)
+          .describe(
+            'Level of the central interval of the paired difference; a model as good is wrongly rejected at rate (1-confidence)/2.',
+          ),
+        resamples: posInt().default(2000).describe('Paired bootstrap resamples over held-out requests.'),
+        seed: nonNegInt().default(1).describe('Seed of the bootstrap (fixed: same inputs, same decision).'),
+      })
+      .prefault({})
+      .describe('The paired gate: candidate vs current snapshot on the same held-out requests.'),
     modelName: z
       .string()
       .min(1)

@@ -226,6 +226,46 @@ export interface TopicPartitionOffset {
   offset: number;
 }
 
+/** A paired comparison of one metric: candidate minus current. */
+export interface GateComparison {
+  /** Metric name. */
+  metric: string;
+  /** Candidate's mean over the paired requests. */
+  candidate: number;
+  /** Current snapshot's mean over the paired requests. */
+  current: number;
+  /** Mean per-request difference. */
+  effect: number;
+  /** Lower bound of the interval of the difference. */
+  lo: number;
+  /** Upper bound of the interval of the difference. */
+  hi: number;
+  /** Paired requests. */
+  requests: number;
+  /** Drop tolerated before a significant drop blocks. */
+  tolerance: number;
+  /** better, same or worse. */
+  verdict: string;
+}
+
+/** Decision, effect size and interval of the gate. */
+export interface GateResult {
+  /** published or rejected. */
+  decision: string;
+  /** paired-bootstrap, absolute (no per-request values to pair) or first. */
+  method: string;
+  /** Version compared with. */
+  against: null | number;
+  /** Level of the central interval of the paired difference. */
+  confidence: number;
+  /** The deciding metric's comparison. */
+  primary: null | GateComparison;
+  /** Comparisons of the secondary metrics. */
+  secondary: GateComparison[];
+  /** Drops recorded without blocking. */
+  warnings: string[];
+}
+
 /** A published (or rolled back to) student snapshot. Key: model name. */
 export interface SnapshotAnnouncement {
   /** Snapshot version N (directory snapshots/v<N>). */
@@ -246,4 +286,8 @@ export interface SnapshotAnnouncement {
   parent_version: null | number;
   /** published or rollback (an operator made an older version current). */
   status: string;
+  /** The publication gate's decision: the paired comparison with the snapshot current at the time, on the same held-out requests (null: recorded before the paired gate). */
+  gate: null | GateResult;
+  /** Live quality (progressive validation) of the snapshot serving when this one was cut: version, requests, recall_at_100_of_top10, ndcg_at_10, popular_* (most-popular reference), window_* (moving window). */
+  live_metrics: Record<string, number>;
 }

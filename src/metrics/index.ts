@@ -81,6 +81,85 @@ export class LabelMetrics {
   });
 }
 
+/** What the trainer's gauge reports (src/train/gauge.ts LiveQuality), structurally. */
+export interface LiveFigures {
+  version: number;
+  requests: number;
+  recall_at_100_of_top10: number;
+  ndcg_at_10: number;
+  popular_recall_at_100_of_top10: number;
+  popular_ndcg_at_10: number;
+  window_recall_at_100_of_top10: number;
+  window_ndcg_at_10: number;
+  window_popular_recall_at_100_of_top10: number;
+  window_popular_ndcg_at_10: number;
+}
+
+/**
+ * The trainer's metric set: the live distillation-quality gauge (progressive validation), by
+ * snapshot version and scope (`cumulative`: every request the version scored; `window`: the last
+ * train.gauge.window scored requests), student and most-popular reference (`model`).
+ */
+export class TrainerMetrics {
+  readonly registry = new Registry();
+  readonly recall = new Gauge({
+    name: 'rankdistill_live_recall_at_100_of_top10',
+    help: "Live share of the teacher's top 10 in the serving snapshot's top 100, scored before training (model: student or popular).",
+    labelNames: ['version', 'scope', 'model'],
+    registers: [this.registry],
+  });
+  readonly ndcg = new Gauge({
+    name: 'rankdistill_live_ndcg_at_10',
+    help: "Live NDCG@10 of the serving snapshot's order of the candidates against the teacher's grades (model: student or popular).",
+    labelNames: ['version', 'scope', 'model'],
+    registers: [this.registry],
+  });
+  readonly requests = new Gauge({
+    name: 'rankdistill_live_scored_requests',
+    help: 'Requests scored by the serving snapshot (progressive validation), by version.',
+    labelNames: ['version'],
+    registers: [this.registry],
+  });
+  readonly drops = new Counter({
+    name: 'rankdistill_live_quality_drops_total',
+    help: 'Windows of live recall below the mean before them by more than train.gauge.dropThreshold.',
+    registers: [this.registry],
+  });
+  private windowVersion: string | undefined;
+
+  /** Sets the gauges from the serving version's live figures. */
+  update(l: LiveFigures): void {
+    const v = String(l.version);
+    if (this.windowVersion !== undefined && this.windowVersion !== v)
+      for (const model of ['student', 'popular']) {
+        this.recall.remove({ version: this.windowVersion, scope: 'window', model });
+        this.ndcg.remove({ version: this.windowVersion, scope: 'window', model });
+      }
+    this.windowVersion = v;
+    this.requests.set({ version: v }, l.requests);
+    const set = (scope: string, model: string, r: number, n: number) => {
+      this.recall.set({ version: v, scope, model }, r);
+      this.ndcg.set({ version: v, scope, model }, n);
+    };
+    set('cumulative', 'student', l.recall_at_100_of_top10, l.ndcg_at_10);
+    set('cumulative', 'popular', l.popular_recall_at_100_of_top10, l.popular_ndcg_at_10);
+    set('window', 'student', l.window_recall_at_100_of_top10, l.window_ndcg_at_10);
+    set('window', 'popular', l.window_popular_recall_at_100_of_top10, l.window_popular_ndcg_at_10);
+  }
+}
+
+/**
+ * A live-quality record as one short text, e.g. `v3 recall 0.512 NDCG 0.411 (most-popular 0.44 /
+ * 0.30) over 1200 requests`.
+ *
+ * @example
+ * formatLive({ version: 3, requests: 1200, recall_at_100_of_top10: 0.5, ... });
+ */
+export function formatLive(l: Readonly<Record<string, number>>): string {
+  const f = (k: string) => (l[k] === undefined ? '?' : (l[k] as number).toFixed(3));
+  return `v${l.version ?? '?'} recall ${f('recall_at_100_of_top10')} NDCG ${f('ndcg_at_10')} (most-popular ${f('popular_recall_at_100_of_top10')} / ${f('popular_ndcg_at_10')}) over ${l.requests ?? 0} requests`;
+}
+
 /** A running metrics endpoint. */
 export interface MetricsServer {
   port: number;

@@ -8,7 +8,9 @@
  *
  * Pure: no fs.
  */
+
 import { RankdistillError } from '../errors.ts';
+import type { GateSummary } from './gate.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'rankdistill-snapshot/1';
@@ -55,6 +57,13 @@ export interface Manifest {
   files: FileEntry[];
   /** Free-form facts from the trainer (backend, examples seen, config digest, ...). */
   extra: Record<string, unknown>;
+  /** The gate's decision, effect size and interval (src/snapshots/gate.ts); absent in older snapshots. */
+  gate?: GateSummary;
+  /**
+   * Live quality (progressive validation, src/train/gauge.ts) of the snapshot that was serving when
+   * this one was cut: `version` is that snapshot's; absent when nothing was serving.
+   */
+  live?: Record<string, number>;
 }
 
 function corrupt(message: string): RankdistillError {

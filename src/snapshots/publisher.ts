@@ -20,10 +20,19 @@
 
 import { Kafka, logLevel } from 'kafkajs';
 import type { Config } from '../config/schema.ts';
+import { snapshotsSchema } from '../config/schema.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
 import { kafkaSecurity } from '../kafka/security.ts';
 import { type Announcer, kafkaAnnouncer } from './announcer.ts';
-import { evalSetsDiffer, gateOnEvalSet } from './gate.ts';
+import {
+  evalSetsDiffer,
+  type GateDecision,
+  type GateSummary,
+  gateOnEvalSet,
+  type PairedGateOptions,
+  pairedGate,
+  type RequestScores,
+} from './gate.ts';
 import {
   type FileEntry,
   MANIFEST_FORMAT,
@@ -50,6 +59,9 @@ import {
   writeSnapshotDir,
 } from './store.ts';
 import { encodeTable, type VectorTable } from './table.ts';
+
+/** The paired gate's settings when none are given: the config's defaults. */
+const DEFAULT_PAIRED_GATE: PairedGateOptions = snapshotsSchema.parse({}).gate;
 
 /** What the trainer hands over at a checkpoint. */
 export interface PublishInput {
@@ -78,6 +90,15 @@ export interface PublishInput {
    * (e.g. the snapshot carries no trainer checkpoint); the gate then re-bases, noted.
    */
   reevaluate?: (current: SnapshotRecord) => Promise<Record<string, number> | null>;
+  /** Per-request values behind `metrics` (the paired gate's input); absent: the absolute gate. */
+  requestScores?: RequestScores;
+  /**
+   * The current snapshot's per-request values on the requests of `requestScores` (stored with it
+   * when its eval set is the same, else re-evaluated on the candidate's set); null: none to pair.
+   */
+  baselineScores?: (current: SnapshotRecord) => Promise<{ scores: RequestScores; note?: string } | null>;
+  /** Live quality of the serving snapshot when this candidate was cut (progressive validation). */
+  live?: Record<string, number>;
 }
 
 export interface PublishResult {
@@ -87,6 +108,8 @@ export interface PublishResult {
   reasons: string[];
   /** What it was gated against when the eval sets differed (see gate.ts gateOnEvalSet). */
   note?: string;
+  /** The gate's decision, effect size and interval (also in the registry and the manifest). */
+  gate: GateSummary;
   /** Absolute snapshot directory. */
   dir: string;
   files: FileEntry[];
@@ -107,8 +130,10 @@ export interface PublisherOptions {
   dir: string;
   /** Registry path (snapshots.registry) or an open registry. */
   registry: string | SnapshotRegistry;
-  /** snapshots.gateTolerance. */
+  /** snapshots.gateTolerance (the absolute gate, when no per-request values can be paired). */
   gateTolerance: number;
+  /** snapshots.gate (the paired gate) [the config's defaults]. */
+  gate?: PairedGateOptions;
   /** Key of the announcements (snapshots.modelName). */
   modelName: string;
   /** Where announcements go; none: registry only. */
@@ -161,6 +186,7 @@ export function openPublisherFromConfig(
     dir: c.snapshots.dir,
     registry: registryPathOf(c.snapshots),
     gateTolerance: c.snapshots.gateTolerance,
+    gate: c.snapshots.gate,
     modelName: c.snapshots.modelName,
     ...(announcer ? { announcer } : {}),
     ...(o.onEvent ? { onEvent: o.onEvent } : {}),
@@ -231,6 +257,9 @@ export class SnapshotPublisher {
       numItems: input.items.ids.length,
       numUsers: input.users?.ids.length ?? 0,
     };
+    const current = this.registry.current();
+    const { decision, summary } = await this.decide(input, current?.snapshot ?? null);
+    const note = decision.note;
     const written = writeSnapshotDir(
       this.o.dir,
       version,
@@ -247,27 +276,11 @@ export class SnapshotPublisher {
         models,
         files: entries,
         extra: input.extra ?? {},
+        gate: summary,
+        ...(input.live ? { live: input.live } : {}),
       }),
       this.o.writeHook,
     );
-    const current = this.registry.current();
-    let reevaluated: Record<string, number> | null = null;
-    let failure = '';
-    if (current && input.reevaluate && evalSetsDiffer(input.metrics, current.snapshot.metrics)) {
-      try {
-        reevaluated = await input.reevaluate(current.snapshot);
-      } catch (e) {
-        failure = `; re-evaluating v${current.snapshot.version} failed: ${errorMessage(e)}`;
-      }
-    }
-    const gated = gateOnEvalSet(
-      input.metrics,
-      current ? { version: current.snapshot.version, metrics: current.snapshot.metrics } : null,
-      this.o.gateTolerance,
-      reevaluated,
-    );
-    const decision = gated.note === undefined ? gated : { ...gated, note: gated.note + failure };
-    const note = decision.note;
     const all = announcedFiles(written.manifest, written.manifestSha256, written.manifestBytes);
     this.registry.record({
       version,
@@ -283,6 +296,8 @@ export class SnapshotPublisher {
       reason: decision.pass
         ? (note ?? null)
         : [...decision.reasons, ...(note === undefined ? [] : [note])].join('; '),
+      gate: summary,
+      live: input.live ?? null,
     });
     const n = note === undefined ? {} : { note };
     if (decision.pass) this.o.onEvent?.({ type: 'published', version, dir: written.dir, ...n });
@@ -293,9 +308,72 @@ export class SnapshotPublisher {
       status: decision.pass ? 'published' : 'rejected',
       reasons: decision.reasons,
       ...n,
+      gate: summary,
       dir: written.dir,
       files: all,
       announced,
+    };
+  }
+
+  /**
+   * The gate's decision: the paired gate when the candidate carries per-request values and the
+   * current snapshot's can be had on the same requests; else the absolute gate of `gateTolerance`
+   * on the means (like with like through `input.reevaluate`, see gate.ts gateOnEvalSet).
+   */
+  private async decide(
+    input: PublishInput,
+    current: SnapshotRecord | null,
+  ): Promise<{ decision: GateDecision; summary: GateSummary }> {
+    const opts = this.o.gate ?? DEFAULT_PAIRED_GATE;
+    let failure = '';
+    if (input.requestScores) {
+      let baseline: { scores: RequestScores; note?: string } | null = null;
+      if (current && input.baselineScores) {
+        try {
+          baseline = await input.baselineScores(current);
+        } catch (e) {
+          failure = `; scoring v${current.version} on the candidate's requests failed: ${errorMessage(e)}`;
+        }
+      }
+      if (current === null || baseline !== null) {
+        const d = pairedGate(
+          input.metrics,
+          input.requestScores,
+          current && baseline ? { version: current.version, scores: baseline.scores } : null,
+          opts,
+        );
+        const note = baseline?.note;
+        return { decision: note === undefined ? d : { ...d, note }, summary: d.summary };
+      }
+    }
+    let reevaluated: Record<string, number> | null = null;
+    if (current && input.reevaluate && evalSetsDiffer(input.metrics, current.metrics)) {
+      try {
+        reevaluated = await input.reevaluate(current);
+      } catch (e) {
+        failure += `; re-evaluating v${current.version} failed: ${errorMessage(e)}`;
+      }
+    }
+    const gated = gateOnEvalSet(
+      input.metrics,
+      current ? { version: current.version, metrics: current.metrics } : null,
+      this.o.gateTolerance,
+      reevaluated,
+    );
+    const note =
+      gated.note === undefined ? (failure === '' ? undefined : failure.slice(2)) : gated.note + failure;
+    const decision = note === undefined ? gated : { ...gated, note };
+    return {
+      decision,
+      summary: {
+        decision: decision.pass ? 'published' : 'rejected',
+        method: current ? 'absolute' : 'first',
+        against: current?.version ?? null,
+        confidence: opts.confidence,
+        primary: null,
+        secondary: [],
+        warnings: note === undefined ? [] : [note],
+      },
     };
   }
 

@@ -21,6 +21,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import Database from 'better-sqlite3';
 import type { SnapshotAnnouncement } from '../contracts/index.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
+import type { GateSummary } from './gate.ts';
 import type { FileEntry, Manifest, PartitionOffset } from './manifest.ts';
 
 export type SnapshotStatus = 'published' | 'rejected';
@@ -41,6 +42,10 @@ export interface SnapshotRecord {
   files: FileEntry[];
   /** Why the gate rejected it; for a published one, null or the gate's note (eval set changed, see gate.ts). */
   reason: string | null;
+  /** The gate's decision, effect size and interval (null: recorded before the paired gate). */
+  gate: GateSummary | null;
+  /** Live quality of the snapshot serving when this one was cut (see Manifest.live); null: none. */
+  live: Record<string, number> | null;
   recordedAt: number;
 }
 
@@ -66,7 +71,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
   metrics TEXT NOT NULL,
   files TEXT NOT NULL,
   reason TEXT,
-  recorded_at INTEGER NOT NULL
+  recorded_at INTEGER NOT NULL,
+  gate TEXT,
+  live TEXT
 );
 CREATE TABLE IF NOT EXISTS announcements (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -89,6 +96,28 @@ interface SnapshotRow {
   files: string;
   reason: string | null;
   recorded_at: number;
+  gate: string | null;
+  live: string | null;
+}
+
+/**
+ * Columns added after the first release, as `ALTER TABLE` statements: a registry.sqlite written by
+ * an older version gets them at open (NULL for its existing rows), so it keeps working in place.
+ */
+const MIGRATIONS: { column: string; sql: string }[] = [
+  { column: 'gate', sql: 'ALTER TABLE snapshots ADD COLUMN gate TEXT' },
+  { column: 'live', sql: 'ALTER TABLE snapshots ADD COLUMN live TEXT' },
+];
+
+function migrate(db: Database.Database): void {
+  const have = new Set(
+    (db.prepare('PRAGMA table_info(snapshots)').all() as { name: string }[]).map((c) => c.name),
+  );
+  const todo = MIGRATIONS.filter((m) => !have.has(m.column));
+  if (todo.length === 0) return;
+  db.transaction(() => {
+    for (const m of todo) db.exec(m.sql);
+  })();
 }
 
 interface AnnouncementRow {
@@ -136,6 +165,10 @@ export function registryPathOf(s: { dir: string; registry?: string | undefined }
   return s.registry ?? join(s.dir, 'registry.sqlite');
 }
 
+// a gate summary's interval may be infinite (no paired request): kept as strings like the metrics
+const encodeGate = (g: GateSummary): string =>
+  JSON.stringify(g, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
+
 function toRecord(r: SnapshotRow, base: string | null): SnapshotRecord {
   return {
     version: r.version,
@@ -148,6 +181,8 @@ function toRecord(r: SnapshotRow, base: string | null): SnapshotRecord {
     metrics: decodeMetrics(r.metrics),
     files: JSON.parse(r.files) as FileEntry[],
     reason: r.reason,
+    gate: r.gate === null ? null : (JSON.parse(r.gate) as GateSummary),
+    live: r.live === null ? null : decodeMetrics(r.live),
     recordedAt: r.recorded_at,
   };
 }
@@ -183,6 +218,11 @@ export function toAnnouncement(s: SnapshotRecord, status: AnnouncementStatus): S
     metrics: { ...s.metrics },
     parent_version: s.parentVersion,
     status,
+    gate:
+      s.gate === null
+        ? null
+        : { ...s.gate, secondary: [...s.gate.secondary], warnings: [...s.gate.warnings] },
+    live_metrics: { ...(s.live ?? {}) },
   };
 }
 
@@ -209,6 +249,7 @@ export function openRegistry(path: string, opts: { mustExist?: boolean } = {}): 
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     db.exec(SCHEMA);
+    migrate(db);
     return new SnapshotRegistry(db, path === ':memory:' ? null : dirname(resolve(path)));
   } catch (e) {
     throw new RankdistillError(
@@ -241,8 +282,8 @@ export class SnapshotRegistry {
     const tx = this.db.transaction((): AnnouncementRecord | null => {
       this.db
         .prepare(
-          `INSERT INTO snapshots (version, status, created_at, path, parent_version, model, offsets, metrics, files, reason, recorded_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO snapshots (version, status, created_at, path, parent_version, model, offsets, metrics, files, reason, recorded_at, gate, live)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           s.version,
@@ -256,6 +297,8 @@ export class SnapshotRegistry {
           JSON.stringify(s.files),
           s.reason,
           now,
+          s.gate ? encodeGate(s.gate) : null,
+          s.live ? encodeMetrics(s.live) : null,
         );
       return s.status === 'published' ? this.insertAnnouncement(s.version, 'published', now) : null;
     });

@@ -3,9 +3,11 @@
  * src/snapshots that knows the model's internals (the rest takes bytes and tables).
  *
  * What a student snapshot holds (docs/SNAPSHOTS.md "The score"):
- * - `items` table: the served item rows (`model.servedItemVectors()`), the ANN index's input — the
- *   item tower's output (d for two-tower; d + 1 for FM, whose last column is the item bias
- *   b_i + w0) followed by the PRIOR column beta·logQ(item), so width outDim + 1;
+ * - `items` table: the served item rows — the served score's item side (`servedScorer(model).items`,
+ *   src/train/eval.ts, i.e. `model.servedItemVectors()`: what the gate and the live gauge measure),
+ *   the ANN index's input — the item tower's output (d for two-tower; d + 1 for FM, whose last
+ *   column is the item bias b_i + w0) followed by the PRIOR column beta·logQ(item), so width
+ *   outDim + 1;
  * - `users` table: every known user's served vector with an empty context (user tower on
  *   [e_u ‖ 0], then a constant 1 for the prior column) — the tfjs-free recall of
  *   `rankdistill recall` for known users;
@@ -24,6 +26,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { RankdistillError } from '../errors.ts';
+import { servedScorer } from '../train/eval.ts';
 import type { ModelSpec, StudentModel } from '../train/model.ts';
 import type { PartitionOffset } from './manifest.ts';
 import type { PublishInput } from './publisher.ts';
@@ -105,7 +108,8 @@ export function captureStudent(model: StudentModel): StudentCapture {
   return {
     spec: model.spec(),
     params: model.paramCount(),
-    items: { ids: [...model.items.ids], dim: model.servedDim, vectors: model.servedItemVectors() },
+    // the served score's item side: what the gate and the live gauge measure (src/train/eval.ts)
+    items: servedScorer(model).items,
     users: { ids: userIds, dim: model.servedDim, vectors: knownUserVectors(model) },
     userEmbeddings: { ids: userIds, dim: model.users.dim, vectors: model.users.state().values.slice() },
     dense,

@@ -41,13 +41,22 @@ import {
   listCheckpoints,
   restoreCheckpoint,
 } from '../train/checkpoint.ts';
-import { evaluate } from '../train/eval.ts';
+import { evaluateScored, servedScorer } from '../train/eval.ts';
 import { type EvalRequest, fromStored } from '../train/examples.ts';
 import { FrequencyEstimator } from '../train/frequency.ts';
+import { type GaugeEvent, ProgressiveGauge } from '../train/gauge.ts';
 import { HistoryStore } from '../train/history.ts';
 import { StudentModel } from '../train/model.ts';
 import type { OptimizerKind } from '../train/sparse.ts';
-import { EVAL_FILE, HISTORY_FILE, parseEvalFile, parseHistoryFile } from '../train/trainer.ts';
+import {
+  EVAL_FILE,
+  EVAL_SCORES_FILE,
+  HISTORY_FILE,
+  parseEvalFile,
+  parseHistoryFile,
+  parseScoresFile,
+} from '../train/trainer.ts';
+import type { RequestScores } from './gate.ts';
 import type { PartitionOffset } from './manifest.ts';
 import {
   openPublisherFromConfig,
@@ -114,6 +123,8 @@ export interface TrainerSnapshotsOptions {
   /** Facts added to each manifest's `extra` (backend, config digest, ...). */
   extra?: Record<string, unknown>;
   onResult?: (r: PublishResult) => void;
+  /** The live gauge: scored by each snapshot once it is published (and by the current one at start). */
+  gauge?: ProgressiveGauge;
 }
 
 /** See the module comment. */
@@ -129,6 +140,19 @@ export class TrainerSnapshots {
     this.publisher = publisher;
     this.o = o;
     this.parent = o.parentVersion ?? null;
+    const current = publisher.latestPublished();
+    if (o.gauge && current) this.serve(current.version);
+  }
+
+  /**
+   * Makes snapshot `version` the gauge's scorer: its model restored from the snapshot and scored
+   * through the served score (the live gauge measures what is served).
+   */
+  private serve(version: number): void {
+    const gauge = this.o.gauge;
+    if (!gauge) return;
+    const model = restoreSnapshotModel(this.publisher.loadSnapshot(version));
+    gauge.setScorer(version, model === null ? null : servedScorer(model));
   }
 
   /**
@@ -159,6 +183,9 @@ export class TrainerSnapshots {
     if (!state) throw new RankdistillError('IO_FAILED', `checkpoint ${dir}: expected state.json, found none`);
     const facts = checkpointFacts(Buffer.from(state.data), join(dir, 'state.json'));
     const snapshotMetrics = { ...metrics };
+    // the serving snapshot's live quality now, recorded with this candidate
+    const liveNow = this.o.gauge?.live();
+    const live = liveNow ? { live: { ...liveNow } } : {};
     const evalFile = files.find((f) => f.name === `${CHECKPOINT_PREFIX}${EVAL_FILE}`);
     const limits = { maxUsers: model.users.maxRows, maxItems: model.items.maxRows };
     const cb = model.opts.contextBuckets;
@@ -173,6 +200,37 @@ export class TrainerSnapshots {
           });
         }
       : undefined;
+    // the paired gate: this candidate's per-request values, and the current snapshot's on the
+    // same requests (stored with it when its eval set is this one, else scored on this one)
+    const scoresFile = files.find((f) => f.name === `${CHECKPOINT_PREFIX}${EVAL_SCORES_FILE}`);
+    const scores = scoresFile ? parseScoresFile(scoresFile.data, join(dir, EVAL_SCORES_FILE)) : undefined;
+    const paired =
+      scores && evalFile
+        ? {
+            requestScores: { ids: scores.ids, metrics: scores.metrics },
+            baselineScores: async (current: SnapshotRecord) => {
+              const snap = this.publisher.loadSnapshot(current.version);
+              const stored = storedScores(snap);
+              if (stored && stored.hash === scores.hash && stored.requests === scores.requests)
+                return { scores: { ids: stored.ids, metrics: stored.metrics } };
+              // like with like: the current snapshot scored on this candidate's requests, and said
+              const requests = parseEvalFile(evalFile.data, join(dir, EVAL_FILE)).map((r) =>
+                fromStored(r, cb),
+              );
+              const s = scoreSnapshot(snap, requests, { ...limits, learningRate: lr });
+              if (s === null) return null;
+              const from = stored?.requests ?? current.metrics.eval_requests;
+              const sets =
+                from !== undefined && scores.requests > from
+                  ? `eval set grew from ${from} to ${scores.requests} requests`
+                  : `eval set changed (${from ?? '?'} → ${scores.requests} requests)`;
+              return {
+                scores: s.scores,
+                note: `${sets}: current v${current.version} re-evaluated on the candidate's set`,
+              };
+            },
+          }
+        : {};
     this.queue = this.queue.then(async () => {
       if (this.failure !== undefined) return;
       try {
@@ -183,8 +241,14 @@ export class TrainerSnapshots {
           files,
           extra: { checkpointSeq: facts.seq, ...(this.o.extra ?? {}) },
         });
-        const r = await this.publisher.maybePublish(reevaluate ? { ...input, reevaluate } : input);
+        const r = await this.publisher.maybePublish({
+          ...input,
+          ...(reevaluate ? { reevaluate } : {}),
+          ...paired,
+          ...live,
+        });
         this.parent = r.version;
+        if (r.status === 'published') this.serve(r.version);
         this.results.push(r);
         this.o.onResult?.(r);
       } catch (e) {
@@ -206,18 +270,18 @@ export class TrainerSnapshots {
 }
 
 /**
- * Evaluates a (verified) snapshot on `requests` with the trainer's own evaluation
- * (src/train/eval.ts): its trainer checkpoint is restored into a StudentModel. Null when the
- * snapshot carries no trainer checkpoint or its model's context width differs from the requests'.
+ * The student model of a (verified) snapshot: its trainer checkpoint restored into a StudentModel
+ * (the code path the trainer evaluates with: its prior beta and, with the behaviour tower, the users'
+ * histories restored too). Null when the snapshot carries no trainer checkpoint
+ * or its context width differs from `contextBuckets` (when given).
  *
  * @example
- * evaluateSnapshot(pub.loadSnapshot(3), heldOut.requests()); // { recall_at_100_of_top10: …, ndcg_at_10: …, eval_requests: 1000 }
+ * const model = restoreSnapshotModel(pub.loadSnapshot(3)); if (model) servedScorer(model);
  */
-export function evaluateSnapshot(
+export function restoreSnapshotModel(
   snap: LoadedSnapshot,
-  requests: readonly EvalRequest[],
-  o: { maxUsers?: number; maxItems?: number; learningRate?: number } = {},
-): Record<string, number> | null {
+  o: { maxUsers?: number; maxItems?: number; learningRate?: number; contextBuckets?: number } = {},
+): StudentModel | null {
   const stateName = `${CHECKPOINT_PREFIX}state.json`;
   if (!snap.manifest.files.some((f) => f.name === stateName)) return null;
   let state: CheckpointState;
@@ -230,7 +294,7 @@ export function evaluateSnapshot(
     );
   }
   const spec = state.spec;
-  if (spec === undefined || (requests.length > 0 && requests[0]?.ctx.length !== spec.contextBuckets))
+  if (spec === undefined || (o.contextBuckets !== undefined && o.contextBuckets !== spec.contextBuckets))
     return null;
   const model = new StudentModel({
     kind: spec.kind,
@@ -257,9 +321,60 @@ export function evaluateSnapshot(
     store.restore(stored);
     model.history = store;
   }
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(evaluate(model, requests))) if (v !== undefined) out[k] = v;
-  return out;
+  return model;
+}
+
+/**
+ * Evaluates a (verified) snapshot on `requests` with the trainer's own evaluation
+ * (src/train/eval.ts, the served score): its trainer checkpoint is restored into a StudentModel.
+ * Null when the snapshot carries no trainer checkpoint or its model's context width differs from
+ * the requests'.
+ *
+ * @example
+ * evaluateSnapshot(pub.loadSnapshot(3), heldOut.requests()); // { recall_at_100_of_top10: …, ndcg_at_10: …, eval_requests: 1000 }
+ */
+export function evaluateSnapshot(
+  snap: LoadedSnapshot,
+  requests: readonly EvalRequest[],
+  o: { maxUsers?: number; maxItems?: number; learningRate?: number } = {},
+): Record<string, number> | null {
+  return scoreSnapshot(snap, requests, o)?.metrics ?? null;
+}
+
+/**
+ * A (verified) snapshot's metrics and per-request values on `requests` (the paired gate's
+ * baseline when its own eval set differs from the candidate's). Null as for {@link evaluateSnapshot}.
+ *
+ * @example
+ * scoreSnapshot(pub.loadSnapshot(3), requests)?.scores.metrics.ndcg_at_10;
+ */
+export function scoreSnapshot(
+  snap: LoadedSnapshot,
+  requests: readonly EvalRequest[],
+  o: { maxUsers?: number; maxItems?: number; learningRate?: number } = {},
+): { metrics: Record<string, number>; scores: RequestScores } | null {
+  const cb = requests[0]?.ctx.length;
+  const model = restoreSnapshotModel(snap, { ...o, ...(cb === undefined ? {} : { contextBuckets: cb }) });
+  if (model === null) return null;
+  const { metrics: m, per } = evaluateScored(model, requests);
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) if (v !== undefined) metrics[k] = v;
+  return { metrics, scores: { ids: requests.map((r) => r.requestId), metrics: { ...per } } };
+}
+
+/**
+ * The per-request values a snapshot's trainer checkpoint stored for its own eval set
+ * (checkpoint/eval-scores.json), or null when it has none (older snapshots).
+ *
+ * @example
+ * storedScores(pub.loadSnapshot(3))?.hash;
+ */
+export function storedScores(
+  snap: LoadedSnapshot,
+): { requests: number; hash: number; ids: string[]; metrics: Record<string, Float64Array> } | null {
+  const name = `${CHECKPOINT_PREFIX}${EVAL_SCORES_FILE}`;
+  if (!snap.manifest.files.some((f) => f.name === name)) return null;
+  return parseScoresFile(snap.file(name), join(snap.dir, name));
 }
 
 /**
@@ -317,11 +432,15 @@ export function openTrainerSnapshots(
     announce?: boolean;
     onResult?: (r: PublishResult) => void;
     onEvent?: (e: SnapshotEvent) => void;
+    /** Live gauge events (scored batches, drops). */
+    onGauge?: (e: GaugeEvent) => void;
   },
 ): {
   snaps: TrainerSnapshots;
   publisher: SnapshotPublisher;
   restored: string | null;
+  /** The live gauge: give it to `Trainer.open({ gauge })`. */
+  gauge: ProgressiveGauge;
   close(): Promise<void>;
 } {
   const publisher = openPublisherFromConfig(c, { announce: o.announce === true, onEvent: o.onEvent });
@@ -329,9 +448,12 @@ export function openTrainerSnapshots(
   const current = publisher.latestPublished();
   if (current?.files.some((f) => f.name === `${CHECKPOINT_PREFIX}state.json`))
     restored = restoreTrainerCheckpoint(publisher.loadSnapshot(current.version), o.out);
+  const gauge = new ProgressiveGauge({ ...c.train.gauge, contextBuckets: c.train.contextBuckets });
+  if (o.onGauge) gauge.on(o.onGauge);
   const snaps = new TrainerSnapshots(publisher, {
     parentVersion: current?.version ?? null,
     ...(o.onResult ? { onResult: o.onResult } : {}),
+    ...(c.train.gauge.share > 0 ? { gauge } : {}),
   });
-  return { snaps, publisher, restored, close: () => publisher.close() };
+  return { snaps, publisher, restored, gauge, close: () => publisher.close() };
 }

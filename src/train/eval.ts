@@ -104,7 +104,164 @@ export function auc(scores: readonly number[], labels: readonly boolean[]): numb
 }
 
 /**
- * Evaluates the student on held-out requests (see the module comment for the metrics).
+ * The score a snapshot serves, as a recall service computes it: the user vector of a request dot
+ * the exported item table's row (`rankdistill recall`, any ANN index over `items.f32`). Every
+ * quality figure — the trainer's held-out metrics, the gate's paired comparison, the live gauge —
+ * is computed through {@link servedScorer}, and the snapshot's `items` table is its `items`
+ * (src/snapshots/student.ts), so what is measured is what is served (a prior column or a history
+ * input added to the served score changes all of them at once).
+ */
+export interface ServedScorer {
+  /** The exported item table: row r of `vectors` (`ids.length × dim`, row-major) is item `ids[r]`. */
+  items: { ids: readonly string[]; dim: number; vectors: Float32Array };
+  /** Row of an item in `items` (-1: unknown, never retrieved). */
+  itemRow(id: string): number;
+  /**
+   * Served user vectors `[requests.length, dim]` of requests (user id, hashed context and, with the
+   * behaviour tower, the user's history before the request, its own candidates left out).
+   */
+  userVectors(requests: readonly Pick<EvalRequest, 'user' | 'ctx' | 'teacher'>[]): Float32Array;
+}
+
+/**
+ * The served score of a model (StudentModel.servedItemVectors: item vectors and the prior column;
+ * servedUserVectors: user vectors, history included, and a constant 1), frozen at the call for the
+ * item side (the table is computed once; a later change of `model.prior` needs a new scorer).
+ *
+ * @example
+ * const s = servedScorer(model); s.items.ids.length; // known items
+ */
+export function servedScorer(model: StudentModel): ServedScorer {
+  const ids = [...model.items.ids];
+  const vectors = model.servedItemVectors();
+  const Fc = model.opts.contextBuckets;
+  return {
+    items: { ids, dim: model.servedDim, vectors },
+    itemRow: (id) => {
+      const r = model.items.find(id);
+      return r < ids.length ? r : -1;
+    },
+    userVectors: (requests) => {
+      const rows = Int32Array.from(requests, (r) => model.users.find(r.user));
+      const ctx = new Float32Array(requests.length * Fc);
+      requests.forEach((r, i) => {
+        ctx.set(r.ctx.subarray(0, Fc), i * Fc);
+      });
+      return model.servedUserVectors(rows, ctx, model.requestHistories(requests));
+    },
+  };
+}
+
+/** Per-request values of the metrics, aligned with the requests (NaN: undefined for that request). */
+export interface PerRequestMetrics {
+  recall_at_100_of_top10: Float64Array;
+  ndcg_at_10: Float64Array;
+  /** NaN where the request has no clicked and unclicked shown candidates. */
+  auc: Float64Array;
+}
+
+/**
+ * Scores every request with `scorer` (see the module comment for the metrics), one value per
+ * request: what the gate's paired test and the live gauge take.
+ *
+ * @example
+ * const per = scoreRequests(servedScorer(model), heldOut.requests());
+ * per.recall_at_100_of_top10[0]; // 0.7: 7 of the teacher's top 10 in the student's top 100
+ */
+export function scoreRequests(
+  scorer: ServedScorer,
+  requests: readonly EvalRequest[],
+  o: EvalOptions = {},
+): PerRequestMetrics {
+  const K = o.k ?? 10;
+  const N = o.n ?? 100;
+  const cut = o.ndcgAt ?? 10;
+  const chunk = o.chunk ?? 64;
+  const n = requests.length;
+  const out: PerRequestMetrics = {
+    recall_at_100_of_top10: new Float64Array(n),
+    ndcg_at_10: new Float64Array(n),
+    auc: new Float64Array(n).fill(Number.NaN),
+  };
+  const { ids, dim: d, vectors: itemVecs } = scorer.items;
+  const M = ids.length;
+  if (n === 0 || M === 0) return out;
+  const topN = Math.min(N, M);
+  const itemsT = tf.tidy(() => tf.transpose(tf.tensor2d(itemVecs, [M, d]))); // [d, M]: plain matMul below
+  try {
+    for (let start = 0; start < n; start += chunk) {
+      const part = requests.slice(start, start + chunk);
+      const uv = scorer.userVectors(part);
+      const top = tf.tidy(() => {
+        const scores = tf.matMul(tf.tensor2d(uv, [part.length, d]), itemsT);
+        return tf.topk(scores, topN).indices.dataSync() as Int32Array;
+      });
+      part.forEach((r, i) => {
+        const at = start + i;
+        const retrieved = new Set<string>();
+        for (let j = 0; j < topN; j++) retrieved.add(ids[top[i * topN + j] as number] as string);
+        o.onTop?.(at, retrieved);
+        const teacherTop = r.teacher.slice(0, K);
+        let hit = 0;
+        for (const id of teacherTop) if (retrieved.has(id)) hit++;
+        out.recall_at_100_of_top10[at] = teacherTop.length > 0 ? hit / teacherTop.length : 0;
+        // candidate scores
+        const scored = r.teacher.map((id) => {
+          const row = scorer.itemRow(id);
+          return { id, s: row < 0 ? Number.NEGATIVE_INFINITY : servedScore(uv, i * d, itemVecs, row * d, d) };
+        });
+        // ties (e.g. an unknown user scores every item alike) are broken by a hash of the id, never
+        // by the teacher's order, which would credit the student with the teacher's ranking
+        const order = [...scored]
+          .map((x) => ({ ...x, h: fnv1a(x.id, 0x71e) }))
+          .sort((a, b) => b.s - a.s || a.h - b.h)
+          .map((x) => x.id);
+        out.ndcg_at_10[at] = ndcgAt(order, r.grades, cut);
+        if (r.clicks.size > 0) {
+          const shown = scored.filter((x) => r.clicks.has(x.id));
+          out.auc[at] = auc(
+            shown.map((x) => x.s),
+            shown.map((x) => r.clicks.get(x.id) === true),
+          );
+        }
+      });
+    }
+  } finally {
+    itemsT.dispose();
+  }
+  return out;
+}
+
+/**
+ * The metrics of per-request values: means (AUC over the requests where it is defined).
+ *
+ * @example
+ * summarize(scoreRequests(scorer, reqs)); // { recall_at_100_of_top10: 0.42, ndcg_at_10: 0.7, eval_requests: 1000 }
+ */
+export function summarize(per: PerRequestMetrics): EvalMetrics {
+  const n = per.recall_at_100_of_top10.length;
+  const mean = (a: Float64Array) => {
+    let s = 0;
+    let c = 0;
+    for (const v of a)
+      if (!Number.isNaN(v)) {
+        s += v;
+        c++;
+      }
+    return { m: c > 0 ? s / c : 0, c };
+  };
+  const out: EvalMetrics = {
+    recall_at_100_of_top10: n > 0 ? mean(per.recall_at_100_of_top10).m : 0,
+    ndcg_at_10: n > 0 ? mean(per.ndcg_at_10).m : 0,
+    eval_requests: n,
+  };
+  const a = mean(per.auc);
+  if (a.c > 0) out.auc = a.m;
+  return out;
+}
+
+/**
+ * Evaluates the student on held-out requests through its served score (see the module comment).
  *
  * @example
  * const m = evaluate(model, heldOut.requests()); // { recall_at_100_of_top10: 0.42, ndcg_at_10: 0.7, ... }
@@ -114,78 +271,29 @@ export function evaluate(
   requests: readonly EvalRequest[],
   o: EvalOptions = {},
 ): EvalMetrics {
-  const K = o.k ?? 10;
-  const N = o.n ?? 100;
-  const cut = o.ndcgAt ?? 10;
-  const chunk = o.chunk ?? 64;
-  const M = model.items.size;
-  const d = model.servedDim;
-  const Fc = model.opts.contextBuckets;
-  if (requests.length === 0 || M === 0) return { recall_at_100_of_top10: 0, ndcg_at_10: 0, eval_requests: 0 };
-  const itemVecs = model.servedItemVectors();
-  const ids = model.items.ids;
-  const topN = Math.min(N, M);
-  let recallSum = 0;
-  let ndcgSum = 0;
-  let aucSum = 0;
-  let aucCount = 0;
-  const itemsT = tf.tidy(() => tf.transpose(tf.tensor2d(itemVecs, [M, d]))); // [d, M]: plain matMul below
-  try {
-    for (let start = 0; start < requests.length; start += chunk) {
-      const part = requests.slice(start, start + chunk);
-      const rows = Int32Array.from(part, (r) => model.users.find(r.user));
-      const ctx = new Float32Array(part.length * Fc);
-      part.forEach((r, i) => {
-        ctx.set(r.ctx, i * Fc);
-      });
-      const uv = model.servedUserVectors(rows, ctx, model.requestHistories(part));
-      const top = tf.tidy(() => {
-        const scores = tf.matMul(tf.tensor2d(uv, [part.length, d]), itemsT);
-        return tf.topk(scores, topN).indices.dataSync() as Int32Array;
-      });
-      part.forEach((r, i) => {
-        const retrieved = new Set<string>();
-        for (let j = 0; j < topN; j++) retrieved.add(ids[top[i * topN + j] as number] as string);
-        o.onTop?.(start + i, retrieved);
-        const teacherTop = r.teacher.slice(0, K);
-        let hit = 0;
-        for (const id of teacherTop) if (retrieved.has(id)) hit++;
-        recallSum += teacherTop.length > 0 ? hit / teacherTop.length : 0;
-        // candidate scores
-        const scored = r.teacher.map((id) => {
-          const row = model.items.find(id);
-          return { id, s: row < 0 ? Number.NEGATIVE_INFINITY : servedScore(uv, i * d, itemVecs, row * d, d) };
-        });
-        // ties (e.g. an unknown user scores every item alike) are broken by a hash of the id, never
-        // by the teacher's order, which would credit the student with the teacher's ranking
-        const order = [...scored]
-          .map((x) => ({ ...x, h: fnv1a(x.id, 0x71e) }))
-          .sort((a, b) => b.s - a.s || a.h - b.h)
-          .map((x) => x.id);
-        ndcgSum += ndcgAt(order, r.grades, cut);
-        if (r.clicks.size > 0) {
-          const shown = scored.filter((x) => r.clicks.has(x.id));
-          const a = auc(
-            shown.map((x) => x.s),
-            shown.map((x) => r.clicks.get(x.id) === true),
-          );
-          if (!Number.isNaN(a)) {
-            aucSum += a;
-            aucCount++;
-          }
-        }
-      });
-    }
-  } finally {
-    itemsT.dispose();
+  return evaluateScored(model, requests, o).metrics;
+}
+
+/**
+ * {@link evaluate} with the per-request values behind the means (what the paired gate compares).
+ *
+ * @example
+ * const { metrics, per } = evaluateScored(model, heldOut.requests());
+ */
+export function evaluateScored(
+  model: StudentModel,
+  requests: readonly EvalRequest[],
+  o: EvalOptions = {},
+): { metrics: EvalMetrics; per: PerRequestMetrics } {
+  if (requests.length === 0 || model.items.size === 0) {
+    const nan = () => new Float64Array(requests.length).fill(Number.NaN);
+    return {
+      metrics: { recall_at_100_of_top10: 0, ndcg_at_10: 0, eval_requests: 0 },
+      per: { recall_at_100_of_top10: nan(), ndcg_at_10: nan(), auc: nan() },
+    };
   }
-  const out: EvalMetrics = {
-    recall_at_100_of_top10: recallSum / requests.length,
-    ndcg_at_10: ndcgSum / requests.length,
-    eval_requests: requests.length,
-  };
-  if (aucCount > 0) out.auc = aucSum / aucCount;
-  return out;
+  const per = scoreRequests(servedScorer(model), requests, o);
+  return { metrics: summarize(per), per };
 }
 
 /**

@@ -208,6 +208,49 @@ export interface StoredEvalRequest {
   clicks: [string, boolean][];
 }
 
+function emptyEvalRequest(
+  v: { request_id: string; user_id: string; context?: Readonly<Record<string, number>> | null },
+  contextBuckets: number,
+): EvalRequest {
+  return {
+    requestId: v.request_id,
+    user: v.user_id,
+    ctx: hashFeatures(v.context, contextBuckets),
+    teacher: [],
+    grades: new Map(),
+    clicks: new Map(),
+  };
+}
+
+/** Adds what a pointwise or listwise record says of its request (teacher order, grades, clicks). */
+function absorbRecord(e: EvalRequest, r: Exclude<LabelRecord, { kind: 'pairwise' }>): void {
+  const sorted = [...r.value.items].sort((a, b) => a.rank - b.rank);
+  if (e.teacher.length === 0) e.teacher = sorted.map((i) => i.item_id);
+  if (r.kind === 'listwise') for (const it of r.value.items) e.grades.set(it.item_id, it.grade);
+  else {
+    for (const it of r.value.items) {
+      if (!e.grades.has(it.item_id)) e.grades.set(it.item_id, gradeFromRank(it.rank));
+      if (it.clicked !== null) e.clicks.set(it.item_id, it.clicked);
+    }
+  }
+}
+
+/**
+ * The evaluation request of one pointwise or listwise record (the live gauge scores requests one
+ * record at a time; the held-out set merges a request's records).
+ *
+ * @example
+ * const e = evalRequestOf({ kind: 'listwise', value: rec }, 16); e.teacher; // ids in teacher order
+ */
+export function evalRequestOf(
+  r: Exclude<LabelRecord, { kind: 'pairwise' }>,
+  contextBuckets: number,
+): EvalRequest {
+  const e = emptyEvalRequest(r.value, contextBuckets);
+  absorbRecord(e, r);
+  return e;
+}
+
 /**
  * Collects the held-out slice (a fixed hash of request_id, `percent` of requests) into evaluation
  * requests, merging a request's pointwise and listwise records.
@@ -242,6 +285,12 @@ export class HeldOut {
     readonly contextBuckets: number,
     /** Start of the slice's hash range, in percent (see isHeldOut). */
     readonly from = 0,
+    /**
+     * `first`: the first `max` held-out requests, then frozen [default]. `latest`: the latest `max`
+     * (the oldest leaves as a new one joins), so the set follows a drifting stream; the gate then
+     * re-scores the current snapshot on each candidate's set (like with like).
+     */
+    readonly mode: 'first' | 'latest' = 'first',
   ) {}
 
   /** True when the record is held out (and was absorbed); false when it is for training. */
@@ -251,27 +300,16 @@ export class HeldOut {
     if (r.kind === 'pairwise') return true; // pairs carry no full order: held out, not evaluated
     let e = this.byId.get(v.request_id);
     if (e === undefined) {
-      if (this.byId.size >= this.max) return true; // frozen: held out, not evaluated
-      e = {
-        requestId: v.request_id,
-        user: v.user_id,
-        ctx: hashFeatures(v.context, this.contextBuckets),
-        teacher: [],
-        grades: new Map(),
-        clicks: new Map(),
-      };
+      if (this.byId.size >= this.max) {
+        if (this.mode === 'first') return true; // frozen: held out, not evaluated
+        const oldest = this.byId.keys().next().value;
+        if (oldest !== undefined) this.byId.delete(oldest);
+      }
+      e = emptyEvalRequest(r.value, this.contextBuckets);
       this.byId.set(v.request_id, e);
     }
     this.cached = undefined;
-    const sorted = [...r.value.items].sort((a, b) => a.rank - b.rank);
-    if (e.teacher.length === 0) e.teacher = sorted.map((i) => i.item_id);
-    if (r.kind === 'listwise') for (const it of r.value.items) e.grades.set(it.item_id, it.grade);
-    else {
-      for (const it of r.value.items) {
-        if (!e.grades.has(it.item_id)) e.grades.set(it.item_id, gradeFromRank(it.rank));
-        if (it.clicked !== null) e.clicks.set(it.item_id, it.clicked);
-      }
-    }
+    absorbRecord(e, r);
     return true;
   }
 

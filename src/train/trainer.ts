@@ -33,9 +33,10 @@ import {
   type SourcePosition,
   writeCheckpoint,
 } from './checkpoint.ts';
-import { chooseBeta, type EvalMetrics, evaluate } from './eval.ts';
+import { chooseBeta, type EvalMetrics, evaluateScored, type PerRequestMetrics } from './eval.ts';
 import { HeldOut, type LabelRecord, type StoredEvalRequest, toUnits, type Unit } from './examples.ts';
 import { FrequencyEstimator } from './frequency.ts';
+import type { ProgressiveGauge } from './gauge.ts';
 import { mulberry32 } from './hash.ts';
 import { HistoryStore, recordItems } from './history.ts';
 import { StudentModel } from './model.ts';
@@ -75,6 +76,8 @@ export interface TrainerOptions {
   onEvent?: (e: TrainerEvent) => void;
   /** Emit a `step` event every N steps [100]. */
   logEverySteps?: number;
+  /** The live gauge: sees every training record before the trainer learns from it. */
+  gauge?: ProgressiveGauge;
 }
 
 export interface RunSummary {
@@ -151,6 +154,7 @@ export class Trainer {
   private sinceCheckpoint = 0;
   private lastCheckpointAt = Date.now();
   private lastMetrics: Record<string, number> = {};
+  private readonly gauge: ProgressiveGauge | undefined;
 
   private constructor(o: TrainerOptions, backend: BackendInfo) {
     this.c = o.config;
@@ -162,15 +166,25 @@ export class Trainer {
     this.history = historyFromConfig(o.config);
     this.model.history = this.history;
     this.loss = lossOptions(o.config);
-    this.heldOut = new HeldOut(o.config.heldOutPercent, o.config.evalRequests, o.config.contextBuckets);
+    this.heldOut = new HeldOut(
+      o.config.heldOutPercent,
+      o.config.evalRequests,
+      o.config.contextBuckets,
+      0,
+      o.config.evalSet,
+    );
+    // beta is re-chosen at each checkpoint and never compared across checkpoints: the validation
+    // set follows the stream like the eval set when evalSet is 'latest'
     this.validation = new HeldOut(
       o.config.validationPercent,
       o.config.validationRequests,
       o.config.contextBuckets,
       o.config.heldOutPercent,
+      o.config.evalSet,
     );
     this.setBeta(o.config.priorBeta === 'auto' ? 1 : o.config.priorBeta);
     this.logEvery = o.logEverySteps ?? 100;
+    this.gauge = o.gauge;
     const ck = latestCheckpoint(o.out);
     if (ck !== undefined) {
       const spec = this.model.spec();
@@ -300,6 +314,7 @@ export class Trainer {
     for (const r of b.labels) {
       this.totals.records++;
       if (this.heldOut.offer(r) || this.validation.offer(r)) continue;
+      this.gauge?.observe(r); // progressive validation: scored before it is trained on
       const units = toUnits(r, uo);
       if (this.history !== null) {
         // the history before this record, its request's own items left out; then the record joins it
@@ -386,9 +401,22 @@ export class Trainer {
   }
 
   evaluate(): EvalMetrics {
-    const m = evaluate(this.model, this.heldOut.requests());
-    m.eval_set_hash = this.heldOut.identity().hash;
-    return m;
+    return this.evaluateScored().metrics;
+  }
+
+  /** {@link evaluate} with the per-request values (stored in the checkpoint for the paired gate). */
+  private evaluateScored(): { metrics: EvalMetrics; scores: StoredRequestScores } {
+    const requests = this.heldOut.requests();
+    const { metrics, per } = evaluateScored(this.model, requests);
+    metrics.eval_set_hash = this.heldOut.identity().hash;
+    return {
+      metrics,
+      scores: toStoredScores(
+        requests.map((r) => r.requestId),
+        per,
+        this.heldOut.identity(),
+      ),
+    };
   }
 
   /**
@@ -399,9 +427,12 @@ export class Trainer {
     while (this.buffer.length > 0) this.step();
     const prior = this.choosePrior();
     const metrics: Record<string, number> = {};
+    const extraFiles: { name: string; data: string }[] = [];
     if (this.heldOut.size > 0) {
-      for (const [k, v] of Object.entries(this.evaluate())) if (v !== undefined) metrics[k] = v;
+      const e = this.evaluateScored();
+      for (const [k, v] of Object.entries(e.metrics)) if (v !== undefined) metrics[k] = v;
       this.lastMetrics = metrics;
+      extraFiles.push({ name: EVAL_SCORES_FILE, data: JSON.stringify(e.scores) });
     }
     const seq = this.seq + 1;
     const ranges = this.pending;
@@ -432,6 +463,7 @@ export class Trainer {
         ...(this.history !== null
           ? [{ name: HISTORY_FILE, data: JSON.stringify(this.history.toJSON()) }]
           : []),
+        ...extraFiles,
       ],
     );
     this.seq = seq;
@@ -497,6 +529,70 @@ export function parseHistoryFile(bytes: Uint8Array, where: string): [string, [st
       `${where}: ${HISTORY_FILE}: expected an array of [user, [[item, request], ...]], found ${JSON.stringify(v).slice(0, 120)}`,
     );
   return v as [string, [string, string][]][];
+}
+
+/**
+ * The checkpoint file holding the per-request metric values of its evaluation (the paired gate's
+ * input, src/snapshots/gate.ts): `{ requests, hash, ids, metrics: { name: (number | null)[] } }`,
+ * null where a value is undefined (AUC without clicks).
+ */
+export const EVAL_SCORES_FILE = 'eval-scores.json';
+
+/** Per-request values as stored in {@link EVAL_SCORES_FILE}. */
+export interface StoredRequestScores {
+  /** Identity of the evaluation set (see evalSetIdentity in ./examples.ts). */
+  requests: number;
+  hash: number;
+  ids: string[];
+  metrics: Record<string, (number | null)[]>;
+}
+
+/**
+ * Per-request values in their stored form.
+ *
+ * @example
+ * toStoredScores(reqs.map((r) => r.requestId), scoreRequests(scorer, reqs), evalSetIdentity(reqs));
+ */
+export function toStoredScores(
+  ids: string[],
+  per: PerRequestMetrics,
+  identity: { requests: number; hash: number },
+): StoredRequestScores {
+  const metrics: Record<string, (number | null)[]> = {};
+  for (const [k, v] of Object.entries(per) as [string, Float64Array][])
+    metrics[k] = Array.from(v, (x) => (Number.isFinite(x) ? x : null));
+  return { requests: identity.requests, hash: identity.hash, ids, metrics };
+}
+
+/**
+ * Stored per-request values back to numbers (null → NaN).
+ *
+ * @throws RankdistillError SNAPSHOT_CORRUPT when the bytes are not stored scores.
+ * @example
+ * const s = parseScoresFile(bytes, 'snapshots/v3/checkpoint'); s.metrics.ndcg_at_10[0];
+ */
+export function parseScoresFile(
+  bytes: Uint8Array,
+  where: string,
+): { requests: number; hash: number; ids: string[]; metrics: Record<string, Float64Array> } {
+  const v = parseJsonFile(bytes, where, EVAL_SCORES_FILE) as Partial<StoredRequestScores>;
+  const ids = v.ids;
+  const ok =
+    Array.isArray(ids) &&
+    typeof v.hash === 'number' &&
+    typeof v.requests === 'number' &&
+    typeof v.metrics === 'object' &&
+    v.metrics !== null &&
+    Object.values(v.metrics).every((a) => Array.isArray(a) && a.length === ids.length);
+  if (!ok || ids === undefined || v.metrics === undefined)
+    throw new RankdistillError(
+      'SNAPSHOT_CORRUPT',
+      `${where}: ${EVAL_SCORES_FILE}: expected {requests, hash, ids, metrics} with one value per id, found ${JSON.stringify(v).slice(0, 120)}`,
+    );
+  const metrics: Record<string, Float64Array> = {};
+  for (const [k, a] of Object.entries(v.metrics))
+    metrics[k] = Float64Array.from(a, (x) => (typeof x === 'number' ? x : Number.NaN));
+  return { requests: v.requests as number, hash: v.hash as number, ids, metrics };
 }
 
 /**

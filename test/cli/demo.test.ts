@@ -35,6 +35,9 @@ test('demo: the distilled student beats the untrained one on agreement with the 
   const { before, after: distilled } = report.agreement;
   t.diagnostic(`agreement before ${JSON.stringify(before)} after ${JSON.stringify(distilled)}`);
   assert.ok(distilled.eval_requests > 0, 'held-out requests were evaluated');
+  // the report's figures are the serving (current) snapshot's, named
+  assert.equal(report.agreement.afterVersion, report.snapshots.current);
+  assert.match(run.stdout, new RegExp(`current v${report.snapshots.current}`));
   assert.ok(
     distilled.recall_at_100_of_top10 > before.recall_at_100_of_top10,
     `recall: distilled ${distilled.recall_at_100_of_top10} vs untrained ${before.recall_at_100_of_top10}`,

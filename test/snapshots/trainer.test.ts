@@ -36,6 +36,11 @@ const config = parseConfig({
   },
 }).train;
 
+/** The paired gate with every tolerance at its maximum: no candidate is rejected. */
+const OPEN_GATE = parseConfig({
+  snapshots: { gate: { primaryTolerance: 1, secondary: { ndcg_at_10: 1, auc: 1 } } },
+}).snapshots.gate;
+
 /** `records` synthetic pointwise label records as batches of 25 from offset `from`. */
 async function* batches(
   teacher: SyntheticTeacher,
@@ -85,6 +90,9 @@ describe('trainer snapshots', () => {
       dir: join(root, 'snapshots'),
       registry: join(root, 'snapshots', 'r.sqlite'),
       gateTolerance: 1,
+      // this test is about the checkpoint → snapshot → resume path, not the gate: a paired gate that
+      // lets every candidate through (a significant drop on a few dozen requests is a real outcome)
+      gate: OPEN_GATE,
       modelName: 's',
     });
     const snaps = new TrainerSnapshots(pub);

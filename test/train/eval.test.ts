@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { initBackend } from '../../src/train/backend.ts';
-import { auc, evaluate, ndcgAt } from '../../src/train/eval.ts';
+import { auc, evaluate, ndcgAt, scoreRequests, servedScorer } from '../../src/train/eval.ts';
 import type { EvalRequest } from '../../src/train/examples.ts';
 import { StudentModel } from '../../src/train/model.ts';
 
@@ -28,8 +28,8 @@ test('AUC: pairs won, ties count one half', () => {
   assert.ok(Number.isNaN(auc([1, 2], [true, true])));
 });
 
-test('evaluate scores the whole catalog with user · item vectors', () => {
-  // FM without features: user vector [e_u, 1], item vector [e_i, b_i]; dim 1 makes scores e_u·e_i + b_i
+/** FM, dim 1, no features: user u (e_u = 1) and 150 items, item k scoring k (the top 100: 50..149). */
+function catalogModel(): StudentModel {
   const m = new StudentModel({
     kind: 'fm',
     dim: 1,
@@ -46,7 +46,11 @@ test('evaluate scores the whole catalog with user · item vectors', () => {
     m.items.values[r * 2] = k;
     m.items.values[r * 2 + 1] = 0;
   }
-  const req: EvalRequest = {
+  return m;
+}
+
+function catalogRequest(): EvalRequest {
+  return {
     requestId: 'r',
     user: 'u',
     ctx: new Float32Array(0),
@@ -62,6 +66,12 @@ test('evaluate scores the whole catalog with user · item vectors', () => {
       ['i1', false],
     ]),
   };
+}
+
+test('evaluate scores the whole catalog with user · item vectors', () => {
+  // FM without features: user vector [e_u, 1], item vector [e_i, b_i]; dim 1 makes scores e_u·e_i + b_i
+  const m = catalogModel();
+  const req = catalogRequest();
   const r = evaluate(m, [req]);
   assert.equal(r.recall_at_100_of_top10, 0.5);
   assert.equal(r.auc, 1);
@@ -73,4 +83,24 @@ test('evaluate scores the whole catalog with user · item vectors', () => {
   );
   assert.ok(Math.abs(r.ndcg_at_10 - expected) < 1e-12);
   assert.equal(r.eval_requests, 1);
+});
+
+test('servedScorer (gate, gauge, snapshot items table) scores with the exposure prior and the served vectors', () => {
+  const m = catalogModel();
+  const req = catalogRequest();
+  // a prior that lifts i0..i4 above every other item: the served score retrieves them
+  m.prior = { beta: 1, logQ: (id) => (['i0', 'i1', 'i2', 'i3', 'i4'].includes(id) ? 1000 : 0) };
+  const sc = servedScorer(m);
+  assert.equal(sc.items.dim, m.servedDim);
+  assert.deepEqual(sc.items.vectors, m.servedItemVectors());
+  assert.deepEqual(
+    sc.userVectors([req]),
+    m.servedUserVectors(Int32Array.of(m.users.find('u')), new Float32Array(0)),
+  );
+  const per = scoreRequests(sc, [req]);
+  assert.equal(per.recall_at_100_of_top10[0], 1);
+  assert.equal(evaluate(m, [req]).recall_at_100_of_top10, 1);
+  // without the prior, the same scorer path finds the five retrievable ones only
+  m.prior = null;
+  assert.equal(scoreRequests(servedScorer(m), [req]).recall_at_100_of_top10[0], 0.5);
 });

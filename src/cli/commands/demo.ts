@@ -33,8 +33,8 @@ import { createWorld, userIndex } from '../../sim/world.ts';
 import type { PublishResult } from '../../snapshots/publisher.ts';
 import { registryPathOf } from '../../snapshots/registry.ts';
 import { loadSnapshotDir } from '../../snapshots/store.ts';
-import { openTrainerSnapshots } from '../../snapshots/trainer.ts';
-import { evaluate } from '../../train/eval.ts';
+import { evaluateSnapshot, openTrainerSnapshots } from '../../snapshots/trainer.ts';
+import { type EvalMetrics, evaluate } from '../../train/eval.ts';
 import type { EvalRequest } from '../../train/examples.ts';
 import { isHeldOut } from '../../train/hash.ts';
 import type { StudentModel } from '../../train/model.ts';
@@ -98,10 +98,24 @@ export interface DemoReport {
     examplesPerSecond: number;
     checkpoints: number;
   };
-  agreement: { before: Agreement; after: Agreement };
+  /**
+   * `after` is the CURRENT snapshot's agreement (version `afterVersion`), the model that serves;
+   * `finalModel` is the last trained model's, which the gate may have rejected.
+   */
+  agreement: { before: Agreement; after: Agreement; afterVersion: number | null; finalModel: Agreement };
   /** Recall of the teacher's top 10 in the top 100 of the references, on the same requests. */
   references: { mostPopular: number; ceiling: number; oracleDraws: number };
-  curve: { examples: number; recall_at_100_of_top10: number; ndcg_at_10: number }[];
+  /** Held-out agreement at each checkpoint; `eval_requests`: the set's size then (it grows at first). */
+  curve: { examples: number; recall_at_100_of_top10: number; ndcg_at_10: number; eval_requests: number }[];
+  /** Live quality (progressive validation) per serving snapshot version: training requests scored before training. */
+  live: {
+    version: number;
+    requests: number;
+    recall: number;
+    ndcg: number;
+    popRecall: number;
+    popNdcg: number;
+  }[];
   snapshots: {
     dir: string;
     registry: string;
@@ -278,12 +292,14 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
   };
   const results: PublishResult[] = [];
   const s = openTrainerSnapshots(cfg, { out: dirs.checkpoints, onResult: (r) => results.push(r) });
+  const gauge = cfg.train.gauge.share > 0 ? { gauge: s.gauge } : {};
   const curve: DemoReport['curve'] = [];
   let trainer: Trainer | undefined;
   trainer = await Trainer.open({
     config: cfg.train,
     out: dirs.checkpoints,
     logEverySteps: 5,
+    ...gauge,
     onEvent: (e) => {
       if (e.type === 'step')
         progress.update(
@@ -291,7 +307,7 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
         );
       if (e.type === 'checkpoint' && trainer) {
         s.snaps.onCheckpoint(trainer.model, e.dir, e.metrics);
-        curve.push({ examples: e.examples, ...pick(e.metrics) });
+        curve.push({ examples: e.examples, ...pick(e.metrics), eval_requests: e.metrics.eval_requests ?? 0 });
         progress.line(
           `checkpoint ${e.seq}: ${fmt(e.examples)} examples, recall@100 of teacher top-10 ${(e.metrics.recall_at_100_of_top10 ?? 0).toFixed(3)}, NDCG@10 ${(e.metrics.ndcg_at_10 ?? 0).toFixed(3)}`,
         );
@@ -309,19 +325,33 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
       }),
     );
     await s.snaps.drain();
-  } finally {
+  } catch (e) {
     await s.close();
+    throw e;
   }
   const trainSeconds = secs(Date.now() - t2);
   const heldOut = trainer.heldOut.requests();
+  const before = agreement(evaluate(untrainedTwin(trainer.model, cfg.train), heldOut));
+  const finalModel = agreement(trainer.evaluate());
+  // what serves is the current snapshot, not the last model trained (the gate may have rejected it)
+  const currentVersion = s.publisher.latestPublished()?.version ?? null;
+  let after = finalModel;
+  try {
+    if (currentVersion !== null) {
+      const m = evaluateSnapshot(s.publisher.loadSnapshot(currentVersion), heldOut);
+      if (m !== null) after = agreement(m as unknown as EvalMetrics);
+    }
+  } finally {
+    await s.close();
+  }
+  const live = [...s.gauge.byVersion()].map(([version, v]) => ({ version, ...v }));
   progress.update('references: most-popular and the ceiling of the world');
   const references = await referenceRecall(dirs.labels, heldOut, cfg.train, p);
-  const before = agreement(evaluate(untrainedTwin(trainer.model, cfg.train), heldOut));
-  const after = agreement(trainer.evaluate());
   curve.unshift({
     examples: 0,
     recall_at_100_of_top10: before.recall_at_100_of_top10,
     ndcg_at_10: before.ndcg_at_10,
+    eval_requests: before.eval_requests,
   });
   const published = results.filter((r) => r.status === 'published').map((r) => r.version);
   const rejected = results
@@ -359,9 +389,10 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
       examplesPerSecond: summary.examples / Math.max(trainSeconds, 0.001),
       checkpoints: summary.checkpoints,
     },
-    agreement: { before, after },
+    agreement: { before, after, afterVersion: currentVersion, finalModel },
     references,
     curve,
+    live,
     snapshots: {
       dir: dirs.snapshots,
       registry: registryPathOf(cfg.snapshots),
@@ -404,8 +435,8 @@ export async function runDemo(o: DemoOpts, base: Config): Promise<DemoReport> {
         })),
       ],
       {
-        title: `Student agreement with the teacher (held-out requests, ${p.items} items)`,
-        xLabel: `training examples seen (the held-out set fills up to ${cfg.train.evalRequests} requests over the first points)`,
+        title: `Student agreement with the teacher (held-out requests, ${p.items} items)${evalSetNote(curve)}`,
+        xLabel: 'training examples seen',
         yLabel: 'agreement',
       },
     ),
@@ -507,6 +538,17 @@ async function referenceRecall(
 
 type SimTruthParams = Awaited<ReturnType<typeof simulate>>['truth']['params'];
 
+/** What the plot says of its held-out set: fixed, or growing over the first points. */
+function evalSetNote(curve: DemoReport['curve']): string {
+  const sizes = curve.slice(1).map((q) => q.eval_requests);
+  const last = sizes.at(-1);
+  if (last === undefined) return '';
+  const firstFull = sizes.indexOf(last);
+  return firstFull <= 0
+    ? `; same ${last} requests at every point`
+    : `; set grows ${sizes[0]}→${last} over the first ${firstFull + 1} points (gate compares like with like)`;
+}
+
 function pick(m: Record<string, number>): { recall_at_100_of_top10: number; ndcg_at_10: number } {
   return { recall_at_100_of_top10: m.recall_at_100_of_top10 ?? 0, ndcg_at_10: m.ndcg_at_10 ?? 0 };
 }
@@ -535,14 +577,31 @@ export function reportText(r: DemoReport): string {
     `          labels: ${r.label.labels} (pointwise ${c.pointwise}, pairwise ${c.pairwise}, listwise ${c.listwise}) in ${r.label.seconds} s = ${fmt(r.label.labelsPerSecond)} labels/s (${fmt(r.label.inputRecordsPerSecond)} input records/s)`,
     `train     ${r.train.examples} examples (${r.train.records} label records, ${r.train.steps} steps) in ${r.train.seconds} s = ${fmt(r.train.examplesPerSecond)} examples/s on ${r.train.backend}; ${r.train.checkpoints} checkpoints`,
     '',
-    `agreement with the teacher on ${a.after.eval_requests} held-out requests   untrained   distilled   change`,
+    `agreement with the teacher on ${a.after.eval_requests} held-out requests   untrained   ${a.afterVersion === null ? 'final model' : `current v${a.afterVersion}`.padStart(11)}   change`,
     `  recall of teacher top-10 in student top-100 (catalog) ${f4(a.before.recall_at_100_of_top10).padStart(9)}   ${f4(a.after.recall_at_100_of_top10).padStart(9)}   ${delta(a.before.recall_at_100_of_top10, a.after.recall_at_100_of_top10)}`,
     `  NDCG@10 of the candidates against teacher grades    ${f4(a.before.ndcg_at_10).padStart(9)}   ${f4(a.after.ndcg_at_10).padStart(9)}   ${delta(a.before.ndcg_at_10, a.after.ndcg_at_10)}`,
+    ...(a.afterVersion !== null &&
+    (a.finalModel.recall_at_100_of_top10 !== a.after.recall_at_100_of_top10 ||
+      a.finalModel.ndcg_at_10 !== a.after.ndcg_at_10)
+      ? [
+          `  (the last model trained, not serving: recall ${f4(a.finalModel.recall_at_100_of_top10)}, NDCG@10 ${f4(a.finalModel.ndcg_at_10)})`,
+        ]
+      : []),
     '',
-    `the student's recall against the references on the same requests`,
+    `the ${a.afterVersion === null ? 'final model' : `current snapshot v${a.afterVersion}`}'s recall against the references on the same requests`,
     `  most-popular (100 most clicked items in the training labels)   ${f4(r.references.mostPopular)}   student ${(a.after.recall_at_100_of_top10 / Math.max(1e-9, r.references.mostPopular)).toFixed(2)}× of it`,
     `  ceiling (knows the true affinities and the candidate mix)      ${f4(r.references.ceiling)}   student at ${((100 * a.after.recall_at_100_of_top10) / Math.max(1e-9, r.references.ceiling)).toFixed(0)}% of it`,
     `  (the ceiling: ${r.references.oracleDraws} simulated requests per user, the 100 items most often in the teacher's top 10 — no retriever that does not see the request's candidate list can do much better)`,
+    ...(r.live.length === 0
+      ? []
+      : [
+          '',
+          'live quality (progressive validation: training requests scored by the serving snapshot before training on them)',
+          ...r.live.map(
+            (l) =>
+              `  v${l.version} on ${l.requests} requests: recall ${f4(l.recall)} NDCG@10 ${f4(l.ndcg)}   most-popular: recall ${f4(l.popRecall)} NDCG@10 ${f4(l.popNdcg)}`,
+          ),
+        ]),
     '',
     `snapshots published ${r.snapshots.published.length} (${r.snapshots.published.map((v) => `v${v}`).join(', ') || 'none'}), rejected ${r.snapshots.rejected.length}${r.snapshots.rejected.map((x) => `; v${x.version}: ${x.reasons.join(', ')}`).join('')}; current ${r.snapshots.current === null ? 'none' : `v${r.snapshots.current}`}`,
     `          ${r.snapshots.dir}`,

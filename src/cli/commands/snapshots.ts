@@ -2,6 +2,8 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type Config, loadConfig } from '../../config/index.ts';
 import { errorMessage, RankdistillError } from '../../errors.ts';
+import { formatLive } from '../../metrics/index.ts';
+import { formatGateSummary } from '../../snapshots/gate.ts';
 import { openPublisherFromConfig } from '../../snapshots/publisher.ts';
 import { openRegistry, registryPathOf, type SnapshotRecord } from '../../snapshots/registry.ts';
 import { loadSnapshotDir } from '../../snapshots/store.ts';
@@ -75,7 +77,7 @@ export function register(program: Command): void {
           const mark = current?.snapshot.version === s.version ? '*' : ' ';
           const parent = s.parentVersion === null ? '-' : `v${s.parentVersion}`;
           console.log(
-            `${mark} v${s.version}\t${s.status}\t${new Date(s.createdAt).toISOString()}\tparent ${parent}\t${metricsText(s.metrics)}${s.reason ? `\treason: ${s.reason}` : ''}`,
+            `${mark} v${s.version}\t${s.status}\t${new Date(s.createdAt).toISOString()}\tparent ${parent}\t${metricsText(s.metrics)}${s.gate ? `\tgate: ${formatGateSummary(s.gate)}` : ''}${s.live ? `\tlive: ${formatLive(s.live)}` : ''}${s.reason ? `\treason: ${s.reason}` : ''}`,
           );
         }
       } finally {

@@ -1,12 +1,14 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.ts';
-import { RankdistillError } from '../../errors.ts';
+import { errorMessage, RankdistillError } from '../../errors.ts';
 import { withKafkaAccess } from '../../kafka/access.ts';
 import { aclsForRole } from '../../kafka/acls.ts';
 import { createKafka } from '../../kafka/client.ts';
+import { type MetricsServer, serveMetrics, TrainerMetrics } from '../../metrics/index.ts';
 import type { PublishResult } from '../../snapshots/publisher.ts';
 import { openTrainerSnapshots } from '../../snapshots/trainer.ts';
+import type { GaugeEvent, ProgressiveGauge } from '../../train/gauge.ts';
 import { KafkaLabelSource } from '../../train/kafka-source.ts';
 import { fileBatches, labelFiles } from '../../train/sources.ts';
 import { Trainer, type TrainerEvent } from '../../train/trainer.ts';
@@ -100,31 +102,69 @@ export function register(program: Command): void {
           };
         // snapshots (docs/SNAPSHOTS.md "With the trainer"): opened before the trainer, which resumes
         // from the current snapshot's checkpoint when --out holds nothing newer
+        // the live gauge (progressive validation) on the trainer's /metrics
+        const metrics = new TrainerMetrics();
+        let gaugeRef: ProgressiveGauge | undefined;
+        const onGauge = (e: GaugeEvent) => {
+          if (e.type === 'drop') {
+            metrics.drops.inc();
+            console.log(JSON.stringify({ event: 'live-quality-drop', level: 'warn', ...e, type: undefined }));
+          }
+          const l = gaugeRef?.live();
+          if (l) metrics.update(l);
+        };
         const snapshots =
           opts.snapshots !== undefined || opts.announce || opts.kafka
             ? openTrainerSnapshots(cfg, {
                 out: opts.out,
                 announce: opts.announce === true || (opts.kafka === true && opts.announce !== false),
                 onResult: logSnapshot,
+                onGauge,
               })
             : undefined;
+        gaugeRef = snapshots?.gauge;
+        // the long-running trainer (--kafka) serves /metrics; a port in use costs the endpoint, not
+        // the training (said in one line)
+        let server: MetricsServer | undefined;
+        if (opts.kafka && snapshots && cfg.metrics.enabled)
+          try {
+            server = await serveMetrics(
+              metrics.registry,
+              cfg.train.metricsPort,
+              () => true,
+              cfg.metrics.host,
+            );
+            console.log(JSON.stringify({ event: 'metrics', port: server.port }));
+          } catch (e) {
+            console.log(
+              JSON.stringify({
+                event: 'metrics-unavailable',
+                level: 'warn',
+                error: `train.metricsPort ${cfg.train.metricsPort}: ${errorMessage(e)}`,
+              }),
+            );
+          }
         const epochs = positiveInt('--epochs', opts.epochs) ?? 1;
         const maxExamples = positiveInt('--max-examples', opts.maxExamples);
         const idleExitMs = positiveInt('--idle-exit-ms', opts.idleExitMs);
         const files = opts.labels === undefined ? [] : labelFiles(opts.labels);
         let source: KafkaLabelSource | undefined;
         let trainer: Trainer | undefined;
-        // A failed open must not leave the snapshots' announcer (a Kafka producer) holding the
-        // process alive: close it and fail.
+        // A failed open must not leave the snapshots' announcer (a Kafka producer) or the /metrics
+        // server holding the process alive: close them and fail.
         const closeSnapshotsAndThrow = async (e: unknown): Promise<never> => {
           await snapshots?.close().catch(() => undefined);
+          await server?.close().catch(() => undefined);
           throw e;
         };
         trainer = await Trainer.open({
           config: cfg.train,
           out: opts.out,
+          ...(snapshots && cfg.train.gauge.share > 0 ? { gauge: snapshots.gauge } : {}),
           onEvent: (e) => {
             log(e);
+            const live = e.type === 'checkpoint' ? snapshots?.gauge.live() : undefined;
+            if (live) console.log(JSON.stringify({ event: 'live', ...live }));
             if (e.type === 'checkpoint' && trainer && snapshots)
               snapshots.snaps.onCheckpoint(trainer.model, e.dir, e.metrics);
             if (e.type === 'checkpoint' && trainer && source) {
@@ -185,6 +225,7 @@ export function register(program: Command): void {
         } finally {
           await source?.close();
           await snapshots?.close();
+          await server?.close();
         }
         console.log(JSON.stringify({ event: 'done', ...summary }));
       },

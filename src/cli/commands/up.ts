@@ -24,6 +24,7 @@ import type { Config } from '../../config/schema.ts';
 import { errorMessage, RankdistillError } from '../../errors.ts';
 import { createKafka } from '../../kafka/client.ts';
 import { createTopicsAndWait, ensureTopics } from '../../kafka/topics.ts';
+import { formatLive } from '../../metrics/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'rankdistill.mjs');
@@ -65,6 +66,8 @@ interface TrainerState {
   published: number[];
   rejected: number[];
   metrics: Record<string, number>;
+  /** Live quality of the serving snapshot (progressive validation), from its `live` events. */
+  live: Record<string, number> | undefined;
 }
 
 /** Parses the Prometheus text format into `name{labels}` → value (summing nothing). */
@@ -245,6 +248,7 @@ export async function runUp(o: UpOpts, base: Config): Promise<number> {
       ...process.env,
       RANKDISTILL_KAFKA__BROKERS: brokers,
       RANKDISTILL_METRICS__PORT: '0', // ephemeral: read back from the labeler's log
+      RANKDISTILL_TRAIN__METRICS_PORT: '0', // the trainer's (the live gauge), logged likewise
       ...(process.env.RANKDISTILL_STORE__DIR ? {} : { RANKDISTILL_STORE__DIR: join(dir, 'state') }),
       ...(process.env.RANKDISTILL_SNAPSHOTS__DIR
         ? {}
@@ -282,7 +286,14 @@ export async function runUp(o: UpOpts, base: Config): Promise<number> {
     onJsonLines(labeler.proc.stderr, (v) => {
       if (v.msg === 'metrics listening' && typeof v.port === 'number') metricsPort = v.port;
     });
-    const ts: TrainerState = { examples: 0, checkpoints: 0, published: [], rejected: [], metrics: {} };
+    const ts: TrainerState = {
+      examples: 0,
+      checkpoints: 0,
+      published: [],
+      rejected: [],
+      metrics: {},
+      live: undefined,
+    };
     onJsonLines(trainer.proc.stdout, (v) => {
       if ((v.event === 'step' || v.event === 'checkpoint') && typeof v.examples === 'number')
         ts.examples = v.examples;
@@ -290,6 +301,7 @@ export async function runUp(o: UpOpts, base: Config): Promise<number> {
         ts.checkpoints++;
         ts.metrics = (v.metrics ?? {}) as Record<string, number>;
       }
+      if (v.event === 'live' && typeof v.version === 'number') ts.live = v as Record<string, number>;
       if (v.event === 'snapshot' && typeof v.version === 'number')
         (v.status === 'published' ? ts.published : ts.rejected).push(v.version);
     });
@@ -326,7 +338,7 @@ export async function runUp(o: UpOpts, base: Config): Promise<number> {
         }
       }
       const r = ts.metrics.recall_at_100_of_top10;
-      const tr = `trainer: ${ts.examples} examples, ${ts.checkpoints} checkpoints, snapshots ${ts.published.length} published${ts.rejected.length ? ` ${ts.rejected.length} rejected` : ''}${r !== undefined ? `, recall@100 ${r.toFixed(3)} NDCG@10 ${(ts.metrics.ndcg_at_10 ?? 0).toFixed(3)}` : ''}`;
+      const tr = `trainer: ${ts.examples} examples, ${ts.checkpoints} checkpoints, snapshots ${ts.published.length} published${ts.rejected.length ? ` ${ts.rejected.length} rejected` : ''}${r !== undefined ? `, recall@100 ${r.toFixed(3)} NDCG@10 ${(ts.metrics.ndcg_at_10 ?? 0).toFixed(3)}` : ''}${ts.live ? `, live ${formatLive(ts.live)}` : ''}`;
       const sim = simulator.exited ? 'simulator: done' : 'simulator: producing';
       say(`${Math.round((Date.now() - started) / 1000)}s  ${sim} | ${lab} | ${tr}`);
     };
