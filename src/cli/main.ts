@@ -42,8 +42,8 @@ export function buildProgram(): Command {
  * (commander's too, which would exit 1 by itself), bad config, bad input, a corrupt or missing
  * snapshot, Kafka unreachable —; 1 an unexpected error (a bug: the stack is printed); 130 replay
  * stopped by Ctrl-C (the same command resumes).
- * `onAction` runs right before the command's action (bin/rankdistill.mjs drops its start-up signal
- * handlers there).
+ * `onAction` runs right before the command's action (bin/rankdistill.mjs stops exiting on a signal
+ * there and leaves signals to the command).
  */
 export async function main(argv: string[], onAction?: () => void): Promise<number> {
   const program = buildProgram();

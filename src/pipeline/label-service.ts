@@ -916,10 +916,22 @@ export class LabelService {
    */
   async #deadLetterBound(): Promise<number> {
     const k = this.config.kafka;
-    const res = await this.#admin!.describeConfigs({
-      resources: [{ type: TOPIC_RESOURCE, name: k.topics.deadLetter, configNames: ['max.message.bytes'] }],
-      includeSynonyms: false,
-    });
+    let res: Awaited<ReturnType<Admin['describeConfigs']>>;
+    try {
+      res = await this.#admin!.describeConfigs({
+        resources: [{ type: TOPIC_RESOURCE, name: k.topics.deadLetter, configNames: ['max.message.bytes'] }],
+        includeSynonyms: false,
+      });
+    } catch (e) {
+      // Least privilege (docs/OPERATIONS.md) grants no DESCRIBE_CONFIGS: the configured bound then
+      // stands on its own, as it must fit the broker's default max.message.bytes (1 MiB) anyway.
+      if (kafkaAccessFailure(e)?.kind !== 'authorization') throw e;
+      this.#log.warn(
+        'cannot read the dead-letter topic max.message.bytes (no DESCRIBE_CONFIGS ACL); dead letters are bounded by kafka.deadLetterMaxBytes alone',
+        { topic: k.topics.deadLetter, bytes: k.deadLetterMaxBytes },
+      );
+      return k.deadLetterMaxBytes;
+    }
     const entry = res.resources[0]?.configEntries.find((c) => c.configName === 'max.message.bytes');
     const topicMax = Number(entry?.configValue);
     if (!Number.isFinite(topicMax) || topicMax <= 0) return k.deadLetterMaxBytes;

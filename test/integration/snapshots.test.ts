@@ -171,9 +171,13 @@ describe('snapshots through the real broker', () => {
     const items = new Set(snap.table('items')!.ids);
     assert.ok(top.ids.every((id) => items.has(id)));
     for (let i = 1; i < top.scores.length; i++) assert.ok(top.scores[i - 1]! >= top.scores[i]!);
-    // and it is the trainer's own recall (the final snapshot is the final model)
+    // and it is the trainer's own recall (the final snapshot is the final model), by the served
+    // score: the user vector with the 1 that meets the item table's prior column
     const m = trainer.model;
-    const q = m.userVectors(Int32Array.of(m.users.find(user)), new Float32Array(trainConfig.contextBuckets));
+    const q = m.servedUserVectors(
+      Int32Array.of(m.users.find(user)),
+      new Float32Array(trainConfig.contextBuckets),
+    );
     assert.deepEqual(recallForUser(snap, q, 100).ids, top.ids);
   });
 });

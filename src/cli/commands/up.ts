@@ -249,6 +249,10 @@ export async function runUp(o: UpOpts, base: Config): Promise<number> {
       RANKDISTILL_KAFKA__BROKERS: brokers,
       RANKDISTILL_METRICS__PORT: '0', // ephemeral: read back from the labeler's log
       RANKDISTILL_TRAIN__METRICS_PORT: '0', // the trainer's (the live gauge), logged likewise
+      // Those ports are read from the children's info lines ("metrics listening"): a quieter level
+      // inherited from the caller (scripts/test.sh sets warn) would hide them. The children's logs
+      // go to files under --dir, not to the terminal.
+      RANKDISTILL_LOG_LEVEL: 'info',
       ...(process.env.RANKDISTILL_STORE__DIR ? {} : { RANKDISTILL_STORE__DIR: join(dir, 'state') }),
       ...(process.env.RANKDISTILL_SNAPSHOTS__DIR
         ? {}
