@@ -253,6 +253,9 @@ export async function runFilePartitions(a: FilePartitionsArgs): Promise<RunSumma
       }
       for (const r of list) await r.pump();
       progress();
+      // Let the event loop turn once per round: reads of cached files resolve as microtasks only,
+      // so a thread's 'stop' message (Ctrl-C, SIGTERM) would otherwise wait for the end of its input.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (list.every((r) => r.done) || a.signal?.aborted) continue;
       let pulled = false;
       for (const side of SIDES) {

@@ -227,6 +227,8 @@ describe('replay from files on threads', () => {
     dir = mkdtempSync(join(tmpdir(), 'rd-replay-threads-'));
     await simFiles(join(dir, 'sim'), 1_200, 'avro', 13);
     await simFiles(join(dir, 'sim-ndjson'), 500, 'ndjson', 14);
+    // Several read rounds (2,048 records each) per thread, so a stop can land between two of them.
+    await simFiles(join(dir, 'sim-large'), 12_000, 'avro', 15);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -267,7 +269,7 @@ describe('replay from files on threads', () => {
   }
 
   test('interrupted on 2 threads and resumed, the output equals an uninterrupted run', async () => {
-    const input = join(dir, 'sim');
+    const input = join(dir, 'sim-large');
     const opts = {
       config,
       input: { kind: 'files', dir: input } as const,
