@@ -12,8 +12,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 // listener added right after opens a new one: a SIGTERM arriving later was then sometimes lost
 // (the labeler kept running after "label service started"; 4 stops in 12 hung, 0 in 12 without
 // the hand-over). So: while the sources load a signal exits 0 at once (nothing has started);
-// once the command's action begins, commands that handle signals have their own listeners
-// (this one then does nothing), and for the others this one falls back to Node's default action.
+// once the action of a command that handles signals begins, it has its own listeners (this one
+// then does nothing; alone, it falls back to Node's default action). For the other commands it is
+// dropped there, so Node's default action applies even while their work blocks the event loop.
+const HANDLES_SIGNALS = new Set(['label', 'replay', 'train', 'up']);
 let loading = true;
 const relay = (sig) => {
   if (loading) process.exit(0);
@@ -50,8 +52,11 @@ if (useDist()) {
   register();
   ({ main } = await import('../src/cli/main.ts'));
 }
-process.exitCode = await main(process.argv, () => {
+process.exitCode = await main(process.argv, (_program, action) => {
   loading = false;
+  if (HANDLES_SIGNALS.has(action?.name())) return;
+  process.off('SIGTERM', relay);
+  process.off('SIGINT', relay);
 });
 // The command has finished. A handle still open (a client's socket or retry timer after a failed
 // start, a stop that gave up at kafka.stopTimeoutMs) must not keep the process alive: unref'd, this

@@ -45,7 +45,10 @@ export function buildProgram(): Command {
  * `onAction` runs right before the command's action (bin/rankdistill.mjs stops exiting on a signal
  * there and leaves signals to the command).
  */
-export async function main(argv: string[], onAction?: () => void): Promise<number> {
+export async function main(
+  argv: string[],
+  onAction?: (program: Command, action: Command) => void,
+): Promise<number> {
   const program = buildProgram();
   if (onAction !== undefined) program.hook('preAction', onAction);
   try {
