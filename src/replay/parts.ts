@@ -165,44 +165,10 @@ export class PartFile {
  * for (const rec of partRecords(path, checkpoint.parts.pointwise)) use(rec);
  */
 export function* partRecords(path: string, length: number): Generator<Buffer> {
-  if (length === 0) return;
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (cause) {
-    throw ioError(path, 'cannot open', cause);
-  }
-  try {
-    let buf = Buffer.alloc(0);
-    let pos = 0; // file position of buf[0]
-    let read = 0; // bytes read so far
-    let at = 0; // next record's index in buf
-    for (;;) {
-      while (at + 4 <= buf.length) {
-        const n = buf.readUInt32BE(at);
-        if (at + 4 + n > buf.length) break;
-        yield buf.subarray(at + 4, at + 4 + n);
-        at += 4 + n;
-      }
-      if (read >= length) break;
-      const chunk = Buffer.allocUnsafe(Math.min(FLUSH_BYTES, length - read));
-      const got = readSync(fd, chunk, 0, chunk.length, read);
-      if (got === 0) break;
-      read += got;
-      pos += at;
-      buf = Buffer.concat([buf.subarray(at), chunk.subarray(0, got)]);
-      at = 0;
-    }
-    if (at !== buf.length) {
-      throw new RankdistillError(
-        'STATE_STORE_FAILED',
-        `replay part file ${path} ends inside a record at byte ${pos + at} of ${length}`,
-        { details: { path } },
-      );
-    }
-  } finally {
-    closeSync(fd);
-  }
+  // One reader of the framing: forEachPartRecord's, each record copied out of its reused buffer.
+  const records: Buffer[] = [];
+  forEachPartRecord(path, length, (buf, start, end) => records.push(Buffer.from(buf.subarray(start, end))));
+  yield* records;
 }
 
 /**
