@@ -650,7 +650,7 @@ for (const scenario of WORLDS) {
   const oracle = first.rows.find((r) => r.name === 'oracle') as Row;
   const a = first.data.activity;
   md.push(
-    `### ${scenario} world (seed 1)`,
+    `### ${scenario} world (seed ${SEED_FROM})`,
     '',
     `${first.data.world.items.toLocaleString('en-US')} items, ${first.data.world.users.toLocaleString('en-US')} users, ${first.data.trainRequests.toLocaleString('en-US')} training requests (requests per user: median ${a.median}, p90 ${a.p90}, max ${a.max}), ${first.data.evalSet.length} evaluated, ${first.data.validation.length} validation; ${SIZES[scenario].epochs} epoch(s).`,
     '',
@@ -660,7 +660,7 @@ for (const scenario of WORLDS) {
   // seed-to-seed spread of the key rows
   const names = [...new Set(perSeed.flat().map(label))];
   const spread = [
-    `### ${scenario} world: ${SEEDS} seeds (mean ± sd [min–max]; each seed a new world, labels and training)`,
+    `### ${scenario} world: seeds ${SEED_FROM}–${SEEDS} (mean ± sd [min–max]; each seed a new world, labels and training)`,
     '',
     '| model | cand recall | × most-popular | catalog recall | NDCG@10 true |',
     '|---|---|---|---|---|',
