@@ -30,6 +30,7 @@
  *
  * Pure: no I/O.
  */
+import type { GateComparison } from '../contracts/types.gen.ts';
 import { mulberry32 } from '../train/hash.ts';
 
 export interface GateDecision {
@@ -187,23 +188,12 @@ export interface PairedGateOptions {
   seed: number;
 }
 
-/** A paired comparison of one metric. */
-export interface MetricComparison {
-  metric: string;
-  /** Means over the paired requests. */
-  candidate: number;
-  current: number;
-  /** δ = candidate − current (mean of per-request differences). */
-  effect: number;
-  /** Central `confidence` interval of δ. */
-  lo: number;
-  hi: number;
-  /** Requests where both values are defined. */
-  requests: number;
-  tolerance: number;
-  /** worse: hi < −tolerance; better: lo > 0; else same. */
-  verdict: 'better' | 'same' | 'worse';
-}
+/**
+ * A paired comparison of one metric: the announcement's GateComparison (candidate and current are
+ * means over the paired requests, effect δ = candidate − current with its central `confidence`
+ * interval lo..hi), with the verdict narrowed: worse when hi < −tolerance, better when lo > 0.
+ */
+export type MetricComparison = Omit<GateComparison, 'verdict'> & { verdict: 'better' | 'same' | 'worse' };
 
 /** What the gate decided, for the registry, the manifest and the announcement. */
 export interface GateSummary {
