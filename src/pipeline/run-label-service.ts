@@ -3,7 +3,6 @@
  * one {@link LabelService} or its stream threads), the metrics endpoint, signals, and a stop
  * bounded by `kafka.stopTimeoutMs`.
  */
-
 import type { Config } from '../config/schema.ts';
 import { explainKafkaError } from '../kafka/access.ts';
 import { aclsForRole } from '../kafka/acls.ts';
