@@ -11,11 +11,13 @@ import ts from 'typescript';
 
 const SRC = resolve(import.meta.dirname, '../src');
 
-/** Every .ts/.mts file under `dir`. */
+/** Every module under `dir` (.ts, .mts, and the few .mjs/.js ones). */
 function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile() && /\.m?ts$/.test(e.name) && !e.name.endsWith('.d.ts'))
-    .map((e) => join(e.parentPath, e.name));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) return sourceFiles(path);
+    return e.isFile() && /\.m?[tj]s$/.test(e.name) && !e.name.endsWith('.d.ts') ? [path] : [];
+  });
 }
 
 /** File → the files under `root` it imports (relative specifiers only; packages are leaves). */
@@ -28,7 +30,9 @@ function importGraph(root: string): Map<string, string[]> {
     const deps = info.importedFiles
       .map((f) => f.fileName)
       .filter((s) => s.startsWith('.'))
-      .map((s) => resolve(dirname(file), s.replace(/\.js$/, '.ts')))
+      .map((s) => resolve(dirname(file), s))
+      // A `.js` specifier may name the `.ts` source (NodeNext style).
+      .map((p) => (known.has(p) ? p : p.replace(/\.js$/, '.ts')))
       .filter((p) => known.has(p));
     graph.set(file, [...new Set(deps)]);
   }
@@ -78,9 +82,12 @@ describe('import graph of src/', () => {
       writeFileSync(join(dir, 'd.ts'), "import type { E } from './e.ts';\nexport type D = E;\n");
       writeFileSync(join(dir, 'e.ts'), "import type { D } from './d.ts';\nexport type E = D | 1;\n");
       writeFileSync(join(dir, 'f.ts'), "import { a } from './a.ts';\nexport const f = a;\n");
+      writeFileSync(join(dir, 'g.ts'), "import { h } from './h.js';\nexport const g = h;\n");
+      writeFileSync(join(dir, 'h.ts'), "export const h = 1;\nexport const lazy = () => import('./g.js');\n");
       assert.deepEqual(importCycles(dir), [
         ['a.ts', 'b.ts', 'c.ts', 'a.ts'],
         ['d.ts', 'e.ts', 'd.ts'],
+        ['g.ts', 'h.ts', 'g.ts'],
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
