@@ -18,8 +18,8 @@ import { type ErrorCode, RankdistillError } from '../errors.ts';
 import type { FileFormat } from '../io/files.ts';
 import type { Side } from '../join/types.ts';
 import { CheckpointFiles, emptyParts, type ReplayCheckpoint } from './checkpoint.ts';
+import type { ReplayContext } from './context.ts';
 import { runFilePartitions } from './file-partitions.ts';
-import type { ReplayContext } from './replay.ts';
 import type { RunSummary } from './run-summary.ts';
 import { NullSink, PartsSink, type ReplaySink } from './sinks.ts';
 

@@ -27,8 +27,8 @@ import { createTopicsAndWait } from '../kafka/topics.ts';
 import { logger } from '../log.ts';
 import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
 import type { ReplayCheckpoint } from './checkpoint.ts';
-import type { ReplayContext, RunSummary } from './replay.ts';
-import { summarize } from './replay.ts';
+import type { ReplayContext } from './context.ts';
+import { type RunSummary, summarize } from './run-summary.ts';
 import { OUTPUT_KINDS, type OutputTopics, type ReplaySink, TopicSink } from './sinks.ts';
 import { TaskRun } from './task-run.ts';
 

@@ -25,62 +25,20 @@ import type { OutputKind, Side } from '../join/types.ts';
 import { logger } from '../log.ts';
 import { inputFile } from '../pipeline/label-files.ts';
 import { type OutcomeCounts, sumCounters } from '../pipeline/outcomes.ts';
-import { CheckpointFiles, type ReplayCheckpoint } from './checkpoint.ts';
+import { CheckpointFiles } from './checkpoint.ts';
+import type { ReplayContext, ReplayOptions } from './context.ts';
 import { countRecords } from './count.ts';
 import { fileThreads, replayFileThreads, taskStorePath } from './file-threads.ts';
 import type { RunSummary } from './run-summary.ts';
 
+export type { ReplayContext, ReplayInput, ReplayOptions, ReplayOutput } from './context.ts';
 export { type RunSummary, summarize } from './run-summary.ts';
 
 import { assembleFinal } from './parts.ts';
-import {
-  KIND_CONTRACT,
-  NullSink,
-  OUTPUT_KINDS,
-  type OutputTopics,
-  PartsSink,
-  partPath,
-  type ReplaySink,
-} from './sinks.ts';
-import type { TaskRun, TaskRunOptions } from './task-run.ts';
+import { KIND_CONTRACT, NullSink, OUTPUT_KINDS, type OutputTopics, PartsSink, partPath } from './sinks.ts';
 
 const SIDES: readonly Side[] = ['ranker', 'impression'];
 const log = logger('replay');
-
-/** Where a replay reads. Times are Kafka record timestamps in epoch ms (`to` exclusive). */
-export type ReplayInput = { kind: 'files'; dir: string } | { kind: 'kafka'; from?: number; to?: number };
-
-/** Where a replay writes. */
-export type ReplayOutput =
-  | { kind: 'files'; dir: string; format: FileFormat }
-  | { kind: 'topics'; topics: OutputTopics }
-  | { kind: 'dry' };
-
-/** Options of {@link replay}. */
-export interface ReplayOptions {
-  config: Config;
-  input: ReplayInput;
-  output: ReplayOutput;
-  /** Expire every open window at the end of the range (default false, as the live service). */
-  drain?: boolean;
-  /** State directory (default `<store.dir>/replay-<id>`). */
-  stateDir?: string;
-  /** Input records per checkpoint (default kafka.maxBatchRecords). */
-  checkpointEvery?: number;
-  /** Stop at the next record boundary, commit a checkpoint and return `interrupted`. */
-  signal?: AbortSignal;
-  /**
-   * File input: partitions the records are split into by user id, as a producer would split them
-   * into topic partitions (default 1). Part of the replay's identity: it decides the output.
-   */
-  partitions?: number;
-  /** File input: threads running the partitions (default: the cores, at most `partitions`). */
-  threads?: number;
-  /** Called as records are processed. */
-  onProgress?: (p: { done: number; total: number | null }) => void;
-  /** Wall clock of dead-letter times (default Date.now). */
-  now?: () => number;
-}
 
 /** Result of {@link replay}. */
 export interface ReplayResult {
@@ -97,25 +55,6 @@ export interface ReplayResult {
   stateDir: string | null;
   files?: Record<OutputKind, string>;
   topics?: OutputTopics;
-}
-
-/** Per-run plumbing shared by the file and Kafka drivers. */
-export interface ReplayContext {
-  opts: ReplayOptions;
-  id: string;
-  groupId: string;
-  stateDir: string;
-  checkpoints: CheckpointFiles | null;
-  checkpointEvery: number;
-  /** TaskRun options common to every partition. */
-  base: Pick<TaskRunOptions, 'config' | 'checkpoints' | 'checkpointEvery' | 'drain'> & {
-    now?: () => number;
-    signal?: AbortSignal;
-  };
-  storePath(p: number): string;
-  /** Sink for partition p (file and dry outputs; the Kafka driver makes topic sinks). */
-  fileSink(p: number, ck: ReplayCheckpoint): ReplaySink;
-  progress(runs: readonly TaskRun[], total: number | null): void;
 }
 
 /**

@@ -74,7 +74,7 @@ export function register(program: Command): void {
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
       try {
-        const { runLabelService } = await import('../../pipeline/label-service.ts');
+        const { runLabelService } = await import('../../pipeline/run-label-service.ts');
         await runLabelService(config, stop.signal);
       } finally {
         process.off('SIGTERM', onSignal);

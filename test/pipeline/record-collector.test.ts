@@ -1,9 +1,9 @@
-// Unit tests of the pure helpers of the Kafka service (the service itself is tested against a
+// Unit tests of the pure helpers of the labeler's record collector (the service is tested against a
 // real broker in test/integration/label-*.test.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { chunkMessages } from '../../src/pipeline/label-service.ts';
+import { chunkMessages } from '../../src/pipeline/record-collector.ts';
 
 describe('chunkMessages', () => {
   test('bounds the value bytes of each chunk and keeps every message in order', () => {
