@@ -1012,6 +1012,9 @@ function jobArgs(cfg: Config, app: string, threads: number, dir: string, idle = 
     deadletter: `${t.deadLetter}-${app}`,
     window: cfg.join.windowMs,
     lateness: cfg.join.allowedLatenessMs,
+    // The labeler's commit interval (RD_BENCH_COMMIT_MS moves both): transactions per second
+    // are a large part of both systems' cost, so the two must commit alike.
+    commit: cfg.kafka.commitIntervalMs,
     idle,
   };
 }
