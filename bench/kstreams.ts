@@ -140,10 +140,13 @@ export class KafkaStreamsJvm {
   }
 }
 
-/** `rankdistill label` in a child process, as deployed: bin/ runs the compiled build (dist/). */
-export function spawnLabeler(configPath: string): ChildProcess {
-  return spawn(process.execPath, [join(ROOT, 'bin', 'rankdistill.mjs'), '-c', configPath, 'label'], {
-    cwd: ROOT,
+/**
+ * `rankdistill label` in a child process, as deployed: bin/ runs the compiled build (dist/).
+ * `root`: the checkout to run (another one, built, for a same-run A/B of two versions).
+ */
+export function spawnLabeler(configPath: string, root = ROOT): ChildProcess {
+  return spawn(process.execPath, [join(root, 'bin', 'rankdistill.mjs'), '-c', configPath, 'label'], {
+    cwd: root,
     env: { ...process.env, RANKDISTILL_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -25,7 +25,7 @@
  * Needs KAFKA_BROKERS (or /tmp/rd-dev-kafka/brokers). ~25 minutes on 2 cores.
  * RD_BENCH_LATENCY_RATE=<requests/s> measures only the latency, at that rate, and prints it.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -495,15 +495,17 @@ async function waitStable(
   admin: Admin,
   groupId: string,
   timeoutMs: number,
-  exited: Promise<number | null>,
+  exited: Promise<unknown>,
 ): Promise<void> {
-  let code: number | null | undefined;
+  let code: unknown;
+  let gone = false;
   void exited.then((c) => {
     code = c;
+    gone = true;
   });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (code !== undefined) throw new Error(`rankdistill label exited with ${code} before joining its group`);
+    if (gone) throw new Error(`the process of group ${groupId} exited with ${code} before joining it`);
     const { groups } = await admin.describeGroups([groupId]);
     if (groups[0]?.state === 'Stable' && groups[0].members.length > 0) return;
     if (Date.now() > deadline) throw new Error(`group ${groupId} not stable after ${timeoutMs} ms`);
@@ -541,23 +543,95 @@ function perSecond(received: number[], lat: number[]): Array<{ p50: number; p99:
   });
 }
 
-async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number) {
+/**
+ * What the latency run measures: `rankdistill label` in a child process (every label kind of the
+ * config, or pointwise only as the Kafka Streams job emits), or the Kafka Streams job in its JVM.
+ */
+type LatencyTarget =
+  | { kind: 'rankdistill'; pointwiseOnly: boolean }
+  | { kind: 'kstreams'; jvm: KafkaStreamsJvm };
+
+/** A started system of a latency run: the group it consumes with, where its labels go, how to stop it. */
+interface LatencySystem {
+  groupId: string;
+  pointwiseTopic: string;
+  exited: Promise<unknown>;
+  stop(): Promise<void>;
+  /** Kills what stop() did not stop (after a failure). */
+  kill(): void;
+}
+
+async function startLatencySystem(
+  admin: Admin,
+  cfg: Config,
+  dir: string,
+  target: LatencyTarget,
+): Promise<LatencySystem> {
+  if (target.kind === 'kstreams') {
+    const app = `${cfg.kafka.groupId}-ks`;
+    const a = jobArgs(cfg, app, 1, dir);
+    await createTopicsAndWait(
+      admin,
+      [a.pointwise, a.deadletter].map((topic) => ({ topic, numPartitions: PARTITIONS })),
+    );
+    const exited = new Promise((resolve) => target.jvm.proc.once('exit', resolve));
+    await target.jvm.start(a);
+    let running = true;
+    return {
+      groupId: app,
+      pointwiseTopic: a.pointwise,
+      exited,
+      stop: async () => {
+        running = false;
+        await target.jvm.stop();
+        await dropOutputs(admin, [], [app, a.pointwise, a.deadletter]);
+      },
+      kill: () => {
+        if (running) void target.jvm.stop().catch(() => undefined);
+      },
+    };
+  }
+  const v = target.pointwiseOnly ? pointwiseOnly(cfg, '-pw', 1, dir) : cfg;
+  await ensureTopics(admin, v.kafka);
+  // The service runs as its own process (`rankdistill label`), as deployed: in this process it
+  // would share one event loop with the load generator's Avro encoding and the label consumer,
+  // and every tick of theirs would count as service latency.
+  const cfgPath = join(dir, `${v.kafka.groupId}.json`);
+  writeFileSync(cfgPath, JSON.stringify(v));
+  const child = spawnLabeler(cfgPath);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return {
+    groupId: v.kafka.groupId,
+    pointwiseTopic: v.kafka.topics.pointwise,
+    exited,
+    stop: async () => {
+      child.kill('SIGTERM');
+      const code = await exited;
+      if (code !== 0) throw new Error(`rankdistill label exited with ${code} on SIGTERM`);
+      await admin.deleteTopics({ topics: Object.values(v.kafka.topics) }).catch(() => undefined);
+    },
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+async function latency(
+  kafka: Kafka,
+  admin: Admin,
+  rate: number,
+  seconds: number,
+  target: LatencyTarget = { kind: 'rankdistill', pointwiseOnly: false },
+) {
   const id = `lat-${Date.now().toString(36)}`;
   const dir = mkdtempSync(join(tmpdir(), 'rd-bench-lat-'));
   const cfg = benchConfig(dir, id, LATENCY_JOIN);
   const t = cfg.kafka.topics;
-  await ensureTopics(admin, cfg.kafka);
-  // The service runs as its own process (`rankdistill label`), as deployed: in this process it
-  // would share one event loop with the load generator's Avro encoding and the label consumer,
-  // and every tick of theirs would count as service latency.
-  const cfgPath = join(dir, 'config.json');
-  writeFileSync(cfgPath, JSON.stringify(cfg));
-  const child = spawn(process.execPath, ['bin/rankdistill.mjs', '-c', cfgPath, 'label'], {
-    cwd: join(import.meta.dirname, '..'),
-    env: { ...process.env, RANKDISTILL_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  await createTopicsAndWait(
+    admin,
+    [t.rankerOutputs, t.impressions].map((topic) => ({ topic, numPartitions: PARTITIONS })),
+  );
+  const sys = await startLatencySystem(admin, cfg, dir, target);
   /** Request id → append time (ms), negative for a warm-up request. */
   const appended = new Map<string, number>();
   const lat: number[] = [];
@@ -567,14 +641,14 @@ async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number
   const warmTotal = Math.round(rate * WARMUP_S);
   const total = warmTotal + Math.round(rate * seconds);
   try {
-    await waitStable(admin, cfg.kafka.groupId, 60_000, exited);
+    await waitStable(admin, sys.groupId, 60_000, sys.exited);
     const consumer = kafka.consumer({
       groupId: `rd-bench-lat-read-${id}`,
       readUncommitted: false,
       maxWaitTimeInMs: 20,
     });
     await consumer.connect();
-    await consumer.subscribe({ topic: t.pointwise, fromBeginning: true });
+    await consumer.subscribe({ topic: sys.pointwiseTopic, fromBeginning: true });
     await consumer.run({
       eachMessage: async ({ message }) => {
         // id = request_id + ':pointwise'
@@ -621,13 +695,11 @@ async function latency(kafka: Kafka, admin: Admin, rate: number, seconds: number
     while (lat.length + warm.length < total && Date.now() < deadline) await sleep(100);
     await producer.disconnect();
     await consumer.disconnect();
-    child.kill('SIGTERM');
-    const code = await exited;
-    if (code !== 0) throw new Error(`rankdistill label exited with ${code} on SIGTERM`);
-    await admin.deleteTopics({ topics: Object.values(cfg.kafka.topics) }).catch(() => undefined);
+    await sys.stop();
+    await admin.deleteTopics({ topics: [t.rankerOutputs, t.impressions] }).catch(() => undefined);
   } finally {
     // Whatever failed above, the service process does not outlive the bench.
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    sys.kill();
   }
   rmSync(dir, { recursive: true, force: true });
   // Sorted copies: `lat` stays in arrival order, paired with `received`.
@@ -773,18 +845,26 @@ async function main(): Promise<void> {
 
 /**
  * Knobs: RD_BENCH_KS=only runs just this part (its figures are merged into label.json), 0 skips
- * it; RD_BENCH_KS_REQUESTS (default 1,000,000 per candidate count), RD_BENCH_KS_CANDIDATES
- * (20,200), RD_BENCH_THREADS (1,2), RD_BENCH_KS_ROUNDS (3) after RD_BENCH_KS_WARMUP (1) warm-up
- * rounds, RD_BENCH_KS_CHECK (requests of the label equality check, 3,000; 0 skips it),
- * RD_BENCH_KS_JAVA_OPTS (-Xms512m -Xmx1g).
+ * it; RD_BENCH_KS_REQUESTS (default 1,000,000 per candidate count; a list gives one count per
+ * RD_BENCH_KS_CANDIDATES entry), RD_BENCH_KS_CANDIDATES (20,200), RD_BENCH_THREADS (1,2),
+ * RD_BENCH_KS_ROUNDS (3) after RD_BENCH_KS_WARMUP (1) warm-up rounds, RD_BENCH_KS_CHECK
+ * (requests of the label equality check, 3,000; 0 skips it), RD_BENCH_KS_JAVA_OPTS (-Xms512m
+ * -Xmx1g), RD_BENCH_KS_LATENCY_RATE (requests/s offered to both systems in the latency run;
+ * default half the job's warm 1-thread rate at the first candidate count; 0 skips the run),
+ * RD_BENCH_KS_LATENCY_S (measured seconds, 15, after the 30-s warm-up),
+ * RD_BENCH_LABELER_B (another checkout, built: its `rankdistill label` runs beside this one's in
+ * every round, for a same-run A/B of two versions; `ab_*` figures).
  */
 const KS = {
   mode: process.env.RD_BENCH_KS ?? '1',
-  requests: Number(process.env.RD_BENCH_KS_REQUESTS ?? 1_000_000),
+  requests: (process.env.RD_BENCH_KS_REQUESTS ?? '1000000').split(',').map(Number),
   candidates: (process.env.RD_BENCH_KS_CANDIDATES ?? '20,200').split(',').map(Number),
   rounds: Number(process.env.RD_BENCH_KS_ROUNDS ?? 3),
   warmup: Number(process.env.RD_BENCH_KS_WARMUP ?? 1),
   check: Number(process.env.RD_BENCH_KS_CHECK ?? 3_000),
+  latencyRate: process.env.RD_BENCH_KS_LATENCY_RATE,
+  latencySeconds: Number(process.env.RD_BENCH_KS_LATENCY_S ?? 15),
+  labelerB: process.env.RD_BENCH_LABELER_B,
 };
 
 /** One run of a process over an input: rate and the CPU of the process and of the broker. */
@@ -796,6 +876,12 @@ interface ProcRun {
   brokerCpuUs: number;
   /** Largest RSS sampled in the window, MB. */
   rssMb: number;
+  /**
+   * Joined requests/s over the window's second half (from the poll at which half of its records
+   * were committed to the last): both systems past their start-up, a fresh process's JIT
+   * warm-up included (ours runs a fresh process per run; the job's JVM is warm after its first).
+   */
+  steadyRate: number;
 }
 
 /**
@@ -823,6 +909,7 @@ async function measureGroup(
   const total = [...highs.values()].reduce((a, b) => a + b, 0);
   const deadline = Date.now() + 1_800_000;
   let start: { at: number; done: number; cpu: number; brokerCpu: number } | undefined;
+  let half: { at: number; done: number } | undefined;
   let rss = 0;
   for (;;) {
     if (gone) throw new Error(`${groupId}: the process exited before the input was done`);
@@ -837,6 +924,8 @@ async function measureGroup(
     const brokerCpu = broker === undefined ? 0 : cpuSeconds(broker);
     if (start === undefined && done > 0) start = { at, done, cpu, brokerCpu };
     if (start !== undefined) rss = Math.max(rss, memory(pid).rss);
+    if (start !== undefined && half === undefined && done - start.done >= (total - start.done) / 2)
+      half = { at, done };
     if (start !== undefined && done >= total) {
       const requests = (total - start.done) / 2;
       if (requests <= 0 || at <= start.at)
@@ -846,6 +935,8 @@ async function measureGroup(
         cpuUs: ((cpu - start.cpu) / requests) * 1e6,
         brokerCpuUs: ((brokerCpu - start.brokerCpu) / requests) * 1e6,
         rssMb: rss / 2 ** 20,
+        steadyRate:
+          half !== undefined && at > half.at ? (total - half.done) / 2 / ((at - half.at) / 1000) : 0,
       };
     }
     await sleep(50);
@@ -875,17 +966,18 @@ function pointwiseOnly(cfg: Config, tag: string, threads: number, dir: string): 
   });
 }
 
-/** Runs `rankdistill label` over the input until it committed every input offset; stops it. */
+/** Runs `rankdistill label` (of checkout `root`) over the input until it committed every input offset; stops it. */
 async function runLabeler(
   admin: Admin,
   v: Config,
   dir: string,
   broker: number | undefined,
+  root?: string,
 ): Promise<ProcRun> {
   await ensureTopics(admin, v.kafka);
   const cfgPath = join(dir, `${v.kafka.groupId}.json`);
   writeFileSync(cfgPath, JSON.stringify(v));
-  const child = spawnLabeler(cfgPath);
+  const child = spawnLabeler(cfgPath, root);
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   try {
     const t = v.kafka.topics;
@@ -920,6 +1012,9 @@ function jobArgs(cfg: Config, app: string, threads: number, dir: string, idle = 
     deadletter: `${t.deadLetter}-${app}`,
     window: cfg.join.windowMs,
     lateness: cfg.join.allowedLatenessMs,
+    // The labeler's commit interval (RD_BENCH_COMMIT_MS moves both): transactions per second
+    // are a large part of both systems' cost, so the two must commit alike.
+    commit: cfg.kafka.commitIntervalMs,
     idle,
   };
 }
@@ -1082,8 +1177,10 @@ async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>)
   const jvm = new KafkaStreamsJvm(classPath);
   try {
     let cold: { rate: number; cpuUs: number; what: string; candidates: number } | undefined;
-    for (const candidates of KS.candidates) {
-      const n = KS.requests;
+    /** The job's warm 1-thread median rate at the first candidate count (sets the latency run's rate). */
+    let ksOneThread: number | undefined;
+    for (const [ci, candidates] of KS.candidates.entries()) {
+      const n = KS.requests[ci] ?? KS.requests[0]!;
       const id = `ks${candidates}-${Date.now().toString(36)}`;
       const cfg = benchConfig(dir, id, THROUGHPUT_JOIN);
       console.log(`kafka streams: producing ${n} requests at ${candidates} candidates ...`);
@@ -1091,6 +1188,7 @@ async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>)
       const ceiling: Array<{ rate: number; cpuUs: number }> = [];
       const ours = new Map<number, ProcRun[]>(THREADS.map((th) => [th, []]));
       const theirs = new Map<number, ProcRun[]>(THREADS.map((th) => [th, []]));
+      const other = new Map<number, ProcRun[]>(THREADS.map((th) => [th, []]));
       for (let round = -KS.warmup; round < KS.rounds; round++) {
         const label = round < 0 ? 'warm-up' : `round ${round + 1}/${KS.rounds}`;
         const c0 = process.cpuUsage();
@@ -1109,6 +1207,21 @@ async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>)
               Object.values(v.kafka.topics).filter((x) => x.endsWith(tag)),
             ),
           );
+          if (KS.labelerB !== undefined) {
+            const vb = pointwiseOnly(cfg, `${tag}-b`, threads, dir);
+            const rb = await withAdmin(kafka, (admin) => runLabeler(admin, vb, dir, broker, KS.labelerB));
+            await withAdmin(kafka, (admin) =>
+              dropOutputs(
+                admin,
+                [cfg.kafka.topics.rankerOutputs, cfg.kafka.topics.impressions],
+                Object.values(vb.kafka.topics).filter((x) => x.endsWith(`${tag}-b`)),
+              ),
+            );
+            if (round >= 0) other.get(threads)!.push(rb);
+            console.log(
+              `candidates=${candidates} ${label} threads=${threads}: labeler B ${rb.rate.toFixed(0)} req/s (${rb.cpuUs.toFixed(1)} µs CPU/req, broker ${rb.brokerCpuUs.toFixed(1)}, RSS ${rb.rssMb.toFixed(0)} MB); this checkout / B ${(r.rate / rb.rate).toFixed(2)}, CPU/req ${(r.cpuUs / rb.cpuUs).toFixed(2)}`,
+            );
+          }
           const app = `${id}-kstreams-t${threads}-r${round}`;
           const k = await withAdmin(kafka, (admin) =>
             runKafkaStreams(admin, jvm, cfg, app, threads, dir, broker),
@@ -1134,7 +1247,7 @@ async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>)
             theirs.get(threads)!.push(k.run);
           }
           console.log(
-            `candidates=${candidates} ${label} threads=${threads}: rankdistill ${r.rate.toFixed(0)} req/s (${r.cpuUs.toFixed(1)} µs CPU/req, broker ${r.brokerCpuUs.toFixed(1)}, RSS ${r.rssMb.toFixed(0)} MB); Kafka Streams ${k.run.rate.toFixed(0)} req/s (${k.run.cpuUs.toFixed(1)} µs, broker ${k.run.brokerCpuUs.toFixed(1)}, RSS ${k.run.rssMb.toFixed(0)} MB); ratio ${(r.rate / k.run.rate).toFixed(2)}`,
+            `candidates=${candidates} ${label} threads=${threads}: rankdistill ${r.rate.toFixed(0)} req/s (second half ${r.steadyRate.toFixed(0)}; ${r.cpuUs.toFixed(1)} µs CPU/req, broker ${r.brokerCpuUs.toFixed(1)}, RSS ${r.rssMb.toFixed(0)} MB); Kafka Streams ${k.run.rate.toFixed(0)} req/s (second half ${k.run.steadyRate.toFixed(0)}; ${k.run.cpuUs.toFixed(1)} µs, broker ${k.run.brokerCpuUs.toFixed(1)}, RSS ${k.run.rssMb.toFixed(0)} MB); ratio ${(r.rate / k.run.rate).toFixed(2)} (second halves ${(r.steadyRate / k.run.steadyRate).toFixed(2)})`,
           );
         }
       }
@@ -1175,7 +1288,57 @@ async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>)
             1,
           )} µs, RSS ${spread(ks.map((r) => r.rssMb))} MB; rankdistill / ceiling ${(median(rs.map((r) => r.rate)) / ceilingRate).toFixed(2)}`,
         };
+        const steady = rs.map((r, i) => r.steadyRate / ks[i]!.steadyRate);
+        figures[`vs_kstreams_${suffix}_second_half`] = {
+          value: Math.round(median(rs.map((r) => r.steadyRate))),
+          unit: 'requests/s',
+          baseline: Math.round(median(ks.map((r) => r.steadyRate))),
+          ratio: median(steady),
+          note: `the same runs over the second half of each window (half of the records committed to the last): start-up and most of a fresh process's JIT warm-up left out for both; ratio per round ${steady.map((x) => x.toFixed(2)).join(', ')}`,
+        };
+        if (threads === 1 && ci === 0) ksOneThread = median(ks.map((r) => r.rate));
+        const bs = other.get(threads)!;
+        if (bs.length > 0) {
+          const ab = rs.map((r, i) => r.rate / bs[i]!.rate);
+          const abCpu = rs.map((r, i) => r.cpuUs / bs[i]!.cpuUs);
+          figures[`ab_${suffix}`] = {
+            value: Math.round(median(rs.map((r) => r.rate))),
+            unit: 'requests/s',
+            baseline: Math.round(median(bs.map((r) => r.rate))),
+            ratio: median(ab),
+            note: `this checkout vs RD_BENCH_LABELER_B (${KS.labelerB}), alternated in each round; rate ratio per round ${ab.map((x) => x.toFixed(2)).join(', ')}; CPU per request ratio ${abCpu.map((x) => x.toFixed(2)).join(', ')} (this ${spread(
+              rs.map((r) => r.cpuUs),
+              1,
+            )} µs, B ${spread(
+              bs.map((r) => r.cpuUs),
+              1,
+            )} µs)`,
+          };
+        }
       }
+    }
+    const rate =
+      KS.latencyRate === undefined ? Math.round((ksOneThread ?? 2_000) / 2) : Number(KS.latencyRate);
+    if (rate > 0) {
+      // Both at the same offered rate (half the job's warm 1-thread maximum, which both sustain),
+      // 20 candidates, pointwise only, 1 thread, each after the same 30-s warm-up under load.
+      const secs = KS.latencySeconds;
+      console.log(`kafka streams: latency of both at ${rate} requests/s ...`);
+      const ours = await withAdmin(kafka, (admin) =>
+        latency(kafka, admin, rate, secs, { kind: 'rankdistill', pointwiseOnly: true }),
+      );
+      const theirs = await withAdmin(kafka, (admin) =>
+        latency(kafka, admin, rate, secs, { kind: 'kstreams', jvm }),
+      );
+      for (const q of ['p50', 'p99'] as const)
+        figures[`vs_kstreams_latency_${q}`] = {
+          value: ours[q],
+          unit: 'ms',
+          baseline: theirs[q],
+          ratio: theirs[q] > 0 ? ours[q] / theirs[q] : 0,
+          ...(q === 'p99' ? { goal: 1000 } : {}),
+          note: `append of the impression → PointwiseLabels visible read_committed, both at ${rate} requests/s offered (20 candidates, 1 thread, ${secs} s after a ${WARMUP_S}-s warm-up; 2-s window, 1-s lateness), rankdistill (fresh process) then the Kafka Streams job (warm JVM); rankdistill ${ours.received}/${ours.sent} labels seen, max ${ours.max} ms, warm-up p99 ${ours.warmupP99} ms; Kafka Streams ${theirs.received}/${theirs.sent}, max ${theirs.max} ms, warm-up p99 ${theirs.warmupP99} ms; ratio = rankdistill ÷ Kafka Streams (below 1: ours is faster)`,
+        };
     }
     if (cold !== undefined)
       figures[`vs_kstreams_cold_jvm_${cold.candidates}`] = {
