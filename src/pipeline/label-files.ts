@@ -11,20 +11,17 @@
  * decided (their count is reported as `open`) unless `drain` is set, which advances the watermark
  * past every window at the end — what a backfill of a closed log wants.
  *
- * State lives in a throwaway SQLite store, so large replays do not grow the JS heap.
+ * It runs on the replay engine (a replay into a temporary state directory): state lives in
+ * SQLite stores there, so large inputs do not grow the JS heap.
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
-import type { WireFormat } from '../contracts/codec.ts';
 import { RankdistillError } from '../errors.ts';
-import { extensionOf, type FileFormat, formatOf, RecordWriter, readRecords } from '../io/files.ts';
-import { JoinTask, outputRecord, type RawInput } from '../join/task.ts';
-import type { OutputKind, Side, TaskOutput } from '../join/types.ts';
-import { labelRequest } from '../labels/index.ts';
-import { SqliteJoinStore } from '../store/sqlite-store.ts';
-import { type OutcomeCounts, sumCounters } from './outcomes.ts';
+import type { FileFormat } from '../io/files.ts';
+import type { OutputKind, Side } from '../join/types.ts';
+import type { OutcomeCounts } from './outcomes.ts';
 
 /** Options of {@link labelFiles}. */
 export interface LabelFilesOptions {
@@ -37,6 +34,15 @@ export interface LabelFilesOptions {
   drain?: boolean;
   /** Wall clock of dead-letter times (default Date.now). */
   now?: () => number;
+  /**
+   * Partitions the records are split into by user id (default 1: the files are one partition,
+   * as one topic partition; more changes the watermarks, hence which late records are late).
+   */
+  partitions?: number;
+  /** Threads running the partitions (default: the cores, at most `partitions`). */
+  threads?: number;
+  /** Called as records are processed (total: the input files' record count, or null). */
+  onProgress?: (p: { done: number; total: number | null }) => void;
 }
 
 /** Result of {@link labelFiles}. */
@@ -49,8 +55,6 @@ export interface LabelFilesResult {
 }
 
 const INPUT_BASENAMES: Record<Side, string> = { ranker: 'ranker-outputs', impression: 'impressions' };
-const PULL = 2048;
-const STEP = 4096;
 
 /**
  * The input file of one side in `dir`.
@@ -80,111 +84,38 @@ export function inputFile(dir: string, side: Side): string {
 }
 
 /**
- * Labels the records of two input files.
+ * Labels the records of two input files, on the replay engine (src/replay): the Avro column
+ * parsers and byte-level label writers, the split into `partitions` by user id on `threads`
+ * threads, part files assembled into the final files. Same bytes as a replay of the same files
+ * (it is one), and as the Kafka service's labels for the same records (test/integration).
+ * Its state (stores, checkpoints, parts) lives in a temporary directory removed at the end: a
+ * `label --in` is not resumable, a `replay` is.
  *
  * @example
  * const { counts } = await labelFiles({ inDir: 'sim', outDir: 'labels', config: loadConfig() });
  * console.log(counts.joined);
  */
 export async function labelFiles(opts: LabelFilesOptions): Promise<LabelFilesResult> {
-  const cfg = opts.config;
-  const fmt = opts.format ?? 'ndjson';
-  const ext = extensionOf(fmt);
-  const paths: Record<Side, string> = {
-    ranker: inputFile(opts.inDir, 'ranker'),
-    impression: inputFile(opts.inDir, 'impression'),
-  };
-  const rawFormat = (p: string): WireFormat => (formatOf(p) === 'avro' ? 'avro' : 'json');
-  const files: Record<OutputKind, string> = {
-    pointwise: join(opts.outDir, `labels.pointwise.${ext}`),
-    pairwise: join(opts.outDir, `labels.pairwise.${ext}`),
-    listwise: join(opts.outDir, `labels.listwise.${ext}`),
-    deadLetter: join(opts.outDir, `dead-letter.${ext}`),
-  };
-  const writers = {
-    pointwise: RecordWriter.open(files.pointwise, 'PointwiseLabels', fmt),
-    pairwise: RecordWriter.open(files.pairwise, 'PairwiseLabels', fmt),
-    listwise: RecordWriter.open(files.listwise, 'ListwiseLabels', fmt),
-    deadLetter: RecordWriter.open(files.deadLetter, 'DeadLetter', fmt),
-  };
-  const tmp = mkdtempSync(join(tmpdir(), 'rankdistill-label-'));
-  const store = SqliteJoinStore.open(join(tmp, 'task-0.sqlite'));
-  const labelsCfg = cfg.labels;
-  const task = new JoinTask({
-    partition: 0,
-    topics: { ranker: paths.ranker, impression: paths.impression },
-    store,
-    join: cfg.join,
-    label: (req) => labelRequest(req, labelsCfg),
-    inputFormat: 'avro',
-    rawFormat: { ranker: rawFormat(paths.ranker), impression: rawFormat(paths.impression) },
-    now: opts.now ?? Date.now,
-  });
-  const write = (outs: TaskOutput[]) => {
-    for (const out of outs) {
-      const o = outputRecord(out);
-      switch (o.kind) {
-        case 'pointwise':
-          writers.pointwise.write(o.value);
-          break;
-        case 'pairwise':
-          writers.pairwise.write(o.value);
-          break;
-        case 'listwise':
-          writers.listwise.write(o.value);
-          break;
-        case 'deadLetter':
-          writers.deadLetter.write(o.value);
-          break;
-      }
-    }
-  };
-  const iters = {
-    ranker: readRecords(paths.ranker, 'RankerOutput'),
-    impression: readRecords(paths.impression, 'Impression'),
-  };
-  const ended: Record<Side, boolean> = { ranker: false, impression: false };
-  const pull = async (side: Side) => {
-    const chunk: RawInput[] = [];
-    while (chunk.length < PULL) {
-      const n = await iters[side].next();
-      if (n.done) {
-        ended[side] = true;
-        task.setCaughtUp(side, true);
-        break;
-      }
-      chunk.push({ offset: n.value.offset, key: null, raw: n.value.raw, decoded: n.value.result });
-    }
-    task.push(side, chunk);
-  };
-  let ok = false;
+  // Loaded here: replay.ts imports inputFile from this module.
+  const { replay } = await import('../replay/replay.ts');
+  const stateDir = mkdtempSync(join(tmpdir(), 'rankdistill-label-'));
   try {
-    store.begin();
-    for (;;) {
-      const { outputs, processed } = task.step(STEP);
-      write(outputs);
-      if (processed > 0) {
-        store.commit();
-        store.begin();
-        continue;
-      }
-      let pulled = false;
-      for (const side of ['ranker', 'impression'] as const) {
-        if (task.buffered(side) === 0 && !ended[side]) {
-          await pull(side);
-          pulled = true;
-        }
-      }
-      if (!pulled) break;
+    const res = await replay({
+      config: opts.config,
+      input: { kind: 'files', dir: opts.inDir },
+      output: { kind: 'files', dir: opts.outDir, format: opts.format ?? 'ndjson' },
+      stateDir,
+      drain: opts.drain === true,
+      partitions: opts.partitions ?? 1,
+      ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+      ...(opts.now === undefined ? {} : { now: opts.now }),
+      ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
+    });
+    if (res.status !== 'complete' || res.files === undefined) {
+      throw new RankdistillError('STATE_STORE_FAILED', `labelling ${opts.inDir} ended ${res.status}`);
     }
-    if (opts.drain) write(task.drain());
-    store.commit();
-    for (const w of Object.values(writers)) await w.close();
-    ok = true;
-    return { counts: sumCounters([task.counters]), open: task.openRequests(), files };
+    return { counts: res.counts, open: res.open, files: res.files };
   } finally {
-    if (!ok) for (const w of Object.values(writers)) await w.abort().catch(() => undefined);
-    store.close();
-    rmSync(tmp, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
   }
 }

@@ -67,7 +67,11 @@ function writeAll(fd: number, data: Buffer, path: string): void {
 export class PartFile {
   readonly path: string;
   #fd: number;
-  #pending: Buffer[] = [];
+  /**
+   * Framed records not yet written, copied into one buffer: no length Buffer per record and no
+   * concat at flush (the records are often views of an encoder's slab).
+   */
+  #buf: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
   #pendingBytes = 0;
   #size: number;
 
@@ -120,11 +124,27 @@ export class PartFile {
 
   /** Appends one record (its final bytes, without an NDJSON newline). */
   append(record: Buffer): void {
-    const len = Buffer.allocUnsafe(4);
-    len.writeUInt32BE(record.length, 0);
-    this.#pending.push(len, record);
-    this.#pendingBytes += 4 + record.length;
-    if (this.#pendingBytes >= FLUSH_BYTES) this.#flush();
+    const n = record.length;
+    if (this.#pendingBytes + 4 + n > this.#buf.length) {
+      // Small at first (a partition's dead-letter part rarely holds anything), FLUSH_BYTES after.
+      if (this.#buf.length < FLUSH_BYTES) {
+        const grown = Buffer.allocUnsafeSlow(FLUSH_BYTES);
+        this.#buf.copy(grown, 0, 0, this.#pendingBytes);
+        this.#buf = grown;
+      }
+      if (this.#pendingBytes + 4 + n > this.#buf.length) this.#flush();
+      if (4 + n > this.#buf.length) this.#buf = Buffer.allocUnsafeSlow(4 + n);
+    }
+    const b = this.#buf;
+    let at = this.#pendingBytes;
+    b[at] = n >>> 24;
+    b[at + 1] = (n >>> 16) & 0xff;
+    b[at + 2] = (n >>> 8) & 0xff;
+    b[at + 3] = n & 0xff;
+    at += 4;
+    if (n < 64) for (let i = 0; i < n; i++) b[at + i] = record[i] as number;
+    else record.copy(b, at);
+    this.#pendingBytes = at + n;
   }
 
   /** Writes what is pending and fsyncs; returns the length to record in the checkpoint. */
@@ -148,12 +168,11 @@ export class PartFile {
   }
 
   #flush(): void {
-    if (this.#pending.length === 0) return;
-    const data = Buffer.concat(this.#pending);
-    this.#pending = [];
+    const n = this.#pendingBytes;
+    if (n === 0) return;
     this.#pendingBytes = 0;
-    writeAll(this.#fd, data, this.path);
-    this.#size += data.length;
+    writeAll(this.#fd, this.#buf.subarray(0, n), this.path);
+    this.#size += n;
   }
 }
 

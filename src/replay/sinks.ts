@@ -7,6 +7,7 @@ import type { Message, Producer } from 'kafkajs';
 import { encodeAvro, encodeJson } from '../contracts/codec.ts';
 import { avroType } from '../contracts/schemas.ts';
 import type { FileFormat } from '../io/files.ts';
+import { jsonBytes } from '../io/json-bytes.ts';
 import { outputRecord } from '../join/task.ts';
 import { OUTPUT_CONTRACT, type OutputKind, type Side, type TaskOutput } from '../join/types.ts';
 import type { PartLengths } from './checkpoint.ts';
@@ -39,6 +40,13 @@ export function recordBytes(
 ): Buffer {
   const name = KIND_CONTRACT[kind];
   if (format === 'avro') return encodeAvro(name, value as never);
+  // Labels (built by the labelers, no bytes fields): their JSON.stringify bytes, written without
+  // the intermediate string (src/io/json-bytes.ts); the view is copied by the part file. Not
+  // validated against the schema here, as the Avro path's encoded labels are not either.
+  if (name !== 'DeadLetter') {
+    const b = jsonBytes(value);
+    if (b !== null) return b;
+  }
   // As RecordWriter does: plain JSON.stringify for contracts without bytes fields (same text as
   // encodeJson, whose replacer only turns Buffers into base64), encodeJson otherwise.
   if (name !== 'DeadLetter' && avroType(name).isValid(value)) return Buffer.from(JSON.stringify(value));

@@ -1,13 +1,37 @@
 // The file replay splits records as the producer does (kafkajs' DefaultPartitioner over the
 // user id), and finds the user id of an NDJSON line without parsing it.
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Partitioners } from 'kafkajs';
 import { ndjsonUserId } from '../../src/replay/file-partitions.ts';
-import { partitionOfKey } from '../../src/replay/partitioning.ts';
+import { murmur2, partitionOfKey } from '../../src/replay/partitioning.ts';
+
+const require = createRequire(import.meta.url);
+const kafkajsMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (
+  key: Buffer,
+) => number;
 
 describe('partitionOfKey', () => {
+  test('fast-check: murmur2 equals kafkajs murmur2 on arbitrary bytes (every length mod 4, high bits set)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        assert.equal(murmur2(bytes), kafkajsMurmur2(Buffer.from(bytes)));
+      }),
+      { numRuns: 3000 },
+    );
+    for (const edge of [
+      [],
+      [0xff],
+      [0xff, 0xff],
+      [0xff, 0xff, 0xff],
+      [0xff, 0xff, 0xff, 0xff],
+      [0x80, 0, 0, 0x80, 1],
+    ])
+      assert.equal(murmur2(Uint8Array.from(edge)), kafkajsMurmur2(Buffer.from(edge)));
+  });
+
   test('fast-check: same partition as kafkajs DefaultPartitioner for the key', () => {
     const producer = Partitioners.DefaultPartitioner();
     fc.assert(

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { outcomeTable } from '../../src/cli/commands/replay.ts';
-import { labelFiles } from '../../src/pipeline/label-files.ts';
 import { replay, replayId } from '../../src/replay/replay.ts';
 import type { SimTruth } from '../../src/sim/generate.ts';
 import { deadLetters, LABEL_FILES, labelFile, simFiles, testConfig, truthOutcomes } from './helpers.ts';
+import { labelFilesSequential as labelFiles } from './reference-labeler.ts';
 
 const OUT_FILES = [...LABEL_FILES.map((k) => k as string), 'dead-letter'];
 
