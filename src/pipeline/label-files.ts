@@ -14,13 +14,14 @@
  * It runs on the replay engine (a replay into a temporary state directory): state lives in
  * SQLite stores there, so large inputs do not grow the JS heap.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { RankdistillError } from '../errors.ts';
 import type { FileFormat } from '../io/files.ts';
-import type { OutputKind, Side } from '../join/types.ts';
+import type { OutputKind } from '../join/types.ts';
+import { replay } from '../replay/replay.ts';
 import type { OutcomeCounts } from './outcomes.ts';
 
 /** Options of {@link labelFiles}. */
@@ -43,6 +44,8 @@ export interface LabelFilesOptions {
   threads?: number;
   /** Called as records are processed (total: the input files' record count, or null). */
   onProgress?: (p: { done: number; total: number | null }) => void;
+  /** Stops the run at its next checkpoint; the outputs are then removed and it throws ABORTED. */
+  signal?: AbortSignal;
 }
 
 /** Result of {@link labelFiles}. */
@@ -52,35 +55,6 @@ export interface LabelFilesResult {
   open: number;
   /** Output file per kind. */
   files: Record<OutputKind, string>;
-}
-
-const INPUT_BASENAMES: Record<Side, string> = { ranker: 'ranker-outputs', impression: 'impressions' };
-
-/**
- * The input file of one side in `dir`.
- *
- * @throws RankdistillError USAGE when there is none or more than one.
- * @example
- * inputFile('sim-out', 'ranker'); // 'sim-out/ranker-outputs.ndjson'
- */
-export function inputFile(dir: string, side: Side): string {
-  const base = INPUT_BASENAMES[side];
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (cause) {
-    throw new RankdistillError('USAGE', `cannot read the input directory ${dir}: ${String(cause)}`, {
-      cause,
-    });
-  }
-  const hits = names.filter((n) => /^(.+)\.(ndjson|jsonl|avro)$/.exec(n)?.[1] === base).sort();
-  if (hits.length !== 1) {
-    throw new RankdistillError(
-      'USAGE',
-      `expected exactly one ${base}.ndjson|.jsonl|.avro in ${dir}, found ${hits.length === 0 ? 'none' : hits.join(', ')}`,
-    );
-  }
-  return join(dir, hits[0] as string);
 }
 
 /**
@@ -96,8 +70,6 @@ export function inputFile(dir: string, side: Side): string {
  * console.log(counts.joined);
  */
 export async function labelFiles(opts: LabelFilesOptions): Promise<LabelFilesResult> {
-  // Loaded here: replay.ts imports inputFile from this module.
-  const { replay } = await import('../replay/replay.ts');
   const stateDir = mkdtempSync(join(tmpdir(), 'rankdistill-label-'));
   try {
     const res = await replay({
@@ -110,7 +82,16 @@ export async function labelFiles(opts: LabelFilesOptions): Promise<LabelFilesRes
       ...(opts.threads === undefined ? {} : { threads: opts.threads }),
       ...(opts.now === undefined ? {} : { now: opts.now }),
       ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     });
+    if (res.status === 'interrupted') {
+      // Not resumable (its state is temporary): partial label files must not pass for a result.
+      for (const f of Object.values(res.files ?? {})) rmSync(f, { force: true });
+      throw new RankdistillError(
+        'ABORTED',
+        `labelling ${opts.inDir} was stopped after ${res.processed} input records; its outputs were removed (use \`rankdistill replay\` for a resumable run)`,
+      );
+    }
     if (res.status !== 'complete' || res.files === undefined) {
       throw new RankdistillError('STATE_STORE_FAILED', `labelling ${opts.inDir} ended ${res.status}`);
     }

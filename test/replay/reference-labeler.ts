@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WireFormat } from '../../src/contracts/codec.ts';
 import { extensionOf, formatOf, RecordWriter, readRecords } from '../../src/io/files.ts';
+import { inputFile } from '../../src/io/input-files.ts';
 import { JoinTask, outputRecord, type RawInput } from '../../src/join/task.ts';
 import type { OutputKind, Side, TaskOutput } from '../../src/join/types.ts';
 import { labelRequest } from '../../src/labels/index.ts';
-import { inputFile, type LabelFilesOptions, type LabelFilesResult } from '../../src/pipeline/label-files.ts';
+import type { LabelFilesOptions, LabelFilesResult } from '../../src/pipeline/label-files.ts';
 import { sumCounters } from '../../src/pipeline/outcomes.ts';
 import { SqliteJoinStore } from '../../src/store/sqlite-store.ts';
 

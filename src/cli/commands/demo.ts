@@ -17,7 +17,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { loadConfig } from '../../config/index.ts';
 import type { Config, TrainConfig } from '../../config/schema.ts';
 import { RankdistillError } from '../../errors.ts';
@@ -40,14 +40,8 @@ import { isHeldOut } from '../../train/hash.ts';
 import type { StudentModel } from '../../train/model.ts';
 import { fileBatches, labelFiles as trainLabelFiles } from '../../train/sources.ts';
 import { modelFromConfig, Trainer } from '../../train/trainer.ts';
+import { positiveInt } from '../options.ts';
 import { lineChartSvg } from '../plot.ts';
-
-const int = (v: string): number => {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || n <= 0)
-    throw new InvalidArgumentError(`expected a positive integer, found ${v}`);
-  return n;
-};
 
 /** Defaults chosen so the demo finishes in a few minutes on a 2-core machine. */
 export const DEMO_DEFAULTS = {
@@ -621,12 +615,17 @@ export function register(program: Command): void {
     .description(
       'the whole job on files, no Kafka: simulate a world, label, train the student, publish snapshots, report + quality plot',
     )
-    .option('--requests <n>', 'requests to simulate', int, DEMO_DEFAULTS.requests)
-    .option('--users <n>', `users (default ${DEFAULT_SIM.users})`, int)
-    .option('--items <n>', `catalog items (default ${DEFAULT_SIM.items})`, int)
-    .option('--candidates <n>', 'candidates the teacher scores per request', int, DEMO_DEFAULTS.candidates)
-    .option('--seed <n>', 'random seed of the world and traffic', int, DEFAULT_SIM.seed)
-    .option('--epochs <n>', 'passes of the trainer over the labels', int, 1)
+    .option('--requests <n>', 'requests to simulate', positiveInt, DEMO_DEFAULTS.requests)
+    .option('--users <n>', `users (default ${DEFAULT_SIM.users})`, positiveInt)
+    .option('--items <n>', `catalog items (default ${DEFAULT_SIM.items})`, positiveInt)
+    .option(
+      '--candidates <n>',
+      'candidates the teacher scores per request',
+      positiveInt,
+      DEMO_DEFAULTS.candidates,
+    )
+    .option('--seed <n>', 'random seed of the world and traffic', positiveInt, DEFAULT_SIM.seed)
+    .option('--epochs <n>', 'passes of the trainer over the labels', positiveInt, 1)
     .option(
       '--out <dir>',
       'output directory (its sim/, labels/, checkpoints/, snapshots/ are replaced)',

@@ -1,4 +1,4 @@
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { loadConfig } from '../../config/index.ts';
 import { RankdistillError } from '../../errors.ts';
 import type { FileFormat } from '../../io/files.ts';
@@ -9,6 +9,7 @@ import { Progress } from '../../replay/progress.ts';
 import { type ReplayInput, type ReplayOutput, type ReplayResult, replay } from '../../replay/replay.ts';
 import type { OutputTopics } from '../../replay/sinks.ts';
 import { parseTime } from '../../replay/time.ts';
+import { positiveInt } from '../options.ts';
 
 interface ReplayOpts {
   in?: string;
@@ -30,12 +31,6 @@ interface ReplayOpts {
   threads?: number;
   progress: boolean;
 }
-
-const posInt = (v: string): number => {
-  if (!/^\d+$/.test(v.trim()) || Number(v) < 1)
-    throw new InvalidArgumentError(`expected a positive integer, found ${v}`);
-  return Number(v);
-};
 
 /** The per-outcome counts a dry run prints (DESIGN.md outcome names). */
 export function outcomeTable(c: OutcomeCounts): Record<string, number> {
@@ -102,17 +97,17 @@ export function register(program: Command): void {
     .option(
       '--checkpoint-every <n>',
       'input records between checkpoints (default: kafka.maxBatchRecords)',
-      posInt,
+      positiveInt,
     )
     .option(
       '--partitions <n>',
       'file input: split the records by user id into n partitions as a producer splits them into topic partitions (murmur2), each joined on its own as a topic partition is (default 1: the whole file is one partition, as `label --in`)',
-      posInt,
+      positiveInt,
     )
     .option(
       '--threads <n>',
       'file input: threads running the partitions (default: the cores, at most --partitions)',
-      posInt,
+      positiveInt,
     )
     .option('--no-progress', 'no progress bar / progress lines on stderr')
     .action(async (opts: ReplayOpts, cmd: Command) => {

@@ -18,24 +18,18 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.ts';
 import type { Config } from '../../config/schema.ts';
 import { errorMessage, RankdistillError } from '../../errors.ts';
 import { createKafka } from '../../kafka/client.ts';
 import { createTopicsAndWait, ensureTopics } from '../../kafka/topics.ts';
 import { formatLive } from '../../metrics/index.ts';
+import { positiveInt } from '../options.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'rankdistill.mjs');
 const KAFKA_LOCAL = join(ROOT, 'scripts', 'kafka-local.sh');
-
-const int = (v: string): number => {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || n <= 0)
-    throw new InvalidArgumentError(`expected a positive integer, found ${v}`);
-  return n;
-};
 
 interface UpOpts {
   brokers?: string;
@@ -420,18 +414,18 @@ export function register(program: Command): void {
       'run the pipeline over Kafka: local broker (unless --brokers), topics, simulator → labeler → trainer as child processes, live status; Ctrl-C stops all',
     )
     .option('--brokers <list>', 'use these brokers (env KAFKA_BROKERS) instead of starting a local one')
-    .option('--duration <s>', 'stop after this many seconds (default: until Ctrl-C)', int)
-    .option('--requests <n>', 'requests the simulator produces', int, 20_000)
+    .option('--duration <s>', 'stop after this many seconds (default: until Ctrl-C)', positiveInt)
+    .option('--requests <n>', 'requests the simulator produces', positiveInt, 20_000)
     .option(
       '--candidates <n>',
       'candidates the teacher scores per request (as in the demo; 200 makes ~10 kB records)',
-      int,
+      positiveInt,
       50,
     )
-    .option('--seed <n>', 'seed of the simulator', int, 7)
+    .option('--seed <n>', 'seed of the simulator', positiveInt, 7)
     .option('--dir <dir>', 'state, checkpoints, snapshots, logs (and the local broker)', './up-out')
-    .option('--status-every <s>', 'seconds between status lines', int, 5)
-    .option('--grace <s>', 'seconds a child gets to stop after SIGTERM before SIGKILL', int, 30)
+    .option('--status-every <s>', 'seconds between status lines', positiveInt, 5)
+    .option('--grace <s>', 'seconds a child gets to stop after SIGTERM before SIGKILL', positiveInt, 30)
     .action(async (opts: UpOpts, cmd: Command) => {
       const file = cmd.optsWithGlobals<{ config?: string }>().config;
       const config = loadConfig({ file });
