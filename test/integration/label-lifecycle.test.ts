@@ -1,8 +1,9 @@
 // Issue #25: the labeler's start, stop and stalls with real processes and a real broker.
 // - a start against a closed port exits non-zero with one clear line, metrics endpoint on;
 // - SIGTERM at random moments of the start-up exits 0 within the stop bound and leaves no member;
-// - a >= 1 MB random record on an input becomes ONE dead letter the broker accepts (truncated,
-//   with size and SHA-256), counted, and the records behind it are labelled exactly once;
+// - a >= 1 MB random record (value, key or both) on an input becomes ONE dead letter the broker
+//   accepts (truncated, with size and SHA-256), counted, and the records behind it are labelled
+//   exactly once;
 // - /health reports a partition that cannot make progress as unhealthy steadily.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -16,7 +17,6 @@ import type { Admin } from 'kafkajs';
 import type { Config } from '../../src/config/schema.ts';
 import { decodeAvro } from '../../src/contracts/codec.ts';
 import { ensureTopics } from '../../src/kafka/topics.ts';
-import { LabelService } from '../../src/pipeline/label-service.ts';
 import {
   exited,
   expectedDeadReasons,
@@ -200,29 +200,41 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
     assert.ok(delays.length === 5, `delays: ${delays.join(', ')} ms over a ${startup} ms start-up`);
   });
 
-  test('a >= 1 MB random record becomes one truncated dead letter; the records behind it are labelled once', async () => {
+  test('>= 1 MB random records (value, key, both) become one truncated dead letter each; the records behind them are labelled once', async () => {
     const { kafka, admin, work, sim, topics } = suite;
-    const cfg = testConfig(join(work, 'poison'), PARTITIONS);
+    const cfg0 = testConfig(join(work, 'poison'), PARTITIONS);
+    const cfg: Config = { ...cfg0, metrics: { ...cfg0.metrics, enabled: true, port: 0 } };
     const t = cfg.kafka.topics;
     topics.push(...Object.values(t));
     await ensureTopics(admin, cfg.kafka);
-    // First on partition 0 of the ranker outputs: every record behind it waits on it.
-    const poison = randomBytes(1_048_512);
+    // First on partition 0 of the ranker outputs: every record behind them waits on them. Each is
+    // as large as the broker's default message.max.bytes (1,048,588 per batch) lets through: a
+    // huge value; a huge key (keys are bounded by the same limit only); a key and value of half
+    // a megabyte each, both past the dead-letter bound.
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const poisons = [
+      { key: null, value: randomBytes(1_048_448) },
+      { key: randomBytes(1_048_448), value: Buffer.from('poison: not a ranker output') },
+      { key: randomBytes(524_200), value: randomBytes(524_200) },
+    ];
     const producer = kafka.producer();
     await producer.connect();
-    await producer.send({
-      topic: t.rankerOutputs,
-      messages: [{ key: null, value: poison, partition: 0 }],
-      acks: -1,
-    });
+    for (const m of poisons)
+      await producer.send({ topic: t.rankerOutputs, messages: [{ ...m, partition: 0 }], acks: -1 });
     await producer.disconnect();
     await produceInputs(kafka, cfg, sim, PARTITIONS);
-    const svc = new LabelService(cfg);
-    await svc.start();
+    const c = startLabel(writeConfig(work, 'poison', cfg));
+    let truncatedMetric: string | undefined;
     try {
-      await waitConsumed(admin, cfg, 240_000);
+      const port = Number((await c.logged('metrics listening')).port);
+      await waitConsumed(admin, cfg, 240_000, () =>
+        assert.equal(c.proc.exitCode, null, c.stderr().slice(-3_000)),
+      );
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      truncatedMetric = /^rankdistill_dead_letters_truncated_total (\S+)$/m.exec(text)?.[1];
     } finally {
-      await svc.stop();
+      c.proc.kill('SIGTERM');
+      assert.equal(await exitWithin(c.proc, 60_000, 'the stop', c.stderr), 0);
     }
     const recs = await readAll(kafka, admin, [t.pointwise, t.pairwise, t.listwise, t.deadLetter]);
     const expected = expectedLabels(cfg, sim);
@@ -238,29 +250,54 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
       'every expected label, byte for byte',
     );
     assert.equal(got.size, expected.size, 'no other label');
-    const dead = recs
-      .filter((r) => r.topic === t.deadLetter)
-      .map((r) => {
-        const d = decodeAvro('DeadLetter', r.value);
-        assert.ok(d.ok);
-        return d.value;
-      });
+    const deadRecs = recs.filter((r) => r.topic === t.deadLetter);
+    const dead = deadRecs.map((r) => {
+      const d = decodeAvro('DeadLetter', r.value);
+      assert.ok(d.ok);
+      return { ...d.value, messageKey: r.key };
+    });
     assert.deepEqual(
       dead.map((d) => d.reason_code).sort(),
-      [...expectedDeadReasons(sim), 'MALFORMED'].sort(),
-      'the simulator’s dead letters and one for the poison record',
+      [...expectedDeadReasons(sim), 'MALFORMED', 'MALFORMED', 'MALFORMED'].sort(),
+      'the simulator’s dead letters and one for each poison record',
     );
-    const p = dead.filter((d) => d.raw_truncated);
-    assert.equal(p.length, 1, 'exactly one truncated dead letter');
-    const d = p[0]!;
-    assert.deepEqual([d.source_topic, d.source_partition, d.source_offset], [t.rankerOutputs, 0, 0]);
-    assert.equal(d.reason_code, 'MALFORMED');
-    assert.equal(d.raw_size, poison.length);
-    assert.equal(d.raw_sha256, createHash('sha256').update(poison).digest('hex'));
-    assert.ok(d.raw.length > 0 && d.raw.length <= cfg.kafka.deadLetterMaxBytes, `raw ${d.raw.length} bytes`);
-    assert.ok(d.raw.equals(poison.subarray(0, d.raw.length)), 'raw is the record’s first bytes');
-    const metric = await svc.metrics.deadLettersTruncated.get();
-    assert.equal(metric.values[0]?.value, 1, 'counted once');
+    const p = dead
+      .filter((d) => d.raw_truncated || d.key_truncated)
+      .sort((a, b) => a.source_offset - b.source_offset);
+    assert.deepEqual(
+      p.map((d) => [d.source_topic, d.source_partition, d.source_offset, d.reason_code]),
+      [0, 1, 2].map((o) => [t.rankerOutputs, 0, o, 'MALFORMED']),
+      'exactly one truncated dead letter per poison record',
+    );
+    for (const [i, d] of p.entries()) {
+      const { key, value } = poisons[i]!;
+      const what = `poison ${i}`;
+      assert.ok(
+        (d.key?.length ?? 0) * 2 + d.raw.length <= cfg.kafka.deadLetterMaxBytes,
+        `${what}: key ${d.key?.length} + raw ${d.raw.length} bytes within the bound`,
+      );
+      assert.ok(d.raw.equals(value.subarray(0, d.raw.length)), `${what}: raw is the value's first bytes`);
+      assert.equal(d.raw_truncated, d.raw.length < value.length, what);
+      if (d.raw_truncated) assert.deepEqual([d.raw_size, d.raw_sha256], [value.length, sha(value)], what);
+      else assert.deepEqual([d.raw_size, d.raw_sha256], [null, null], what);
+      if (key === null) {
+        assert.deepEqual([d.key, d.messageKey, d.key_truncated], [null, null, false], what);
+        continue;
+      }
+      assert.equal(d.key_truncated, true, `${what}: the key is cut`);
+      assert.ok(d.key !== null && d.key.length > 0 && d.key.equals(key.subarray(0, d.key.length)), what);
+      assert.ok(d.messageKey?.equals(d.key), `${what}: the message key is the key field`);
+      assert.deepEqual([d.key_size, d.key_sha256], [key.length, sha(key)], what);
+    }
+    assert.deepEqual(
+      p.map((d) => [d.raw_truncated, d.key_truncated]),
+      [
+        [true, false],
+        [false, true],
+        [true, true],
+      ],
+    );
+    assert.equal(truncatedMetric, '3', 'counted once each');
   });
 
   test('/health: a partition that cannot make progress is unhealthy steadily', async () => {
