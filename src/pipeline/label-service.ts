@@ -66,6 +66,7 @@ import { coPartitionedAssigner } from '../kafka/assigner.ts';
 import { createKafka, createTransactionalProducer, sendOffsetsRetrying } from '../kafka/client.ts';
 import { restoreFromChangelog } from '../kafka/restore.ts';
 import { ensureTopics, type TopicLayout } from '../kafka/topics.ts';
+import { assertMarkerRoom, explainTooLarge, isTooLargeError } from '../kafka/txn-markers.ts';
 import { columnsSupported, labelColumnsEncoded } from '../labels/encoded.ts';
 import { labelRequest } from '../labels/index.ts';
 import { type Logger, logger } from '../log.ts';
@@ -368,6 +369,7 @@ export class LabelService {
     this.#abortIfStopping();
     this.#layout = await ensureTopics(this.#admin, this.config.kafka);
     this.#deadLetterMax = await this.#deadLetterBound();
+    await assertMarkerRoom(this.#admin, this.config.kafka);
     await this.#prepareOutputs();
     this.#abortIfStopping();
     this.#running = true;
@@ -1230,6 +1232,7 @@ export class LabelService {
       error: errorMessage(e),
       ...where,
     });
+    if (isTooLargeError(e) && this.#admin) void explainTooLarge(this.#admin, this.config.kafka, this.#log);
     this.#recovering = (async () => {
       await sleep(0);
       const consumer = this.#consumer;

@@ -4,7 +4,8 @@
 // - a >= 1 MB random record (value, key or both) on an input becomes ONE dead letter the broker
 //   accepts (truncated, with size and SHA-256), counted, and the records behind it are labelled
 //   exactly once;
-// - /health reports a partition that cannot make progress as unhealthy steadily.
+// - /health reports a partition that cannot make progress as unhealthy steadily, and healthy
+//   again once it can, every label then written exactly once.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -17,6 +18,7 @@ import type { Admin } from 'kafkajs';
 import type { Config } from '../../src/config/schema.ts';
 import { decodeAvro } from '../../src/contracts/codec.ts';
 import { ensureTopics } from '../../src/kafka/topics.ts';
+import { MIN_MAX_MESSAGE_BYTES } from '../../src/kafka/txn-markers.ts';
 import {
   exited,
   expectedDeadReasons,
@@ -300,7 +302,7 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
     assert.equal(truncatedMetric, '3', 'counted once each');
   });
 
-  test('/health: a partition that cannot make progress is unhealthy steadily', async () => {
+  test('/health: a partition that cannot make progress is unhealthy steadily; once it can, healthy again and every label exactly once', async () => {
     const { kafka, admin, work, sim, topics } = suite;
     const cfg0 = testConfig(join(work, 'stuck'), PARTITIONS);
     const cfg: Config = {
@@ -311,13 +313,16 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
     topics.push(...Object.values(t));
     await ensureTopics(admin, cfg.kafka);
     // A pointwise topic that refuses every label (MESSAGE_TOO_LARGE): each batch's transaction
-    // fails, the service recovers and fails again on the same records, for ever.
+    // fails, the service recovers and fails again on the same records, for ever. Not below
+    // MIN_MAX_MESSAGE_BYTES: the abort's marker must still fit the topic, or the broker wedges
+    // the transaction (src/kafka/txn-markers.ts) and nothing but a coordinator reload frees it.
+    const refusing = 256;
     const setMax = (v: string) =>
       admin.alterConfigs({
         validateOnly: false,
         resources: [{ type: 2, name: t.pointwise, configEntries: [{ name: 'max.message.bytes', value: v }] }],
       });
-    await setMax('64');
+    await setMax(String(refusing));
     await produceInputs(kafka, cfg, sim, PARTITIONS);
     const c = startLabel(writeConfig(work, 'stuck', cfg));
     try {
@@ -340,9 +345,95 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
         [],
         `/health while stuck, every 300 ms: ${stuck.join(' ')}`,
       );
+      // The topic accepts labels again: the partitions move, /health turns 200 and stays, and
+      // every label is there exactly once (read_committed).
+      await setMax('1048588');
+      await waitConsumed(admin, cfg, 180_000, () => assert.equal(c.proc.exitCode, null));
+      let ok = 0;
+      for (let i = 0; i < 600 && ok < 10; i++) {
+        ok = (await health()) === 200 ? ok + 1 : 0;
+        await sleep(300);
+      }
+      assert.equal(ok, 10, '/health is 200 ten times in a row once the partitions move');
     } finally {
       c.proc.kill('SIGTERM');
-      assert.equal(await exitWithin(c.proc, 60_000, 'the stop'), 0);
+      assert.equal(await exitWithin(c.proc, 60_000, 'the stop', c.stderr), 0);
     }
+    const recs = await readAll(kafka, admin, [t.pointwise, t.pairwise, t.listwise, t.deadLetter]);
+    const pointwise = recs.filter((r) => r.topic === t.pointwise);
+    assert.ok(pointwise.length > 0);
+    assert.deepEqual(
+      pointwise.filter((r) => r.value.length <= refusing).map((r) => r.value.length),
+      [],
+      `every pointwise label is larger than ${refusing} bytes (so the topic refused every batch)`,
+    );
+    const expected = expectedLabels(cfg, sim);
+    const got = labelsById(cfg, recs);
+    assert.deepEqual(
+      [...got].filter(([, v]) => v.length > 1).map(([id]) => id),
+      [],
+      'no label twice',
+    );
+    assert.deepEqual(
+      [...expected.keys()].filter((id) => !got.get(id)?.[0]?.equals(expected.get(id)!)),
+      [],
+      'every expected label, byte for byte',
+    );
+    assert.equal(got.size, expected.size, 'no other label');
+    assert.deepEqual(
+      recs
+        .filter((r) => r.topic === t.deadLetter)
+        .map((r) => {
+          const d = decodeAvro('DeadLetter', r.value);
+          assert.ok(d.ok);
+          return d.value.reason_code;
+        })
+        .sort(),
+      expectedDeadReasons(sim),
+      'each of the simulator’s dead letters once',
+    );
+  });
+  test('an output topic too small for a transaction marker: named at run time, refused at start-up', async () => {
+    const { admin, work, kafka, sim, topics } = suite;
+    const cfg0 = testConfig(join(work, 'markers'), PARTITIONS);
+    const cfg: Config = { ...cfg0, metrics: { ...cfg0.metrics, enabled: true, port: 0 } };
+    const t = cfg.kafka.topics;
+    topics.push(...Object.values(t));
+    await ensureTopics(admin, cfg.kafka);
+    const setMax = (v: string) =>
+      admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: 2, name: t.pointwise, configEntries: [{ name: 'max.message.bytes', value: v }] }],
+      });
+    const path = writeConfig(work, 'markers', cfg);
+    // Lowered while the service runs: the refused batch's abort wedges the transaction in the
+    // broker, which the service cannot undo; it says so, naming the topic.
+    const c = startLabel(path);
+    try {
+      await c.logged('task ready');
+      await setMax('64');
+      await produceInputs(kafka, cfg, sim, PARTITIONS);
+      const line = await Promise.race([
+        c.logged(
+          `output topic max.message.bytes below ${MIN_MAX_MESSAGE_BYTES}: ${t.pointwise} (max.message.bytes=64). A transaction marker does not fit there, so the broker cannot end a transaction that wrote to it and blocks its transactional id (CONCURRENT_TRANSACTIONS) until the transaction coordinator reloads, even after the limit is raised: raise it to at least ${MIN_MAX_MESSAGE_BYTES} (the default is 1048588), then restart the broker if a transaction is already blocked`,
+        ),
+        sleep(180_000).then(() => null),
+      ]);
+      assert.ok(line !== null, `no line naming the topic in 180 s:\n${c.stderr().slice(-3_000)}`);
+      assert.equal(line.level, 'error');
+    } finally {
+      c.proc.kill('SIGTERM');
+      assert.equal(await exitWithin(c.proc, 60_000, 'the stop', c.stderr), 0);
+    }
+    // At start-up: one clear line, exit non-zero, before joining the group.
+    const again = startLabel(path, { RANKDISTILL_LOG_LEVEL: 'warn' });
+    const code = await exitWithin(again.proc, 120_000, 'a start with a too small output topic', again.stderr);
+    assert.notEqual(code, 0);
+    const plain = again
+      .stderr()
+      .split('\n')
+      .filter((l) => l.length > 0 && !l.startsWith('{'));
+    assert.equal(plain.length, 1, plain.join('\n'));
+    assert.match(plain[0]!, new RegExp(`CONFIG_INVALID.*${t.pointwise} \\(max\\.message\\.bytes=64\\)`));
   });
 });
