@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -53,6 +53,7 @@ function startLabel(cfgPath: string, env: Record<string, string> = {}): Child {
   proc.stderr?.setEncoding('utf8');
   proc.stderr?.on('data', (d: string) => {
     err += d;
+    if (process.env.RD_DEBUG_CHILD_LOG) appendFileSync(process.env.RD_DEBUG_CHILD_LOG, d);
     for (const line of d.split('\n')) {
       if (!line.startsWith('{')) continue;
       let l: Record<string, unknown>;
@@ -410,7 +411,7 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
     // broker, which the service cannot undo; it says so, naming the topic.
     const c = startLabel(path);
     try {
-      await c.logged('task ready');
+      await c.logged('label service started');
       await setMax('64');
       await produceInputs(kafka, cfg, sim, PARTITIONS);
       const line = await Promise.race([
