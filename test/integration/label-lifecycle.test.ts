@@ -26,7 +26,9 @@ import {
   labelSuite,
   labelsById,
   produceInputs,
+  type Received,
   readAll,
+  type SimFiles,
   testConfig,
   waitConsumed,
 } from './label-helpers.ts';
@@ -119,6 +121,23 @@ function writeConfig(dir: string, name: string, cfg: Config): string {
   const path = join(dir, `${name}.json`);
   writeFileSync(path, JSON.stringify(cfg));
   return path;
+}
+
+/** Every label the simulation prescribes, byte for byte, once; no other label. */
+function assertLabelsOnce(cfg: Config, sim: SimFiles, recs: Received[]): void {
+  const expected = expectedLabels(cfg, sim);
+  const got = labelsById(cfg, recs);
+  assert.deepEqual(
+    [...got].filter(([, v]) => v.length > 1).map(([id]) => id),
+    [],
+    'no label twice',
+  );
+  assert.deepEqual(
+    [...expected.keys()].filter((id) => !got.get(id)?.[0]?.equals(expected.get(id)!)),
+    [],
+    'every expected label, byte for byte',
+  );
+  assert.equal(got.size, expected.size, 'no other label');
 }
 
 describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600_000 }, () => {
@@ -240,19 +259,7 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
       assert.equal(await exitWithin(c.proc, 60_000, 'the stop', c.stderr), 0);
     }
     const recs = await readAll(kafka, admin, [t.pointwise, t.pairwise, t.listwise, t.deadLetter]);
-    const expected = expectedLabels(cfg, sim);
-    const got = labelsById(cfg, recs);
-    assert.deepEqual(
-      [...got].filter(([, v]) => v.length > 1).map(([id]) => id),
-      [],
-      'no label twice',
-    );
-    assert.deepEqual(
-      [...expected.keys()].filter((id) => !got.get(id)?.[0]?.equals(expected.get(id)!)),
-      [],
-      'every expected label, byte for byte',
-    );
-    assert.equal(got.size, expected.size, 'no other label');
+    assertLabelsOnce(cfg, sim, recs);
     const deadRecs = recs.filter((r) => r.topic === t.deadLetter);
     const dead = deadRecs.map((r) => {
       const d = decodeAvro('DeadLetter', r.value);
@@ -368,19 +375,7 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
       [],
       `every pointwise label is larger than ${refusing} bytes (so the topic refused every batch)`,
     );
-    const expected = expectedLabels(cfg, sim);
-    const got = labelsById(cfg, recs);
-    assert.deepEqual(
-      [...got].filter(([, v]) => v.length > 1).map(([id]) => id),
-      [],
-      'no label twice',
-    );
-    assert.deepEqual(
-      [...expected.keys()].filter((id) => !got.get(id)?.[0]?.equals(expected.get(id)!)),
-      [],
-      'every expected label, byte for byte',
-    );
-    assert.equal(got.size, expected.size, 'no other label');
+    assertLabelsOnce(cfg, sim, recs);
     assert.deepEqual(
       recs
         .filter((r) => r.topic === t.deadLetter)
