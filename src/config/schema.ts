@@ -210,7 +210,7 @@ export const kafkaSchema = z
       .min(1_024)
       .default(256 * 1024)
       .describe(
-        "Largest original value (plus key) a dead letter carries: a larger one keeps its first bytes, its size and SHA-256 (raw_truncated). Also bounded by the dead-letter topic's max.message.bytes, so a dead letter always fits.",
+        "Largest original value plus key (counted twice: message key and field) a dead letter carries: a larger value keeps its first bytes, its size and SHA-256 (raw_truncated); a key larger than a quarter of it likewise (key_truncated). Also bounded by the dead-letter topic's max.message.bytes, so a dead letter always fits.",
       ),
     streamThreads: posInt()
       .max(64)

@@ -2,7 +2,7 @@
 // Run `node --import tsx scripts/gen-types.ts` after changing a schema.
 /* biome-ignore-all lint: generated */
 
-/** A record that could not be processed, with the reason. Key: the original key. */
+/** A record that could not be processed, with the reason. Key: the original key (its first bytes when key_truncated). */
 export interface DeadLetter {
   /** Topic (or file) the record came from. */
   source_topic: string;
@@ -10,7 +10,7 @@ export interface DeadLetter {
   source_partition: number;
   /** Offset of the record (line or block index for files). */
   source_offset: number;
-  /** Original message key. */
+  /** Original message key (its first bytes when key_truncated). */
   key: null | Buffer;
   /** Original message value, byte for byte (its first bytes when raw_truncated). */
   raw: Buffer;
@@ -28,6 +28,12 @@ export interface DeadLetter {
   raw_size: null | number;
   /** SHA-256 of the original value (lowercase hex) when raw_truncated. */
   raw_sha256: null | string;
+  /** True when key (and the dead letter's message key) holds only the first bytes of the original key, which was too large for a dead letter; key_size and key_sha256 then describe the whole key. */
+  key_truncated: boolean;
+  /** Byte length of the original key when key_truncated. */
+  key_size: null | number;
+  /** SHA-256 of the original key (lowercase hex) when key_truncated. */
+  key_sha256: null | string;
 }
 
 /** One displayed item and the user's reaction to it. */

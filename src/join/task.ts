@@ -137,34 +137,63 @@ export interface JoinTaskOptions {
   columns?: (ranker: RankerColumns, impression: Impression | null) => EncodedLabels;
   /**
    * Most bytes of original key and value a dead letter carries (the key counts twice: message
-   * key and field). A larger value keeps only its first bytes, with its size and SHA-256
+   * key and field). A larger value or key keeps only its first bytes, with its size and SHA-256
    * ({@link deadLetterRaw}), so the dead letter fits the topic. Unbounded when absent (files).
    */
   deadLetterMaxBytes?: number;
 }
 
+/** The fields of a dead letter that carry the original key and value ({@link deadLetterRaw}). */
+export type DeadLetterBytes = Pick<
+  DeadLetter,
+  'key' | 'key_truncated' | 'key_size' | 'key_sha256' | 'raw' | 'raw_truncated' | 'raw_size' | 'raw_sha256'
+>;
+
+/** `bytes` whole, or its first `room` bytes with the whole's size and SHA-256. */
+function cut(
+  bytes: Buffer,
+  room: number,
+): { bytes: Buffer; truncated: boolean; size: number | null; sha256: string | null } {
+  if (bytes.length <= room) return { bytes, truncated: false, size: null, sha256: null };
+  return {
+    bytes: Buffer.from(bytes.subarray(0, room)),
+    truncated: true,
+    size: bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  };
+}
+
 /**
- * The `raw` fields of a dead letter for an original value: the value itself when it fits in
- * `maxBytes` (after the key, which the record carries twice), else its first bytes, marked
- * truncated with the whole value's size and SHA-256 (a poison record of 1 MB must not make a
- * dead letter the broker refuses: the partition would stall on it for ever).
+ * The key and `raw` fields of a dead letter for an original key and value, within `maxBytes`
+ * (the key counts twice: the dead letter's message key and its `key` field). Both whole when they
+ * fit. Otherwise a key of up to a quarter of `maxBytes` stays whole and the value keeps its first
+ * bytes; a larger key keeps its first `maxBytes / 4` bytes (message key and field alike) and the
+ * value the rest of the room. What is cut is marked truncated with the whole's size and SHA-256: a
+ * poison record of 1 MB (value or key: the broker accepts keys up to message.max.bytes too) must
+ * not make a dead letter the broker refuses, or the partition would stall on it for ever.
  *
  * @example
  * deadLetterRaw(Buffer.alloc(2_000_000), null, 256 * 1024).raw.length; // 262144
+ * deadLetterRaw(Buffer.alloc(10), Buffer.alloc(2_000_000), 256 * 1024).key?.length; // 65536
  */
 export function deadLetterRaw(
   raw: Buffer,
   key: Buffer | null,
   maxBytes: number | undefined,
-): Pick<DeadLetter, 'raw' | 'raw_truncated' | 'raw_size' | 'raw_sha256'> {
-  const room =
-    maxBytes === undefined ? Number.POSITIVE_INFINITY : Math.max(0, maxBytes - 2 * (key?.length ?? 0));
-  if (raw.length <= room) return { raw, raw_truncated: false, raw_size: null, raw_sha256: null };
+): DeadLetterBytes {
+  const max = maxBytes ?? Number.POSITIVE_INFINITY;
+  const k =
+    key === null ? null : cut(key, 2 * key.length + raw.length <= max ? key.length : Math.floor(max / 4));
+  const v = cut(raw, Math.max(0, max - 2 * (k?.bytes.length ?? 0)));
   return {
-    raw: Buffer.from(raw.subarray(0, room)),
-    raw_truncated: true,
-    raw_size: raw.length,
-    raw_sha256: createHash('sha256').update(raw).digest('hex'),
+    key: k?.bytes ?? null,
+    key_truncated: k?.truncated ?? false,
+    key_size: k?.size ?? null,
+    key_sha256: k?.sha256 ?? null,
+    raw: v.bytes,
+    raw_truncated: v.truncated,
+    raw_size: v.size,
+    raw_sha256: v.sha256,
   };
 }
 
@@ -553,20 +582,19 @@ export class JoinTask {
     requestId: string | null,
   ): void {
     this.counters.deadLetters++;
-    const raw = deadLetterRaw(ref.raw, ref.key, this.#opts.deadLetterMaxBytes);
-    if (raw.raw_truncated) this.counters.deadLettersTruncated++;
+    const bytes = deadLetterRaw(ref.raw, ref.key, this.#opts.deadLetterMaxBytes);
+    if (bytes.raw_truncated || bytes.key_truncated) this.counters.deadLettersTruncated++;
     const value: DeadLetter = {
       source_topic: ref.source.topic,
       source_partition: ref.source.partition,
       source_offset: ref.source.offset,
-      key: ref.key,
       reason_code: reason,
       reason: message,
       request_id: requestId,
       time: this.#opts.now(),
-      ...raw,
+      ...bytes,
     };
-    outputs.push({ kind: 'deadLetter', key: ref.key, value });
+    outputs.push({ kind: 'deadLetter', key: bytes.key, value });
   }
 }
 

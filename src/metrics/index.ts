@@ -47,7 +47,7 @@ export class LabelMetrics {
   });
   readonly deadLettersTruncated = new Counter({
     name: 'rankdistill_dead_letters_truncated_total',
-    help: "Dead letters whose original value was too large to carry whole (kafka.deadLetterMaxBytes, the dead-letter topic's max.message.bytes): raw holds its first bytes, raw_size and raw_sha256 the whole value's.",
+    help: "Dead letters whose original value or key was too large to carry whole (kafka.deadLetterMaxBytes, the dead-letter topic's max.message.bytes): raw (key) holds its first bytes, raw_size and raw_sha256 (key_size, key_sha256) the whole value's (key's).",
     registers: [this.registry],
   });
   readonly openRequests = new Gauge({

@@ -27,6 +27,7 @@ import { checkBrokerApiVersions } from '../kafka/api-versions.ts';
 import { coPartitionedAssigner } from '../kafka/assigner.ts';
 import { createKafka } from '../kafka/client.ts';
 import { ensureTopics, type TopicLayout } from '../kafka/topics.ts';
+import { assertMarkerRoom, explainTooLarge, isTooLargeError } from '../kafka/txn-markers.ts';
 import { type Logger, logger } from '../log.ts';
 import { LabelMetrics } from '../metrics/index.ts';
 import { type RegistrySerde, registrySerdeFromConfig } from '../registry/serde.ts';
@@ -208,6 +209,7 @@ export class LabelService {
     this.#abortIfStopping();
     this.#layout = await ensureTopics(this.#admin, this.config.kafka);
     this.#deadLetterMax = await deadLetterBound(this.#admin, this.config.kafka, this.#log);
+    await assertMarkerRoom(this.#admin, this.config.kafka);
     await prepareOutputs(this.#serde, this.config.kafka);
     const collector = new RecordCollector(this.config.kafka, this.#layout, this.#serde);
     const onFail = (t: KafkaTask, e: unknown) => this.#fail(t, e);
@@ -391,6 +393,7 @@ export class LabelService {
       error: errorMessage(e),
       ...where,
     });
+    if (isTooLargeError(e) && this.#admin) void explainTooLarge(this.#admin, this.config.kafka, this.#log);
     this.#recovering = (async () => {
       await sleep(0);
       const consumer = this.#consumer;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import avro from 'avsc';
 import fc from 'fast-check';
 import {
   avroType,
@@ -129,6 +130,9 @@ const samples: { [N in keyof Contracts]: Contracts[N] } = {
     raw_truncated: true,
     raw_size: 1_048_512,
     raw_sha256: 'ab'.repeat(32),
+    key_truncated: true,
+    key_size: 2_000_000,
+    key_sha256: 'cd'.repeat(32),
   },
 };
 
@@ -193,6 +197,32 @@ describe('contracts', () => {
       assert.deepEqual(plain(json.value), plain(rec));
     });
   }
+
+  test('DeadLetter: records of the schema before key_truncated and records of today read both ways', () => {
+    const now = schemaJson('DeadLetter') as { fields: Array<{ name: string }> };
+    const before = avro.Type.forSchema({
+      ...now,
+      fields: now.fields.filter((f) => !f.name.startsWith('key_')),
+    } as never);
+    const old = {
+      ...samples.DeadLetter,
+      key_truncated: undefined,
+      key_size: undefined,
+      key_sha256: undefined,
+    };
+    const r = decodeAvro('DeadLetter', before.toBuffer(old), before);
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
+    assert.deepEqual(
+      [r.value.key_truncated, r.value.key_size, r.value.key_sha256, r.value.raw_size],
+      [false, null, null, 1_048_512],
+      'an old dead letter reads with the defaults',
+    );
+    const back = before.createResolver(avroType('DeadLetter'));
+    const o = before.fromBuffer(encodeAvro('DeadLetter', samples.DeadLetter), back as never) as {
+      raw_sha256: string;
+    };
+    assert.equal(o.raw_sha256, 'ab'.repeat(32), 'an old reader reads a new dead letter');
+  });
 
   test('encoding an invalid record names the field', () => {
     const bad = { ...ranker, items: [{ item_id: 'x', score: 'high', objectives: null, features: null }] };

@@ -277,10 +277,17 @@ export async function waitConsumed(
   for (;;) {
     alive?.();
     let lagging = 0;
-    const committed = await admin.fetchOffsets({
-      groupId: cfg.kafka.groupId,
-      topics: [t.rankerOutputs, t.impressions],
-    });
+    // A fresh broker answers GROUP_LOAD_IN_PROGRESS while it loads __consumer_offsets: ask again.
+    const committed = await admin
+      .fetchOffsets({ groupId: cfg.kafka.groupId, topics: [t.rankerOutputs, t.impressions] })
+      .catch((e: unknown) => {
+        if ((e as { retriable?: boolean }).retriable === true && Date.now() < deadline) return null;
+        throw e;
+      });
+    if (committed === null) {
+      await sleep(250);
+      continue;
+    }
     for (const topic of [t.rankerOutputs, t.impressions]) {
       const ends = await admin.fetchTopicOffsets(topic);
       const c = committed.find((x) => x.topic === topic);

@@ -1,13 +1,15 @@
 // Issue #25: the labeler's start, stop and stalls with real processes and a real broker.
 // - a start against a closed port exits non-zero with one clear line, metrics endpoint on;
 // - SIGTERM at random moments of the start-up exits 0 within the stop bound and leaves no member;
-// - a >= 1 MB random record on an input becomes ONE dead letter the broker accepts (truncated,
-//   with size and SHA-256), counted, and the records behind it are labelled exactly once;
-// - /health reports a partition that cannot make progress as unhealthy steadily.
+// - a >= 1 MB random record (value, key or both) on an input becomes ONE dead letter the broker
+//   accepts (truncated, with size and SHA-256), counted, and the records behind it are labelled
+//   exactly once;
+// - /health reports a partition that cannot make progress as unhealthy steadily, and healthy
+//   again once it can, every label then written exactly once.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -16,7 +18,7 @@ import type { Admin } from 'kafkajs';
 import type { Config } from '../../src/config/schema.ts';
 import { decodeAvro } from '../../src/contracts/codec.ts';
 import { ensureTopics } from '../../src/kafka/topics.ts';
-import { LabelService } from '../../src/pipeline/label-service.ts';
+import { MIN_MAX_MESSAGE_BYTES } from '../../src/kafka/txn-markers.ts';
 import {
   exited,
   expectedDeadReasons,
@@ -24,7 +26,9 @@ import {
   labelSuite,
   labelsById,
   produceInputs,
+  type Received,
   readAll,
+  type SimFiles,
   testConfig,
   waitConsumed,
 } from './label-helpers.ts';
@@ -51,6 +55,7 @@ function startLabel(cfgPath: string, env: Record<string, string> = {}): Child {
   proc.stderr?.setEncoding('utf8');
   proc.stderr?.on('data', (d: string) => {
     err += d;
+    if (process.env.RD_DEBUG_CHILD_LOG) appendFileSync(process.env.RD_DEBUG_CHILD_LOG, d);
     for (const line of d.split('\n')) {
       if (!line.startsWith('{')) continue;
       let l: Record<string, unknown>;
@@ -116,6 +121,23 @@ function writeConfig(dir: string, name: string, cfg: Config): string {
   const path = join(dir, `${name}.json`);
   writeFileSync(path, JSON.stringify(cfg));
   return path;
+}
+
+/** Every label the simulation prescribes, byte for byte, once; no other label. */
+function assertLabelsOnce(cfg: Config, sim: SimFiles, recs: Received[]): void {
+  const expected = expectedLabels(cfg, sim);
+  const got = labelsById(cfg, recs);
+  assert.deepEqual(
+    [...got].filter(([, v]) => v.length > 1).map(([id]) => id),
+    [],
+    'no label twice',
+  );
+  assert.deepEqual(
+    [...expected.keys()].filter((id) => !got.get(id)?.[0]?.equals(expected.get(id)!)),
+    [],
+    'every expected label, byte for byte',
+  );
+  assert.equal(got.size, expected.size, 'no other label');
 }
 
 describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600_000 }, () => {
@@ -200,70 +222,95 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
     assert.ok(delays.length === 5, `delays: ${delays.join(', ')} ms over a ${startup} ms start-up`);
   });
 
-  test('a >= 1 MB random record becomes one truncated dead letter; the records behind it are labelled once', async () => {
+  test('>= 1 MB random records (value, key, both) become one truncated dead letter each; the records behind them are labelled once', async () => {
     const { kafka, admin, work, sim, topics } = suite;
-    const cfg = testConfig(join(work, 'poison'), PARTITIONS);
+    const cfg0 = testConfig(join(work, 'poison'), PARTITIONS);
+    const cfg: Config = { ...cfg0, metrics: { ...cfg0.metrics, enabled: true, port: 0 } };
     const t = cfg.kafka.topics;
     topics.push(...Object.values(t));
     await ensureTopics(admin, cfg.kafka);
-    // First on partition 0 of the ranker outputs: every record behind it waits on it.
-    const poison = randomBytes(1_048_512);
+    // First on partition 0 of the ranker outputs: every record behind them waits on them. Each is
+    // as large as the broker's default message.max.bytes (1,048,588 per batch) lets through: a
+    // huge value; a huge key (keys are bounded by the same limit only); a key and value of half
+    // a megabyte each, both past the dead-letter bound.
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const poisons = [
+      { key: null, value: randomBytes(1_048_448) },
+      { key: randomBytes(1_048_448), value: Buffer.from('poison: not a ranker output') },
+      { key: randomBytes(524_200), value: randomBytes(524_200) },
+    ];
     const producer = kafka.producer();
     await producer.connect();
-    await producer.send({
-      topic: t.rankerOutputs,
-      messages: [{ key: null, value: poison, partition: 0 }],
-      acks: -1,
-    });
+    for (const m of poisons)
+      await producer.send({ topic: t.rankerOutputs, messages: [{ ...m, partition: 0 }], acks: -1 });
     await producer.disconnect();
     await produceInputs(kafka, cfg, sim, PARTITIONS);
-    const svc = new LabelService(cfg);
-    await svc.start();
+    const c = startLabel(writeConfig(work, 'poison', cfg));
+    let truncatedMetric: string | undefined;
     try {
-      await waitConsumed(admin, cfg, 240_000);
+      const port = Number((await c.logged('metrics listening')).port);
+      await waitConsumed(admin, cfg, 240_000, () =>
+        assert.equal(c.proc.exitCode, null, c.stderr().slice(-3_000)),
+      );
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      truncatedMetric = /^rankdistill_dead_letters_truncated_total (\S+)$/m.exec(text)?.[1];
     } finally {
-      await svc.stop();
+      c.proc.kill('SIGTERM');
+      assert.equal(await exitWithin(c.proc, 60_000, 'the stop', c.stderr), 0);
     }
     const recs = await readAll(kafka, admin, [t.pointwise, t.pairwise, t.listwise, t.deadLetter]);
-    const expected = expectedLabels(cfg, sim);
-    const got = labelsById(cfg, recs);
-    assert.deepEqual(
-      [...got].filter(([, v]) => v.length > 1).map(([id]) => id),
-      [],
-      'no label twice',
-    );
-    assert.deepEqual(
-      [...expected.keys()].filter((id) => !got.get(id)?.[0]?.equals(expected.get(id)!)),
-      [],
-      'every expected label, byte for byte',
-    );
-    assert.equal(got.size, expected.size, 'no other label');
-    const dead = recs
-      .filter((r) => r.topic === t.deadLetter)
-      .map((r) => {
-        const d = decodeAvro('DeadLetter', r.value);
-        assert.ok(d.ok);
-        return d.value;
-      });
+    assertLabelsOnce(cfg, sim, recs);
+    const deadRecs = recs.filter((r) => r.topic === t.deadLetter);
+    const dead = deadRecs.map((r) => {
+      const d = decodeAvro('DeadLetter', r.value);
+      assert.ok(d.ok);
+      return { ...d.value, messageKey: r.key };
+    });
     assert.deepEqual(
       dead.map((d) => d.reason_code).sort(),
-      [...expectedDeadReasons(sim), 'MALFORMED'].sort(),
-      'the simulator’s dead letters and one for the poison record',
+      [...expectedDeadReasons(sim), 'MALFORMED', 'MALFORMED', 'MALFORMED'].sort(),
+      'the simulator’s dead letters and one for each poison record',
     );
-    const p = dead.filter((d) => d.raw_truncated);
-    assert.equal(p.length, 1, 'exactly one truncated dead letter');
-    const d = p[0]!;
-    assert.deepEqual([d.source_topic, d.source_partition, d.source_offset], [t.rankerOutputs, 0, 0]);
-    assert.equal(d.reason_code, 'MALFORMED');
-    assert.equal(d.raw_size, poison.length);
-    assert.equal(d.raw_sha256, createHash('sha256').update(poison).digest('hex'));
-    assert.ok(d.raw.length > 0 && d.raw.length <= cfg.kafka.deadLetterMaxBytes, `raw ${d.raw.length} bytes`);
-    assert.ok(d.raw.equals(poison.subarray(0, d.raw.length)), 'raw is the record’s first bytes');
-    const metric = await svc.metrics.deadLettersTruncated.get();
-    assert.equal(metric.values[0]?.value, 1, 'counted once');
+    const p = dead
+      .filter((d) => d.raw_truncated || d.key_truncated)
+      .sort((a, b) => a.source_offset - b.source_offset);
+    assert.deepEqual(
+      p.map((d) => [d.source_topic, d.source_partition, d.source_offset, d.reason_code]),
+      [0, 1, 2].map((o) => [t.rankerOutputs, 0, o, 'MALFORMED']),
+      'exactly one truncated dead letter per poison record',
+    );
+    for (const [i, d] of p.entries()) {
+      const { key, value } = poisons[i]!;
+      const what = `poison ${i}`;
+      assert.ok(
+        (d.key?.length ?? 0) * 2 + d.raw.length <= cfg.kafka.deadLetterMaxBytes,
+        `${what}: key ${d.key?.length} + raw ${d.raw.length} bytes within the bound`,
+      );
+      assert.ok(d.raw.equals(value.subarray(0, d.raw.length)), `${what}: raw is the value's first bytes`);
+      assert.equal(d.raw_truncated, d.raw.length < value.length, what);
+      if (d.raw_truncated) assert.deepEqual([d.raw_size, d.raw_sha256], [value.length, sha(value)], what);
+      else assert.deepEqual([d.raw_size, d.raw_sha256], [null, null], what);
+      if (key === null) {
+        assert.deepEqual([d.key, d.messageKey, d.key_truncated], [null, null, false], what);
+        continue;
+      }
+      assert.equal(d.key_truncated, true, `${what}: the key is cut`);
+      assert.ok(d.key !== null && d.key.length > 0 && d.key.equals(key.subarray(0, d.key.length)), what);
+      assert.ok(d.messageKey?.equals(d.key), `${what}: the message key is the key field`);
+      assert.deepEqual([d.key_size, d.key_sha256], [key.length, sha(key)], what);
+    }
+    assert.deepEqual(
+      p.map((d) => [d.raw_truncated, d.key_truncated]),
+      [
+        [true, false],
+        [false, true],
+        [true, true],
+      ],
+    );
+    assert.equal(truncatedMetric, '3', 'counted once each');
   });
 
-  test('/health: a partition that cannot make progress is unhealthy steadily', async () => {
+  test('/health: a partition that cannot make progress is unhealthy steadily; once it can, healthy again and every label exactly once', async () => {
     const { kafka, admin, work, sim, topics } = suite;
     const cfg0 = testConfig(join(work, 'stuck'), PARTITIONS);
     const cfg: Config = {
@@ -274,13 +321,16 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
     topics.push(...Object.values(t));
     await ensureTopics(admin, cfg.kafka);
     // A pointwise topic that refuses every label (MESSAGE_TOO_LARGE): each batch's transaction
-    // fails, the service recovers and fails again on the same records, for ever.
+    // fails, the service recovers and fails again on the same records, for ever. Not below
+    // MIN_MAX_MESSAGE_BYTES: the abort's marker must still fit the topic, or the broker wedges
+    // the transaction (src/kafka/txn-markers.ts) and nothing but a coordinator reload frees it.
+    const refusing = 256;
     const setMax = (v: string) =>
       admin.alterConfigs({
         validateOnly: false,
         resources: [{ type: 2, name: t.pointwise, configEntries: [{ name: 'max.message.bytes', value: v }] }],
       });
-    await setMax('64');
+    await setMax(String(refusing));
     await produceInputs(kafka, cfg, sim, PARTITIONS);
     const c = startLabel(writeConfig(work, 'stuck', cfg));
     try {
@@ -303,9 +353,83 @@ describe('rankdistill label: start, stop and stalls (issue #25)', { timeout: 600
         [],
         `/health while stuck, every 300 ms: ${stuck.join(' ')}`,
       );
+      // The topic accepts labels again: the partitions move, /health turns 200 and stays, and
+      // every label is there exactly once (read_committed).
+      await setMax('1048588');
+      await waitConsumed(admin, cfg, 180_000, () => assert.equal(c.proc.exitCode, null));
+      let ok = 0;
+      for (let i = 0; i < 600 && ok < 10; i++) {
+        ok = (await health()) === 200 ? ok + 1 : 0;
+        await sleep(300);
+      }
+      assert.equal(ok, 10, '/health is 200 ten times in a row once the partitions move');
     } finally {
       c.proc.kill('SIGTERM');
-      assert.equal(await exitWithin(c.proc, 60_000, 'the stop'), 0);
+      assert.equal(await exitWithin(c.proc, 60_000, 'the stop', c.stderr), 0);
     }
+    const recs = await readAll(kafka, admin, [t.pointwise, t.pairwise, t.listwise, t.deadLetter]);
+    const pointwise = recs.filter((r) => r.topic === t.pointwise);
+    assert.ok(pointwise.length > 0);
+    assert.deepEqual(
+      pointwise.filter((r) => r.value.length <= refusing).map((r) => r.value.length),
+      [],
+      `every pointwise label is larger than ${refusing} bytes (so the topic refused every batch)`,
+    );
+    assertLabelsOnce(cfg, sim, recs);
+    assert.deepEqual(
+      recs
+        .filter((r) => r.topic === t.deadLetter)
+        .map((r) => {
+          const d = decodeAvro('DeadLetter', r.value);
+          assert.ok(d.ok);
+          return d.value.reason_code;
+        })
+        .sort(),
+      expectedDeadReasons(sim),
+      'each of the simulator’s dead letters once',
+    );
+  });
+  test('an output topic too small for a transaction marker: named at run time, refused at start-up', async () => {
+    const { admin, work, kafka, sim, topics } = suite;
+    const cfg0 = testConfig(join(work, 'markers'), PARTITIONS);
+    const cfg: Config = { ...cfg0, metrics: { ...cfg0.metrics, enabled: true, port: 0 } };
+    const t = cfg.kafka.topics;
+    topics.push(...Object.values(t));
+    await ensureTopics(admin, cfg.kafka);
+    const setMax = (v: string) =>
+      admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: 2, name: t.pointwise, configEntries: [{ name: 'max.message.bytes', value: v }] }],
+      });
+    const path = writeConfig(work, 'markers', cfg);
+    // Lowered while the service runs: the refused batch's abort wedges the transaction in the
+    // broker, which the service cannot undo; it says so, naming the topic.
+    const c = startLabel(path);
+    try {
+      await c.logged('label service started');
+      await setMax('64');
+      await produceInputs(kafka, cfg, sim, PARTITIONS);
+      const line = await Promise.race([
+        c.logged(
+          `output topic max.message.bytes below ${MIN_MAX_MESSAGE_BYTES}: ${t.pointwise} (max.message.bytes=64). A transaction marker does not fit there, so the broker cannot end a transaction that wrote to it and blocks its transactional id (CONCURRENT_TRANSACTIONS) until the transaction coordinator reloads, even after the limit is raised: raise it to at least ${MIN_MAX_MESSAGE_BYTES} (the default is 1048588), then restart the broker if a transaction is already blocked`,
+        ),
+        sleep(180_000).then(() => null),
+      ]);
+      assert.ok(line !== null, `no line naming the topic in 180 s:\n${c.stderr().slice(-3_000)}`);
+      assert.equal(line.level, 'error');
+    } finally {
+      c.proc.kill('SIGTERM');
+      assert.equal(await exitWithin(c.proc, 60_000, 'the stop', c.stderr), 0);
+    }
+    // At start-up: one clear line, exit non-zero, before joining the group.
+    const again = startLabel(path, { RANKDISTILL_LOG_LEVEL: 'warn' });
+    const code = await exitWithin(again.proc, 120_000, 'a start with a too small output topic', again.stderr);
+    assert.notEqual(code, 0);
+    const plain = again
+      .stderr()
+      .split('\n')
+      .filter((l) => l.length > 0 && !l.startsWith('{'));
+    assert.equal(plain.length, 1, plain.join('\n'));
+    assert.match(plain[0]!, new RegExp(`CONFIG_INVALID.*${t.pointwise} \\(max\\.message\\.bytes=64\\)`));
   });
 });

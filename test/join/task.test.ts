@@ -299,16 +299,54 @@ test('deadLetterRaw: a value too large for a dead letter keeps its first bytes, 
   assert.equal(cut.raw_size, big.length);
   assert.equal(cut.raw_sha256, createHash('sha256').update(big).digest('hex'));
   const small = randomBytes(1_000);
+  assert.equal(cut.key_truncated, false);
   assert.deepEqual(deadLetterRaw(small, key, 256 * 1024), {
+    key,
+    key_truncated: false,
+    key_size: null,
+    key_sha256: null,
     raw: small,
     raw_truncated: false,
     raw_size: null,
     raw_sha256: null,
   });
   assert.equal(deadLetterRaw(big, null, undefined).raw_truncated, false, 'unbounded without a limit (files)');
-  const hugeKey = deadLetterRaw(small, Buffer.alloc(200_000), 256 * 1024);
-  assert.equal(hugeKey.raw.length, 0, 'a key that takes the whole room leaves none for the value');
-  assert.equal(hugeKey.raw_size, small.length);
+  // A key up to a quarter of the room stays whole; the value gets what is left.
+  const quarter = randomBytes(60_000);
+  const kq = deadLetterRaw(big, quarter, 256 * 1024);
+  assert.deepEqual([kq.key, kq.key_truncated, kq.raw.length], [quarter, false, 256 * 1024 - 120_000]);
+});
+
+test('deadLetterRaw: a key too large for a dead letter keeps its first bytes, its size and its SHA-256', () => {
+  const max = 256 * 1024;
+  const hugeKey = randomBytes(1_048_576);
+  const small = randomBytes(1_000);
+  const k = deadLetterRaw(small, hugeKey, max);
+  assert.equal(k.key_truncated, true);
+  assert.equal(k.key?.length, max / 4, 'a quarter of the room (it counts twice)');
+  assert.deepEqual(k.key, hugeKey.subarray(0, max / 4), 'a prefix of the original key');
+  assert.equal(k.key_size, hugeKey.length);
+  assert.equal(k.key_sha256, createHash('sha256').update(hugeKey).digest('hex'));
+  assert.deepEqual([k.raw, k.raw_truncated], [small, false], 'a small value stays whole');
+  // Both huge: both cut, and together within the room.
+  const big = randomBytes(1_048_512);
+  const both = deadLetterRaw(big, hugeKey, max);
+  assert.deepEqual([both.key_truncated, both.raw_truncated], [true, true]);
+  assert.equal(2 * (both.key?.length ?? 0) + both.raw.length, max, 'the whole room, no more');
+  assert.equal(both.raw_sha256, createHash('sha256').update(big).digest('hex'));
+  assert.equal(both.key_sha256, k.key_sha256);
+  // Sizes near the bound: never over it.
+  for (const [kl, vl] of [
+    [max / 2, 1],
+    [max / 4 + 1, max / 2],
+    [max / 4, max / 2 + 1],
+    [max, max],
+  ] as const) {
+    const r = deadLetterRaw(Buffer.alloc(vl), Buffer.alloc(kl), max);
+    assert.ok(2 * (r.key?.length ?? 0) + r.raw.length <= max, `key ${kl}, value ${vl}`);
+    assert.equal(r.key_truncated, (r.key?.length ?? 0) < kl);
+    assert.equal(r.raw_truncated, r.raw.length < vl);
+  }
 });
 
 test('a poison record past deadLetterMaxBytes becomes one truncated MALFORMED dead letter, counted', () => {
@@ -338,4 +376,18 @@ test('a poison record past deadLetterMaxBytes becomes one truncated MALFORMED de
   assert.equal(t.counters.deadLettersTruncated, 1);
   assert.equal(t.counters.malformed, 1);
   assert.deepEqual(t.nextOffsets(), { ranker: 42, impression: null });
+  // A huge key: the dead letter's message key and key field are its first bytes, counted too.
+  const hugeKey = randomBytes(1_048_576);
+  t.push('ranker', [{ offset: 42, key: hugeKey, raw: randomBytes(100) }]);
+  const out = t.step(20).outputs.filter((o) => o.kind === 'deadLetter');
+  assert.equal(out.length, 1);
+  const o = out[0]!;
+  assert.ok(o.kind === 'deadLetter');
+  assert.equal(o.key?.length, 16 * 1024, 'the message key is cut');
+  assert.deepEqual(o.value.key, o.key, 'the field is the message key');
+  assert.deepEqual(
+    [o.value.key_truncated, o.value.key_size, o.value.raw_truncated],
+    [true, hugeKey.length, false],
+  );
+  assert.equal(t.counters.deadLettersTruncated, 2);
 });
