@@ -16,12 +16,16 @@ const kafkaLog = logger('kafkajs');
 /**
  * Broker answers that kafkajs logs as errors although they are part of normal operation and it
  * retries them: the coordinator still completing the previous transaction's markers when the next
- * one starts (CONCURRENT_TRANSACTIONS, a few per second under load), and a heartbeat told that the
- * group rebalances. When the retries run out, the operation fails and our own code logs that.
+ * one starts (CONCURRENT_TRANSACTIONS, a few per second under load), a heartbeat told that the
+ * group rebalances, and a coordinator still loading or just moved (COORDINATOR_NOT_AVAILABLE,
+ * NOT_COORDINATOR: every start against a fresh broker, and each broker restart). When the retries
+ * run out, the operation fails and our own code logs that.
  */
 const ROUTINE_ERRORS = [
   'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing',
   'The group is rebalancing, so a rejoin is needed',
+  'The group coordinator is not available',
+  'This is not the correct coordinator for this group',
 ];
 
 /**

@@ -22,6 +22,23 @@ test('routine, retried kafkajs errors are info; other errors stay warnings', () 
     ),
     'info',
   );
+  // a fresh broker's coordinators: kafkajs retries FindCoordinator / InitProducerId until loaded
+  assert.equal(
+    kafkajsLevel(
+      logLevel.ERROR,
+      'Response GroupCoordinator(key: 10, version: 2)',
+      'The group coordinator is not available',
+    ),
+    'info',
+  );
+  assert.equal(
+    kafkajsLevel(
+      logLevel.ERROR,
+      'Response InitProducerId(key: 22, version: 1)',
+      'This is not the correct coordinator for this group',
+    ),
+    'info',
+  );
   assert.equal(
     kafkajsLevel(
       logLevel.ERROR,
