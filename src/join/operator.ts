@@ -38,7 +38,10 @@
  * Pure: no I/O, no clock.
  */
 import { decode } from '../contracts/codec.ts';
+import { parseImpressionColumns } from '../contracts/impression-columns.ts';
 import type { Impression, RankerOutput } from '../contracts/index.ts';
+import { parseRankerColumns } from '../contracts/ranker-columns.ts';
+import type { Contracts } from '../contracts/schemas.ts';
 import { RankdistillError } from '../errors.ts';
 import type {
   DoneEntry,
@@ -281,7 +284,26 @@ function refOf(rec: JoinInput): RecordRef {
   return { source: rec.source, key: rec.key, raw: rec.raw };
 }
 
+function decodeOrThrow<N extends 'RankerOutput' | 'Impression'>(name: N): (b: Buffer) => Contracts[N] {
+  return (b) => {
+    const d = decode(name, b, 'avro');
+    if (!d.ok) throw d.error;
+    return d.value as Contracts[N];
+  };
+}
+const decodeRankerOrThrow = decodeOrThrow('RankerOutput');
+const decodeImpressionOrThrow = decodeOrThrow('Impression');
+
 function decodePending<T>(name: 'RankerOutput' | 'Impression', e: PendingEntry): T {
+  if (e.format === 'avro') {
+    // The column parsers read what labelling needs (ids, scores, positions, clicks) and skip the
+    // rest; they take canonical bytes only, which is what every stored Avro record decoded from.
+    const cols =
+      name === 'RankerOutput'
+        ? parseRankerColumns(e.raw, decodeRankerOrThrow)
+        : parseImpressionColumns(e.raw, decodeImpressionOrThrow);
+    if (cols !== null) return cols as T;
+  }
   const r = decode(name, e.raw, e.format);
   if (!r.ok) {
     // Only records that decoded once are stored, so this is state corruption, not bad input.
