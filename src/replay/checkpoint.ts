@@ -31,6 +31,13 @@ export interface ReplayCheckpoint {
   positions: Record<Side, number>;
   /** Part file lengths (file output), or null. */
   parts: PartLengths | null;
+  /**
+   * Bytes of each part's tail file of this checkpoint (the open Avro block, see ./parts.ts); 0 or
+   * absent: none. Written by part format 2.
+   */
+  tails?: PartLengths;
+  /** Format of the part files: 2 (final bytes, tails). Absent: 1, length-framed records. */
+  partFormat?: number;
   /** Task counters up to this checkpoint (so totals survive a resume). */
   counters: JoinCounters;
   /** The partition's range is fully processed (and drained when asked). */

@@ -27,7 +27,7 @@ export interface ReplayOptions {
   drain?: boolean;
   /** State directory (default `<store.dir>/replay-<id>`). */
   stateDir?: string;
-  /** Input records per checkpoint (default kafka.maxBatchRecords). */
+  /** Input records per checkpoint (default FILE_CHECKPOINT_EVERY for files, kafka.maxBatchRecords for topics). */
   checkpointEvery?: number;
   /** Stop at the next record boundary, commit a checkpoint and return `interrupted`. */
   signal?: AbortSignal;

@@ -17,7 +17,7 @@ import type { Config } from '../config/schema.ts';
 import { type ErrorCode, RankdistillError } from '../errors.ts';
 import type { FileFormat } from '../io/files.ts';
 import type { Side } from '../join/types.ts';
-import { CheckpointFiles, emptyParts, type ReplayCheckpoint } from './checkpoint.ts';
+import { CheckpointFiles, type ReplayCheckpoint } from './checkpoint.ts';
 import type { ReplayContext } from './context.ts';
 import { runFilePartitions } from './file-partitions.ts';
 import type { RunSummary } from './run-summary.ts';
@@ -64,8 +64,8 @@ function partitionsOf(w: number, threads: number, partitions: number): number[] 
 
 /** Sink factory of a thread: part files, or nothing (dry run). */
 export function fileSinkFor(stateDir: string, format: FileFormat | null) {
-  return (p: number, ck: { parts: ReturnType<typeof emptyParts> | null }) =>
-    format === null ? new NullSink() : PartsSink.open(stateDir, p, format, ck.parts ?? emptyParts());
+  return (p: number, ck: ReplayCheckpoint) =>
+    format === null ? new NullSink() : PartsSink.open(stateDir, p, format, ck);
 }
 
 /**

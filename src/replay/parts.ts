@@ -1,38 +1,49 @@
 /**
- * Part files: the replay's output written so far, in a form that can be cut back to a checkpoint.
+ * Part files: the replay's output written so far, already in the bytes of the final file, in a
+ * form that can be cut back to a checkpoint.
  *
  * Why: a resumable replay must end with output files equal to those of an uninterrupted run. The
- * final files are written atomically by the file transport's rules (temp file, fsync, rename), so
- * nothing is visible until the end; meanwhile each (partition, output kind) appends its records to
- * a part file `<state>/parts/p<partition>.<kind>.part` as `u32 length ‖ record bytes`, where the
- * record bytes are exactly what the final file holds for it (an NDJSON line without its newline,
- * or the record's Avro binary). A checkpoint fsyncs the parts and records their lengths; a resume
- * truncates them back to those lengths — the recoverable-writer scheme of Flink's file sink
- * (persist, then truncate to the persisted length on recovery).
+ * final files appear atomically at the end; meanwhile each (partition, output kind) appends to a
+ * part file `<state>/parts/p<partition>.<kind>.part` the bytes the final file holds for its
+ * records: NDJSON lines, or whole Avro container blocks (count, size, records, sync marker; the
+ * first partition's part starts with the container header). A checkpoint fsyncs the parts and
+ * records their lengths; a resume truncates them back to those lengths — the recoverable-writer
+ * scheme of Flink's file sink (persist, then truncate to the persisted length on recovery).
  *
- * {@link assembleFinal} then concatenates the parts (in partition order) into the final file:
- * NDJSON lines each followed by `\n`, or an Avro object container with the same header, sync
- * marker and 64 KiB block rule as `RecordWriter` in src/io/files.ts — so the bytes equal what the
- * labeler's file transport writes for the same records.
+ * An Avro block is cut once it holds 64 KiB (RecordWriter's rule in src/io/files.ts), never at a
+ * checkpoint, so the bytes do not depend on when checkpoints fell: the records of the open block
+ * at checkpoint k go to a tail file `<part>.tail-<k>` (a u32 count, then the records), which a
+ * resume from k reads back into the open block.
+ *
+ * {@link assembleFinal} then makes the final file: the first part *is* its beginning (hard-linked,
+ * not copied, where the filesystem allows), the other parts are appended as they are. With one
+ * partition the final file equals what RecordWriter writes for the same records; with several, each
+ * partition's records start a new Avro block. Before, parts held length-framed records that the
+ * assembly copied and re-blocked one by one: at 200 candidates the copy, its fsync and the deletion
+ * of the parts took a quarter of a replay.
  */
 import {
   closeSync,
   existsSync,
   fsyncSync,
   ftruncateSync,
+  linkSync,
   mkdirSync,
   openSync,
+  readdirSync,
+  readFileSync,
   readSync,
   renameSync,
   rmSync,
   statSync,
   writeSync,
 } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { ContractName } from '../contracts/schemas.ts';
 import { schemaJson } from '../contracts/schemas.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
 import { deterministicSync, encodeHeader } from '../io/avro-container.ts';
+import { fsyncDir } from '../io/durable.ts';
 import type { FileFormat } from '../io/files.ts';
 
 /** Same as RecordWriter's AVRO_BLOCK_BYTES (src/io/files.ts): flush a block once it holds 64 KiB. */
@@ -55,42 +66,69 @@ function writeAll(fd: number, data: Buffer, path: string): void {
   }
 }
 
+/** What a part file persisted at a checkpoint: its length, and its tail file's (0: none). */
+export interface PartState {
+  length: number;
+  tail: number;
+}
+
+/** How a part file writes: the final file's format, and for Avro its contract and header. */
+export interface PartFormat {
+  format: FileFormat;
+  /** Contract of the records (Avro: the container's schema and sync marker). */
+  name: ContractName;
+  /** Avro: this part begins the final file, so it starts with the container header. */
+  header: boolean;
+}
+
+/** The tail file of a part at checkpoint k. */
+export function tailPath(path: string, k: number): string {
+  return `${path}.tail-${k}`;
+}
+
 /**
- * An append-only part file that can be cut back to a persisted length.
+ * An append-only part file in the final file's bytes, that can be cut back to a checkpoint.
  *
  * @example
- * const part = PartFile.open('state/parts/p0.pointwise.part', 0);
- * part.append(Buffer.from('{"id":"r1:pointwise"}'));
- * const len = part.persist(); // fsynced; record len in the checkpoint
+ * const part = PartFile.open('state/parts/p0.pointwise.part', { format: 'avro', name: 'PointwiseLabels', header: true }, 0, { length: 0, tail: 0 });
+ * part.append(encodeAvro('PointwiseLabels', labels));
+ * const st = part.persist(1, false); // fsynced; record st in checkpoint 1
  * part.close();
  */
 export class PartFile {
   readonly path: string;
+  readonly #fmt: PartFormat;
+  readonly #sync: Buffer;
   #fd: number;
-  /**
-   * Framed records not yet written, copied into one buffer: no length Buffer per record and no
-   * concat at flush (the records are often views of an encoder's slab).
-   */
-  #buf: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
-  #pendingBytes = 0;
+  /** Bytes not yet written (whole NDJSON lines, whole Avro blocks). */
+  #out: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
+  #outBytes = 0;
+  /** Avro: the records of the open block, one after another. */
+  #block: Buffer = Buffer.allocUnsafeSlow(0);
+  #blockBytes = 0;
+  #blockCount = 0;
+  /** Bytes in the file (written, not necessarily persisted). */
   #size: number;
+  /** Tail files written by the last two persists (the older one is still a checkpoint's). */
+  #tails: string[] = [];
 
-  private constructor(path: string, fd: number, size: number) {
+  private constructor(path: string, fmt: PartFormat, fd: number, size: number) {
     this.path = path;
+    this.#fmt = fmt;
+    this.#sync = fmt.format === 'avro' ? deterministicSync(fmt.name) : Buffer.alloc(0);
     this.#fd = fd;
     this.#size = size;
   }
 
   /**
-   * Opens (creating) the part file and truncates it to `length`, the length recorded by the last
-   * checkpoint (0 for a fresh run): records appended after that checkpoint are dropped.
+   * Opens (creating) the part file and cuts it back to the state checkpoint `k` recorded
+   * (`{ length: 0, tail: 0 }` for a fresh run): output after that checkpoint is dropped, and the
+   * open Avro block of that checkpoint is read back from its tail file.
    *
-   * @throws RankdistillError IO_FAILED, or STATE_STORE_FAILED when the file is shorter than
-   *   `length` (the part does not belong to this checkpoint).
-   * @example
-   * const part = PartFile.open(path, checkpoint.parts.pointwise);
+   * @throws RankdistillError IO_FAILED, or STATE_STORE_FAILED when the file is shorter than the
+   *   checkpoint says or its tail file is missing or cut (the part does not belong to it).
    */
-  static open(path: string, length: number): PartFile {
+  static open(path: string, fmt: PartFormat, k: number, st: PartState): PartFile {
     let fd: number;
     try {
       mkdirSync(dirname(path), { recursive: true });
@@ -99,63 +137,92 @@ export class PartFile {
       throw ioError(path, 'cannot open', cause);
     }
     const size = statSync(path).size;
-    if (size < length) {
+    if (size < st.length) {
       closeSync(fd);
-      throw new RankdistillError(
-        'STATE_STORE_FAILED',
-        `replay part file ${path} holds ${size} bytes but its checkpoint says ${length}: the replay state is damaged; delete the state directory to start over`,
-        { details: { path, size, length } },
-      );
+      throw damaged(path, `holds ${size} bytes but its checkpoint says ${st.length}`, {
+        size,
+        length: st.length,
+      });
     }
-    if (size > length) ftruncateSync(fd, length);
+    if (size > st.length) ftruncateSync(fd, st.length);
     closeSync(fd);
     try {
       fd = openSync(path, 'a');
     } catch (cause) {
       throw ioError(path, 'cannot open', cause);
     }
-    return new PartFile(path, fd, length);
+    const part = new PartFile(path, fmt, fd, st.length);
+    part.#restoreTail(k, st.tail);
+    if (st.length === 0 && fmt.format === 'avro' && fmt.header)
+      part.#put(encodeHeader(schemaJson(fmt.name), part.#sync));
+    return part;
   }
 
-  /** Bytes in the part (persisted and pending). */
+  /** Bytes of the part's records so far (written, pending and in the open block). */
   get size(): number {
-    return this.#size + this.#pendingBytes;
+    return this.#size + this.#outBytes + this.#blockBytes;
   }
 
-  /** Appends one record (its final bytes, without an NDJSON newline). */
+  /** Appends one record (its final bytes: an NDJSON line without its newline, or Avro binary). */
   append(record: Buffer): void {
-    const n = record.length;
-    if (this.#pendingBytes + 4 + n > this.#buf.length) {
-      // Small at first (a partition's dead-letter part rarely holds anything), FLUSH_BYTES after.
-      if (this.#buf.length < FLUSH_BYTES) {
-        const grown = Buffer.allocUnsafeSlow(FLUSH_BYTES);
-        this.#buf.copy(grown, 0, 0, this.#pendingBytes);
-        this.#buf = grown;
-      }
-      if (this.#pendingBytes + 4 + n > this.#buf.length) this.#flush();
-      if (4 + n > this.#buf.length) this.#buf = Buffer.allocUnsafeSlow(4 + n);
+    if (this.#fmt.format === 'ndjson') {
+      this.#put(record, 1);
+      this.#out[this.#outBytes - 1] = 0x0a;
+      return;
     }
-    const b = this.#buf;
-    let at = this.#pendingBytes;
-    b[at] = n >>> 24;
-    b[at + 1] = (n >>> 16) & 0xff;
-    b[at + 2] = (n >>> 8) & 0xff;
-    b[at + 3] = n & 0xff;
-    at += 4;
+    const n = record.length;
+    if (this.#blockBytes + n > this.#block.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(2 * AVRO_BLOCK_BYTES, 2 * (this.#blockBytes + n)));
+      this.#block.copy(bigger, 0, 0, this.#blockBytes);
+      this.#block = bigger;
+    }
+    const b = this.#block;
+    const at = this.#blockBytes;
     if (n < 64) for (let i = 0; i < n; i++) b[at + i] = record[i] as number;
     else record.copy(b, at);
-    this.#pendingBytes = at + n;
+    this.#blockBytes = at + n;
+    this.#blockCount++;
+    if (this.#blockBytes >= AVRO_BLOCK_BYTES) this.#flushBlock();
   }
 
-  /** Writes what is pending and fsyncs; returns the length to record in the checkpoint. */
-  persist(): number {
-    this.#flush();
+  /**
+   * Writes what is pending and fsyncs, for checkpoint `k`. The open Avro block goes to the tail
+   * file of k, or, with `last` (no record will follow), into the part as its last block.
+   *
+   * @returns what to record in checkpoint k.
+   */
+  persist(k: number, last: boolean): PartState {
+    if (last) this.#flushBlock();
+    this.#write();
     try {
       fsyncSync(this.#fd);
     } catch (cause) {
       throw ioError(this.path, 'cannot fsync', cause);
     }
-    return this.#size;
+    let tail = 0;
+    if (this.#blockCount > 0) {
+      const t = tailPath(this.path, k);
+      const head = Buffer.allocUnsafe(4);
+      head.writeUInt32BE(this.#blockCount, 0);
+      let fd: number;
+      try {
+        fd = openSync(t, 'w');
+      } catch (cause) {
+        throw ioError(t, 'cannot create', cause);
+      }
+      try {
+        writeAll(fd, head, t);
+        writeAll(fd, this.#block.subarray(0, this.#blockBytes), t);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      tail = 4 + this.#blockBytes;
+      this.#tails.push(t);
+    }
+    // The tail before the previous one belongs to no checkpoint a resume can pick any more.
+    while (this.#tails.length > 2) rmSync(this.#tails.shift() as string, { force: true });
+    return { length: this.#size, tail };
   }
 
   /** Closes without persisting what is pending (it is past the last checkpoint anyway). */
@@ -167,92 +234,120 @@ export class PartFile {
     }
   }
 
-  #flush(): void {
-    const n = this.#pendingBytes;
+  /** Reads the open block of checkpoint k back and deletes every other tail file of the part. */
+  #restoreTail(k: number, bytes: number): void {
+    const dir = dirname(this.path);
+    const prefix = `${basename(this.path)}.tail-`;
+    const keep = tailPath(this.path, k);
+    for (const n of readdirSync(dir)) {
+      if (n.startsWith(prefix) && join(dir, n) !== keep) rmSync(join(dir, n), { force: true });
+    }
+    if (bytes === 0) return;
+    let t: Buffer;
+    try {
+      t = readFileSync(keep);
+    } catch (cause) {
+      throw damaged(keep, `cannot be read (${errorMessage(cause)})`, {});
+    }
+    if (t.length < bytes || bytes < 4)
+      throw damaged(keep, `holds ${t.length} bytes but its checkpoint says ${bytes}`, {});
+    this.#block = Buffer.allocUnsafeSlow(Math.max(2 * AVRO_BLOCK_BYTES, 2 * bytes));
+    t.copy(this.#block, 0, 4, bytes);
+    this.#blockBytes = bytes - 4;
+    this.#blockCount = t.readUInt32BE(0);
+    this.#tails.push(keep);
+  }
+
+  #flushBlock(): void {
+    if (this.#blockCount === 0) return;
+    this.#put(varints(this.#blockCount, this.#blockBytes));
+    this.#put(this.#block.subarray(0, this.#blockBytes));
+    this.#put(this.#sync);
+    this.#blockBytes = 0;
+    this.#blockCount = 0;
+  }
+
+  /** Copies `b` into the pending bytes, and `extra` more bytes of room after it. */
+  #put(b: Buffer, extra = 0): void {
+    const n = b.length + extra;
+    if (this.#outBytes + n > this.#out.length) {
+      // Small at first (a partition's dead-letter part rarely holds anything), FLUSH_BYTES after.
+      if (this.#out.length < FLUSH_BYTES) {
+        const grown = Buffer.allocUnsafeSlow(FLUSH_BYTES);
+        this.#out.copy(grown, 0, 0, this.#outBytes);
+        this.#out = grown;
+      }
+      if (this.#outBytes + n > this.#out.length) this.#write();
+      if (n > this.#out.length) this.#out = Buffer.allocUnsafeSlow(n);
+    }
+    const at = this.#outBytes;
+    if (b.length < 64) for (let i = 0; i < b.length; i++) this.#out[at + i] = b[i] as number;
+    else b.copy(this.#out, at);
+    this.#outBytes = at + n;
+  }
+
+  #write(): void {
+    const n = this.#outBytes;
     if (n === 0) return;
-    this.#pendingBytes = 0;
-    writeAll(this.#fd, this.#buf.subarray(0, n), this.path);
+    this.#outBytes = 0;
+    writeAll(this.#fd, this.#out.subarray(0, n), this.path);
     this.#size += n;
   }
 }
 
-/**
- * The records of the first `length` bytes of a part file, in order.
- *
- * @throws RankdistillError IO_FAILED when unreadable, STATE_STORE_FAILED when the framing is cut.
- * @example
- * for (const rec of partRecords(path, checkpoint.parts.pointwise)) use(rec);
- */
-export function* partRecords(path: string, length: number): Generator<Buffer> {
-  // One reader of the framing: forEachPartRecord's, each record copied out of its reused buffer.
-  const records: Buffer[] = [];
-  forEachPartRecord(path, length, (buf, start, end) => records.push(Buffer.from(buf.subarray(start, end))));
-  yield* records;
+function damaged(path: string, what: string, details: Record<string, unknown>): RankdistillError {
+  return new RankdistillError(
+    'STATE_STORE_FAILED',
+    `replay part file ${path} ${what}: the replay state is damaged; delete the state directory to start over`,
+    { details: { path, ...details } },
+  );
 }
 
 /**
- * Writes the final output file of one kind from its parts (in the order given) atomically:
- * `<path>.tmp-<pid>`, fsync, rename. Byte-identical to `RecordWriter` writing the same records.
+ * Writes the final output file from its parts (in the order given, each persisted as last)
+ * atomically: `<path>.tmp-<pid>`, fsync, rename. The first part becomes the file (a hard link to
+ * it, so its bytes are not copied; a copy where the filesystem refuses links), the others are
+ * appended. Parts of an Avro file must come from PartFiles of the same contract, the first with
+ * the header.
  *
+ * @returns the bytes of the final file.
  * @example
- * assembleFinal('out/labels.pointwise.avro', 'PointwiseLabels', 'avro', [{ path, length }]);
+ * assembleFinal('out/labels.pointwise.avro', [{ path, length }]);
  */
-export function assembleFinal(
-  path: string,
-  name: ContractName,
-  format: FileFormat,
-  parts: ReadonlyArray<{ path: string; length: number }>,
-): number {
+export function assembleFinal(path: string, parts: ReadonlyArray<{ path: string; length: number }>): number {
   const tmp = `${path}.tmp-${process.pid}`;
+  const first = parts[0];
+  let linked = false;
   let fd: number;
   try {
     mkdirSync(dirname(path), { recursive: true });
-    fd = openSync(tmp, 'w');
+    rmSync(tmp, { force: true });
+    if (first !== undefined && first.length > 0) {
+      try {
+        linkSync(first.path, tmp);
+        linked = true;
+      } catch {
+        // another filesystem (EXDEV), or links refused: copied below
+      }
+    }
+    fd = openSync(tmp, linked ? 'r+' : 'w');
   } catch (cause) {
     throw ioError(tmp, 'cannot create', cause);
   }
-  let records = 0;
+  let size = 0;
   try {
-    const out = new Output(fd, tmp);
-    const sync = deterministicSync(name);
-    if (format === 'avro') out.put(encodeHeader(schemaJson(name), sync), 0, -1);
-    // Avro: the records of the open block, copied one after another (no Buffer per record).
-    let block = Buffer.allocUnsafe(2 * AVRO_BLOCK_BYTES);
-    let blockBytes = 0;
-    let blockCount = 0;
-    const flushBlock = () => {
-      if (blockCount === 0) return;
-      out.put(varints(blockCount, blockBytes), 0, -1);
-      out.put(block, 0, blockBytes);
-      out.put(sync, 0, -1);
-      blockBytes = 0;
-      blockCount = 0;
-    };
-    for (const part of parts) {
-      forEachPartRecord(part.path, part.length, (buf, start, end) => {
-        records++;
-        if (format === 'ndjson') {
-          out.put(buf, start, end);
-          out.put(NEWLINE, 0, -1);
-          return;
-        }
-        const n = end - start;
-        if (blockBytes + n > block.length) {
-          const bigger = Buffer.allocUnsafe(2 * (blockBytes + n));
-          block.copy(bigger, 0, 0, blockBytes);
-          block = bigger;
-        }
-        buf.copy(block, blockBytes, start, end);
-        blockBytes += n;
-        blockCount++;
-        if (blockBytes >= AVRO_BLOCK_BYTES) flushBlock();
-      });
+    if (linked && first !== undefined) {
+      // The same inode as the first part: cut back to its persisted length (an assembly that
+      // crashed may have appended to it; nothing else writes to a finished part).
+      ftruncateSync(fd, first.length);
+      size = first.length;
     }
-    flushBlock();
-    out.flush();
+    const buf = Buffer.allocUnsafe(FLUSH_BYTES);
+    for (const part of linked ? parts.slice(1) : parts) size += appendPart(fd, tmp, size, part, buf);
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, path);
+    fsyncDir(dirname(path));
   } catch (e) {
     try {
       closeSync(fd);
@@ -262,10 +357,42 @@ export function assembleFinal(
     rmSync(tmp, { force: true });
     throw e;
   }
-  return records;
+  return size;
 }
 
-const NEWLINE = Buffer.from('\n');
+/** Copies the first `part.length` bytes of a part to `fd` at `at`; returns the bytes copied. */
+function appendPart(
+  fd: number,
+  tmp: string,
+  at: number,
+  part: { path: string; length: number },
+  buf: Buffer,
+): number {
+  if (part.length === 0) return 0;
+  let src: number;
+  try {
+    src = openSync(part.path, 'r');
+  } catch (cause) {
+    throw ioError(part.path, 'cannot open', cause);
+  }
+  try {
+    let done = 0;
+    while (done < part.length) {
+      const got = readSync(src, buf, 0, Math.min(buf.length, part.length - done), done);
+      if (got === 0) throw damaged(part.path, `ends at byte ${done} of ${part.length}`, {});
+      let off = 0;
+      try {
+        while (off < got) off += writeSync(fd, buf, off, got - off, at + done + off);
+      } catch (cause) {
+        throw ioError(tmp, 'cannot write', cause);
+      }
+      done += got;
+    }
+    return done;
+  } finally {
+    closeSync(src);
+  }
+}
 
 /** A block's count and size as Avro longs (zig-zag varints), as `encodeBlock` writes them. */
 function varints(count: number, size: number): Buffer {
@@ -279,93 +406,4 @@ function varints(count: number, size: number): Buffer {
     b[p++] = v;
   }
   return b.subarray(0, p);
-}
-
-/** Buffered writes into one 1 MiB buffer (copied, not collected as a list of small buffers). */
-class Output {
-  readonly #fd: number;
-  readonly #path: string;
-  readonly #buf = Buffer.allocUnsafe(FLUSH_BYTES);
-  #at = 0;
-  constructor(fd: number, path: string) {
-    this.#fd = fd;
-    this.#path = path;
-  }
-  /** Appends `b[start, end)` (end −1: to its end). */
-  put(b: Buffer, start: number, end: number): void {
-    const e = end < 0 ? b.length : end;
-    const n = e - start;
-    if (this.#at + n > this.#buf.length) {
-      this.flush();
-      if (n > this.#buf.length) {
-        writeAll(this.#fd, b.subarray(start, e), this.#path);
-        return;
-      }
-    }
-    b.copy(this.#buf, this.#at, start, e);
-    this.#at += n;
-  }
-  flush(): void {
-    if (this.#at === 0) return;
-    writeAll(this.#fd, this.#buf.subarray(0, this.#at), this.#path);
-    this.#at = 0;
-  }
-}
-
-/**
- * Calls `fn(buf, start, end)` for each record of the first `length` bytes of a part file, in order;
- * `buf` is reused after `fn` returns. As {@link partRecords}, without a Buffer per record.
- *
- * @throws RankdistillError IO_FAILED when unreadable, STATE_STORE_FAILED when the framing is cut.
- */
-export function forEachPartRecord(
-  path: string,
-  length: number,
-  fn: (buf: Buffer, start: number, end: number) => void,
-): void {
-  if (length === 0) return;
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (cause) {
-    throw ioError(path, 'cannot open', cause);
-  }
-  try {
-    let buf = Buffer.allocUnsafe(FLUSH_BYTES);
-    let have = 0; // valid bytes in buf
-    let at = 0; // next record's frame in buf
-    let read = 0; // bytes of the file read
-    for (;;) {
-      while (at + 4 <= have) {
-        const n = buf.readUInt32BE(at);
-        if (at + 4 + n > have) break;
-        fn(buf, at + 4, at + 4 + n);
-        at += 4 + n;
-      }
-      if (read >= length) break;
-      // Keep the cut record's bytes at the front; grow when one record exceeds the buffer.
-      const rest = have - at;
-      const need = at + 4 <= have ? 4 + buf.readUInt32BE(at) : 4;
-      if (need > buf.length) {
-        const bigger = Buffer.allocUnsafe(need);
-        buf.copy(bigger, 0, at, have);
-        buf = bigger;
-      } else if (at > 0) buf.copy(buf, 0, at, have);
-      have = rest;
-      at = 0;
-      const got = readSync(fd, buf, have, Math.min(buf.length - have, length - read), read);
-      if (got === 0) break;
-      read += got;
-      have += got;
-    }
-    if (at !== have) {
-      throw new RankdistillError(
-        'STATE_STORE_FAILED',
-        `replay part file ${path} ends inside a record at byte ${read - (have - at)} of ${length}`,
-        { details: { path } },
-      );
-    }
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -6,12 +6,22 @@ import { join } from 'node:path';
 import type { Message, Producer } from 'kafkajs';
 import { encodeAvro, encodeJson } from '../contracts/codec.ts';
 import { avroType } from '../contracts/schemas.ts';
+import { RankdistillError } from '../errors.ts';
 import type { FileFormat } from '../io/files.ts';
 import { jsonBytes } from '../io/json-bytes.ts';
 import { outputRecord } from '../join/task.ts';
 import { OUTPUT_CONTRACT, type OutputKind, type Side, type TaskOutput } from '../join/types.ts';
-import type { PartLengths } from './checkpoint.ts';
+import { emptyParts, type PartLengths, type ReplayCheckpoint } from './checkpoint.ts';
 import { PartFile } from './parts.ts';
+
+/** The part file format this code writes (see ReplayCheckpoint.partFormat). */
+export const PART_FORMAT = 2;
+
+/** What a sink persisted for a checkpoint (file output): part lengths and tail lengths. */
+export interface PersistedParts {
+  parts: PartLengths;
+  tails: PartLengths;
+}
 
 /** Contract of each output kind. */
 /** The contract of each output kind (the one map, in join/types.ts). */
@@ -23,8 +33,11 @@ export const OUTPUT_KINDS: readonly OutputKind[] = ['pointwise', 'pairwise', 'li
 export interface ReplaySink {
   /** Takes outputs of the open batch. */
   add(outputs: TaskOutput[]): void;
-  /** Step 1 of a checkpoint: make the batch's outputs durable; part lengths for the checkpoint. */
-  persist(): PartLengths | null;
+  /**
+   * Step 1 of checkpoint `k`: make the batch's outputs durable (with `last`, no output follows);
+   * what the checkpoint records of the part files, or null (no files).
+   */
+  persist(k: number, last: boolean): PersistedParts | null;
   /** Step 3 of a checkpoint: commit the batch with the input positions it reaches. */
   commit(positions: Record<Side, number>): Promise<void>;
   /** Drops the open batch's outputs (they were committed by an earlier run). */
@@ -73,8 +86,32 @@ export class PartsSink implements ReplaySink {
     this.#parts = parts;
   }
 
-  static open(stateDir: string, p: number, format: FileFormat, lengths: PartLengths): PartsSink {
-    const open = (k: OutputKind) => PartFile.open(partPath(stateDir, p, k), lengths[k]);
+  /**
+   * Opens partition p's part files at checkpoint `ck` (a fresh partition's initial checkpoint).
+   *
+   * @throws RankdistillError STATE_STORE_FAILED when the checkpoint's parts are of another format
+   *   or do not match the files.
+   */
+  static open(
+    stateDir: string,
+    p: number,
+    format: FileFormat,
+    ck: Pick<ReplayCheckpoint, 'k' | 'parts' | 'tails' | 'partFormat'>,
+  ): PartsSink {
+    if (ck.k > 0 && ck.partFormat !== PART_FORMAT) {
+      throw new RankdistillError(
+        'STATE_STORE_FAILED',
+        `replay state ${stateDir} was written by an older rankdistill (part format ${ck.partFormat ?? 1}, this one writes ${PART_FORMAT}): finish it with that version, or delete the state directory to start over`,
+        { details: { stateDir, partFormat: ck.partFormat ?? 1 } },
+      );
+    }
+    const lengths = ck.parts ?? emptyParts();
+    const tails = ck.tails ?? emptyParts();
+    const open = (k: OutputKind) =>
+      PartFile.open(partPath(stateDir, p, k), { format, name: KIND_CONTRACT[k], header: p === 0 }, ck.k, {
+        length: lengths[k],
+        tail: tails[k],
+      });
     return new PartsSink(format, {
       pointwise: open('pointwise'),
       pairwise: open('pairwise'),
@@ -94,13 +131,15 @@ export class PartsSink implements ReplaySink {
     }
   }
 
-  persist(): PartLengths {
-    return {
-      pointwise: this.#parts.pointwise.persist(),
-      pairwise: this.#parts.pairwise.persist(),
-      listwise: this.#parts.listwise.persist(),
-      deadLetter: this.#parts.deadLetter.persist(),
-    };
+  persist(k: number, last: boolean): PersistedParts {
+    const parts = emptyParts();
+    const tails = emptyParts();
+    for (const kind of OUTPUT_KINDS) {
+      const st = this.#parts[kind].persist(k, last);
+      parts[kind] = st.length;
+      tails[kind] = st.tail;
+    }
+    return { parts, tails };
   }
 
   async commit(): Promise<void> {}
@@ -159,7 +198,7 @@ export class TopicSink implements ReplaySink {
     }
   }
 
-  persist(): null {
+  persist(_k: number, _last: boolean): null {
     return null;
   }
 
@@ -247,7 +286,7 @@ function isConcurrentTransactions(e: unknown): boolean {
 /** Dry run: outputs are only counted (by the task's counters). */
 export class NullSink implements ReplaySink {
   add(): void {}
-  persist(): null {
+  persist(_k: number, _last: boolean): null {
     return null;
   }
   async commit(): Promise<void> {}

@@ -16,7 +16,7 @@ import { columnsSupported, labelColumnsEncoded } from '../labels/encoded.ts';
 import { labelRequest } from '../labels/index.ts';
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
 import { type CheckpointFiles, initialCheckpoint, type ReplayCheckpoint } from './checkpoint.ts';
-import type { ReplaySink } from './sinks.ts';
+import { PART_FORMAT, type ReplaySink } from './sinks.ts';
 
 const SIDES: readonly Side[] = ['ranker', 'impression'];
 const STEP = 1024;
@@ -293,11 +293,14 @@ export class TaskRun {
 
   async #checkpoint(done: boolean, localOnly = false): Promise<void> {
     const positions = this.positions();
+    const k = this.#ck.k + 1;
+    const persisted = this.sink.persist(k, done);
     const ck: ReplayCheckpoint = {
-      k: this.#ck.k + 1,
+      k,
       partition: this.partition,
       positions,
-      parts: this.sink.persist(),
+      parts: persisted?.parts ?? null,
+      ...(persisted === null ? {} : { tails: persisted.tails, partFormat: PART_FORMAT }),
       counters: this.counters(),
       done,
     };

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { encodeAvro } from '../../src/contracts/codec.ts';
 import { RecordWriter, readRecords } from '../../src/io/files.ts';
-import { assembleFinal, PartFile, partRecords } from '../../src/replay/parts.ts';
+import { emptyParts } from '../../src/replay/checkpoint.ts';
+import { assembleFinal, PartFile, type PartFormat, tailPath } from '../../src/replay/parts.ts';
+import { PartsSink } from '../../src/replay/sinks.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rd-parts-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -19,7 +22,8 @@ function listwise(i: number) {
     model_version: 'm',
     matched: i % 2 === 0,
     context: null,
-    items: Array.from({ length: 1 + (i % 9) }, (_, k) => ({
+    // Up to ~2 KB per record: a 64 KiB block holds a few dozen.
+    items: Array.from({ length: 1 + ((i * 37) % 60) }, (_, k) => ({
       item_id: `i${k}`,
       rank: k + 1,
       grade: 5 - Math.min(5, k),
@@ -29,69 +33,135 @@ function listwise(i: number) {
   };
 }
 
+type Format = 'avro' | 'ndjson';
+const fmt = (format: Format, header: boolean): PartFormat => ({ format, name: 'ListwiseLabels', header });
+const bytesOf = (format: Format, i: number) =>
+  format === 'avro' ? encodeAvro('ListwiseLabels', listwise(i)) : Buffer.from(JSON.stringify(listwise(i)));
+
+async function reference(path: string, format: Format, ids: number[]): Promise<Buffer> {
+  const w = RecordWriter.open(path, 'ListwiseLabels', format);
+  for (const i of ids) w.write(listwise(i));
+  await w.close();
+  return readFileSync(path);
+}
+
+async function ids(path: string): Promise<number[]> {
+  const out: number[] = [];
+  for await (const r of readRecords(path, 'ListwiseLabels')) {
+    assert.ok(r.result.ok, 'every record decodes');
+    out.push(Number(r.result.value.request_id.slice(1)));
+  }
+  return out;
+}
+
+let run = 0;
+
 describe('PartFile', () => {
-  test('open cuts the file back to the checkpointed length; records after it are gone', () => {
-    const path = join(dir, 'a.part');
-    const p = PartFile.open(path, 0);
-    p.append(Buffer.from('one'));
-    p.append(Buffer.from('two'));
-    const len = p.persist();
-    p.append(Buffer.from('three'));
-    p.persist();
-    p.close();
-    assert.deepEqual([...partRecords(path, readFileSync(path).length)].map(String), ['one', 'two', 'three']);
-    const q = PartFile.open(path, len);
-    q.append(Buffer.from('four'));
-    const len2 = q.persist();
-    q.close();
-    assert.deepEqual([...partRecords(path, len2)].map(String), ['one', 'two', 'four']);
+  test('one part, checkpointed and resumed anywhere, ends as the bytes RecordWriter writes', async () => {
+    // The records, and the checkpoints after which the writer is "killed" and reopened at the
+    // checkpoint before (records since then are written again, as a resumed replay does).
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 10_000 }), { maxLength: 400 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 3 }),
+        async (recs, ckAt, killAt) => {
+          run++;
+          for (const format of ['avro', 'ndjson'] as const) {
+            const path = join(dir, `one-${run}-${format}.part`);
+            const cks = new Set(ckAt.map((c) => c % (recs.length + 1)));
+            const kills = new Set(killAt.map((c) => c % (recs.length + 1)));
+            let part = PartFile.open(path, fmt(format, true), 0, { length: 0, tail: 0 });
+            let k = 0;
+            let st = { length: 0, tail: 0 };
+            let resumeFrom = 0;
+            for (let n = 0; n <= recs.length; ) {
+              if (kills.has(n)) {
+                kills.delete(n);
+                part.append(bytesOf(format, 99_999)); // written after the checkpoint: dropped
+                part.close();
+                part = PartFile.open(path, fmt(format, true), k, st);
+                n = resumeFrom;
+                continue;
+              }
+              if (cks.has(n) && n > resumeFrom) {
+                k++;
+                st = part.persist(k, false);
+                resumeFrom = n;
+              }
+              if (n === recs.length) break;
+              part.append(bytesOf(format, recs[n] as number));
+              n++;
+            }
+            const last = part.persist(k + 1, true);
+            part.close();
+            assert.equal(last.tail, 0, 'the last persist leaves no tail');
+            const out = join(dir, `one-${run}.${format}`);
+            assert.equal(assembleFinal(out, [{ path, length: last.length }]), last.length);
+            const ref = await reference(join(dir, `ref-${run}.${format}`), format, recs);
+            assert.ok(readFileSync(out).equals(ref), `${format}: the bytes of RecordWriter`);
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
   });
 
-  test('a part shorter than its checkpoint is refused', () => {
+  test('a part shorter than its checkpoint, or a missing tail, is refused', () => {
     const path = join(dir, 'short.part');
-    PartFile.open(path, 0).close();
-    assert.throws(
-      () => PartFile.open(path, 10),
-      (e: Error & { code?: string }) => e.code === 'STATE_STORE_FAILED',
-    );
+    PartFile.open(path, fmt('avro', false), 0, { length: 0, tail: 0 }).close();
+    const refused = (e: Error & { code?: string }) => e.code === 'STATE_STORE_FAILED';
+    assert.throws(() => PartFile.open(path, fmt('avro', false), 1, { length: 10, tail: 0 }), refused);
+    assert.throws(() => PartFile.open(path, fmt('avro', false), 1, { length: 0, tail: 40 }), refused);
+  });
+
+  test('tail files of checkpoints a resume can no longer pick are deleted', () => {
+    const path = join(dir, 'tails', 'p0.listwise.part');
+    const p = PartFile.open(path, fmt('avro', false), 0, { length: 0, tail: 0 });
+    for (let k = 1; k <= 4; k++) {
+      p.append(bytesOf('avro', k));
+      assert.ok(p.persist(k, false).tail > 0);
+    }
+    p.close();
+    const tails = () => readdirSync(join(dir, 'tails')).filter((n) => n.includes('.tail-'));
+    assert.deepEqual(tails().sort(), ['p0.listwise.part.tail-3', 'p0.listwise.part.tail-4']);
+    // A resume from 3 (checkpoint 4 never committed) keeps 3's tail only.
+    PartFile.open(path, fmt('avro', false), 3, {
+      length: 0,
+      tail: readFileSync(tailPath(path, 3)).length,
+    }).close();
+    assert.deepEqual(tails(), ['p0.listwise.part.tail-3']);
+    assert.ok(!existsSync(tailPath(path, 4)));
   });
 });
 
 describe('assembleFinal', () => {
-  test('equals RecordWriter for any records split over any parts (avro and ndjson)', async () => {
-    let run = 0;
+  test('several parts: every record once, in part order, each part starting a new block', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.integer({ min: 0, max: 10_000 }), { maxLength: 300 }),
-        fc.array(fc.nat(), { maxLength: 3 }),
-        async (ids, cuts) => {
+        fc.array(fc.array(fc.integer({ min: 0, max: 10_000 }), { maxLength: 200 }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        async (split) => {
           run++;
           for (const format of ['avro', 'ndjson'] as const) {
-            const recs = ids.map(listwise);
-            const ref = join(dir, `ref-${run}.${format}`);
-            const w = RecordWriter.open(ref, 'ListwiseLabels', format);
-            for (const r of recs) w.write(r);
-            await w.close();
-            // Split into parts at the cut points.
-            const bounds = [...new Set(cuts.map((c) => c % (recs.length + 1)))].sort((a, b) => a - b);
-            const parts: Array<{ path: string; length: number }> = [];
-            let from = 0;
-            for (const [n, to] of [...bounds, recs.length].entries()) {
-              const path = join(dir, `p-${run}-${format}-${n}.part`);
-              const p = PartFile.open(path, 0);
-              const { encodeAvro } = await import('../../src/contracts/codec.ts');
-              for (const r of recs.slice(from, to)) {
-                p.append(
-                  format === 'avro' ? encodeAvro('ListwiseLabels', r) : Buffer.from(JSON.stringify(r)),
-                );
-              }
-              parts.push({ path, length: p.persist() });
-              p.close();
-              from = to;
-            }
-            const out = join(dir, `out-${run}.${format}`);
-            assert.equal(assembleFinal(out, 'ListwiseLabels', format, parts), recs.length);
-            assert.ok(readFileSync(out).equals(readFileSync(ref)), `${format} bytes differ`);
+            const parts = split.map((recs, p) => {
+              const path = join(dir, `multi-${run}-${format}-${p}.part`);
+              const part = PartFile.open(path, fmt(format, p === 0), 0, { length: 0, tail: 0 });
+              for (const i of recs) part.append(bytesOf(format, i));
+              const { length } = part.persist(1, true);
+              part.close();
+              return { path, length };
+            });
+            const out = join(dir, `multi-${run}.${format}`);
+            const size = assembleFinal(out, parts);
+            assert.equal(size, readFileSync(out).length);
+            assert.deepEqual(await ids(out), split.flat());
+            // The first part is the file's beginning; the rest follow byte for byte.
+            const bytes = readFileSync(out);
+            const cat = Buffer.concat(parts.map((p) => readFileSync(p.path).subarray(0, p.length)));
+            assert.ok(bytes.equals(cat), `${format}: the parts' bytes, in order`);
           }
         },
       ),
@@ -99,21 +169,37 @@ describe('assembleFinal', () => {
     );
   });
 
-  test('the assembled Avro file reads back record for record', async () => {
-    const path = join(dir, 'big.part');
-    const p = PartFile.open(path, 0);
-    const { encodeAvro } = await import('../../src/contracts/codec.ts');
-    for (let i = 0; i < 3_000; i++) p.append(encodeAvro('ListwiseLabels', listwise(i)));
-    const length = p.persist();
-    p.close();
-    const out = join(dir, 'big.avro');
-    assembleFinal(out, 'ListwiseLabels', 'avro', [{ path, length }]);
-    let n = 0;
-    for await (const r of readRecords(out, 'ListwiseLabels')) {
-      assert.ok(r.result.ok);
-      assert.equal(r.result.value.id, `r${n}:listwise`);
-      n++;
-    }
-    assert.equal(n, 3_000);
+  test('a crashed assembly that appended to the first part is cut back on the next one', async () => {
+    const mk = (name: string, recs: number[], header: boolean) => {
+      const path = join(dir, name);
+      const p = PartFile.open(path, fmt('avro', header), 0, { length: 0, tail: 0 });
+      for (const i of recs) p.append(bytesOf('avro', i));
+      const { length } = p.persist(1, true);
+      p.close();
+      return { path, length };
+    };
+    const a = mk('crash-a.part', [1, 2, 3], true);
+    const b = mk('crash-b.part', [4, 5], false);
+    const out = join(dir, 'crash.avro');
+    assembleFinal(out, [a, b]);
+    // The final file shares the first part's bytes (hard link): the part grew with it.
+    assert.ok(readFileSync(a.path).length >= a.length);
+    assembleFinal(out, [a, b]);
+    assert.deepEqual(await ids(out), [1, 2, 3, 4, 5]);
+  });
+});
+
+describe('PartsSink', () => {
+  test('state from an older part format is refused with what to do', () => {
+    const state = join(dir, 'old-state');
+    assert.throws(
+      () => PartsSink.open(state, 0, 'avro', { k: 3, parts: emptyParts() }),
+      (e: Error & { code?: string }) =>
+        e.code === 'STATE_STORE_FAILED' &&
+        /older rankdistill \(part format 1/.test(e.message) &&
+        /delete the state directory/.test(e.message),
+    );
+    // A fresh partition (k = 0) opens.
+    PartsSink.open(state, 0, 'avro', { k: 0, parts: emptyParts() }).close();
   });
 });

@@ -9,8 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { readRecords } from '../../src/io/files.ts';
 import { outputRecord, type RawInput } from '../../src/join/task.ts';
 import type { Side, TaskOutput } from '../../src/join/types.ts';
-import { CheckpointFiles, type PartLengths } from '../../src/replay/checkpoint.ts';
-import type { ReplaySink } from '../../src/replay/sinks.ts';
+import { CheckpointFiles } from '../../src/replay/checkpoint.ts';
+import type { PersistedParts, ReplaySink } from '../../src/replay/sinks.ts';
 import { TaskRun } from '../../src/replay/task-run.ts';
 import { simFiles, testConfig } from './helpers.ts';
 
@@ -33,7 +33,7 @@ class MemorySink implements ReplaySink {
       if (o.kind !== 'deadLetter') this.#batch.push(`${o.kind}:${o.value.id}`);
     }
   }
-  persist(): PartLengths | null {
+  persist(): PersistedParts | null {
     return null;
   }
   async commit(positions: Record<Side, number>): Promise<void> {
