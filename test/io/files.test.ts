@@ -10,6 +10,7 @@ import { schemaJson } from '../../src/contracts/schemas.ts';
 import type { Impression, RankerOutput } from '../../src/contracts/types.gen.ts';
 import { isRankdistillError } from '../../src/errors.ts';
 import {
+  avroItems,
   type FileFormat,
   type FileRecord,
   formatOf,
@@ -418,6 +419,63 @@ describe('avro specifics', () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+
+  test('property: any cut of the file into chunks reads the same items as one chunk', async () => {
+    // Blocks of several KB (RecordWriter cuts at 64 KiB) and garbage, cut into chunks anywhere:
+    // inside the header, a block's count or size, its records, its sync marker.
+    const p = fresh('avro');
+    const w = RecordWriter.open(p, 'RankerOutput');
+    for (let i = 0; i < 400; i++) {
+      w.write(ranker(i));
+      if (i % 97 === 0) w.writeRaw(Buffer.from([0xff, i % 256]));
+      // Records of ~150 KB: blocks larger than the 64 KiB a spanning block first takes of a chunk.
+      if (i % 131 === 0)
+        w.write({ ...ranker(i), items: Array.from({ length: 3_000 }, () => ranker(i).items[0]!) });
+    }
+    await w.close();
+    const good = readFileSync(p);
+    assert.ok(good.length > 300_000, `a file of several large blocks (${good.length} bytes)`);
+    const headerEnd = good.indexOf(good.subarray(good.length - 16)) + 16;
+    const items = async (file: Buffer, cuts: number[]) => {
+      const at = [...new Set(cuts.map((c) => c % (file.length + 1)))].sort((a, b) => a - b);
+      async function* chunks() {
+        let from = 0;
+        for (const c of [...at, file.length]) {
+          yield file.subarray(from, c);
+          from = c;
+        }
+      }
+      const out: string[] = [];
+      try {
+        for await (const x of avroItems(chunks(), 'RankerOutput', 'mem.avro')) {
+          out.push(
+            'block' in x
+              ? `block ${x.st.index} ${x.count} ${x.block.toString('hex')}`
+              : `record ${x.offset} ${x.raw.toString('hex')} ${x.result.ok ? 'ok' : x.result.error.message}`,
+          );
+        }
+      } catch (e) {
+        out.push(`throws ${(e as Error).message}`);
+      }
+      return out;
+    };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.nat(), { maxLength: 12 }),
+        fc.array(fc.tuple(fc.nat(good.length - headerEnd - 1), fc.integer({ min: 1, max: 255 })), {
+          maxLength: 4,
+        }),
+        fc.option(fc.nat(good.length), { nil: undefined }),
+        async (cuts, flips, end) => {
+          const file = Buffer.from(good);
+          for (const [at, x] of flips) file[headerEnd + at] = (file[headerEnd + at]! ^ x) & 0xff;
+          const f = end === undefined ? file : file.subarray(0, end);
+          assert.deepEqual(await items(f, cuts), await items(f, []));
+        },
+      ),
+      { numRuns: 150 },
     );
   });
 
