@@ -1,9 +1,11 @@
 /**
  * Fast record counts of input files, for the progress bar's total: newlines of an NDJSON file,
  * block counts of an Avro container (headers only, no record is decoded). An estimate only: it is
- * never used for decisions.
+ * never used for decisions. Asynchronous (reads in libuv's pool), so a replay need not wait for
+ * it: reading the headers of a 200 MB container one block at a time took ~5% of a replay when it
+ * ran first.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { readLong, tryReadHeader } from '../io/avro-container.ts';
 import { formatOf } from '../io/files.ts';
 
@@ -13,31 +15,31 @@ const CHUNK = 1 << 20;
  * Records in an input file (lines of NDJSON, records of an Avro container); null if unreadable.
  *
  * @example
- * countRecords('sim/ranker-outputs.avro'); // 20000
+ * await countRecords('sim/ranker-outputs.avro'); // 20000
  */
-export function countRecords(path: string): number | null {
-  let fd: number;
+export async function countRecords(path: string): Promise<number | null> {
+  let fh: FileHandle;
   try {
-    fd = openSync(path, 'r');
+    fh = await open(path, 'r');
   } catch {
     return null;
   }
   try {
-    return formatOf(path) === 'avro' ? countAvro(fd, path) : countLines(fd);
+    return formatOf(path) === 'avro' ? await countAvro(fh, path) : await countLines(fh);
   } catch {
     return null;
   } finally {
-    closeSync(fd);
+    await fh.close().catch(() => undefined);
   }
 }
 
-function countLines(fd: number): number {
+async function countLines(fh: FileHandle): Promise<number> {
   const buf = Buffer.allocUnsafe(CHUNK);
   let n = 0;
   let last = 0x0a;
   let pos = 0;
   for (;;) {
-    const got = readSync(fd, buf, 0, CHUNK, pos);
+    const { bytesRead: got } = await fh.read(buf, 0, CHUNK, pos);
     if (got === 0) break;
     pos += got;
     for (let i = buf.indexOf(0x0a, 0); i !== -1 && i < got; i = buf.indexOf(0x0a, i + 1)) n++;
@@ -46,16 +48,16 @@ function countLines(fd: number): number {
   return last === 0x0a ? n : n + 1;
 }
 
-function countAvro(fd: number, path: string): number | null {
+async function countAvro(fh: FileHandle, path: string): Promise<number | null> {
   const head = Buffer.allocUnsafe(CHUNK);
-  const got = readSync(fd, head, 0, CHUNK, 0);
+  const { bytesRead: got } = await fh.read(head, 0, CHUNK, 0);
   const h = tryReadHeader(head.subarray(0, got), path);
   if (h === undefined) return null;
   let pos = h.length;
   let n = 0;
   const b = Buffer.allocUnsafe(20);
   for (;;) {
-    const r = readSync(fd, b, 0, 20, pos);
+    const { bytesRead: r } = await fh.read(b, 0, 20, pos);
     if (r === 0) break;
     const count = readLong(b.subarray(0, r), 0);
     const size = count === undefined ? undefined : readLong(b.subarray(0, r), count.next);

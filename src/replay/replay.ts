@@ -251,10 +251,15 @@ async function replayFiles(ctx: ReplayContext, dir: string): Promise<RunSummary[
     impression: inputFile(dir, 'impression'),
   };
   const partitions = ctx.opts.partitions ?? 1;
-  const rc = countRecords(paths.ranker);
-  const ic = countRecords(paths.impression);
-  const total = rc === null || ic === null ? null : rc + ic;
-  const onProgress = (done: number) => ctx.opts.onProgress?.({ done, total });
+  // The progress total, counted meanwhile (null until known, or when a file cannot be counted).
+  let total: number | null = null;
+  const report = ctx.opts.onProgress;
+  if (report !== undefined) {
+    void Promise.all([countRecords(paths.ranker), countRecords(paths.impression)]).then(([rc, ic]) => {
+      if (rc !== null && ic !== null) total = rc + ic;
+    });
+  }
+  const onProgress = (done: number) => report?.({ done, total });
   let runs: RunSummary[];
   if (ctx.opts.output.kind === 'topics') {
     if (partitions !== 1) {
