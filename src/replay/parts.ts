@@ -25,6 +25,7 @@
 import {
   closeSync,
   existsSync,
+  fdatasync,
   fsyncSync,
   ftruncateSync,
   linkSync,
@@ -49,6 +50,8 @@ import type { FileFormat } from '../io/files.ts';
 /** Same as RecordWriter's AVRO_BLOCK_BYTES (src/io/files.ts): flush a block once it holds 64 KiB. */
 const AVRO_BLOCK_BYTES = 64 * 1024;
 const FLUSH_BYTES = 1 << 20;
+/** Written bytes after which a part starts writing them to disk in the background. */
+const SYNC_AHEAD_BYTES = 8 << 20;
 
 function ioError(path: string, what: string, cause: unknown): RankdistillError {
   return new RankdistillError('IO_FAILED', `${what} ${path}: ${errorMessage(cause)}`, {
@@ -111,6 +114,10 @@ export class PartFile {
   #size: number;
   /** Tail files written by the last two persists (the older one is still a checkpoint's). */
   #tails: string[] = [];
+  /** Bytes written since the last fdatasync started, whether one runs, and a close waiting for it. */
+  #unsynced = 0;
+  #syncing = false;
+  #closing = false;
 
   private constructor(path: string, fmt: PartFormat, fd: number, size: number) {
     this.path = path;
@@ -227,6 +234,12 @@ export class PartFile {
 
   /** Closes without persisting what is pending (it is past the last checkpoint anyway). */
   close(): void {
+    // Not while an fdatasync runs on the descriptor: its number could be reused meanwhile.
+    if (this.#syncing) {
+      this.#closing = true;
+      return;
+    }
+    this.#closing = false;
     try {
       closeSync(this.#fd);
     } catch {
@@ -292,6 +305,24 @@ export class PartFile {
     this.#outBytes = 0;
     writeAll(this.#fd, this.#out.subarray(0, n), this.path);
     this.#size += n;
+    this.#unsynced += n;
+    if (this.#unsynced >= SYNC_AHEAD_BYTES && !this.#syncing) this.#syncAhead();
+  }
+
+  /**
+   * Starts writing the part's data to disk in libuv's pool while the task goes on (an fdatasync
+   * nobody waits for), so the checkpoint's fsync finds little left to write: at 200 candidates a
+   * part grows by ~50 MB between checkpoints, and flushing it all at the checkpoint left the
+   * replay waiting on the disk (~6% of its time). Durability is still the checkpoint's fsync.
+   */
+  #syncAhead(): void {
+    this.#syncing = true;
+    this.#unsynced = 0;
+    fdatasync(this.#fd, () => {
+      // An error here is the checkpoint fsync's to report (it fails the same way).
+      this.#syncing = false;
+      if (this.#closing) this.close();
+    });
   }
 }
 
