@@ -48,6 +48,7 @@ import {
   KafkaStreamsJvm,
   memory,
   spawnLabeler,
+  threadCpuSeconds,
 } from './kstreams.ts';
 import { type Figure, quantile, writeResult } from './lib.ts';
 
@@ -911,6 +912,11 @@ async function measureGroup(
   let start: { at: number; done: number; cpu: number; brokerCpu: number } | undefined;
   let half: { at: number; done: number } | undefined;
   let rss = 0;
+  // RD_BENCH_TRACE_DIR: every poll's committed offsets per partition and CPU per thread, to
+  // <dir>/<group>.trace.jsonl (where a run's time went, thread by thread).
+  const traceDir = process.env.RD_BENCH_TRACE_DIR;
+  const trace: string[] = [];
+  const t0 = performance.now();
   for (;;) {
     if (gone) throw new Error(`${groupId}: the process exited before the input was done`);
     if (Date.now() > deadline) throw new Error(`${groupId}: not done in 30 minutes`);
@@ -922,11 +928,26 @@ async function measureGroup(
     const at = performance.now();
     const cpu = cpuSeconds(pid);
     const brokerCpu = broker === undefined ? 0 : cpuSeconds(broker);
+    if (traceDir !== undefined)
+      trace.push(
+        JSON.stringify({
+          ms: Math.round(at - t0),
+          offsets: Object.fromEntries(
+            committed.flatMap((t) =>
+              t.partitions.map((p) => [`${t.topic.slice(0, 8)}/${p.partition}`, Number(p.offset)]),
+            ),
+          ),
+          threads: threadCpuSeconds(pid),
+          broker: brokerCpu,
+        }),
+      );
     if (start === undefined && done > 0) start = { at, done, cpu, brokerCpu };
     if (start !== undefined) rss = Math.max(rss, memory(pid).rss);
     if (start !== undefined && half === undefined && done - start.done >= (total - start.done) / 2)
       half = { at, done };
     if (start !== undefined && done >= total) {
+      if (traceDir !== undefined)
+        writeFileSync(join(traceDir, `${groupId}.trace.jsonl`), `${trace.join('\n')}\n`);
       const requests = (total - start.done) / 2;
       if (requests <= 0 || at <= start.at)
         throw new Error(`${groupId}: the whole input was committed at once`);
