@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, Kafka, logLevel, Partitioners } from 'kafkajs';
 import { type Config, configSchema } from '../src/config/schema.ts';
-import { decodeAvro, encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
+import { decodeAvro, encodeAvro } from '../src/contracts/index.ts';
 import { JoinTask } from '../src/join/task.ts';
 import { createTopicsAndWait, ensureTopics } from '../src/kafka/topics.ts';
 import { labelId } from '../src/labels/encoded.ts';
@@ -50,6 +50,7 @@ import {
   spawnLabeler,
   threadCpuSeconds,
 } from './kstreams.ts';
+import { impression, ranker } from './label-input.ts';
 import { type Figure, quantile, writeResult } from './lib.ts';
 
 const PARTITIONS = 2;
@@ -58,37 +59,6 @@ const T0 = 1_700_000_000_000;
 const CHUNK = 2_000;
 /** Scales the workloads (RD_BENCH_SCALE=0.1 for a quick smoke run). */
 const SCALE = Number(process.env.RD_BENCH_SCALE ?? 1);
-
-function ranker(seq: number, n: number, ts: number): RankerOutput {
-  return {
-    request_id: `req-${seq}`,
-    user_id: `user-${seq % 997}`,
-    ts,
-    model_version: 'teacher-v1',
-    context: { hour: seq % 24, device: seq % 3 },
-    items: Array.from({ length: n }, (_, i) => ({
-      item_id: `item-${String((seq * 7919 + i * 104729) % 10_000_000).padStart(7, '0')}`,
-      score: 4 - (8 * i) / n,
-      objectives: null,
-      features: { price: (i % 50) + 0.5, ctr7d: 0.01 * (i % 7) },
-    })),
-  };
-}
-
-function impression(r: RankerOutput, ts: number): Impression {
-  return {
-    request_id: r.request_id,
-    user_id: r.user_id,
-    ts,
-    items: r.items.slice(0, 10).map((it, i) => ({
-      item_id: it.item_id,
-      position: i + 1,
-      clicked: i === 1,
-      dwell_ms: null,
-      actions: null,
-    })),
-  };
-}
 
 function brokers(): string[] {
   const env =

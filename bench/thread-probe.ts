@@ -17,10 +17,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { configSchema } from '../src/config/schema.ts';
-import { encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
+import { encodeAvro } from '../src/contracts/index.ts';
 import { createTopicsAndWait, ensureTopics } from '../src/kafka/topics.ts';
 import { chunkMessages } from '../src/pipeline/record-collector.ts';
 import { brokerPid, cpuSeconds, spawnLabeler, threadCpuSeconds } from './kstreams.ts';
+import { impression, ranker } from './label-input.ts';
 
 const N = Number(process.env.PROBE_REQUESTS ?? 300_000);
 const CANDIDATES = Number(process.env.PROBE_CANDIDATES ?? 20);
@@ -29,37 +30,6 @@ const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 3);
 const ALL_KINDS = process.env.PROBE_ALL_KINDS === '1';
 const PARTITIONS = 2;
 const T0 = 1_700_000_000_000;
-
-function ranker(seq: number, n: number, ts: number): RankerOutput {
-  return {
-    request_id: `req-${seq}`,
-    user_id: `user-${seq % 997}`,
-    ts,
-    model_version: 'teacher-v1',
-    context: { hour: seq % 24, device: seq % 3 },
-    items: Array.from({ length: n }, (_, i) => ({
-      item_id: `item-${String((seq * 7919 + i * 104729) % 10_000_000).padStart(7, '0')}`,
-      score: 4 - (8 * i) / n,
-      objectives: null,
-      features: { price: (i % 50) + 0.5, ctr7d: 0.01 * (i % 7) },
-    })),
-  };
-}
-
-function impression(r: RankerOutput, ts: number): Impression {
-  return {
-    request_id: r.request_id,
-    user_id: r.user_id,
-    ts,
-    items: r.items.slice(0, 10).map((it, i) => ({
-      item_id: it.item_id,
-      position: i + 1,
-      clicked: i === 1,
-      dwell_ms: null,
-      actions: null,
-    })),
-  };
-}
 
 /** Machine-wide idle and steal jiffies (/proc/stat): whether the host had a core to spare. */
 function machine(): { idle: number; steal: number; total: number } {
