@@ -1,11 +1,12 @@
 /**
  * Where a `rankdistill label` run's time goes, thread by thread (issue #29: "the second stream
  * thread sometimes adds nothing"). Produces one input (PROBE_REQUESTS requests at
- * PROBE_CANDIDATES candidates, 2 partitions, as bench:label), then runs the labeler over it with
- * each of PROBE_THREADS stream-thread counts, alternated for PROBE_ROUNDS rounds, nothing else
- * running beside it (no ceiling, no Kafka Streams job). Per run: joined requests/s from the first
- * to the last committed input offset, CPU per request of the process and the broker, and CPU per
- * thread over the window (from /proc/<pid>/task): whether the stream threads were busy or waited.
+ * PROBE_CANDIDATES candidates over PROBE_PARTITIONS partitions, 2 as bench:label), then runs the
+ * labeler over it with each of PROBE_THREADS stream-thread counts, alternated for PROBE_ROUNDS
+ * rounds, nothing else running beside it (no ceiling, no Kafka Streams job). Per run: joined
+ * requests/s from the first to the last committed input offset, CPU per request of the process
+ * and the broker, and CPU per thread over the window (from /proc/<pid>/task): whether the stream
+ * threads were busy or waited.
  * PROBE_ALL_KINDS=1 keeps pairwise and listwise labels on (default: pointwise only, as the
  * comparison with Kafka Streams). RD_BENCH_TRACE_DIR keeps the labeler's info log per run.
  *
@@ -28,7 +29,7 @@ const CANDIDATES = Number(process.env.PROBE_CANDIDATES ?? 20);
 const THREADS = (process.env.PROBE_THREADS ?? '1,2').split(',').map(Number);
 const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 3);
 const ALL_KINDS = process.env.PROBE_ALL_KINDS === '1';
-const PARTITIONS = 2;
+const PARTITIONS = Number(process.env.PROBE_PARTITIONS ?? 2);
 const T0 = 1_700_000_000_000;
 
 /** Machine-wide idle and steal jiffies (/proc/stat): whether the host had a core to spare. */
@@ -125,7 +126,7 @@ async function run(threads: number, tag: string): Promise<string> {
   for (;;) {
     const committed = await admin.fetchOffsets({ groupId: cfg.kafka.groupId, topics: [ro, imp] });
     let done = 0;
-    const parts = [0, 0];
+    const parts = Array.from({ length: PARTITIONS }, () => 0);
     for (const t of committed)
       for (const p of t.partitions) {
         const n = Math.min(Math.max(Number(p.offset), 0), highs.get(`${t.topic}/${p.partition}`)!);
