@@ -6,8 +6,8 @@
  * the broker for its own.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -145,11 +145,42 @@ export class KafkaStreamsJvm {
  * `root`: the checkout to run (another one, built, for a same-run A/B of two versions).
  */
 export function spawnLabeler(configPath: string, root = ROOT): ChildProcess {
-  return spawn(process.execPath, [join(root, 'bin', 'rankdistill.mjs'), '-c', configPath, 'label'], {
-    cwd: root,
-    env: { ...process.env, RANKDISTILL_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  // RD_BENCH_TRACE_DIR: the labeler logs at info level (assignments, task opening) into
+  // <dir>/<config>.log, and RD_BENCH_LABELER_NODE_ARGS (e.g. --cpu-prof) go to its node.
+  const trace = process.env.RD_BENCH_TRACE_DIR;
+  const nodeArgs = (process.env.RD_BENCH_LABELER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const err = trace === undefined ? 'inherit' : openSync(join(trace, `${basename(configPath)}.log`), 'a');
+  return spawn(
+    process.execPath,
+    [...nodeArgs, join(root, 'bin', 'rankdistill.mjs'), '-c', configPath, 'label'],
+    {
+      cwd: root,
+      env: { ...process.env, RANKDISTILL_LOG_LEVEL: trace === undefined ? 'warn' : 'info' },
+      stdio: ['ignore', 'ignore', err],
+    },
+  );
+}
+
+/** CPU seconds of each thread of a process, by thread id and name (`/proc/<pid>/task`). */
+export function threadCpuSeconds(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[`${tid}:${name}`] = (Number(f[11]) + Number(f[12])) / HZ;
+    } catch {
+      // the thread exited
+    }
+  }
+  return out;
 }
 
 /** Whether bin/ will run the compiled build (dist/ built and not older than src/). */

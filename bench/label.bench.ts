@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Admin, Kafka, logLevel, Partitioners } from 'kafkajs';
 import { type Config, configSchema } from '../src/config/schema.ts';
-import { decodeAvro, encodeAvro, type Impression, type RankerOutput } from '../src/contracts/index.ts';
+import { decodeAvro, encodeAvro } from '../src/contracts/index.ts';
 import { JoinTask } from '../src/join/task.ts';
 import { createTopicsAndWait, ensureTopics } from '../src/kafka/topics.ts';
 import { labelId } from '../src/labels/encoded.ts';
@@ -48,7 +48,9 @@ import {
   KafkaStreamsJvm,
   memory,
   spawnLabeler,
+  threadCpuSeconds,
 } from './kstreams.ts';
+import { impression, ranker } from './label-input.ts';
 import { type Figure, quantile, writeResult } from './lib.ts';
 
 const PARTITIONS = 2;
@@ -57,37 +59,6 @@ const T0 = 1_700_000_000_000;
 const CHUNK = 2_000;
 /** Scales the workloads (RD_BENCH_SCALE=0.1 for a quick smoke run). */
 const SCALE = Number(process.env.RD_BENCH_SCALE ?? 1);
-
-function ranker(seq: number, n: number, ts: number): RankerOutput {
-  return {
-    request_id: `req-${seq}`,
-    user_id: `user-${seq % 997}`,
-    ts,
-    model_version: 'teacher-v1',
-    context: { hour: seq % 24, device: seq % 3 },
-    items: Array.from({ length: n }, (_, i) => ({
-      item_id: `item-${String((seq * 7919 + i * 104729) % 10_000_000).padStart(7, '0')}`,
-      score: 4 - (8 * i) / n,
-      objectives: null,
-      features: { price: (i % 50) + 0.5, ctr7d: 0.01 * (i % 7) },
-    })),
-  };
-}
-
-function impression(r: RankerOutput, ts: number): Impression {
-  return {
-    request_id: r.request_id,
-    user_id: r.user_id,
-    ts,
-    items: r.items.slice(0, 10).map((it, i) => ({
-      item_id: it.item_id,
-      position: i + 1,
-      clicked: i === 1,
-      dwell_ms: null,
-      actions: null,
-    })),
-  };
-}
 
 function brokers(): string[] {
   const env =
@@ -911,6 +882,11 @@ async function measureGroup(
   let start: { at: number; done: number; cpu: number; brokerCpu: number } | undefined;
   let half: { at: number; done: number } | undefined;
   let rss = 0;
+  // RD_BENCH_TRACE_DIR: every poll's committed offsets per partition and CPU per thread, to
+  // <dir>/<group>.trace.jsonl (where a run's time went, thread by thread).
+  const traceDir = process.env.RD_BENCH_TRACE_DIR;
+  const trace: string[] = [];
+  const t0 = performance.now();
   for (;;) {
     if (gone) throw new Error(`${groupId}: the process exited before the input was done`);
     if (Date.now() > deadline) throw new Error(`${groupId}: not done in 30 minutes`);
@@ -922,11 +898,26 @@ async function measureGroup(
     const at = performance.now();
     const cpu = cpuSeconds(pid);
     const brokerCpu = broker === undefined ? 0 : cpuSeconds(broker);
+    if (traceDir !== undefined)
+      trace.push(
+        JSON.stringify({
+          ms: Math.round(at - t0),
+          offsets: Object.fromEntries(
+            committed.flatMap((t) =>
+              t.partitions.map((p) => [`${t.topic.slice(0, 8)}/${p.partition}`, Number(p.offset)]),
+            ),
+          ),
+          threads: threadCpuSeconds(pid),
+          broker: brokerCpu,
+        }),
+      );
     if (start === undefined && done > 0) start = { at, done, cpu, brokerCpu };
     if (start !== undefined) rss = Math.max(rss, memory(pid).rss);
     if (start !== undefined && half === undefined && done - start.done >= (total - start.done) / 2)
       half = { at, done };
     if (start !== undefined && done >= total) {
+      if (traceDir !== undefined)
+        writeFileSync(join(traceDir, `${groupId}.trace.jsonl`), `${trace.join('\n')}\n`);
       const requests = (total - start.done) / 2;
       if (requests <= 0 || at <= start.at)
         throw new Error(`${groupId}: the whole input was committed at once`);

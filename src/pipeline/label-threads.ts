@@ -47,7 +47,7 @@ export type ThreadRequest = { type: 'metrics'; id: number } | { type: 'stop' };
 export interface LabelRunner {
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Outcome counts since start (with threads: as of their latest status, ≤ 25 ms old). */
+  /** Outcome counts since start (with threads: as of their latest status, ≤ 100 ms old). */
   counts(): OutcomeCounts;
   healthy(): boolean;
   assignedPartitions(): number[];
@@ -136,7 +136,12 @@ export class LabelThreads implements LabelRunner {
       };
       const worker = new Worker(
         new URL(compiled ? './label-thread-worker.js' : './label-thread-boot.mjs', import.meta.url),
-        { workerData: { config, entry }, execArgv: [] },
+        // Not the parent's loader flags (tsx registers itself in the boot file); a CPU profile
+        // asked of the process (`node --cpu-prof`) covers the stream threads too.
+        {
+          workerData: { config, entry },
+          execArgv: process.execArgv.filter((a) => a.startsWith('--cpu-prof')),
+        },
       );
       const t: Thread = { index, worker, status: undefined, exited: false, stopping: false };
       this.#threads.push(t);
