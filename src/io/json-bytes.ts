@@ -60,7 +60,11 @@ export class Slab {
    * one is full (`out`, `view` and `at` change then).
    */
   ensure(extra: number): void {
-    if (this.at + extra <= this.out.length) return;
+    // Small, so the writers' hot loops inline it; the move is a call of its own.
+    if (this.at + extra > this.out.length) this.#grow(extra);
+  }
+
+  #grow(extra: number): void {
     const part = this.at - this.start;
     const size = Math.max(SLAB_BYTES, 2 * (part + extra));
     const slab = Buffer.allocUnsafeSlow(this.#reuse ? Math.max(size, 2 * this.out.length) : size);
