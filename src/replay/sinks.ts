@@ -33,7 +33,10 @@ export interface ReplaySink {
   close(): Promise<void>;
 }
 
-/** The bytes a record has in a file of `format` (an NDJSON line without newline, or Avro). */
+/**
+ * The bytes a record has in a file of `format` (an NDJSON line without newline, or Avro). An
+ * NDJSON label is a view of a reused buffer (src/labels/json.ts): copy it before the next call.
+ */
 export function recordBytes(
   kind: OutputKind,
   value: Exclude<TaskOutput, { kind: 'encoded' }>['value'],
