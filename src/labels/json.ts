@@ -69,8 +69,6 @@ const PAIRS = lit(',"pairs":[');
 const END = lit(']}');
 const NULL = lit('null');
 const NULL_F = fragment('null');
-const TRUE_F = fragment('true');
-const FALSE_F = fragment('false');
 
 const PW_ITEM_ID = fragment('{"item_id":');
 const PW_RANK = fragment(',"rank":');
@@ -79,7 +77,14 @@ const PW_WEIGHT = fragment(',"weight":');
 const PW_LOGIT = fragment(',"teacher_logit":');
 const PW_SOFT = fragment(',"soft_target":');
 const PW_CLICKED = fragment(',"clicked":');
-const PW_FEATURES = fragment(',"features":');
+// Common runs merged into one fragment each: label 0/1 with the weight key, a null soft target
+// with the clicked key, the clicked value with the features key.
+const PW_LABEL0 = fragment(',"label":0,"weight":');
+const PW_LABEL1 = fragment(',"label":1,"weight":');
+const PW_SOFT_NULL = fragment(',"soft_target":null,"clicked":');
+const PW_NULL_FEATURES = fragment('null,"features":');
+const PW_TRUE_FEATURES = fragment('true,"features":');
+const PW_FALSE_FEATURES = fragment('false,"features":');
 
 const PAIR_POS = fragment('{"pos_item":');
 const PAIR_NEG = fragment(',"neg_item":');
@@ -256,19 +261,28 @@ function pointwiseItems(items: readonly object[]): boolean {
     a = stringAt(o, a, item_id);
     a = fragmentAt(dv, a, PW_RANK);
     a = numberAt(o, a, rank);
-    a = fragmentAt(dv, a, PW_LABEL);
-    a = numberAt(o, a, label);
-    a = fragmentAt(dv, a, PW_WEIGHT);
+    if (label === 0 || label === 1) a = fragmentAt(dv, a, label === 0 ? PW_LABEL0 : PW_LABEL1);
+    else {
+      a = fragmentAt(dv, a, PW_LABEL);
+      a = numberAt(o, a, label);
+      a = fragmentAt(dv, a, PW_WEIGHT);
+    }
     a = numberAt(o, a, weight);
     a = fragmentAt(dv, a, PW_LOGIT);
     a = optNumberAt(o, dv, a, teacher_logit);
     if (a < 0) return false;
-    a = fragmentAt(dv, a, PW_SOFT);
-    a = optNumberAt(o, dv, a, soft_target);
-    if (a < 0) return false;
-    a = fragmentAt(dv, a, PW_CLICKED);
-    a = fragmentAt(dv, a, clicked === null ? NULL_F : clicked ? TRUE_F : FALSE_F);
-    s.at = fragmentAt(dv, a, PW_FEATURES);
+    if (soft_target === null) a = fragmentAt(dv, a, PW_SOFT_NULL);
+    else {
+      a = fragmentAt(dv, a, PW_SOFT);
+      a = optNumberAt(o, dv, a, soft_target);
+      if (a < 0) return false;
+      a = fragmentAt(dv, a, PW_CLICKED);
+    }
+    s.at = fragmentAt(
+      dv,
+      a,
+      clicked === null ? PW_NULL_FEATURES : clicked ? PW_TRUE_FEATURES : PW_FALSE_FEATURES,
+    );
     if (!mapValue(it.features, featureKeys)) return false;
     s.ensure(1);
     s.out[s.at++] = 0x7d;
