@@ -11,6 +11,7 @@ import type { FileFormat } from '../io/files.ts';
 import { jsonBytes } from '../io/json-bytes.ts';
 import { outputRecord } from '../join/task.ts';
 import { OUTPUT_CONTRACT, type OutputKind, type Side, type TaskOutput } from '../join/types.ts';
+import { labelJson } from '../labels/json.ts';
 import { emptyParts, type PartLengths, type ReplayCheckpoint } from './checkpoint.ts';
 import { PartFile } from './parts.ts';
 
@@ -45,7 +46,10 @@ export interface ReplaySink {
   close(): Promise<void>;
 }
 
-/** The bytes a record has in a file of `format` (an NDJSON line without newline, or Avro). */
+/**
+ * The bytes a record has in a file of `format` (an NDJSON line without newline, or Avro). An
+ * NDJSON label is a view of a reused buffer (src/labels/json.ts): copy it before the next call.
+ */
 export function recordBytes(
   kind: OutputKind,
   value: Exclude<TaskOutput, { kind: 'encoded' }>['value'],
@@ -54,10 +58,11 @@ export function recordBytes(
   const name = KIND_CONTRACT[kind];
   if (format === 'avro') return encodeAvro(name, value as never);
   // Labels (built by the labelers, no bytes fields): their JSON.stringify bytes, written without
-  // the intermediate string (src/io/json-bytes.ts); the view is copied by the part file. Not
-  // validated against the schema here, as the Avro path's encoded labels are not either.
+  // the intermediate string by the label writers (src/labels/json.ts), else by the generic one
+  // (src/io/json-bytes.ts); the view is copied by the part file. Not validated against the
+  // schema here, as the Avro path's encoded labels are not either.
   if (name !== 'DeadLetter') {
-    const b = jsonBytes(value);
+    const b = labelJson(name, value) ?? jsonBytes(value);
     if (b !== null) return b;
   }
   // As RecordWriter does: plain JSON.stringify for contracts without bytes fields (same text as

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { jsonBytes } from '../../src/io/json-bytes.ts';
+import { jsonBytes, NUMBER_MAX, numberAt } from '../../src/io/json-bytes.ts';
 import { labelRequest } from '../../src/labels/index.ts';
 import { arbConfig, arbJoined } from '../labels/helpers.ts';
 
@@ -70,6 +70,36 @@ describe('jsonBytes', () => {
 
   test('property: the bytes of JSON.stringify for arbitrary numbers', () => {
     fc.assert(fc.property(anyNumber, same), { numRuns: 2000 });
+  });
+
+  test('property: numberAt writes Number.prototype.toString for short decimals, their neighbours and any double', () => {
+    const buf = Buffer.alloc(NUMBER_MAX + 8);
+    const bits = new Float64Array(1);
+    const lo = new Uint32Array(bits.buffer);
+    const decimal = fc
+      .record({
+        m: fc.oneof(
+          fc.integer({ min: -(10 ** 9), max: 10 ** 9 }),
+          fc.integer({ min: -(2 ** 53), max: 2 ** 53 }),
+        ),
+        d: fc.integer({ min: 0, max: 22 }),
+        step: fc.integer({ min: -2, max: 2 }), // the value itself or a neighbouring double
+      })
+      .map(({ m, d, step }) => {
+        bits[0] = m / 10 ** d;
+        lo[0] = (lo[0]! + step) >>> 0;
+        return bits[0];
+      });
+    const near = fc
+      .constantFrom(2 ** 50, 2 ** 53, 1e-6, 1000, 2 ** 31)
+      .chain((edge) => fc.double({ min: edge * (1 - 1e-9), max: edge * (1 + 1e-9), noNaN: true }));
+    fc.assert(
+      fc.property(fc.oneof(decimal, near, fc.double(), anyNumber), (x) => {
+        const end = numberAt(buf, 0, x);
+        assert.equal(buf.toString('latin1', 0, end), JSON.stringify(x));
+      }),
+      { numRuns: 20_000 },
+    );
   });
 
   test('property: the bytes of JSON.stringify for arbitrary plain values (ids and numbers as keys too)', () => {
