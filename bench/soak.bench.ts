@@ -20,8 +20,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { type Config, configSchema } from '../src/config/schema.ts';
 import { encodeAvro } from '../src/contracts/codec.ts';
-import type { Impression, RankerOutput } from '../src/contracts/index.ts';
+import type { RankerOutput } from '../src/contracts/index.ts';
 import { ensureTopics } from '../src/kafka/topics.ts';
+import { impression } from './label-input.ts';
 import { writeResult } from './lib.ts';
 
 const SECONDS = Number(process.env.RD_SOAK_SECONDS ?? 1_800);
@@ -53,21 +54,6 @@ function ranker(seq: number, ts: number): RankerOutput {
       score: 4 - (8 * i) / 20,
       objectives: null,
       features: null,
-    })),
-  };
-}
-
-function impression(r: RankerOutput, ts: number): Impression {
-  return {
-    request_id: r.request_id,
-    user_id: r.user_id,
-    ts,
-    items: r.items.slice(0, 10).map((it, i) => ({
-      item_id: it.item_id,
-      position: i + 1,
-      clicked: i === 1,
-      dwell_ms: null,
-      actions: null,
     })),
   };
 }

@@ -434,3 +434,18 @@ export function decode<N extends ContractName>(
       return decodeJson(name, buf);
   }
 }
+
+/**
+ * A decoder of plain Avro bytes that are known to decode (a column parser accepted them, or they
+ * decoded once before): a failure is a bug, thrown.
+ *
+ * @example
+ * const decodeRanker = avroDecoderOrThrow('RankerOutput');
+ */
+export function avroDecoderOrThrow<N extends ContractName>(name: N): (b: Buffer) => Contracts[N] {
+  return (b) => {
+    const d = decode(name, b, 'avro');
+    if (!d.ok) throw d.error;
+    return d.value as Contracts[N];
+  };
+}

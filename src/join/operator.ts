@@ -37,11 +37,10 @@
  *
  * Pure: no I/O, no clock.
  */
-import { decode } from '../contracts/codec.ts';
+import { avroDecoderOrThrow, decode } from '../contracts/codec.ts';
 import { parseImpressionColumns } from '../contracts/impression-columns.ts';
 import type { Impression, RankerOutput } from '../contracts/index.ts';
 import { parseRankerColumns } from '../contracts/ranker-columns.ts';
-import type { Contracts } from '../contracts/schemas.ts';
 import { RankdistillError } from '../errors.ts';
 import type {
   DoneEntry,
@@ -287,15 +286,8 @@ function refOf(rec: JoinInput): RecordRef {
   return { source: rec.source, key: rec.key, raw: rec.raw };
 }
 
-function decodeOrThrow<N extends 'RankerOutput' | 'Impression'>(name: N): (b: Buffer) => Contracts[N] {
-  return (b) => {
-    const d = decode(name, b, 'avro');
-    if (!d.ok) throw d.error;
-    return d.value as Contracts[N];
-  };
-}
-const decodeRankerOrThrow = decodeOrThrow('RankerOutput');
-const decodeImpressionOrThrow = decodeOrThrow('Impression');
+const decodeRankerOrThrow = avroDecoderOrThrow('RankerOutput');
+const decodeImpressionOrThrow = avroDecoderOrThrow('Impression');
 
 function decodePending<T>(name: 'RankerOutput' | 'Impression', e: PendingEntry): T {
   if (e.format === 'avro') {

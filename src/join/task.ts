@@ -12,11 +12,10 @@
  */
 import { createHash } from 'node:crypto';
 import type avro from 'avsc';
-import { type Decoded, decode, type WireFormat } from '../contracts/codec.ts';
+import { avroDecoderOrThrow, type Decoded, decode, type WireFormat } from '../contracts/codec.ts';
 import { parseImpressionColumns } from '../contracts/impression-columns.ts';
 import type { DeadLetter, Impression, RankerOutput } from '../contracts/index.ts';
 import { parseRankerColumns, RankerColumns } from '../contracts/ranker-columns.ts';
-import type { Contracts } from '../contracts/schemas.ts';
 import { errorMessage } from '../errors.ts';
 import type { EncodedLabels } from '../labels/encoded.ts';
 import type { JoinedRequest, RequestLabels } from '../labels/index.ts';
@@ -612,19 +611,8 @@ export function outputRecord(o: TaskOutput): Exclude<TaskOutput, { kind: 'encode
   return { kind: o.label, key: o.key, value: d.value } as Exclude<TaskOutput, { kind: 'encoded' }>;
 }
 
-/**
- * Generic decode of bytes a column parser accepted: they decode (see ranker-columns.ts and
- * impression-columns.ts), so a failure is a bug and thrown.
- */
-function decodeAccepted<N extends 'RankerOutput' | 'Impression'>(name: N): (b: Buffer) => Contracts[N] {
-  return (b) => {
-    const d = decode(name, b, 'avro');
-    if (!d.ok) throw d.error;
-    return d.value as Contracts[N];
-  };
-}
-const decodeRanker = decodeAccepted('RankerOutput');
-const decodeImpression = decodeAccepted('Impression');
+const decodeRanker = avroDecoderOrThrow('RankerOutput');
+const decodeImpression = avroDecoderOrThrow('Impression');
 
 function reqId(v: { request_id?: unknown }): string | null {
   return typeof v.request_id === 'string' && v.request_id.length > 0 ? v.request_id : null;
