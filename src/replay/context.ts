@@ -27,7 +27,7 @@ export interface ReplayOptions {
   drain?: boolean;
   /** State directory (default `<store.dir>/replay-<id>`). */
   stateDir?: string;
-  /** Input records per checkpoint (default FILE_CHECKPOINT_EVERY for files, kafka.maxBatchRecords for topics). */
+  /** Input records per checkpoint (default CHECKPOINT_EVERY; a topic replay also at MAX_HELD_BYTES of records). */
   checkpointEvery?: number;
   /** Stop at the next record boundary, commit a checkpoint and return `interrupted`. */
   signal?: AbortSignal;

@@ -43,6 +43,8 @@ export interface ReplaySink {
   commit(positions: Record<Side, number>): Promise<void>;
   /** Drops the open batch's outputs (they were committed by an earlier run). */
   discard(): void;
+  /** Bytes of the open batch's outputs kept in memory until its commit (0: none are kept). */
+  held(): number;
   close(): Promise<void>;
 }
 
@@ -153,10 +155,21 @@ export class PartsSink implements ReplaySink {
     // Part files are cut back to the checkpoint on open; nothing is buffered outside them.
   }
 
+  held(): number {
+    return 0;
+  }
+
   async close(): Promise<void> {
     for (const k of OUTPUT_KINDS) this.#parts[k].close();
   }
 }
+
+/**
+ * Bytes of outputs a sink may keep in memory for the open checkpoint (a topic replay keeps its
+ * transaction's records for a resend): reaching it checkpoints early, so a checkpoint of many
+ * records at 200 candidates stays bounded in memory.
+ */
+export const MAX_HELD_BYTES = 64 * 1024 * 1024;
 
 /** Payload bytes per produce request of a checkpoint's transaction (below message.max.bytes). */
 const SEND_BYTES = 512 * 1024;
@@ -228,6 +241,8 @@ export class TopicSink implements ReplaySink {
   /** Messages of #batch already handed to the open transaction, and the payload bytes after them. */
   #sent = 0;
   #unsentBytes = 0;
+  /** Payload bytes of #batch (kept for a resend until the commit). */
+  #heldBytes = 0;
   /** The open transaction, once a send ahead opened it. */
   #txn: Transaction | null = null;
   /** The sends ahead, in order; never rejects (the first failure is kept in #failed). */
@@ -249,7 +264,9 @@ export class TopicSink implements ReplaySink {
       const message: Message =
         partition === undefined ? { key: o.key, value } : { key: o.key, value, partition };
       this.#batch.push({ topic, message });
-      this.#unsentBytes += messageBytes(message);
+      const size = messageBytes(message);
+      this.#unsentBytes += size;
+      this.#heldBytes += size;
     }
     if (this.#unsentBytes >= SEND_BYTES) this.#sendAhead();
   }
@@ -273,6 +290,10 @@ export class TopicSink implements ReplaySink {
 
   persist(_k: number, _last: boolean): null {
     return null;
+  }
+
+  held(): number {
+    return this.#heldBytes;
   }
 
   async commit(positions: Record<Side, number>): Promise<void> {
@@ -346,6 +367,7 @@ export class TopicSink implements ReplaySink {
     this.#batch = [];
     this.#sent = 0;
     this.#unsentBytes = 0;
+    this.#heldBytes = 0;
     this.#txn = null;
     this.#failed = null;
     this.#gen++;
@@ -379,5 +401,8 @@ export class NullSink implements ReplaySink {
   }
   async commit(): Promise<void> {}
   discard(): void {}
+  held(): number {
+    return 0;
+  }
   async close(): Promise<void> {}
 }

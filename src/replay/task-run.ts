@@ -16,7 +16,7 @@ import { columnsSupported, labelColumnsEncoded } from '../labels/encoded.ts';
 import { labelRequest } from '../labels/index.ts';
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
 import { type CheckpointFiles, initialCheckpoint, type ReplayCheckpoint } from './checkpoint.ts';
-import { PART_FORMAT, type ReplaySink } from './sinks.ts';
+import { MAX_HELD_BYTES, PART_FORMAT, type ReplaySink } from './sinks.ts';
 
 const SIDES: readonly Side[] = ['ranker', 'impression'];
 const STEP = 1024;
@@ -41,7 +41,7 @@ export interface TaskRunOptions {
   end: Record<Side, number>;
   /** Opens the sink once the checkpoint to resume from is known. */
   sink: (ck: ReplayCheckpoint) => ReplaySink;
-  /** Input records between checkpoints. */
+  /** Input records between checkpoints (earlier once the sink holds MAX_HELD_BYTES). */
   checkpointEvery: number;
   /** Expire every open window once the range is processed (unmatched labels, orphans). */
   drain: boolean;
@@ -266,7 +266,9 @@ export class TaskRun {
         this.sink.add(outputs);
         this.#since += processed;
         this.#o.onStep?.();
-        if (this.#since >= this.#o.checkpointEvery) await this.#checkpoint(false);
+        if (this.#since >= this.#o.checkpointEvery || this.sink.held() >= MAX_HELD_BYTES) {
+          await this.#checkpoint(false);
+        }
         continue;
       }
       break;

@@ -10,7 +10,7 @@ import { readRecords } from '../../src/io/files.ts';
 import { outputRecord, type RawInput } from '../../src/join/task.ts';
 import type { Side, TaskOutput } from '../../src/join/types.ts';
 import { CheckpointFiles } from '../../src/replay/checkpoint.ts';
-import type { PersistedParts, ReplaySink } from '../../src/replay/sinks.ts';
+import { MAX_HELD_BYTES, type PersistedParts, type ReplaySink } from '../../src/replay/sinks.ts';
 import { TaskRun } from '../../src/replay/task-run.ts';
 import { simFiles, testConfig } from './helpers.ts';
 
@@ -23,10 +23,17 @@ interface Topic {
 class MemorySink implements ReplaySink {
   #batch: string[] = [];
   commits = 0;
+  /** Records of each commit. */
+  sizes: number[] = [];
   constructor(
     readonly topic: Topic,
     readonly crashAfterCommit: number | null,
+    /** What held() counts per record of the open batch. */
+    readonly bytesPerRecord = 100,
   ) {}
+  held(): number {
+    return this.#batch.length * this.bytesPerRecord;
+  }
   add(outputs: TaskOutput[]): void {
     for (const out of outputs) {
       const o = outputRecord(out);
@@ -39,6 +46,7 @@ class MemorySink implements ReplaySink {
   async commit(positions: Record<Side, number>): Promise<void> {
     this.topic.records.push(...this.#batch);
     this.topic.offsets = { ...positions };
+    this.sizes.push(this.#batch.length);
     this.#batch = [];
     this.commits++;
     if (this.commits === this.crashAfterCommit) throw new Error('crash after the Kafka commit');
@@ -66,7 +74,7 @@ describe('TaskRun', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  function open(name: string, sink: ReplaySink): TaskRun {
+  function open(name: string, sink: ReplaySink, checkpointEvery = 150): TaskRun {
     const ends = { ranker: inputs.ranker.length, impression: inputs.impression.length };
     return TaskRun.open({
       partition: 0,
@@ -78,7 +86,7 @@ describe('TaskRun', () => {
       start: { ranker: 0, impression: 0 },
       end: ends,
       sink: () => sink,
-      checkpointEvery: 150,
+      checkpointEvery,
       drain: true,
     });
   }
@@ -121,6 +129,26 @@ describe('TaskRun', () => {
     assert.deepEqual(topic.records, ref.records, 'same outputs in the same order, none twice');
     assert.equal(new Set(topic.records).size, topic.records.length);
     assert.deepEqual(second.counters(), whole.counters());
+  });
+
+  test('a sink holding MAX_HELD_BYTES checkpoints before checkpointEvery, with the same outputs', async () => {
+    const ref: Topic = { records: [], offsets: null };
+    const whole = open('held-ref', new MemorySink(ref, null), 1_000_000);
+    await drive(whole, 97);
+    await whole.close();
+
+    const topic: Topic = { records: [], offsets: null };
+    const sink = new MemorySink(topic, null, Math.ceil(MAX_HELD_BYTES / 40));
+    const run = open('held', sink, 1_000_000);
+    await drive(run, 97);
+    await run.close();
+    // checkpointEvery was never reached: every commit but the last was cut by held() ≥ 40 records.
+    assert.ok(sink.commits > 3, `only ${sink.commits} commits`);
+    assert.ok(
+      sink.sizes.slice(0, -1).every((n) => n >= 40),
+      `commit sizes ${sink.sizes.join(',')}`,
+    );
+    assert.deepEqual(topic.records, ref.records, 'same outputs in the same order');
   });
 
   test('committed offsets behind the checkpoint are refused', async () => {

@@ -96,7 +96,7 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'replay state (checkpoints, join state) (default: <store.dir>/replay-<id>)')
     .option(
       '--checkpoint-every <n>',
-      'input records between checkpoints (default: 50000 for file output, kafka.maxBatchRecords for topic output: one transaction each)',
+      'input records between checkpoints (default 50000; topic output: one transaction each, also cut at 64 MiB of labels)',
       positiveInt,
     )
     .option(
