@@ -327,8 +327,20 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
   /** Service ÷ baseline per thread count in the warm-up rounds (not in the figures). */
   const warmupRatios = new Map<number, number[]>(THREADS.map((th) => [th, []]));
   // Rounds below 0 are warm-up rounds: run in full, left out of the medians.
+  // CPU per request of this process (the baseline, then the service and its stream threads) and of
+  // the broker, over each whole run (start-up included): on a shared machine these move much less
+  // than the rates.
+  const broker = brokerPid(cfg.kafka.brokers);
+  const cpuNow = () => ({ self: process.cpuUsage(), broker: broker === undefined ? 0 : cpuSeconds(broker) });
+  const cpuPerRequest = (c0: ReturnType<typeof cpuNow>) => {
+    const d = process.cpuUsage(c0.self);
+    const brokerUs = broker === undefined ? 'n/a' : (((cpuNow().broker - c0.broker) / n) * 1e6).toFixed(1);
+    return `${((d.user + d.system) / n).toFixed(1)} µs CPU/req, broker ${brokerUs}`;
+  };
   for (let round = -warmup; round < ROUNDS; round++) {
+    const b0 = cpuNow();
     const b = await baseline(kafka, admin, cfg, sizes, round, n);
+    const bCpu = cpuPerRequest(b0);
     if (round >= 0) base.push(b);
     // Topic checks and creation are start-up work, not throughput: done before the clock starts,
     // which (as for the baseline) runs from the first record received to the last offset committed.
@@ -350,6 +362,7 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
         store: { dir: join(dir, tag) },
       });
       await ensureTopics(admin, v.kafka);
+      const s0 = cpuNow();
       const svc = createLabelRunner(v);
       await svc.start();
       let started = 0;
@@ -373,6 +386,7 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
       finished = true;
       await sampler;
       const run = timing(n, started, half, end, `service with ${threads} thread(s)`);
+      const sCpu = cpuPerRequest(s0);
       await svc.stop();
       const c = svc.counts();
       await admin
@@ -385,7 +399,7 @@ async function throughput(kafka: Kafka, admin: Admin, n: number, candidates: num
       if (round >= 0) runs.get(threads)!.push(run);
       else warmupRatios.get(threads)!.push(run.rate / b.rate);
       console.log(
-        `candidates=${candidates} ${round < 0 ? 'warm-up round' : `round ${round + 1}/${ROUNDS}`} threads=${threads}: service ${run.rate.toFixed(0)} req/s, baseline ${b.rate.toFixed(0)} req/s, ratio ${(run.rate / b.rate).toFixed(2)}; service's second half ${run.steadyRate.toFixed(0)} req/s; baseline done with impressions at ${(100 * b.impressionsDoneAt).toFixed(0)}% of its run`,
+        `candidates=${candidates} ${round < 0 ? 'warm-up round' : `round ${round + 1}/${ROUNDS}`} threads=${threads}: service ${run.rate.toFixed(0)} req/s, baseline ${b.rate.toFixed(0)} req/s, ratio ${(run.rate / b.rate).toFixed(2)}; service's second half ${run.steadyRate.toFixed(0)} req/s; baseline done with impressions at ${(100 * b.impressionsDoneAt).toFixed(0)}% of its run; service ${sCpu}; baseline ${bCpu}`,
       );
     }
   }
