@@ -1,7 +1,7 @@
 /**
  * Where a `rankdistill label` run's time goes, thread by thread (issue #29: "the second stream
  * thread sometimes adds nothing"). Produces one input (PROBE_REQUESTS requests at
- * PROBE_CANDIDATES candidates over PROBE_PARTITIONS partitions, 2 as bench:label), then runs the
+ * PROBE_CANDIDATES candidates over PROBE_PARTITIONS partitions, 4 as bench:label), then runs the
  * labeler over it with each of PROBE_THREADS stream-thread counts, alternated for PROBE_ROUNDS
  * rounds, nothing else running beside it (no ceiling, no Kafka Streams job). Per run: joined
  * requests/s from the first to the last committed input offset, CPU per request of the process
@@ -29,7 +29,7 @@ const CANDIDATES = Number(process.env.PROBE_CANDIDATES ?? 20);
 const THREADS = (process.env.PROBE_THREADS ?? '1,2').split(',').map(Number);
 const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 3);
 const ALL_KINDS = process.env.PROBE_ALL_KINDS === '1';
-const PARTITIONS = Number(process.env.PROBE_PARTITIONS ?? 2);
+const PARTITIONS = Number(process.env.PROBE_PARTITIONS ?? 4);
 const T0 = 1_700_000_000_000;
 
 /** Machine-wide idle and steal jiffies (/proc/stat): whether the host had a core to spare. */

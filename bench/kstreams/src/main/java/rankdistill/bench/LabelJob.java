@@ -177,6 +177,11 @@ public final class LabelJob {
         }
         case "stop" -> {
           if (streams != null) {
+            // Which tasks each stream thread ran (bench:label's input has 4 partitions, so each of
+            // 2 threads should own 2 tasks, as the labeler's threads do): one line per thread.
+            for (var t : streams.metadataForLocalThreads())
+              System.err.println("kstreams-labeler: " + t.threadName().replaceAll(".*-(StreamThread-\\d+)$", "$1")
+                  + " active tasks " + t.activeTasks().stream().map(x -> x.taskId().toString()).sorted().toList());
             streams.close(Duration.ofSeconds(60));
             streams.cleanUp();
             streams = null;
