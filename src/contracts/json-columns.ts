@@ -1,0 +1,701 @@
+/**
+ * RankerOutput and Impression NDJSON lines read into the same columns as their Avro bytes
+ * (./ranker-columns.ts, ./impression-columns.ts), without JSON.parse.
+ *
+ * Why: profiled on an NDJSON → NDJSON replay at 200 candidates, the full decode of the input lines
+ * (JSON.parse into objects, feature maps included, then the schema check) was ~31% of the CPU and
+ * the garbage it left most of the GC's ~14%, where Avro input takes the column path. Here a line
+ * is scanned once: ids become byte ranges of the line (with their idBytesHash), scores a
+ * Float64Array, positions and clicks typed arrays, and the maps are checked and skipped; the label
+ * writers (src/labels/json.ts labelColumnsJson) copy the ids and the feature and context maps'
+ * text straight into the label lines.
+ *
+ * The contract: a parser returns columns ONLY when `decodeJson` + the validator would accept the
+ * line and give the same values, and the copied texts are what `JSON.stringify` writes for the
+ * decoded values. Anything it is not sure of returns null, and the caller takes the full decode,
+ * which then makes the usual dead letter or labels. So columns require, beyond validity:
+ * - every string ASCII without escapes (a backslash, a control or non-ASCII byte: full decode);
+ * - known fields only, none repeated (JSON.parse keeps the last of a repeated key);
+ * - maps written compactly (no whitespace inside), with keys that a JS object keeps in text order
+ *   (not starting with a digit, not `__proto__`), none repeated, at most 32;
+ * - numbers in maps, ts, positions and dwell times in the form JSON.stringify gives them back:
+ *   no exponent, at most 15 significant digits, no trailing fraction zeros, no `-0` (see
+ *   {@link canonicalNumber}); scores may be any finite JSON number (they are parsed, not copied).
+ * Whitespace between the other tokens is allowed. test/contracts/json-columns.test.ts compares
+ * the parsers with the full decode on random, corrupted and edge-case lines.
+ *
+ * Pure: no I/O. Module state is scratch only (a parse is never re-entered).
+ */
+
+import { fmix32 } from '../hash.ts';
+import { decodeJson } from './codec.ts';
+import { sameBytes } from './column-cursor.ts';
+import { slabFloat64, slabInt32, slabUint8 } from './column-slab.ts';
+import { ImpressionColumns } from './impression-columns.ts';
+import { ColumnIndex, RankerColumns } from './ranker-columns.ts';
+import type { Impression, RankerOutput } from './types.gen.ts';
+
+/** A decoder of NDJSON lines known to decode (a column parser accepted them): a failure is a bug. */
+export function jsonDecoderOrThrow<N extends 'RankerOutput' | 'Impression'>(
+  name: N,
+): (b: Buffer) => N extends 'RankerOutput' ? RankerOutput : Impression {
+  return (b) => {
+    const d = decodeJson(name, b);
+    if (!d.ok) throw d.error;
+    return d.value as never;
+  };
+}
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+/** Scan position and the last string's / number's / value's range (module scratch). */
+let p = 0;
+let sStart = 0;
+let sEnd = 0;
+let nStart = 0;
+let nEnd = 0;
+
+function isWs(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+function ws(b: Buffer): void {
+  const end = b.length;
+  while (p < end && isWs(b[p]!)) p++;
+}
+
+/** A string at p (after optional whitespace): sets sStart/sEnd (its content), false if unsure. */
+function str(b: Buffer): boolean {
+  ws(b);
+  if (b[p] !== QUOTE) return false;
+  const start = p + 1;
+  const end = b.length;
+  for (let i = start; i < end; i++) {
+    const c = b[i]!;
+    if (c === QUOTE) {
+      sStart = start;
+      sEnd = i;
+      p = i + 1;
+      return true;
+    }
+    // Escapes, control characters (invalid JSON) and non-ASCII: the full decode decides.
+    if (c === 0x5c || c < 0x20 || c > 0x7e) return false;
+  }
+  return false;
+}
+
+/** Expects byte `c` after optional whitespace. */
+function expect(b: Buffer, c: number): boolean {
+  ws(b);
+  if (b[p] !== c) return false;
+  p++;
+  return true;
+}
+
+/** Whether the bytes at p spell `lit` (true, false, null); moves past it. */
+function literal(b: Buffer, lit: string): boolean {
+  for (let i = 0; i < lit.length; i++) if (b[p + i] !== lit.charCodeAt(i)) return false;
+  p += lit.length;
+  return true;
+}
+
+/** Flags of the last number scanned by {@link num}. */
+let nCanonical = false;
+let nInteger = false;
+let nDigits = 0;
+let nExponent = false;
+
+/**
+ * A JSON number at p (no whitespace skipped): sets nStart/nEnd and the flags; false when the
+ * bytes are not a JSON number.
+ *
+ * Canonical (`nCanonical`): no exponent, at most 15 significant digits and at most 15 integer
+ * digits, no trailing fraction zeros, at most 5 zeros between the point and the first non-zero
+ * digit of a value below 1, and not `-0`. Such a text is what JSON.stringify writes for the
+ * double it parses to: decimals of at most 15 significant digits map to distinct doubles (DBL_DIG),
+ * so the shortest round-trip digits of that double are the text's own, and values in [1e-6, 1e21)
+ * are written without an exponent.
+ */
+function num(b: Buffer): boolean {
+  const end = b.length;
+  const start = p;
+  let i = p;
+  let neg = false;
+  if (b[i] === 0x2d) {
+    neg = true;
+    i++;
+  }
+  const intStart = i;
+  let c = i < end ? b[i]! : 0;
+  if (c === 0x30) i++;
+  else if (c >= 0x31 && c <= 0x39) {
+    while (i < end && b[i]! >= 0x30 && b[i]! <= 0x39) i++;
+  } else return false;
+  const intDigits = i - intStart;
+  const zeroInt = c === 0x30;
+  let fracDigits = 0;
+  let leadZeros = 0;
+  let lastFrac = 0;
+  let integer = true;
+  if (b[i] === 0x2e) {
+    integer = false;
+    i++;
+    const fs = i;
+    while (i < end && b[i]! >= 0x30 && b[i]! <= 0x39) i++;
+    fracDigits = i - fs;
+    if (fracDigits === 0) return false;
+    lastFrac = b[i - 1]!;
+    if (zeroInt) while (leadZeros < fracDigits && b[fs + leadZeros] === 0x30) leadZeros++;
+  }
+  let exponent = false;
+  c = i < end ? b[i]! : 0;
+  if (c === 0x65 || c === 0x45) {
+    exponent = true;
+    integer = false;
+    i++;
+    if (b[i] === 0x2b || b[i] === 0x2d) i++;
+    const es = i;
+    while (i < end && b[i]! >= 0x30 && b[i]! <= 0x39) i++;
+    if (i === es) return false;
+  }
+  nStart = start;
+  nEnd = i;
+  p = i;
+  const sig = zeroInt ? fracDigits - leadZeros : intDigits + fracDigits;
+  nDigits = sig;
+  nExponent = exponent;
+  nInteger = integer && !neg;
+  nCanonical =
+    !exponent &&
+    sig <= 15 &&
+    intDigits <= 15 &&
+    (integer || lastFrac !== 0x30) &&
+    !(zeroInt && !integer && leadZeros > 5) &&
+    !(neg && zeroInt && (integer || leadZeros === fracDigits));
+  return true;
+}
+
+/** 10^d for d = 0..22, all exact doubles. */
+const POW10 = Array.from({ length: 23 }, (_, d) => 10 ** d);
+
+/**
+ * The value of the number last scanned by {@link num}, as JSON.parse gives it. At most 15
+ * significant digits and no exponent: the digits as an integer m < 2^53 over 10^d (d ≤ 22), one
+ * correctly rounded division of two exact doubles, so exactly the double the text denotes.
+ * Anything else goes through Number() of the text (JSON numbers are valid Number() input, and
+ * the conversion is the same).
+ */
+function numValue(b: Buffer): number {
+  if (nDigits > 15 || nDigits === 0 || nExponent) {
+    return Number(b.toString('latin1', nStart, nEnd));
+  }
+  let m = 0;
+  let d = 0;
+  let frac = false;
+  let neg = false;
+  for (let i = nStart; i < nEnd; i++) {
+    const c = b[i]!;
+    if (c === 0x2d) neg = true;
+    else if (c === 0x2e) frac = true;
+    else {
+      m = m * 10 + (c - 0x30);
+      if (frac) d++;
+    }
+  }
+  if (d > 22) return Number(b.toString('latin1', nStart, nEnd));
+  const v = m / (POW10[d] as number);
+  return neg ? -v : v;
+}
+
+/** A non-negative integer in canonical form (plain digits) at p, or -1. */
+function natural(b: Buffer): number {
+  ws(b);
+  if (!num(b) || !nInteger || !nCanonical) return -1;
+  let v = 0;
+  for (let i = nStart; i < nEnd; i++) v = v * 10 + (b[i]! - 0x30);
+  return v;
+}
+
+const MAX_KEYS = 32;
+const keyStarts = new Int32Array(MAX_KEYS);
+const keyEnds = new Int32Array(MAX_KEYS);
+
+/**
+ * A `map<double>` or null at p (after optional whitespace), written compactly with canonical
+ * numbers and keys (see the module doc): returns its text's start and sets p past it, or −1.
+ * `mapStart`/`mapEnd` are its text's range; `mapNull` whether it is the literal null.
+ */
+let mapEnd = 0;
+let mapNull = false;
+function map(b: Buffer): number {
+  ws(b);
+  const start = p;
+  if (b[p] === 0x6e) {
+    if (!literal(b, 'null')) return -1;
+    mapEnd = p;
+    mapNull = true;
+    return start;
+  }
+  if (b[p] !== 0x7b) return -1;
+  p++;
+  mapNull = false;
+  if (b[p] === 0x7d) {
+    p++;
+    mapEnd = p;
+    return start;
+  }
+  for (let k = 0; ; k++) {
+    if (k >= MAX_KEYS || b[p] !== QUOTE || !str(b)) return -1;
+    const ks = sStart;
+    const ke = sEnd;
+    const first = b[ks];
+    // Array-index-like keys are reordered by JS objects; __proto__ is not an own key.
+    if (first !== undefined && first >= 0x30 && first <= 0x39) return -1;
+    if (ke - ks === 9 && b.toString('latin1', ks, ke) === '__proto__') return -1;
+    for (let q = 0; q < k; q++) if (sameBytes(b, keyStarts[q]!, keyEnds[q]!, b, ks, ke)) return -1;
+    keyStarts[k] = ks;
+    keyEnds[k] = ke;
+    if (b[p] !== COLON) return -1;
+    p++;
+    if (!num(b) || !nCanonical) return -1;
+    const c = b[p];
+    p++;
+    if (c === 0x7d) break;
+    if (c !== COMMA) return -1;
+  }
+  mapEnd = p;
+  return start;
+}
+
+/** Field names of the two contracts, as bit flags (a repeated field: full decode). */
+const F = { RequestId: 1, UserId: 2, Ts: 4, ModelVersion: 8, Context: 16, Items: 32 } as const;
+
+/** The bytes of string [s, e) equal `name`. */
+function is(b: Buffer, s: number, e: number, name: string): boolean {
+  if (e - s !== name.length) return false;
+  for (let i = 0; i < name.length; i++) if (b[s + i] !== name.charCodeAt(i)) return false;
+  return true;
+}
+
+/** Hash of the id bytes [s, e) (idBytesHash, inline: the strings are ASCII already). */
+function hashOf(b: Buffer, s: number, e: number): number {
+  let h = 0x811c9dc5 ^ (e - s);
+  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return fmix32(h);
+}
+
+/** The end of the line after the top-level record: only whitespace may follow. */
+function atEnd(b: Buffer): boolean {
+  ws(b);
+  return p === b.length;
+}
+
+let scratchOffsets = new Int32Array(4 * 256);
+let scratchScores = new Float64Array(256);
+let scratchHashes = new Int32Array(256);
+
+function growRanker(n: number): void {
+  const cap = Math.max(2 * scratchScores.length, n);
+  const o = new Int32Array(4 * cap);
+  o.set(scratchOffsets);
+  scratchOffsets = o;
+  const s = new Float64Array(cap);
+  s.set(scratchScores);
+  scratchScores = s;
+  const h = new Int32Array(cap);
+  h.set(scratchHashes);
+  scratchHashes = h;
+}
+
+/** One RankedItem at p into scratch slot n; false when unsure. */
+function rankedItem(b: Buffer, n: number): boolean {
+  if (!expect(b, 0x7b)) return false;
+  let seen = 0;
+  let idS = -1;
+  let idE = -1;
+  let score = Number.NaN;
+  let fS = -1;
+  let fE = -1;
+  ws(b);
+  if (b[p] === 0x7d) return false; // no item_id: the full decode says so
+  for (;;) {
+    if (!str(b)) return false;
+    const ks = sStart;
+    const ke = sEnd;
+    if (!expect(b, COLON)) return false;
+    if (is(b, ks, ke, 'item_id')) {
+      if (seen & 1 || !str(b) || sEnd === sStart) return false;
+      seen |= 1;
+      idS = sStart;
+      idE = sEnd;
+    } else if (is(b, ks, ke, 'score')) {
+      ws(b);
+      if (seen & 2 || !num(b)) return false;
+      seen |= 2;
+      score = numValue(b);
+      if (!Number.isFinite(score)) return false;
+    } else if (is(b, ks, ke, 'objectives')) {
+      if (seen & 4 || map(b) < 0) return false;
+      seen |= 4;
+    } else if (is(b, ks, ke, 'features')) {
+      if (seen & 8) return false;
+      seen |= 8;
+      const s = map(b);
+      if (s < 0) return false;
+      if (!mapNull) {
+        fS = s;
+        fE = mapEnd;
+      }
+    } else return false;
+    ws(b);
+    const c = b[p++];
+    if (c === 0x7d) break;
+    if (c !== COMMA) return false;
+  }
+  if ((seen & 3) !== 3) return false;
+  scratchOffsets[4 * n] = idS;
+  scratchOffsets[4 * n + 1] = idE;
+  scratchOffsets[4 * n + 2] = fS;
+  scratchOffsets[4 * n + 3] = fE;
+  scratchScores[n] = score;
+  scratchHashes[n] = hashOf(b, idS, idE);
+  return true;
+}
+
+const dupIndex = new ColumnIndex();
+
+/**
+ * Parses a RankerOutput NDJSON line into columns, or returns null when the line must take the
+ * full decode (see the module doc: bad, invalid or unusual input, which the full decode then
+ * dead-letters or labels). `decode` decodes the line the full way, for the lazy `items` and
+ * `context`.
+ *
+ * For a line, {@link RankerColumns}' Avro field positions read: `userStart`/`tsStart` the
+ * user_id's bytes (its string content), `contextStart`/`contextEnd` the context map's text (−1
+ * when null), `offsets[4i+2..3]` a candidate's features text (−1 when null); `json` is true.
+ *
+ * @example
+ * const cols = parseRankerJson(line, jsonDecoderOrThrow('RankerOutput'));
+ * if (cols !== null) cols.scores[0]; // the first candidate's score
+ */
+export function parseRankerJson(b: Buffer, decode: (buf: Buffer) => RankerOutput): RankerColumns | null {
+  p = 0;
+  if (!expect(b, 0x7b)) return null;
+  let seen = 0;
+  let request_id = '';
+  let user_id = '';
+  let userStart = 0;
+  let userEnd = 0;
+  let ts = -1;
+  let model_version = '';
+  let ctxS = -1;
+  let ctxE = -1;
+  let n = 0;
+  ws(b);
+  if (b[p] === 0x7d) return null;
+  for (;;) {
+    if (!str(b)) return null;
+    const ks = sStart;
+    const ke = sEnd;
+    if (!expect(b, COLON)) return null;
+    if (is(b, ks, ke, 'request_id')) {
+      if (seen & F.RequestId || !str(b) || sEnd === sStart) return null;
+      seen |= F.RequestId;
+      request_id = b.toString('latin1', sStart, sEnd);
+    } else if (is(b, ks, ke, 'user_id')) {
+      if (seen & F.UserId || !str(b) || sEnd === sStart) return null;
+      seen |= F.UserId;
+      userStart = sStart;
+      userEnd = sEnd;
+      user_id = b.toString('latin1', sStart, sEnd);
+    } else if (is(b, ks, ke, 'ts')) {
+      if (seen & F.Ts) return null;
+      seen |= F.Ts;
+      ts = natural(b);
+      if (ts < 0) return null;
+    } else if (is(b, ks, ke, 'model_version')) {
+      if (seen & F.ModelVersion || !str(b)) return null;
+      seen |= F.ModelVersion;
+      model_version = b.toString('latin1', sStart, sEnd);
+    } else if (is(b, ks, ke, 'context')) {
+      if (seen & F.Context) return null;
+      seen |= F.Context;
+      const s = map(b);
+      if (s < 0) return null;
+      if (!mapNull) {
+        ctxS = s;
+        ctxE = mapEnd;
+      }
+    } else if (is(b, ks, ke, 'items')) {
+      if (seen & F.Items || !expect(b, 0x5b)) return null;
+      seen |= F.Items;
+      ws(b);
+      if (b[p] === 0x5d) return null; // no candidates: the full path's INVALID
+      for (;;) {
+        if (n >= scratchScores.length) growRanker(n + 1);
+        if (!rankedItem(b, n)) return null;
+        n++;
+        ws(b);
+        const c = b[p++];
+        if (c === 0x5d) break;
+        if (c !== COMMA) return null;
+      }
+    } else return null;
+    ws(b);
+    const c = b[p++];
+    if (c === 0x7d) break;
+    if (c !== COMMA) return null;
+  }
+  if ((seen & ~F.Context) !== (F.RequestId | F.UserId | F.Ts | F.ModelVersion | F.Items)) return null;
+  if (!atEnd(b)) return null;
+  // Views into shared slabs, as the Avro parser hands out.
+  const scores = slabFloat64(n);
+  scores.set(scratchScores.subarray(0, n));
+  const offsets = slabInt32(4 * n);
+  offsets.set(scratchOffsets.subarray(0, 4 * n));
+  const hashes = slabInt32(n);
+  hashes.set(scratchHashes.subarray(0, n));
+  if (dupIndex.build({ buf: b, offsets, hashes }, n) >= 0) return null;
+  return new RankerColumns(
+    {
+      request_id,
+      user_id,
+      ts,
+      model_version,
+      buf: b,
+      view: new DataView(b.buffer, b.byteOffset, b.length),
+      n,
+      offsets,
+      scores,
+      hashes,
+      userStart,
+      tsStart: userEnd,
+      versionStart: -1,
+      contextStart: ctxS,
+      contextEnd: ctxE,
+      json: true,
+    },
+    decode,
+  );
+}
+
+let impIds = new Int32Array(2 * 64);
+let impHashes = new Int32Array(64);
+let impPositions = new Int32Array(64);
+let impClicked = new Uint8Array(64);
+
+function growImpression(m: number): void {
+  const cap = Math.max(2 * impHashes.length, m);
+  const ids = new Int32Array(2 * cap);
+  ids.set(impIds);
+  impIds = ids;
+  const hs = new Int32Array(cap);
+  hs.set(impHashes);
+  impHashes = hs;
+  const ps = new Int32Array(cap);
+  ps.set(impPositions);
+  impPositions = ps;
+  const cs = new Uint8Array(cap);
+  cs.set(impClicked);
+  impClicked = cs;
+}
+
+/** An array of strings or null at p (the `actions` field); false when unsure. */
+function strings(b: Buffer): boolean {
+  ws(b);
+  if (b[p] === 0x6e) return literal(b, 'null');
+  if (b[p] !== 0x5b) return false;
+  p++;
+  ws(b);
+  if (b[p] === 0x5d) {
+    p++;
+    return true;
+  }
+  for (;;) {
+    if (!str(b)) return false;
+    ws(b);
+    const c = b[p++];
+    if (c === 0x5d) return true;
+    if (c !== COMMA) return false;
+  }
+}
+
+/** One ShownItem at p into scratch slot m; false when unsure. */
+function shownItem(b: Buffer, m: number): boolean {
+  if (!expect(b, 0x7b)) return false;
+  let seen = 0;
+  ws(b);
+  if (b[p] === 0x7d) return false;
+  for (;;) {
+    if (!str(b)) return false;
+    const ks = sStart;
+    const ke = sEnd;
+    if (!expect(b, COLON)) return false;
+    if (is(b, ks, ke, 'item_id')) {
+      if (seen & 1 || !str(b) || sEnd === sStart) return false;
+      seen |= 1;
+      impIds[2 * m] = sStart;
+      impIds[2 * m + 1] = sEnd;
+      impHashes[m] = hashOf(b, sStart, sEnd);
+    } else if (is(b, ks, ke, 'position')) {
+      if (seen & 2) return false;
+      seen |= 2;
+      const v = natural(b);
+      if (v < 1 || v > 0x7fffffff) return false;
+      impPositions[m] = v;
+    } else if (is(b, ks, ke, 'clicked')) {
+      if (seen & 4) return false;
+      seen |= 4;
+      ws(b);
+      if (b[p] === 0x74 && literal(b, 'true')) impClicked[m] = 1;
+      else if (b[p] === 0x66 && literal(b, 'false')) impClicked[m] = 0;
+      else return false;
+    } else if (is(b, ks, ke, 'dwell_ms')) {
+      if (seen & 8) return false;
+      seen |= 8;
+      ws(b);
+      if (b[p] === 0x6e) {
+        if (!literal(b, 'null')) return false;
+      } else if (natural(b) < 0) return false;
+    } else if (is(b, ks, ke, 'actions')) {
+      if (seen & 16 || !strings(b)) return false;
+      seen |= 16;
+    } else return false;
+    ws(b);
+    const c = b[p++];
+    if (c === 0x7d) break;
+    if (c !== COMMA) return false;
+  }
+  return (seen & 7) === 7;
+}
+
+/** Open-addressing table over the shown ids, for the duplicate check (generation-stamped). */
+let dupSlots = new Int32Array(256);
+let dupGen = new Uint32Array(256);
+let dupStamp = 0;
+
+/** Whether two of the m shown ids in scratch are the same bytes. */
+function hasDuplicateId(b: Buffer, m: number): boolean {
+  let cap = dupSlots.length;
+  while (cap < 2 * m) cap *= 2;
+  if (cap !== dupSlots.length) {
+    dupSlots = new Int32Array(cap);
+    dupGen = new Uint32Array(cap);
+    dupStamp = 0;
+  }
+  dupStamp = (dupStamp + 1) >>> 0;
+  if (dupStamp === 0) {
+    dupGen.fill(0);
+    dupStamp = 1;
+  }
+  const mask = cap - 1;
+  for (let i = 0; i < m; i++) {
+    const h = impHashes[i]!;
+    let s = h & mask;
+    while (dupGen[s] === dupStamp) {
+      const j = dupSlots[s]!;
+      if (
+        impHashes[j] === h &&
+        sameBytes(b, impIds[2 * i]!, impIds[2 * i + 1]!, b, impIds[2 * j]!, impIds[2 * j + 1]!)
+      )
+        return true;
+      s = (s + 1) & mask;
+    }
+    dupGen[s] = dupStamp;
+    dupSlots[s] = i;
+  }
+  return false;
+}
+
+/** Whether the m positions in scratch are distinct. */
+function distinctPositions(m: number): boolean {
+  let increasing = true;
+  for (let i = 1; i < m; i++) if (impPositions[i - 1]! >= impPositions[i]!) increasing = false;
+  if (increasing) return true;
+  const seen = new Set<number>();
+  for (let i = 0; i < m; i++) {
+    if (seen.has(impPositions[i]!)) return false;
+    seen.add(impPositions[i]!);
+  }
+  return true;
+}
+
+/**
+ * Parses an Impression NDJSON line into columns, or returns null when the line must take the full
+ * decode (see the module doc). `decode` decodes the line the full way, for the lazy `items`.
+ *
+ * @example
+ * const imp = parseImpressionJson(line, jsonDecoderOrThrow('Impression'));
+ * if (imp !== null) imp.positions[0]; // the first shown item's position
+ */
+export function parseImpressionJson(
+  b: Buffer,
+  decode: (buf: Buffer) => Impression,
+): ImpressionColumns | null {
+  p = 0;
+  if (!expect(b, 0x7b)) return null;
+  let seen = 0;
+  let request_id = '';
+  let user_id = '';
+  let ts = -1;
+  let m = 0;
+  ws(b);
+  if (b[p] === 0x7d) return null;
+  for (;;) {
+    if (!str(b)) return null;
+    const ks = sStart;
+    const ke = sEnd;
+    if (!expect(b, COLON)) return null;
+    if (is(b, ks, ke, 'request_id')) {
+      if (seen & F.RequestId || !str(b) || sEnd === sStart) return null;
+      seen |= F.RequestId;
+      request_id = b.toString('latin1', sStart, sEnd);
+    } else if (is(b, ks, ke, 'user_id')) {
+      if (seen & F.UserId || !str(b) || sEnd === sStart) return null;
+      seen |= F.UserId;
+      user_id = b.toString('latin1', sStart, sEnd);
+    } else if (is(b, ks, ke, 'ts')) {
+      if (seen & F.Ts) return null;
+      seen |= F.Ts;
+      ts = natural(b);
+      if (ts < 0) return null;
+    } else if (is(b, ks, ke, 'items')) {
+      if (seen & F.Items || !expect(b, 0x5b)) return null;
+      seen |= F.Items;
+      ws(b);
+      if (b[p] === 0x5d) p++;
+      else {
+        for (;;) {
+          if (m >= impHashes.length) growImpression(m + 1);
+          if (!shownItem(b, m)) return null;
+          m++;
+          ws(b);
+          const c = b[p++];
+          if (c === 0x5d) break;
+          if (c !== COMMA) return null;
+        }
+      }
+    } else return null;
+    ws(b);
+    const c = b[p++];
+    if (c === 0x7d) break;
+    if (c !== COMMA) return null;
+  }
+  if (seen !== (F.RequestId | F.UserId | F.Ts | F.Items)) return null;
+  if (!atEnd(b)) return null;
+  if (m > 1 && (hasDuplicateId(b, m) || !distinctPositions(m))) return null;
+  const ids = slabInt32(2 * m);
+  ids.set(impIds.subarray(0, 2 * m));
+  const hashes = slabInt32(m);
+  hashes.set(impHashes.subarray(0, m));
+  const positions = slabInt32(m);
+  positions.set(impPositions.subarray(0, m));
+  const clicked = slabUint8(m);
+  clicked.set(impClicked.subarray(0, m));
+  return new ImpressionColumns(
+    { request_id, user_id, ts, buf: b, m, ids, hashes, positions, clicked },
+    decode,
+  );
+}
