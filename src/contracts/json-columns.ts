@@ -218,14 +218,98 @@ function natural(b: Buffer): number {
   return v;
 }
 
+/** The end of a run of decimal digits from `i`. */
+function digitsEnd(b: Buffer, i: number, end: number): number {
+  for (; i < end; i++) {
+    const c = b[i]!;
+    if (c < 0x30 || c > 0x39) break;
+  }
+  return i;
+}
+
+/**
+ * The end of a canonical number (see {@link num}) at `q`, or −1: anything else, including
+ * invalid JSON, for the full decode to judge. Locals only: this runs for every map value.
+ */
+function canonicalEnd(b: Buffer, q: number, end: number): number {
+  let i = q;
+  const neg = b[i] === 0x2d;
+  if (neg) i++;
+  const first = i < end ? b[i]! : 0;
+  if (first === 0x30) {
+    i++;
+    if (b[i] === 0x2e) {
+      i++;
+      const fs = i;
+      while (i < end && b[i] === 0x30) i++;
+      if (i - fs > 5) return -1; // below 1e-6: written with an exponent
+      const ns = i;
+      i = digitsEnd(b, i, end);
+      const sig = i - ns;
+      if (sig === 0 || sig > 15 || b[i - 1] === 0x30) return -1; // 0.0, -0.0, trailing zeros
+    } else if (neg) return -1; // -0
+  } else if (first >= 0x31 && first <= 0x39) {
+    const is = i;
+    i++;
+    i = digitsEnd(b, i, end);
+    const intDigits = i - is;
+    if (intDigits > 15) return -1;
+    if (b[i] === 0x2e) {
+      i++;
+      const fs = i;
+      i = digitsEnd(b, i, end);
+      const fd = i - fs;
+      if (fd === 0 || intDigits + fd > 15 || b[i - 1] === 0x30) return -1;
+    }
+  } else return -1;
+  const c = i < end ? b[i]! : 0;
+  return c === 0x65 || c === 0x45 ? -1 : i;
+}
+
 const MAX_KEYS = 32;
 const keyStarts = new Int32Array(MAX_KEYS);
 const keyEnds = new Int32Array(MAX_KEYS);
+const PROTO = Buffer.from('__proto__', 'latin1');
 
 /**
- * A `map<double>` or null at p (after optional whitespace), written compactly with canonical
- * numbers and keys (see the module doc): returns its text's start and sets p past it, or −1.
- * `mapStart`/`mapEnd` are its text's range; `mapNull` whether it is the literal null.
+ * A compact `map<double>` object at `q` (see the module doc: canonical numbers, keys a JS object
+ * keeps in text order, none repeated): returns the position after it, or −1.
+ */
+function skipMap(b: Buffer, q: number, end: number): number {
+  if (b[q] !== 0x7b) return -1;
+  q++;
+  if (b[q] === 0x7d) return q + 1;
+  for (let k = 0; ; k++) {
+    if (k >= MAX_KEYS || b[q] !== QUOTE) return -1;
+    const ks = ++q;
+    let c = 0;
+    for (; q < end; q++) {
+      c = b[q]!;
+      if (c === QUOTE) break;
+      if (c === 0x5c || c < 0x20 || c > 0x7e) return -1;
+    }
+    if (q >= end) return -1;
+    const ke = q++;
+    const first = b[ks]!;
+    // Array-index-like keys are reordered by JS objects; __proto__ is not an own key.
+    if (ke > ks && first >= 0x30 && first <= 0x39) return -1;
+    if (ke - ks === 9 && sameBytes(b, ks, ke, PROTO, 0, 9)) return -1;
+    for (let j = 0; j < k; j++) if (sameBytes(b, keyStarts[j]!, keyEnds[j]!, b, ks, ke)) return -1;
+    keyStarts[k] = ks;
+    keyEnds[k] = ke;
+    if (b[q] !== COLON) return -1;
+    q = canonicalEnd(b, q + 1, end);
+    if (q < 0) return -1;
+    c = b[q++]!;
+    if (c === 0x7d) return q;
+    if (c !== COMMA) return -1;
+  }
+}
+
+/**
+ * A `map<double>` or null at p (after optional whitespace), in the form {@link skipMap} takes:
+ * returns its text's start and sets p past it, or −1. `mapEnd` is where its text ends; `mapNull`
+ * whether it is the literal null.
  */
 let mapEnd = 0;
 let mapNull = false;
@@ -238,34 +322,11 @@ function map(b: Buffer): number {
     mapNull = true;
     return start;
   }
-  if (b[p] !== 0x7b) return -1;
-  p++;
+  const q = skipMap(b, p, b.length);
+  if (q < 0) return -1;
   mapNull = false;
-  if (b[p] === 0x7d) {
-    p++;
-    mapEnd = p;
-    return start;
-  }
-  for (let k = 0; ; k++) {
-    if (k >= MAX_KEYS || b[p] !== QUOTE || !str(b)) return -1;
-    const ks = sStart;
-    const ke = sEnd;
-    const first = b[ks];
-    // Array-index-like keys are reordered by JS objects; __proto__ is not an own key.
-    if (first !== undefined && first >= 0x30 && first <= 0x39) return -1;
-    if (ke - ks === 9 && b.toString('latin1', ks, ke) === '__proto__') return -1;
-    for (let q = 0; q < k; q++) if (sameBytes(b, keyStarts[q]!, keyEnds[q]!, b, ks, ke)) return -1;
-    keyStarts[k] = ks;
-    keyEnds[k] = ke;
-    if (b[p] !== COLON) return -1;
-    p++;
-    if (!num(b) || !nCanonical) return -1;
-    const c = b[p];
-    p++;
-    if (c === 0x7d) break;
-    if (c !== COMMA) return -1;
-  }
-  mapEnd = p;
+  p = q;
+  mapEnd = q;
   return start;
 }
 
