@@ -370,8 +370,84 @@ function growRanker(n: number): void {
   scratchHashes = h;
 }
 
+const ITEM_HEAD = Buffer.from('{"item_id":"', 'latin1');
+const SCORE_KEY = Buffer.from('","score":', 'latin1');
+const OBJECTIVES_KEY = Buffer.from(',"objectives":', 'latin1');
+const FEATURES_KEY = Buffer.from(',"features":', 'latin1');
+
+/** Whether the bytes of `l` are at `q`. */
+function litAt(b: Buffer, q: number, l: Buffer): boolean {
+  const n = l.length;
+  if (q + n > b.length) return false;
+  for (let i = 0; i < n; i++) if (b[q + i] !== l[i]) return false;
+  return true;
+}
+
+/** A compact map or null at `q` ({@link skipMap}): the position after it, or −1. */
+function mapAt(b: Buffer, q: number, end: number): number {
+  if (b[q] === 0x6e) return b[q + 1] === 0x75 && b[q + 2] === 0x6c && b[q + 3] === 0x6c ? q + 4 : -1;
+  return skipMap(b, q, end);
+}
+
+/**
+ * One RankedItem at p in the compact layout producers write
+ * (`{"item_id":"…","score":…,"objectives":…,"features":…}`, the two maps optional) into scratch
+ * slot n, its punctuation and keys compared as constant bytes; false when the item is laid out
+ * otherwise (p unchanged then: {@link rankedItem} reads it field by field).
+ */
+function compactItem(b: Buffer, n: number): boolean {
+  const end = b.length;
+  const start = p;
+  let q = p;
+  if (!litAt(b, q, ITEM_HEAD)) return false;
+  q += ITEM_HEAD.length;
+  const idS = q;
+  for (; q < end; q++) {
+    const c = b[q]!;
+    if (c === QUOTE) break;
+    if (c === 0x5c || c < 0x20 || c > 0x7e) return false;
+  }
+  const idE = q;
+  if (idE === idS || !litAt(b, q, SCORE_KEY)) return false;
+  p = q + SCORE_KEY.length;
+  if (!num(b)) {
+    p = start;
+    return false;
+  }
+  const score = numValue(b);
+  q = p;
+  p = start;
+  if (!Number.isFinite(score)) return false;
+  if (litAt(b, q, OBJECTIVES_KEY)) {
+    q = mapAt(b, q + OBJECTIVES_KEY.length, end);
+    if (q < 0) return false;
+  }
+  let fS = -1;
+  let fE = -1;
+  if (litAt(b, q, FEATURES_KEY)) {
+    const s = q + FEATURES_KEY.length;
+    q = mapAt(b, s, end);
+    if (q < 0) return false;
+    if (b[s] !== 0x6e) {
+      fS = s;
+      fE = q;
+    }
+  }
+  if (b[q] !== 0x7d) return false;
+  p = q + 1;
+  scratchOffsets[4 * n] = idS;
+  scratchOffsets[4 * n + 1] = idE;
+  scratchOffsets[4 * n + 2] = fS;
+  scratchOffsets[4 * n + 3] = fE;
+  scratchScores[n] = score;
+  scratchHashes[n] = hashOf(b, idS, idE);
+  return true;
+}
+
 /** One RankedItem at p into scratch slot n; false when unsure. */
 function rankedItem(b: Buffer, n: number): boolean {
+  ws(b);
+  if (compactItem(b, n)) return true;
   if (!expect(b, 0x7b)) return false;
   let seen = 0;
   let idS = -1;
