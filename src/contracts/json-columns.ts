@@ -31,7 +31,7 @@ import { fmix32 } from '../hash.ts';
 import { decodeJson } from './codec.ts';
 import { sameBytes } from './column-cursor.ts';
 import { slabFloat64, slabInt32, slabUint8 } from './column-slab.ts';
-import { ImpressionColumns } from './impression-columns.ts';
+import { distinctPositions, hasDuplicateId, ImpressionColumns } from './impression-columns.ts';
 import { ColumnIndex, RankerColumns } from './ranker-columns.ts';
 import type { Impression, RankerOutput } from './types.gen.ts';
 
@@ -333,6 +333,34 @@ function map(b: Buffer): number {
 /** Field names of the two contracts, as bit flags (a repeated field: full decode). */
 const F = { RequestId: 1, UserId: 2, Ts: 4, ModelVersion: 8, Context: 16, Items: 32 } as const;
 
+/** The request_id, user_id and ts fields both contracts start with, as {@link headerField} reads them. */
+const head = { request_id: '', user_id: '', userStart: 0, userEnd: 0, ts: -1 };
+
+/**
+ * Reads the value of field [ks, ke) when it is request_id, user_id or ts into {@link head};
+ * returns its flag (F), 0 when the field is another one (p unmoved), −1 when unsure or repeated.
+ */
+function headerField(b: Buffer, ks: number, ke: number, seen: number): number {
+  if (is(b, ks, ke, 'request_id')) {
+    if (seen & F.RequestId || !str(b) || sEnd === sStart) return -1;
+    head.request_id = b.toString('latin1', sStart, sEnd);
+    return F.RequestId;
+  }
+  if (is(b, ks, ke, 'user_id')) {
+    if (seen & F.UserId || !str(b) || sEnd === sStart) return -1;
+    head.userStart = sStart;
+    head.userEnd = sEnd;
+    head.user_id = b.toString('latin1', sStart, sEnd);
+    return F.UserId;
+  }
+  if (is(b, ks, ke, 'ts')) {
+    if (seen & F.Ts) return -1;
+    head.ts = natural(b);
+    return head.ts < 0 ? -1 : F.Ts;
+  }
+  return 0;
+}
+
 /** The bytes of string [s, e) equal `name`. */
 function is(b: Buffer, s: number, e: number, name: string): boolean {
   if (e - s !== name.length) return false;
@@ -521,11 +549,6 @@ export function parseRankerJson(b: Buffer, decode: (buf: Buffer) => RankerOutput
   p = 0;
   if (!expect(b, 0x7b)) return null;
   let seen = 0;
-  let request_id = '';
-  let user_id = '';
-  let userStart = 0;
-  let userEnd = 0;
-  let ts = -1;
   let model_version = '';
   let ctxS = -1;
   let ctxE = -1;
@@ -537,22 +560,10 @@ export function parseRankerJson(b: Buffer, decode: (buf: Buffer) => RankerOutput
     const ks = sStart;
     const ke = sEnd;
     if (!expect(b, COLON)) return null;
-    if (is(b, ks, ke, 'request_id')) {
-      if (seen & F.RequestId || !str(b) || sEnd === sStart) return null;
-      seen |= F.RequestId;
-      request_id = b.toString('latin1', sStart, sEnd);
-    } else if (is(b, ks, ke, 'user_id')) {
-      if (seen & F.UserId || !str(b) || sEnd === sStart) return null;
-      seen |= F.UserId;
-      userStart = sStart;
-      userEnd = sEnd;
-      user_id = b.toString('latin1', sStart, sEnd);
-    } else if (is(b, ks, ke, 'ts')) {
-      if (seen & F.Ts) return null;
-      seen |= F.Ts;
-      ts = natural(b);
-      if (ts < 0) return null;
-    } else if (is(b, ks, ke, 'model_version')) {
+    const h = headerField(b, ks, ke, seen);
+    if (h < 0) return null;
+    if (h > 0) seen |= h;
+    else if (is(b, ks, ke, 'model_version')) {
       if (seen & F.ModelVersion || !str(b)) return null;
       seen |= F.ModelVersion;
       model_version = b.toString('latin1', sStart, sEnd);
@@ -597,9 +608,9 @@ export function parseRankerJson(b: Buffer, decode: (buf: Buffer) => RankerOutput
   if (dupIndex.build({ buf: b, offsets, hashes }, n) >= 0) return null;
   return new RankerColumns(
     {
-      request_id,
-      user_id,
-      ts,
+      request_id: head.request_id,
+      user_id: head.user_id,
+      ts: head.ts,
       model_version,
       buf: b,
       view: new DataView(b.buffer, b.byteOffset, b.length),
@@ -607,8 +618,8 @@ export function parseRankerJson(b: Buffer, decode: (buf: Buffer) => RankerOutput
       offsets,
       scores,
       hashes,
-      userStart,
-      tsStart: userEnd,
+      userStart: head.userStart,
+      tsStart: head.userEnd,
       versionStart: -1,
       contextStart: ctxS,
       contextEnd: ctxE,
@@ -708,57 +719,6 @@ function shownItem(b: Buffer, m: number): boolean {
   return (seen & 7) === 7;
 }
 
-/** Open-addressing table over the shown ids, for the duplicate check (generation-stamped). */
-let dupSlots = new Int32Array(256);
-let dupGen = new Uint32Array(256);
-let dupStamp = 0;
-
-/** Whether two of the m shown ids in scratch are the same bytes. */
-function hasDuplicateId(b: Buffer, m: number): boolean {
-  let cap = dupSlots.length;
-  while (cap < 2 * m) cap *= 2;
-  if (cap !== dupSlots.length) {
-    dupSlots = new Int32Array(cap);
-    dupGen = new Uint32Array(cap);
-    dupStamp = 0;
-  }
-  dupStamp = (dupStamp + 1) >>> 0;
-  if (dupStamp === 0) {
-    dupGen.fill(0);
-    dupStamp = 1;
-  }
-  const mask = cap - 1;
-  for (let i = 0; i < m; i++) {
-    const h = impHashes[i]!;
-    let s = h & mask;
-    while (dupGen[s] === dupStamp) {
-      const j = dupSlots[s]!;
-      if (
-        impHashes[j] === h &&
-        sameBytes(b, impIds[2 * i]!, impIds[2 * i + 1]!, b, impIds[2 * j]!, impIds[2 * j + 1]!)
-      )
-        return true;
-      s = (s + 1) & mask;
-    }
-    dupGen[s] = dupStamp;
-    dupSlots[s] = i;
-  }
-  return false;
-}
-
-/** Whether the m positions in scratch are distinct. */
-function distinctPositions(m: number): boolean {
-  let increasing = true;
-  for (let i = 1; i < m; i++) if (impPositions[i - 1]! >= impPositions[i]!) increasing = false;
-  if (increasing) return true;
-  const seen = new Set<number>();
-  for (let i = 0; i < m; i++) {
-    if (seen.has(impPositions[i]!)) return false;
-    seen.add(impPositions[i]!);
-  }
-  return true;
-}
-
 /**
  * Parses an Impression NDJSON line into columns, or returns null when the line must take the full
  * decode (see the module doc). `decode` decodes the line the full way, for the lazy `items`.
@@ -774,9 +734,6 @@ export function parseImpressionJson(
   p = 0;
   if (!expect(b, 0x7b)) return null;
   let seen = 0;
-  let request_id = '';
-  let user_id = '';
-  let ts = -1;
   let m = 0;
   ws(b);
   if (b[p] === 0x7d) return null;
@@ -785,20 +742,10 @@ export function parseImpressionJson(
     const ks = sStart;
     const ke = sEnd;
     if (!expect(b, COLON)) return null;
-    if (is(b, ks, ke, 'request_id')) {
-      if (seen & F.RequestId || !str(b) || sEnd === sStart) return null;
-      seen |= F.RequestId;
-      request_id = b.toString('latin1', sStart, sEnd);
-    } else if (is(b, ks, ke, 'user_id')) {
-      if (seen & F.UserId || !str(b) || sEnd === sStart) return null;
-      seen |= F.UserId;
-      user_id = b.toString('latin1', sStart, sEnd);
-    } else if (is(b, ks, ke, 'ts')) {
-      if (seen & F.Ts) return null;
-      seen |= F.Ts;
-      ts = natural(b);
-      if (ts < 0) return null;
-    } else if (is(b, ks, ke, 'items')) {
+    const h = headerField(b, ks, ke, seen);
+    if (h < 0) return null;
+    if (h > 0) seen |= h;
+    else if (is(b, ks, ke, 'items')) {
       if (seen & F.Items || !expect(b, 0x5b)) return null;
       seen |= F.Items;
       ws(b);
@@ -822,7 +769,7 @@ export function parseImpressionJson(
   }
   if (seen !== (F.RequestId | F.UserId | F.Ts | F.Items)) return null;
   if (!atEnd(b)) return null;
-  if (m > 1 && (hasDuplicateId(b, m) || !distinctPositions(m))) return null;
+  if (m > 1 && (hasDuplicateId(b, m, impIds, impHashes) || !distinctPositions(m, impPositions))) return null;
   const ids = slabInt32(2 * m);
   ids.set(impIds.subarray(0, 2 * m));
   const hashes = slabInt32(m);
@@ -832,7 +779,17 @@ export function parseImpressionJson(
   const clicked = slabUint8(m);
   clicked.set(impClicked.subarray(0, m));
   return new ImpressionColumns(
-    { request_id, user_id, ts, buf: b, m, ids, hashes, positions, clicked },
+    {
+      request_id: head.request_id,
+      user_id: head.user_id,
+      ts: head.ts,
+      buf: b,
+      m,
+      ids,
+      hashes,
+      positions,
+      clicked,
+    },
     decode,
   );
 }
