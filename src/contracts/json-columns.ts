@@ -385,17 +385,18 @@ let scratchOffsets = new Int32Array(4 * 256);
 let scratchScores = new Float64Array(256);
 let scratchHashes = new Int32Array(256);
 
+/** A copy of `a` with room for `len` elements. */
+function grown<A extends Int32Array | Float64Array | Uint8Array>(a: A, len: number): A {
+  const b = new (a.constructor as new (n: number) => A)(len);
+  b.set(a);
+  return b;
+}
+
 function growRanker(n: number): void {
   const cap = Math.max(2 * scratchScores.length, n);
-  const o = new Int32Array(4 * cap);
-  o.set(scratchOffsets);
-  scratchOffsets = o;
-  const s = new Float64Array(cap);
-  s.set(scratchScores);
-  scratchScores = s;
-  const h = new Int32Array(cap);
-  h.set(scratchHashes);
-  scratchHashes = h;
+  scratchOffsets = grown(scratchOffsets, 4 * cap);
+  scratchScores = grown(scratchScores, cap);
+  scratchHashes = grown(scratchHashes, cap);
 }
 
 const ITEM_HEAD = Buffer.from('{"item_id":"', 'latin1');
@@ -636,18 +637,10 @@ let impClicked = new Uint8Array(64);
 
 function growImpression(m: number): void {
   const cap = Math.max(2 * impHashes.length, m);
-  const ids = new Int32Array(2 * cap);
-  ids.set(impIds);
-  impIds = ids;
-  const hs = new Int32Array(cap);
-  hs.set(impHashes);
-  impHashes = hs;
-  const ps = new Int32Array(cap);
-  ps.set(impPositions);
-  impPositions = ps;
-  const cs = new Uint8Array(cap);
-  cs.set(impClicked);
-  impClicked = cs;
+  impIds = grown(impIds, 2 * cap);
+  impHashes = grown(impHashes, cap);
+  impPositions = grown(impPositions, cap);
+  impClicked = grown(impClicked, cap);
 }
 
 /** An array of strings or null at p (the `actions` field); false when unsure. */

@@ -440,4 +440,41 @@ describe('NDJSON column parsers vs the full decode', () => {
       if (expect === 'full') assert.ok(!any, 'expected the full decode to decide');
     });
   }
+
+  test('more candidates and shown items than the scratch arrays start with (they grow)', () => {
+    const ids = Array.from({ length: 700 }, (_, i) => `item-${i}`);
+    const r: RankerOutput = {
+      request_id: 'r-big',
+      user_id: 'u-big',
+      ts: 9,
+      model_version: 'v',
+      context: null,
+      items: ids.map((item_id, i) => ({
+        item_id,
+        score: (700 - i) / 8,
+        objectives: null,
+        features: { f: i / 4 },
+      })),
+    };
+    const imp: Impression = {
+      request_id: 'r-big',
+      user_id: 'u-big',
+      ts: 10,
+      items: ids.slice(0, 150).map((item_id, k) => ({
+        item_id,
+        position: k + 1,
+        clicked: k % 3 === 0,
+        dwell_ms: null,
+        actions: null,
+      })),
+    };
+    const line = Buffer.from(JSON.stringify(r));
+    const impLine = Buffer.from(JSON.stringify(imp));
+    assert.deepEqual(checkLine(line), { ranker: true, impression: false });
+    assert.deepEqual(checkLine(impLine), { ranker: false, impression: true });
+    const cols = parseRankerJson(line, decodeRanker)!;
+    const ic = parseImpressionJson(impLine, decodeImpression)!;
+    const cfg = labelsConfig();
+    assertSame(columns(cols, ic, cfg), generic(fullRanker(line)!, fullImpression(impLine)!, cfg));
+  });
 });
