@@ -14,7 +14,9 @@
  * Workload: the simulator (seed 3), BENCH_REPLAY_REQUESTS requests [10,000] at 50 candidates and
  * half as many at 200, default fates. Kafka figures need a broker: KAFKA_BROKERS, or the shared
  * dev broker's /tmp/rd-dev-kafka/brokers; without one they are skipped (noted in the results).
- * BENCH_REPLAY_TRIALS [3] trials, best kept; BENCH_REPLAY_ONLY=files|kafka runs one half.
+ * BENCH_REPLAY_TRIALS [3] trials, best kept; BENCH_REPLAY_ONLY=files|kafka runs one half;
+ * BENCH_REPLAY_FORMATS=avro|ndjson [both] runs the file rows of one format; BENCH_REPLAY_THREADS=0
+ * skips the 2-thread figures (single-thread ratios only).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -33,6 +35,8 @@ import { type Figure, writeResult } from './lib.ts';
 const REQUESTS = Number(process.env.BENCH_REPLAY_REQUESTS ?? 10_000);
 const TRIALS = Number(process.env.BENCH_REPLAY_TRIALS ?? 3);
 const PARTITIONS = 2;
+const FORMATS = (process.env.BENCH_REPLAY_FORMATS ?? 'avro,ndjson').split(',').map((f) => f.trim());
+const THREAD_FIGURES = process.env.BENCH_REPLAY_THREADS !== '0';
 
 const work = mkdtempSync(join(tmpdir(), 'rd-bench-replay-'));
 const simDir = join(work, 'sim');
@@ -137,6 +141,11 @@ async function filesCase(
     goal: 0.8,
     note: `${format} files → ${format} files, one thread, ${reqs} requests of ${candidates} candidates; trials ${one.map(round).join(', ')} vs baseline ${base.map(round).join(', ')}; per CPU-second ${round(oneCpu)} vs ${round(baseCpu)} (ratio ${(oneCpu / baseCpu).toFixed(2)}); baseline: readRecords (read + decode) of both files, same run, alternated`,
   };
+  const summary = `${tag}: ${round(oBest)} vs ${round(bBest)} (${(oBest / bBest).toFixed(2)}; per CPU-second ${(oneCpu / baseCpu).toFixed(2)})`;
+  if (!THREAD_FIGURES) {
+    rmSync(dir, { recursive: true, force: true });
+    return summary;
+  }
   const t1: number[] = [];
   const t2: number[] = [];
   for (let t = 0; t < TRIALS; t++) {
@@ -154,7 +163,7 @@ async function filesCase(
     note: `same files, --partitions 2: 2 threads vs 1 thread; trials ${t2.map(round).join(', ')} vs ${t1.map(round).join(', ')}, alternated; ${cpus().length} cores shared with other processes (load average ${loadavg()[0]?.toFixed(1)} at the end)`,
   };
   rmSync(dir, { recursive: true, force: true });
-  return `${tag}: ${round(oBest)} vs ${round(bBest)} (${(oBest / bBest).toFixed(2)}), 2 threads ${(b2 / b1).toFixed(2)}x`;
+  return `${summary}, 2 threads ${(b2 / b1).toFixed(2)}x`;
 }
 
 async function main(): Promise<void> {
@@ -169,6 +178,7 @@ async function main(): Promise<void> {
       [200, Math.round(REQUESTS / 2)],
     ] as const) {
       for (const format of ['avro', 'ndjson'] as const) {
+        if (!FORMATS.includes(format)) continue;
         console.log(await filesCase(figures, config, c, format, n));
       }
     }

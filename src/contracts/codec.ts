@@ -294,7 +294,24 @@ export function encodeJson<N extends ContractName>(name: N, record: Contracts[N]
       `${name}: invalid record: ${invalidPaths(t, record).join('; ')}`,
     );
   }
-  return JSON.stringify(record, (_k, v: unknown) => {
+  // Top-level bytes fields (a dead letter's raw record and key) as base64 strings up front:
+  // JSON.stringify would call Buffer#toJSON first, an array of one number per byte (~4% of an
+  // NDJSON replay's CPU, for dead letters of 200-candidate lines), for the replacer to undo.
+  // Same text: the copy has the same keys in the same order.
+  const fields = record as unknown as Record<string, unknown>;
+  let rec: unknown = record;
+  for (const k in fields) {
+    if (Buffer.isBuffer(fields[k])) {
+      const copy: Record<string, unknown> = { ...fields };
+      for (const j in copy) {
+        const v = copy[j];
+        if (Buffer.isBuffer(v)) copy[j] = v.toString('base64');
+      }
+      rec = copy;
+      break;
+    }
+  }
+  return JSON.stringify(rec, (_k, v: unknown) => {
     if (v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer') {
       return Buffer.from((v as { data: number[] }).data).toString('base64');
     }

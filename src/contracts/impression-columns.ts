@@ -129,8 +129,11 @@ function grow(cap: number): void {
   scratchClicked = cs;
 }
 
-/** Whether two of the m ids parsed into scratch are the same bytes. */
-function hasDuplicateId(buf: Buffer, m: number): boolean {
+/**
+ * Whether two of the m ids `ids[2j..2j+1]` (byte ranges of `buf`, with their `hashes`) are the
+ * same bytes. Shared with the NDJSON parser (./json-columns.ts).
+ */
+export function hasDuplicateId(buf: Buffer, m: number, ids: Int32Array, hashes: Int32Array): boolean {
   let cap = dupSlots.length;
   while (cap < 2 * m) cap *= 2;
   if (cap !== dupSlots.length) {
@@ -145,21 +148,11 @@ function hasDuplicateId(buf: Buffer, m: number): boolean {
   }
   const mask = cap - 1;
   for (let i = 0; i < m; i++) {
-    const h = scratchHashes[i]!;
+    const h = hashes[i]!;
     let s = h & mask;
     while (dupGen[s] === dupStamp) {
       const j = dupSlots[s]!;
-      if (
-        scratchHashes[j] === h &&
-        sameBytes(
-          buf,
-          scratchIds[2 * i]!,
-          scratchIds[2 * i + 1]!,
-          buf,
-          scratchIds[2 * j]!,
-          scratchIds[2 * j + 1]!,
-        )
-      )
+      if (hashes[j] === h && sameBytes(buf, ids[2 * i]!, ids[2 * i + 1]!, buf, ids[2 * j]!, ids[2 * j + 1]!))
         return true;
       s = (s + 1) & mask;
     }
@@ -169,14 +162,14 @@ function hasDuplicateId(buf: Buffer, m: number): boolean {
   return false;
 }
 
-/** Whether the m positions in scratch are distinct (they are ≥ 1). */
-function distinctPositions(m: number): boolean {
+/** Whether the first m `positions` are distinct (they are ≥ 1). Shared with ./json-columns.ts. */
+export function distinctPositions(m: number, positions: Int32Array): boolean {
   let increasing = true;
-  for (let i = 1; i < m; i++) if (scratchPositions[i - 1]! >= scratchPositions[i]!) increasing = false;
+  for (let i = 1; i < m; i++) if (positions[i - 1]! >= positions[i]!) increasing = false;
   if (increasing) return true; // the usual display order
   const seen = new Set<number>();
   for (let i = 0; i < m; i++) {
-    const p = scratchPositions[i]!;
+    const p = positions[i]!;
     if (seen.has(p)) return false;
     seen.add(p);
   }
@@ -254,7 +247,8 @@ export function parseImpressionColumns(
     }
   }
   if (cur.pos !== end) return null;
-  if (m > 1 && (hasDuplicateId(buf, m) || !distinctPositions(m))) return null;
+  if (m > 1 && (hasDuplicateId(buf, m, scratchIds, scratchHashes) || !distinctPositions(m, scratchPositions)))
+    return null;
   // Views into shared slabs: an ArrayBuffer (or typed array over 64 bytes) per record cost ~2 µs.
   const ids = slabInt32(2 * m);
   ids.set(scratchIds.subarray(0, 2 * m));

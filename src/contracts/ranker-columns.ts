@@ -60,6 +60,11 @@ export class RankerColumns implements RankerOutput {
   /** Byte range of the context union (branch byte and map). */
   readonly contextStart: number;
   readonly contextEnd: number;
+  /**
+   * True when `buf` is an NDJSON line (src/contracts/json-columns.ts), whose reading of the
+   * positions above that parser documents; false for Avro bytes.
+   */
+  readonly json: boolean;
   #decoded: RankerOutput | undefined;
   readonly #decode: (buf: Buffer) => RankerOutput;
 
@@ -83,6 +88,7 @@ export class RankerColumns implements RankerOutput {
     this.versionStart = fields.versionStart;
     this.contextStart = fields.contextStart;
     this.contextEnd = fields.contextEnd;
+    this.json = fields.json;
     this.#decode = decode;
   }
 
@@ -411,6 +417,7 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
       versionStart,
       contextStart,
       contextEnd,
+      json: false,
     },
     decode,
   );

@@ -40,6 +40,7 @@
 import { avroDecoderOrThrow, decode } from '../contracts/codec.ts';
 import { parseImpressionColumns } from '../contracts/impression-columns.ts';
 import type { Impression, RankerOutput } from '../contracts/index.ts';
+import { jsonDecoderOrThrow, parseImpressionJson, parseRankerJson } from '../contracts/json-columns.ts';
 import { parseRankerColumns } from '../contracts/ranker-columns.ts';
 import { RankdistillError } from '../errors.ts';
 import type {
@@ -98,7 +99,11 @@ export class JoinOperator {
   /** Records processed so far (the cache's clock). */
   #seq = 0;
 
-  constructor(store: JoinStateStore, cfg: JoinWindowConfig) {
+  /** Stored NDJSON lines are read back by the NDJSON column parsers (JoinTaskOptions.jsonColumns). */
+  readonly #jsonColumns: boolean;
+
+  constructor(store: JoinStateStore, cfg: JoinWindowConfig, jsonColumns = false) {
+    this.#jsonColumns = jsonColumns;
     this.#store = store;
     this.#cfg = cfg;
   }
@@ -237,7 +242,7 @@ export class JoinOperator {
       this.#forget(key);
       if (hit.raw === e.raw || hit.raw.equals(e.raw)) return hit.value as T;
     }
-    return decodePending<T>(name, e);
+    return decodePending<T>(name, e, this.#jsonColumns);
   }
 
   /** Expires every entry whose window closed before `wm`, in (expiresAt, key) order. */
@@ -288,8 +293,17 @@ function refOf(rec: JoinInput): RecordRef {
 
 const decodeRankerOrThrow = avroDecoderOrThrow('RankerOutput');
 const decodeImpressionOrThrow = avroDecoderOrThrow('Impression');
+const decodeRankerJson = jsonDecoderOrThrow('RankerOutput');
+const decodeImpressionJson = jsonDecoderOrThrow('Impression');
 
-function decodePending<T>(name: 'RankerOutput' | 'Impression', e: PendingEntry): T {
+function decodePending<T>(name: 'RankerOutput' | 'Impression', e: PendingEntry, jsonColumns: boolean): T {
+  if (e.format === 'json' && jsonColumns) {
+    const cols =
+      name === 'RankerOutput'
+        ? parseRankerJson(e.raw, decodeRankerJson)
+        : parseImpressionJson(e.raw, decodeImpressionJson);
+    if (cols !== null) return cols as T;
+  }
   if (e.format === 'avro') {
     // The column parsers read what labelling needs (ids, scores, positions, clicks) and skip the
     // rest; they take canonical bytes only, which is what every stored Avro record decoded from.

@@ -15,6 +15,7 @@ import type avro from 'avsc';
 import { avroDecoderOrThrow, type Decoded, decode, type WireFormat } from '../contracts/codec.ts';
 import { parseImpressionColumns } from '../contracts/impression-columns.ts';
 import type { DeadLetter, Impression, RankerOutput } from '../contracts/index.ts';
+import { jsonDecoderOrThrow, parseImpressionJson, parseRankerJson } from '../contracts/json-columns.ts';
 import { parseRankerColumns, RankerColumns } from '../contracts/ranker-columns.ts';
 import { errorMessage } from '../errors.ts';
 import type { EncodedLabels } from '../labels/encoded.ts';
@@ -134,6 +135,14 @@ export interface JoinTaskOptions {
    * encoding `label`'s records; everything else still goes through `label`.
    */
   columns?: (ranker: RankerColumns, impression: Impression | null) => EncodedLabels;
+  /**
+   * The column path of NDJSON lines (raw format json, not pushed `decoded`): lines that
+   * parseRankerJson / parseImpressionJson accept are not decoded into objects, and the labels of
+   * a ranker output held so come from this writer (`labelColumnsJson` bound to the labels config)
+   * as NDJSON lines (outputs `encoded` with `json`). Must give the bytes of `JSON.stringify` of
+   * `label`'s records.
+   */
+  jsonColumns?: (ranker: RankerColumns, impression: Impression | null) => EncodedLabels;
   /**
    * Most bytes of original key and value a dead letter carries (the key counts twice: message
    * key and field). A larger value or key keeps only its first bytes, with its size and SHA-256
@@ -316,7 +325,7 @@ export class JoinTask {
     this.partition = opts.partition;
     this.#opts = opts;
     this.#markers = new MarkerBlockStore(opts.store);
-    this.#op = new JoinOperator(this.#markers, opts.join);
+    this.#op = new JoinOperator(this.#markers, opts.join, opts.jsonColumns !== undefined);
     this.#columns = opts.columns !== undefined;
   }
 
@@ -455,12 +464,26 @@ export class JoinTask {
           return { ok: true, input: { side, value: cols, source, key: r.key, format: 'avro', raw: r.raw } };
       }
     }
+    if (r.decoded === undefined && format === 'json' && this.#opts.jsonColumns !== undefined) {
+      // As above, for NDJSON lines: null sends the line to the full decode below.
+      if (side === 'ranker') {
+        const cols = parseRankerJson(r.raw, decodeRankerJson);
+        this.rankerPaths[cols === null ? 'generic' : 'columns']++;
+        if (cols !== null)
+          return { ok: true, input: { side, value: cols, source, key: r.key, format, raw: r.raw } };
+      } else {
+        const cols = parseImpressionJson(r.raw, decodeImpressionJson);
+        if (cols !== null)
+          return { ok: true, input: { side, value: cols, source, key: r.key, format, raw: r.raw } };
+      }
+    }
     const d =
       r.decoded ??
       decode(
         side === 'ranker' ? 'RankerOutput' : 'Impression',
         r.raw,
-        this.#opts.inputFormat,
+        // Lines of NDJSON files reach here undecoded only on the NDJSON column path.
+        format === 'json' ? 'json' : this.#opts.inputFormat,
         this.#opts.writerFor,
       );
     if (!d.ok) {
@@ -514,10 +537,12 @@ export class JoinTask {
   }
 
   #label(outputs: TaskOutput[], req: JoinedRequest, ref: RecordRef): void {
-    const columns = this.#opts.columns;
-    if (columns !== undefined && req.ranker instanceof RankerColumns) {
-      this.#labelColumns(outputs, columns, req.ranker, req.impression, ref);
-      return;
+    if (req.ranker instanceof RankerColumns) {
+      const columns = req.ranker.json ? this.#opts.jsonColumns : this.#opts.columns;
+      if (columns !== undefined) {
+        this.#labelColumns(outputs, columns, req.ranker, req.impression, ref);
+        return;
+      }
     }
     let labels: RequestLabels;
     try {
@@ -557,18 +582,20 @@ export class JoinTask {
       this.#dead(outputs, 'LABEL_FAILED', errorMessage(e), ref, ranker.request_id);
       return;
     }
-    // The user id's own bytes (ASCII, so as long as the string), right before the ts field.
+    // The user id's own bytes (ASCII, so as long as the string), right before the ts field (or
+    // where an NDJSON line's user_id string ends).
     const key = ranker.buf.subarray(ranker.tsStart - ranker.user_id.length, ranker.tsStart);
+    const json = ranker.json ? ({ json: true } as const) : {};
     if (labels.pointwise) {
-      outputs.push({ kind: 'encoded', label: 'pointwise', key, bytes: labels.pointwise });
+      outputs.push({ kind: 'encoded', label: 'pointwise', key, bytes: labels.pointwise, ...json });
       this.counters.labelsOut.pointwise++;
     }
     if (labels.pairwise) {
-      outputs.push({ kind: 'encoded', label: 'pairwise', key, bytes: labels.pairwise });
+      outputs.push({ kind: 'encoded', label: 'pairwise', key, bytes: labels.pairwise, ...json });
       this.counters.labelsOut.pairwise++;
     }
     if (labels.listwise) {
-      outputs.push({ kind: 'encoded', label: 'listwise', key, bytes: labels.listwise });
+      outputs.push({ kind: 'encoded', label: 'listwise', key, bytes: labels.listwise, ...json });
       this.counters.labelsOut.listwise++;
     }
   }
@@ -606,13 +633,15 @@ export class JoinTask {
  */
 export function outputRecord(o: TaskOutput): Exclude<TaskOutput, { kind: 'encoded' }> {
   if (o.kind !== 'encoded') return o;
-  const d = decode(OUTPUT_CONTRACT[o.label], o.bytes, 'avro');
+  const d = decode(OUTPUT_CONTRACT[o.label], o.bytes, o.json ? 'json' : 'avro');
   if (!d.ok) throw d.error; // written by our own writer: a bug, not bad input
   return { kind: o.label, key: o.key, value: d.value } as Exclude<TaskOutput, { kind: 'encoded' }>;
 }
 
 const decodeRanker = avroDecoderOrThrow('RankerOutput');
 const decodeImpression = avroDecoderOrThrow('Impression');
+const decodeRankerJson = jsonDecoderOrThrow('RankerOutput');
+const decodeImpressionJson = jsonDecoderOrThrow('Impression');
 
 function reqId(v: { request_id?: unknown }): string | null {
   return typeof v.request_id === 'string' && v.request_id.length > 0 ? v.request_id : null;

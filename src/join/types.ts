@@ -152,13 +152,14 @@ export interface RecordRef {
 
 /**
  * Output records of a task: label and dead-letter records to encode, or (`encoded`) a label
- * record already written as plain Avro binary by the column path (JoinTaskOptions.columns).
+ * record already written as plain Avro binary by the column path (JoinTaskOptions.columns), or
+ * with `json` as an NDJSON line (JoinTaskOptions.jsonColumns).
  */
 export type TaskOutput =
   | { kind: 'pointwise'; key: Buffer; value: PointwiseLabels }
   | { kind: 'pairwise'; key: Buffer; value: PairwiseLabels }
   | { kind: 'listwise'; key: Buffer; value: ListwiseLabels }
-  | { kind: 'encoded'; label: LabelKind; key: Buffer; bytes: Buffer }
+  | { kind: 'encoded'; label: LabelKind; key: Buffer; bytes: Buffer; json?: true }
   | { kind: 'deadLetter'; key: Buffer | null; value: DeadLetter };
 
 /** The three label kinds. */

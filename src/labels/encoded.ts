@@ -201,28 +201,11 @@ export function labelColumnsEncoded(
   impression: Impression | null,
   cfg: LabelsConfig,
 ): EncodedLabels {
-  if (
-    impression !== null &&
-    // Impression columns were validated by their parser.
-    ((!(impression instanceof ImpressionColumns) && validateImpression(impression) !== null) ||
-      impression.request_id !== r.request_id ||
-      impression.user_id !== r.user_id)
-  ) {
-    // labelRequest throws the LabelInputError that names the problem.
-    return encodeAll(labelRequest({ ranker: r.decoded(), impression }, cfg));
-  }
-  const n = r.n;
+  const v = columnsView(r, impression, cfg);
+  // labelRequest throws the LabelInputError that names the problem.
+  if (v === null) return encodeAll(labelRequest({ ranker: r.decoded(), impression }, cfg));
+  const { ts, matched, view, grades } = v;
   srcView = r.view;
-  const ts = impression !== null && impression.ts > r.ts ? impression.ts : r.ts;
-  const matched = impression !== null;
-  scratch.ensure(n, 0).zRanker.set(r.scores);
-  if (impression !== null && shownCount(impression) > 0) index.build(r, n);
-  const view = resolveTeacherColumns(n, impression, cfg.teacher, index, scratch);
-
-  const pw = cfg.pairwise;
-  const needGrades = cfg.listwise.enabled || (pw.enabled && pw.weightByDeltaNdcg);
-  const grades = needGrades ? listwiseGrades(view, cfg.listwise, scratch) : null;
-
   let pointwise: Buffer | null = null;
   if (cfg.pointwise.enabled) {
     begin();
@@ -231,10 +214,10 @@ export function labelColumnsEncoded(
     pointwise = take();
   }
   let pairwise: Buffer | null = null;
-  if (pw.enabled) {
+  if (cfg.pairwise.enabled) {
     begin();
     header(r, SUFFIX.pairwise, ts, matched);
-    pairs(r, view, pw, grades);
+    pairs(r, view, cfg.pairwise, grades);
     pairwise = take();
   }
   let listwise: Buffer | null = null;
@@ -245,6 +228,46 @@ export function labelColumnsEncoded(
     listwise = take();
   }
   return { pointwise, pairwise, listwise };
+}
+
+/** What the column label writers (Avro here, JSON in ./json.ts) write from: see {@link columnsView}. */
+export interface ColumnsView {
+  /** The labels' ts (the later of ranker output and impression). */
+  ts: number;
+  matched: boolean;
+  view: TeacherView;
+  /** Listwise grades, when listwise labels or ΔNDCG pair weights need them. */
+  grades: Int32Array | null;
+}
+
+/**
+ * The teacher view and grades of a request held as columns, or null when labelRequest must
+ * handle it (an impression that is invalid or of another request or user: it throws the error
+ * that names the problem). Valid until the next call (module scratch).
+ */
+export function columnsView(
+  r: RankerColumns,
+  impression: Impression | null,
+  cfg: LabelsConfig,
+): ColumnsView | null {
+  if (
+    impression !== null &&
+    // Impression columns were validated by their parser.
+    ((!(impression instanceof ImpressionColumns) && validateImpression(impression) !== null) ||
+      impression.request_id !== r.request_id ||
+      impression.user_id !== r.user_id)
+  ) {
+    return null;
+  }
+  const n = r.n;
+  const ts = impression !== null && impression.ts > r.ts ? impression.ts : r.ts;
+  scratch.ensure(n, 0).zRanker.set(r.scores);
+  if (impression !== null && shownCount(impression) > 0) index.build(r, n);
+  const view = resolveTeacherColumns(n, impression, cfg.teacher, index, scratch);
+  const pw = cfg.pairwise;
+  const needGrades = cfg.listwise.enabled || (pw.enabled && pw.weightByDeltaNdcg);
+  const grades = needGrades ? listwiseGrades(view, cfg.listwise, scratch) : null;
+  return { ts, matched: impression !== null, view, grades };
 }
 
 function encodeAll(l: ReturnType<typeof labelRequest>): EncodedLabels {

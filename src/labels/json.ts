@@ -18,7 +18,15 @@
  *
  * Pure: no I/O; module state is only the slab and key caches (writing is never re-entered).
  */
-import type { ItemPair, ListwiseLabels, PairwiseLabels, PointwiseLabels } from '../contracts/index.ts';
+import type { LabelsConfig } from '../config/schema.ts';
+import type {
+  Impression,
+  ItemPair,
+  ListwiseLabels,
+  PairwiseLabels,
+  PointwiseLabels,
+} from '../contracts/index.ts';
+import type { RankerColumns } from '../contracts/ranker-columns.ts';
 import {
   bytesAt,
   FRAGMENT_MAX,
@@ -31,6 +39,13 @@ import {
   stringAt,
   stringMax,
 } from '../io/json-bytes.ts';
+import { columnsView, type EncodedLabels } from './encoded.ts';
+import { labelRequest } from './index.ts';
+import { GAINS } from './ndcg.ts';
+import { PairWeights, pairPositions } from './pairwise.ts';
+import { positiveWeights, sigmoid } from './pointwise.ts';
+import { Rng } from './rng.ts';
+import type { TeacherView } from './teacher.ts';
 
 type LabelRecord = PointwiseLabels | PairwiseLabels | ListwiseLabels;
 
@@ -405,4 +420,241 @@ export function labelJson(name: string, v: unknown): Buffer | null {
     default:
       return null;
   }
+}
+
+/**
+ * Lines of {@link labelColumnsJson}: three records per request are handed out together, so they
+ * are views of a slab that is never written twice (not the reused buffer of {@link labelJson}).
+ */
+const colSlab = new Slab('views');
+
+const SUFFIX = {
+  pointwise: lit(':pointwise'),
+  pairwise: lit(':pairwise'),
+  listwise: lit(':listwise'),
+} as const;
+
+/**
+ * Copies `src[s, e)` to `o` at `a` (room checked by the caller); returns the new position. Short
+ * runs byte by byte: a native copy call costs more there.
+ */
+function textAt(o: Buffer, a: number, src: Buffer, s: number, e: number): number {
+  if (e - s >= 48) return a + src.copy(o, a, s, e);
+  for (let i = s; i < e; i++) o[a++] = src[i]!;
+  return a;
+}
+
+/**
+ * Writes a quoted id (the ASCII, escape-free bytes [s, e) of the ranker's line) at `a` of `o`
+ * (room checked by the caller); returns the new position.
+ */
+function idAt(o: Buffer, a: number, src: Buffer, s: number, e: number): number {
+  o[a++] = 0x22;
+  for (let i = s; i < e; i++) o[a++] = src[i]!;
+  o[a++] = 0x22;
+  return a;
+}
+
+/** The fields up to the array's `[`, from the line's own bytes (see parseRankerJson). */
+function columnsHeader(r: RankerColumns, suffix: Buffer, ts: number, matched: boolean, open: Buffer): void {
+  const c = colSlab;
+  c.ensure(FIXED_MAX + 3 * r.request_id.length + r.user_id.length + r.model_version.length + 16);
+  const o = c.out;
+  let a = bytesAt(o, c.at, ID);
+  a = stringAt(o, a, r.request_id) - 1; // ASCII without escapes: its closing quote goes last
+  a = bytesAt(o, a, suffix);
+  o[a++] = 0x22;
+  a = bytesAt(o, a, REQUEST_ID);
+  a = stringAt(o, a, r.request_id);
+  a = bytesAt(o, a, USER_ID);
+  a = idAt(o, a, r.buf, r.userStart, r.tsStart);
+  a = bytesAt(o, a, TS);
+  a = numberAt(o, a, ts);
+  a = bytesAt(o, a, MODEL_VERSION);
+  a = stringAt(o, a, r.model_version);
+  c.at = bytesAt(o, a, matched ? MATCHED_TRUE : MATCHED_FALSE);
+  if (r.contextStart < 0) {
+    c.ensure(4);
+    c.at = bytesAt(c.out, c.at, NULL);
+  } else {
+    c.ensure(r.contextEnd - r.contextStart);
+    c.at = textAt(c.out, c.at, r.buf, r.contextStart, r.contextEnd);
+  }
+  c.ensure(open.length);
+  c.at = bytesAt(c.out, c.at, open);
+}
+
+function columnsFinish(): Buffer {
+  const c = colSlab;
+  c.ensure(2);
+  c.at = bytesAt(c.out, c.at, END);
+  return c.take();
+}
+
+/** PointwiseItem objects as pointwiseItems (pointwise.ts) fills them, written as JSON. */
+function pointwiseColumns(r: RankerColumns, view: TeacherView, cfg: LabelsConfig['pointwise']): void {
+  const c = colSlab;
+  const n = view.n;
+  const w = positiveWeights(cfg);
+  const k = Math.min(cfg.k, n);
+  const z = view.z;
+  const clicked = view.clicked;
+  const order = view.order;
+  const soft = z !== null && cfg.softTargets === true;
+  const invT = 1 / cfg.temperature;
+  const buf = r.buf;
+  const offs = r.offsets;
+  for (let p = 0; p < n; p++) {
+    const i = order === null ? p : order[p]!;
+    const idStart = offs[4 * i]!;
+    const idEnd = offs[4 * i + 1]!;
+    const fStart = offs[4 * i + 2]!;
+    const fEnd = offs[4 * i + 3]!;
+    c.ensure(FIXED_MAX + (idEnd - idStart) + (fStart < 0 ? 4 : fEnd - fStart));
+    const o = c.out;
+    const dv = c.view;
+    let a = c.at;
+    if (p > 0) o[a++] = 0x2c;
+    a = fragmentAt(dv, a, PW_ITEM_ID);
+    a = idAt(o, a, buf, idStart, idEnd);
+    a = fragmentAt(dv, a, PW_RANK);
+    a = numberAt(o, a, p + 1);
+    a = fragmentAt(dv, a, p < k ? PW_LABEL1 : PW_LABEL0);
+    a = numberAt(o, a, p < k ? w[p]! : 1);
+    a = fragmentAt(dv, a, PW_LOGIT);
+    a = z === null ? fragmentAt(dv, a, NULL_F) : numberAt(o, a, z[p]!);
+    if (soft) {
+      a = fragmentAt(dv, a, PW_SOFT);
+      a = numberAt(o, a, sigmoid(z[p]! * invT));
+      a = fragmentAt(dv, a, PW_CLICKED);
+    } else a = fragmentAt(dv, a, PW_SOFT_NULL);
+    const ck = clicked === null ? -1 : clicked[p]!;
+    a = fragmentAt(dv, a, ck === -1 ? PW_NULL_FEATURES : ck === 1 ? PW_TRUE_FEATURES : PW_FALSE_FEATURES);
+    a = fStart < 0 ? bytesAt(o, a, NULL) : textAt(o, a, buf, fStart, fEnd);
+    o[a++] = 0x7d;
+    c.at = a;
+  }
+}
+
+/** GradedItem objects as listwiseItems (listwise.ts) fills them, written as JSON. */
+function gradedColumns(r: RankerColumns, view: TeacherView, grades: Int32Array): void {
+  const c = colSlab;
+  const n = view.n;
+  const z = view.z;
+  const order = view.order;
+  const buf = r.buf;
+  const offs = r.offsets;
+  for (let p = 0; p < n; p++) {
+    const i = order === null ? p : order[p]!;
+    const s = offs[4 * i]!;
+    const e = offs[4 * i + 1]!;
+    c.ensure(FIXED_MAX + (e - s));
+    const o = c.out;
+    const dv = c.view;
+    let a = c.at;
+    if (p > 0) o[a++] = 0x2c;
+    a = fragmentAt(dv, a, LW_ITEM_ID);
+    a = idAt(o, a, buf, s, e);
+    a = fragmentAt(dv, a, LW_RANK);
+    a = numberAt(o, a, p + 1);
+    const g = grades[p]!;
+    a = fragmentAt(dv, a, LW_GRADE);
+    a = numberAt(o, a, g);
+    a = fragmentAt(dv, a, LW_GAIN);
+    a = numberAt(o, a, g < 32 ? GAINS[g]! : 2 ** g - 1);
+    a = fragmentAt(dv, a, LW_LOGIT);
+    a = z === null ? fragmentAt(dv, a, NULL_F) : numberAt(o, a, z[p]!);
+    o[a++] = 0x7d;
+    c.at = a;
+  }
+}
+
+/** ItemPair objects as pairwisePairs (pairwise.ts) fills them, written as JSON. */
+function pairColumns(
+  r: RankerColumns,
+  view: TeacherView,
+  cfg: LabelsConfig['pairwise'],
+  grades: Int32Array | null,
+): void {
+  const c = colSlab;
+  const pp = pairPositions(view.n, cfg, Rng.forRequest(r.request_id));
+  const w = PairWeights.of(cfg, grades, view.n);
+  const order = view.order;
+  const buf = r.buf;
+  const offs = r.offsets;
+  const len = pp.len;
+  for (let q = 0; q < len; q++) {
+    const i = pp.pos[q]!;
+    const j = pp.neg[q]!;
+    const x = order === null ? i : order[i]!;
+    const y = order === null ? j : order[j]!;
+    const xs = offs[4 * x]!;
+    const xe = offs[4 * x + 1]!;
+    const ys = offs[4 * y]!;
+    const ye = offs[4 * y + 1]!;
+    c.ensure(FIXED_MAX + (xe - xs) + (ye - ys));
+    const o = c.out;
+    const dv = c.view;
+    let a = c.at;
+    if (q > 0) o[a++] = 0x2c;
+    a = fragmentAt(dv, a, PAIR_POS);
+    a = idAt(o, a, buf, xs, xe);
+    a = fragmentAt(dv, a, PAIR_NEG);
+    a = idAt(o, a, buf, ys, ye);
+    a = fragmentAt(dv, a, PAIR_POS_RANK);
+    a = numberAt(o, a, i + 1);
+    a = fragmentAt(dv, a, PAIR_NEG_RANK);
+    a = numberAt(o, a, j + 1);
+    a = fragmentAt(dv, a, PAIR_WEIGHT);
+    a = numberAt(o, a, w.weight(i, j));
+    o[a++] = 0x7d;
+    c.at = a;
+  }
+}
+
+/**
+ * The NDJSON lines (`JSON.stringify` bytes) of `labelRequest({ ranker, impression }, cfg)`'s
+ * records, for a ranker output parsed from an NDJSON line (parseRankerJson: `r.json`), written
+ * from its columns: ids, context and features are the line's own text. Throws what labelRequest
+ * throws, for the same input. Requires columnsSupported(cfg). The lines are views of a slab that
+ * is not written again: they stay valid.
+ *
+ * @example
+ * const cols = parseRankerJson(line, decodeRanker);
+ * if (cols !== null) labelColumnsJson(cols, impression, cfg).pointwise?.toString(); // '{"id":…}'
+ */
+export function labelColumnsJson(
+  r: RankerColumns,
+  impression: Impression | null,
+  cfg: LabelsConfig,
+): EncodedLabels {
+  const v = columnsView(r, impression, cfg);
+  if (v === null) {
+    const l = labelRequest({ ranker: r.decoded(), impression }, cfg); // throws what names the problem
+    const line = (x: object | null) => (x === null ? null : Buffer.from(JSON.stringify(x)));
+    return { pointwise: line(l.pointwise), pairwise: line(l.pairwise), listwise: line(l.listwise) };
+  }
+  const { ts, matched, view, grades } = v;
+  let pointwise: Buffer | null = null;
+  if (cfg.pointwise.enabled) {
+    colSlab.begin();
+    columnsHeader(r, SUFFIX.pointwise, ts, matched, ITEMS);
+    pointwiseColumns(r, view, cfg.pointwise);
+    pointwise = columnsFinish();
+  }
+  let pairwise: Buffer | null = null;
+  if (cfg.pairwise.enabled) {
+    colSlab.begin();
+    columnsHeader(r, SUFFIX.pairwise, ts, matched, PAIRS);
+    pairColumns(r, view, cfg.pairwise, grades);
+    pairwise = columnsFinish();
+  }
+  let listwise: Buffer | null = null;
+  if (cfg.listwise.enabled && grades !== null) {
+    colSlab.begin();
+    columnsHeader(r, SUFFIX.listwise, ts, matched, ITEMS);
+    gradedColumns(r, view, grades);
+    listwise = columnsFinish();
+  }
+  return { pointwise, pairwise, listwise };
 }

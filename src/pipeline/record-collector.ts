@@ -13,6 +13,7 @@ import type { Message, TopicMessages } from 'kafkajs';
 import type { KafkaConfig } from '../config/schema.ts';
 import { encodeAvro } from '../contracts/codec.ts';
 import type { ContractName, Contracts } from '../contracts/schemas.ts';
+import { outputRecord } from '../join/task.ts';
 import { OUTPUT_CONTRACT, type TaskOutput } from '../join/types.ts';
 import type { TopicLayout } from '../kafka/topics.ts';
 import type { RegistrySerde } from '../registry/serde.ts';
@@ -57,6 +58,12 @@ export class RecordCollector {
           break;
         case 'encoded': {
           const topic = topics[o.label];
+          if (o.json === true) {
+            // NDJSON-column labels (only file replays make them): encoded as records.
+            const r = outputRecord(o);
+            this.#add(t, topic, o.key, this.#encode(topic, OUTPUT_CONTRACT[o.label], r.value as never));
+            break;
+          }
           this.#add(t, topic, o.key, this.#frame(topic, OUTPUT_CONTRACT[o.label], o.bytes));
           break;
         }

@@ -14,10 +14,10 @@
  * same bytes for any thread count.
  */
 import type { Config } from '../config/schema.ts';
-import { decodeJson, type WireFormat } from '../contracts/codec.ts';
+import type { WireFormat } from '../contracts/codec.ts';
 import { RankdistillError } from '../errors.ts';
 import { formatOf } from '../io/files.ts';
-import { type InputContract, type RecordBatch, readRecordBatches } from '../io/record-batches.ts';
+import { type RecordBatch, readRecordBatches } from '../io/record-batches.ts';
 import type { RawInput } from '../join/task.ts';
 import type { Side } from '../join/types.ts';
 import type { CheckpointFiles, ReplayCheckpoint } from './checkpoint.ts';
@@ -27,7 +27,6 @@ import type { ReplaySink } from './sinks.ts';
 import { TaskRun } from './task-run.ts';
 
 const SIDES: readonly Side[] = ['ranker', 'impression'];
-const CONTRACT: Record<Side, InputContract> = { ranker: 'RankerOutput', impression: 'Impression' };
 const PULL = 2048;
 
 /** What {@link runFilePartitions} needs. */
@@ -165,6 +164,8 @@ export async function runFilePartitions(a: FilePartitionsArgs): Promise<RunSumma
           start: { ranker: 0, impression: 0 },
           end: { ranker: Number.POSITIVE_INFINITY, impression: Number.POSITIVE_INFINITY },
           sink: (ck) => a.sink(p, ck),
+          // NDJSON lines are pushed undecoded: the task's NDJSON column parsers read them.
+          jsonColumns: true,
           onStep: progress,
           ...(a.now === undefined ? {} : { now: a.now }),
           ...(a.signal === undefined ? {} : { signal: a.signal }),
@@ -188,11 +189,11 @@ export async function runFilePartitions(a: FilePartitionsArgs): Promise<RunSumma
         const p = partitionOfRecord(r, a.partitions);
         const run = runs.get(p);
         if (run === undefined || run.done) continue;
-        const rec =
-          r.decoded === undefined ? { ...r, decoded: decodeJson(CONTRACT[side], r.raw) as never } : r;
+        // Undecoded lines are read at the merge's head: by the NDJSON column parsers, or decoded
+        // in full when they refuse the line.
         const l = by.get(p);
-        if (l === undefined) by.set(p, [rec]);
-        else l.push(rec);
+        if (l === undefined) by.set(p, [r]);
+        else l.push(r);
       }
       let n = 0;
       for (const [p, recs] of by) {

@@ -129,7 +129,7 @@ export class PartsSink implements ReplaySink {
 
   add(outputs: TaskOutput[]): void {
     for (const o of outputs) {
-      if (o.kind === 'encoded' && this.#format === 'avro') {
+      if (o.kind === 'encoded' && (o.json === true) === (this.#format === 'ndjson')) {
         this.#parts[o.label].append(o.bytes);
         continue;
       }
@@ -260,7 +260,9 @@ export class TopicSink implements ReplaySink {
       const kind = o.kind === 'encoded' ? o.label : o.kind;
       const topic = this.#o.topics[kind];
       const partition = this.#o.partitionOf(topic);
-      const value = o.kind === 'encoded' ? o.bytes : encodeAvro(KIND_CONTRACT[o.kind], o.value as never);
+      // NDJSON-column labels (file replays only) are re-encoded; Avro-column ones go as they are.
+      const r = o.kind === 'encoded' && o.json === true ? outputRecord(o) : o;
+      const value = r.kind === 'encoded' ? r.bytes : encodeAvro(KIND_CONTRACT[r.kind], r.value as never);
       const message: Message =
         partition === undefined ? { key: o.key, value } : { key: o.key, value, partition };
       this.#batch.push({ topic, message });

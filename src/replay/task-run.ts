@@ -14,6 +14,7 @@ import { JoinTask, type RawColumns, type RawInput } from '../join/task.ts';
 import { emptyCounters, type JoinCounters, type Side } from '../join/types.ts';
 import { columnsSupported, labelColumnsEncoded } from '../labels/encoded.ts';
 import { labelRequest } from '../labels/index.ts';
+import { labelColumnsJson } from '../labels/json.ts';
 import { SqliteJoinStore } from '../store/sqlite-store.ts';
 import { type CheckpointFiles, initialCheckpoint, type ReplayCheckpoint } from './checkpoint.ts';
 import { MAX_HELD_BYTES, PART_FORMAT, type ReplaySink } from './sinks.ts';
@@ -39,6 +40,11 @@ export interface TaskRunOptions {
   start: Record<Side, number>;
   /** End of the range per side (exclusive; Infinity: end of file). */
   end: Record<Side, number>;
+  /**
+   * NDJSON lines (raw format json) take the NDJSON column path (JoinTaskOptions.jsonColumns):
+   * file replays, whose lines are pushed undecoded.
+   */
+  jsonColumns?: boolean;
   /** Opens the sink once the checkpoint to resume from is known. */
   sink: (ck: ReplayCheckpoint) => ReplaySink;
   /** Input records between checkpoints (earlier once the sink holds MAX_HELD_BYTES). */
@@ -125,6 +131,9 @@ export class TaskRun {
       // Plain Avro ranker bytes (Kafka sources) take the column path, as in the live service.
       ...(columnsSupported(labels)
         ? { columns: (r: RankerColumns, imp: Impression | null) => labelColumnsEncoded(r, imp, labels) }
+        : {}),
+      ...(o.jsonColumns === true && columnsSupported(labels)
+        ? { jsonColumns: (r: RankerColumns, imp: Impression | null) => labelColumnsJson(r, imp, labels) }
         : {}),
       now: o.now ?? Date.now,
     });

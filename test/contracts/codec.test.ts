@@ -7,6 +7,7 @@ import {
   CONTRACT_NAMES,
   type Contracts,
   confluentSchemaId,
+  type DeadLetter,
   decodeAvro,
   decodeConfluent,
   decodeJson,
@@ -354,4 +355,47 @@ test('maps decode to plain objects whatever their key sequence (shape-compiled f
   const r = decodeAvro('RankerOutput', encodeAvro('RankerOutput', mk(proto)));
   assert.ok(r.ok);
   assert.equal(Object.getPrototypeOf(r.value.items[0]?.objectives), Object.prototype);
+});
+
+describe('encodeJson of bytes fields', () => {
+  test('dead letters: the same text as JSON.stringify with the base64 replacer over Buffer#toJSON', () => {
+    // The reference: what encodeJson wrote before it turned top-level Buffers into base64 itself.
+    const reference = (v: unknown) =>
+      JSON.stringify(v, (_k, x: unknown) =>
+        x !== null && typeof x === 'object' && (x as { type?: unknown }).type === 'Buffer'
+          ? Buffer.from((x as { data: number[] }).data).toString('base64')
+          : x,
+      );
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.option(fc.uint8Array({ maxLength: 40 }), { nil: null }),
+        fc.option(fc.string({ maxLength: 12 }), { nil: null }),
+        fc.string({ maxLength: 30 }),
+        (raw, key, rid, reason) => {
+          const dl: DeadLetter = {
+            source_topic: 't',
+            source_partition: 0,
+            source_offset: 7,
+            reason_code: 'MALFORMED',
+            reason,
+            request_id: rid,
+            time: 1,
+            key: key === null ? null : Buffer.from(key),
+            key_truncated: false,
+            key_size: null,
+            key_sha256: null,
+            raw: Buffer.from(raw),
+            raw_truncated: false,
+            raw_size: null,
+            raw_sha256: null,
+          };
+          const text = encodeJson('DeadLetter', dl);
+          assert.equal(text, reference(dl));
+          assert.ok(Buffer.isBuffer(dl.raw), 'the record itself is left as it was');
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
 });
