@@ -12,7 +12,10 @@
  *   transaction per checkpoint), against the same baseline.
  *
  * Workload: the simulator (seed 3), BENCH_REPLAY_REQUESTS requests [10,000] at 50 candidates and
- * half as many at 200, default fates. Kafka figures need a broker: KAFKA_BROKERS, or the shared
+ * half as many at 200, default fates. The 2-vs-1-thread rows run on inputs
+ * BENCH_REPLAY_THREAD_REQUESTS [4 × BENCH_REPLAY_REQUESTS] long: a thread's fixed cost (its
+ * isolate: module loading, TurboFan compiling the hot code again, its own heap) is paid once per
+ * run, so a run of a few seconds overstates it against a backfill of hours. Kafka figures need a broker: KAFKA_BROKERS, or the shared
  * dev broker's /tmp/rd-dev-kafka/brokers; without one they are skipped (noted in the results).
  * BENCH_REPLAY_TRIALS [3] trials, best kept; BENCH_REPLAY_ONLY=files|kafka runs one half;
  * BENCH_REPLAY_FORMATS=avro|ndjson [both] runs the file rows of one format; BENCH_REPLAY_THREADS=0
@@ -34,6 +37,7 @@ import { type Figure, writeResult } from './lib.ts';
 
 const REQUESTS = Number(process.env.BENCH_REPLAY_REQUESTS ?? 10_000);
 const TRIALS = Number(process.env.BENCH_REPLAY_TRIALS ?? 3);
+const THREAD_REQUESTS = Number(process.env.BENCH_REPLAY_THREAD_REQUESTS ?? 4 * REQUESTS);
 const PARTITIONS = 2;
 const FORMATS = (process.env.BENCH_REPLAY_FORMATS ?? 'avro,ndjson').split(',').map((f) => f.trim());
 const THREAD_FIGURES = process.env.BENCH_REPLAY_THREADS !== '0';
@@ -89,11 +93,15 @@ async function filesCase(
   candidates: number,
   format: 'avro' | 'ndjson',
   requests: number,
+  threadRequests: number,
 ): Promise<string> {
-  const dir = join(work, `sim-${candidates}-${format}`);
-  await simulate({ seed: 3, requests, candidates }, new FileSimSink(dir, format));
-  const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as SimTruth;
-  const reqs = truth.counts.records.rankerOutputs;
+  const sim = async (dir: string, n: number) => {
+    await simulate({ seed: 3, requests: n, candidates }, new FileSimSink(dir, format));
+    return (JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as SimTruth).counts.records
+      .rankerOutputs;
+  };
+  let dir = join(work, `sim-${candidates}-${format}`);
+  let reqs = await sim(dir, requests);
   const tag = `files_${format}_${candidates}c`;
   let k = 0;
   const run = (partitions: number, threads: number) => async () => {
@@ -146,11 +154,23 @@ async function filesCase(
     rmSync(dir, { recursive: true, force: true });
     return summary;
   }
+  if (threadRequests !== requests) {
+    rmSync(dir, { recursive: true, force: true });
+    dir = join(work, `sim-${candidates}-${format}-threads`);
+    reqs = await sim(dir, threadRequests);
+  }
   const t1: number[] = [];
   const t2: number[] = [];
+  // Rate per CPU-second of the whole process (every thread): how much more CPU 2 threads spend.
+  let cpu1 = 0;
+  let cpu2 = 0;
   for (let t = 0; t < TRIALS; t++) {
-    t1.push((await best(run(2, 1), 1)).best);
-    t2.push((await best(run(2, 2), 1)).best);
+    const r1 = await best(run(2, 1), 1);
+    t1.push(r1.best);
+    cpu1 = Math.max(cpu1, r1.cpu);
+    const r2 = await best(run(2, 2), 1);
+    t2.push(r2.best);
+    cpu2 = Math.max(cpu2, r2.cpu);
   }
   const b1 = Math.max(...t1);
   const b2 = Math.max(...t2);
@@ -160,7 +180,7 @@ async function filesCase(
     baseline: round(b1),
     ratio: b2 / b1,
     goal: 1.6,
-    note: `same files, --partitions 2: 2 threads vs 1 thread; trials ${t2.map(round).join(', ')} vs ${t1.map(round).join(', ')}, alternated; ${cpus().length} cores shared with other processes (load average ${loadavg()[0]?.toFixed(1)} at the end)`,
+    note: `${reqs} requests, --partitions 2: 2 threads vs 1 thread; trials ${t2.map(round).join(', ')} vs ${t1.map(round).join(', ')}, alternated; CPU-seconds 2 threads / 1 thread ${(cpu1 / cpu2).toFixed(2)}; ${cpus().length} cores shared with other processes (load average ${loadavg()[0]?.toFixed(1)} at the end)`,
   };
   rmSync(dir, { recursive: true, force: true });
   return `${summary}, 2 threads ${(b2 / b1).toFixed(2)}x`;
@@ -173,13 +193,13 @@ async function main(): Promise<void> {
 
   // --- files -------------------------------------------------------------------------------
   if (only.includes('files')) {
-    for (const [c, n] of [
-      [50, REQUESTS],
-      [200, Math.round(REQUESTS / 2)],
+    for (const [c, n, nt] of [
+      [50, REQUESTS, THREAD_REQUESTS],
+      [200, Math.round(REQUESTS / 2), Math.round(THREAD_REQUESTS / 2)],
     ] as const) {
       for (const format of ['avro', 'ndjson'] as const) {
         if (!FORMATS.includes(format)) continue;
-        console.log(await filesCase(figures, config, c, format, n));
+        console.log(await filesCase(figures, config, c, format, n, nt));
       }
     }
   }
