@@ -108,6 +108,39 @@ describe('rankdistill replay (CLI)', () => {
     assert.deepEqual(await deadLetters(out, 'avro'), await deadLetters(ref, 'avro'));
   });
 
+  test('SIGTERM on 2 threads (parent reading, threads fed), then the same command: output equals an uninterrupted run', async () => {
+    const base = ['--in', join(dir, 'sim'), '--format', 'avro', '--drain', '--partitions', '4'];
+    const out = join(dir, 'out-t');
+    const state = join(dir, 'state-t');
+    const args = [...base, '--threads', '2', '--out', out, '--state-dir', state, '--checkpoint-every', '200'];
+    const first = cli(args);
+    const ckpt = join(state, 'ckpt');
+    for (let i = 0; i < 6_000; i++) {
+      const ks = existsSync(ckpt)
+        ? readdirSync(ckpt).map((n) => Number(/-(\d+)\.json$/.exec(n)?.[1] ?? 0))
+        : [];
+      if (Math.max(0, ...ks) >= 2) break;
+      await sleep(10);
+    }
+    first.child.kill('SIGTERM');
+    const r1 = await first.done;
+    assert.notEqual(r1.code, 0, r1.stderr);
+    assert.equal((JSON.parse(r1.stdout) as { status: string }).status, 'interrupted');
+    const r2 = await cli(args).done;
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal((JSON.parse(r2.stdout) as { status: string }).status, 'complete');
+    const ref = join(dir, 'ref-t');
+    const r3 = await cli([...base, '--threads', '1', '--out', ref, '--state-dir', join(dir, 'state-ref-t')])
+      .done;
+    assert.equal(r3.code, 0, r3.stderr);
+    for (const f of LABEL_FILES) {
+      assert.ok(
+        readFileSync(join(ref, `${f}.avro`)).equals(readFileSync(join(out, `${f}.avro`))),
+        `${f}.avro differs`,
+      );
+    }
+  });
+
   test('--dry-run prints the outcome counts of the truth and writes nothing', async () => {
     const r = await cli(['--in', join(dir, 'sim'), '--dry-run', '--drain', '--no-progress']).done;
     assert.equal(r.code, 0, r.stderr);
