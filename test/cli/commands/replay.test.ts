@@ -11,6 +11,18 @@ import { labelFiles } from '../../../src/pipeline/label-files.ts';
 import type { SimTruth } from '../../../src/sim/generate.ts';
 import { deadLetters, LABEL_FILES, simFiles, testConfig, truthOutcomes } from '../../replay/helpers.ts';
 
+/** Waits (up to a minute) until a replay state directory holds checkpoint k of some partition. */
+async function checkpointed(state: string, k: number): Promise<void> {
+  const ckpt = join(state, 'ckpt');
+  for (let i = 0; i < 6_000; i++) {
+    const ks = existsSync(ckpt)
+      ? readdirSync(ckpt).map((n) => Number(/-(\d+)\.json$/.exec(n)?.[1] ?? 0))
+      : [];
+    if (Math.max(0, ...ks) >= k) return;
+    await sleep(10);
+  }
+}
+
 const BIN = new URL('../../../bin/rankdistill.mjs', import.meta.url).pathname;
 
 function cli(args: string[]): {
@@ -62,14 +74,7 @@ describe('rankdistill replay (CLI)', () => {
     ];
     const first = cli(args);
     // Interrupt once a few checkpoints are committed.
-    const ckpt = join(state, 'ckpt');
-    for (let i = 0; i < 6_000; i++) {
-      const ks = existsSync(ckpt)
-        ? readdirSync(ckpt).map((n) => Number(/-(\d+)\.json$/.exec(n)?.[1] ?? 0))
-        : [];
-      if (Math.max(0, ...ks) >= 3) break;
-      await sleep(10);
-    }
+    await checkpointed(state, 3);
     first.child.kill('SIGINT');
     const r1 = await first.done;
     assert.equal(r1.code, 130, r1.stderr);
@@ -114,14 +119,7 @@ describe('rankdistill replay (CLI)', () => {
     const state = join(dir, 'state-t');
     const args = [...base, '--threads', '2', '--out', out, '--state-dir', state, '--checkpoint-every', '200'];
     const first = cli(args);
-    const ckpt = join(state, 'ckpt');
-    for (let i = 0; i < 6_000; i++) {
-      const ks = existsSync(ckpt)
-        ? readdirSync(ckpt).map((n) => Number(/-(\d+)\.json$/.exec(n)?.[1] ?? 0))
-        : [];
-      if (Math.max(0, ...ks) >= 2) break;
-      await sleep(10);
-    }
+    await checkpointed(state, 2);
     first.child.kill('SIGTERM');
     const r1 = await first.done;
     assert.notEqual(r1.code, 0, r1.stderr);
