@@ -113,7 +113,7 @@ describe('rankdistill replay (CLI)', () => {
     assert.deepEqual(await deadLetters(out, 'avro'), await deadLetters(ref, 'avro'));
   });
 
-  test('SIGTERM on 2 threads (parent reading, threads fed), then the same command: output equals an uninterrupted run', async () => {
+  test('SIGTERM on 2 threads, then the same command: output equals an uninterrupted run', async () => {
     const base = ['--in', join(dir, 'sim'), '--format', 'avro', '--drain', '--partitions', '4'];
     const out = join(dir, 'out-t');
     const state = join(dir, 'state-t');
