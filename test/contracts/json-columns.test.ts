@@ -21,7 +21,7 @@ import type { RankerColumns } from '../../src/contracts/ranker-columns.ts';
 import { columnsSupported, type EncodedLabels } from '../../src/labels/encoded.ts';
 import { labelRequest, validateImpression, validateRankerOutput } from '../../src/labels/index.ts';
 import { labelColumnsJson } from '../../src/labels/json.ts';
-import { arbConfig, labelsConfig } from '../labels/helpers.ts';
+import { arbConfig, assertSameLabels, labelsConfig } from '../labels/helpers.ts';
 import { applyByteEdits, arbByteEdits } from './helpers.ts';
 
 const decodeRanker = jsonDecoderOrThrow('RankerOutput');
@@ -54,18 +54,6 @@ function columns(c: RankerColumns, imp: Impression | null, cfg: LabelsConfig): E
     return labelColumnsJson(c, imp, cfg);
   } catch (e) {
     return e as Error;
-  }
-}
-
-function assertSame(a: EncodedLabels | Error, b: EncodedLabels | Error): void {
-  if (a instanceof Error || b instanceof Error) {
-    assert.ok(a instanceof Error && b instanceof Error, `one path threw: ${String(a)} / ${String(b)}`);
-    assert.equal(a.message, b.message);
-    return;
-  }
-  for (const k of ['pointwise', 'pairwise', 'listwise'] as const) {
-    assert.equal(a[k] === null, b[k] === null, k);
-    if (a[k] !== null) assert.equal(a[k].toString(), b[k]!.toString(), `${k} lines differ`);
   }
 }
 
@@ -118,7 +106,7 @@ function checkLine(
   if (rc !== null) {
     assert.ok(rf !== null, `the column parser took a line the full path refuses: ${line.toString()}`);
     assertRankerMatches(rc, rf);
-    assertSame(columns(rc, null, cfg), generic(rf, null, cfg));
+    assertSameLabels(columns(rc, null, cfg), generic(rf, null, cfg));
   }
   const ic = parseImpressionJson(line, decodeImpression);
   const imf = fullImpression(line);
@@ -241,13 +229,13 @@ describe('NDJSON column parsers vs the full decode', () => {
           const full = fullRanker(line)!;
           assertRankerMatches(cols, full);
           const expected = generic(full, imp, cfg);
-          assertSame(columns(cols, imp, cfg), expected);
+          assertSameLabels(columns(cols, imp, cfg), expected);
           if (imp !== null) {
             const impLine = Buffer.from(JSON.stringify(imp));
             const ic = parseImpressionJson(impLine, decodeImpression);
             assert.ok(ic !== null, 'a compact valid impression takes the column path');
             assertImpressionMatches(ic, fullImpression(impLine)!);
-            assertSame(columns(cols, ic, cfg), expected);
+            assertSameLabels(columns(cols, ic, cfg), expected);
           }
         },
       ),
@@ -475,6 +463,6 @@ describe('NDJSON column parsers vs the full decode', () => {
     const cols = parseRankerJson(line, decodeRanker)!;
     const ic = parseImpressionJson(impLine, decodeImpression)!;
     const cfg = labelsConfig();
-    assertSame(columns(cols, ic, cfg), generic(fullRanker(line)!, fullImpression(impLine)!, cfg));
+    assertSameLabels(columns(cols, ic, cfg), generic(fullRanker(line)!, fullImpression(impLine)!, cfg));
   });
 });

@@ -20,7 +20,7 @@ import {
 } from '../../src/labels/encoded.ts';
 import { labelRequest, validateRankerOutput } from '../../src/labels/index.ts';
 import { applyByteEdits, arbByteEdits } from '../contracts/helpers.ts';
-import { arbConfig, arbRanker, labelsConfig } from './helpers.ts';
+import { arbConfig, arbRanker, assertSameLabels, labelsConfig } from './helpers.ts';
 
 function decodeImpression(b: Buffer): Impression {
   const d = decodeAvro('Impression', b);
@@ -53,18 +53,6 @@ function columns(c: RankerColumns, imp: Impression | null, cfg: LabelsConfig): E
     return labelColumnsEncoded(c, imp, cfg);
   } catch (e) {
     return e as Error;
-  }
-}
-
-function assertSame(a: EncodedLabels | Error, b: EncodedLabels | Error): void {
-  if (a instanceof Error || b instanceof Error) {
-    assert.ok(a instanceof Error && b instanceof Error, `one path threw: ${String(a)} / ${String(b)}`);
-    assert.equal(a.message, b.message);
-    return;
-  }
-  for (const k of ['pointwise', 'pairwise', 'listwise'] as const) {
-    assert.equal(a[k] === null, b[k] === null, k);
-    if (a[k] !== null) assert.ok(a[k].equals(b[k]!), `${k} bytes differ`);
   }
 }
 
@@ -157,12 +145,12 @@ describe('column path vs generic path', () => {
         assert.deepStrictEqual(cols.decoded(), decodeRanker(raw));
         assert.equal(cols.n, ranker.items.length);
         const expected = generic(decodeRanker(raw), impression, cfg);
-        assertSame(columns(cols, impression, cfg), expected);
+        assertSameLabels(columns(cols, impression, cfg), expected);
         if (impression !== null) {
           // The impression held as columns too (its ids matched as bytes): the same labels.
           const impCols = parseImpressionColumns(encodeAvro('Impression', impression), decodeImpression);
           assert.ok(impCols !== null, 'a valid ASCII impression takes the column path');
-          assertSame(columns(cols, impCols, cfg), expected);
+          assertSameLabels(columns(cols, impCols, cfg), expected);
         }
       }),
       { numRuns: 300 },
@@ -191,7 +179,7 @@ describe('column path vs generic path', () => {
             if (!(got instanceof Error))
               for (const b of [got.pointwise, got.pairwise, got.listwise]) bytes += b?.length ?? 0;
           }
-          for (const [a, b] of kept) assertSame(a, b);
+          for (const [a, b] of kept) assertSameLabels(a, b);
         },
       ),
       { numRuns: 25 },
@@ -212,7 +200,7 @@ describe('column path vs generic path', () => {
     for (const bad of [imp({ request_id: 'r2' }), imp({ user_id: 'u2' }), imp({ ts: -1 })]) {
       const a = columns(cols, bad, cfg);
       assert.ok(a instanceof Error, 'the column path rejects it');
-      assertSame(a, generic(ranker, bad, cfg));
+      assertSameLabels(a, generic(ranker, bad, cfg));
     }
   });
 
@@ -240,7 +228,7 @@ describe('column path vs generic path', () => {
           impression === null
             ? null
             : { ...impression, request_id: d.value.request_id, user_id: d.value.user_id };
-        assertSame(columns(cols, imp, cfg), generic(d.value, imp, cfg));
+        assertSameLabels(columns(cols, imp, cfg), generic(d.value, imp, cfg));
       }),
       { numRuns: 1500 },
     );

@@ -1,7 +1,9 @@
 /** Fixtures and fast-check arbitraries shared by the label generator tests. */
+import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { type LabelsConfig, labelsSchema } from '../../src/config/schema.ts';
 import type { Impression, RankedItem, RankerOutput } from '../../src/contracts/index.ts';
+import type { EncodedLabels } from '../../src/labels/encoded.ts';
 import { IdIndex } from '../../src/labels/id-index.ts';
 import { resolveTeacher, type TeacherView } from '../../src/labels/teacher.ts';
 
@@ -179,4 +181,24 @@ export function viewOf(r: RankerOutput, imp: Impression | null, cfg: LabelsConfi
   const ix = new IdIndex();
   if (ix.build(r.items, r.items.length) !== -1) throw new Error('duplicate ids in fixture');
   return resolveTeacher(r, imp, cfg.teacher, ix);
+}
+
+/**
+ * Two label paths agree: both threw the same message, or each kind is null in both or has the
+ * same bytes (compared as latin1 text on a mismatch, so a JSON line's diff is readable).
+ */
+export function assertSameLabels(a: EncodedLabels | Error, b: EncodedLabels | Error): void {
+  if (a instanceof Error || b instanceof Error) {
+    assert.ok(a instanceof Error && b instanceof Error, `one path threw: ${String(a)} / ${String(b)}`);
+    assert.equal(a.message, b.message);
+    return;
+  }
+  for (const k of ['pointwise', 'pairwise', 'listwise'] as const) {
+    const x: Buffer | null = a[k];
+    const y: Buffer | null = b[k];
+    assert.equal(x === null, y === null, k);
+    if (x !== null && y !== null && !x.equals(y)) {
+      assert.equal(x.toString('latin1'), y.toString('latin1'), `${k} bytes differ`);
+    }
+  }
 }
