@@ -131,9 +131,9 @@ function grow(cap: number): void {
 
 /**
  * Whether two of the m ids `ids[2j..2j+1]` (byte ranges of `buf`, with their `hashes`) are the
- * same bytes. Shared with the NDJSON parser (./json-columns.ts).
+ * same bytes.
  */
-export function hasDuplicateId(buf: Buffer, m: number, ids: Int32Array, hashes: Int32Array): boolean {
+function hasDuplicateId(buf: Buffer, m: number, ids: Int32Array, hashes: Int32Array): boolean {
   let cap = dupSlots.length;
   while (cap < 2 * m) cap *= 2;
   if (cap !== dupSlots.length) {
@@ -162,8 +162,8 @@ export function hasDuplicateId(buf: Buffer, m: number, ids: Int32Array, hashes: 
   return false;
 }
 
-/** Whether the first m `positions` are distinct (they are ≥ 1). Shared with ./json-columns.ts. */
-export function distinctPositions(m: number, positions: Int32Array): boolean {
+/** Whether the first m `positions` are distinct (they are ≥ 1). */
+function distinctPositions(m: number, positions: Int32Array): boolean {
   let increasing = true;
   for (let i = 1; i < m; i++) if (positions[i - 1]! >= positions[i]!) increasing = false;
   if (increasing) return true; // the usual display order
@@ -247,9 +247,40 @@ export function parseImpressionColumns(
     }
   }
   if (cur.pos !== end) return null;
+  return impressionColumnsOf(
+    request_id,
+    user_id,
+    ts,
+    buf,
+    m,
+    scratchIds,
+    scratchHashes,
+    scratchPositions,
+    scratchClicked,
+    decode,
+  );
+}
+
+/**
+ * The columns of an impression whose m shown items a parser (Avro above, NDJSON in
+ * ./json-columns.ts) left in its scratch arrays, or null when two ids or two positions are the same
+ * (the validator's INVALID). The arrays are copied into views of shared slabs: an ArrayBuffer (or
+ * typed array over 64 bytes) per record cost ~2 µs.
+ */
+export function impressionColumnsOf(
+  request_id: string,
+  user_id: string,
+  ts: number,
+  buf: Buffer,
+  m: number,
+  scratchIds: Int32Array,
+  scratchHashes: Int32Array,
+  scratchPositions: Int32Array,
+  scratchClicked: Uint8Array,
+  decode: (buf: Buffer) => Impression,
+): ImpressionColumns | null {
   if (m > 1 && (hasDuplicateId(buf, m, scratchIds, scratchHashes) || !distinctPositions(m, scratchPositions)))
     return null;
-  // Views into shared slabs: an ArrayBuffer (or typed array over 64 bytes) per record cost ~2 µs.
   const ids = slabInt32(2 * m);
   ids.set(scratchIds.subarray(0, 2 * m));
   const hashes = slabInt32(m);

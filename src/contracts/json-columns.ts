@@ -30,9 +30,8 @@
 import { fmix32 } from '../hash.ts';
 import { decodeJson } from './codec.ts';
 import { sameBytes } from './column-cursor.ts';
-import { slabFloat64, slabInt32, slabUint8 } from './column-slab.ts';
-import { distinctPositions, hasDuplicateId, ImpressionColumns } from './impression-columns.ts';
-import { ColumnIndex, RankerColumns } from './ranker-columns.ts';
+import { type ImpressionColumns, impressionColumnsOf } from './impression-columns.ts';
+import { RankerColumns, rankerSlabs } from './ranker-columns.ts';
 import type { Impression, RankerOutput } from './types.gen.ts';
 
 /** A decoder of NDJSON lines known to decode (a column parser accepted them): a failure is a bug. */
@@ -530,8 +529,6 @@ function rankedItem(b: Buffer, n: number): boolean {
   return true;
 }
 
-const dupIndex = new ColumnIndex();
-
 /**
  * Parses a RankerOutput NDJSON line into columns, or returns null when the line must take the
  * full decode (see the module doc: bad, invalid or unusual input, which the full decode then
@@ -599,14 +596,8 @@ export function parseRankerJson(b: Buffer, decode: (buf: Buffer) => RankerOutput
   }
   if ((seen & ~F.Context) !== (F.RequestId | F.UserId | F.Ts | F.ModelVersion | F.Items)) return null;
   if (!atEnd(b)) return null;
-  // Views into shared slabs, as the Avro parser hands out.
-  const scores = slabFloat64(n);
-  scores.set(scratchScores.subarray(0, n));
-  const offsets = slabInt32(4 * n);
-  offsets.set(scratchOffsets.subarray(0, 4 * n));
-  const hashes = slabInt32(n);
-  hashes.set(scratchHashes.subarray(0, n));
-  if (dupIndex.build({ buf: b, offsets, hashes }, n) >= 0) return null;
+  const cols = rankerSlabs(b, n, scratchScores, scratchOffsets, scratchHashes);
+  if (cols === null) return null;
   return new RankerColumns(
     {
       request_id: head.request_id,
@@ -616,9 +607,9 @@ export function parseRankerJson(b: Buffer, decode: (buf: Buffer) => RankerOutput
       buf: b,
       view: new DataView(b.buffer, b.byteOffset, b.length),
       n,
-      offsets,
-      scores,
-      hashes,
+      offsets: cols.offsets,
+      scores: cols.scores,
+      hashes: cols.hashes,
       userStart: head.userStart,
       tsStart: head.userEnd,
       versionStart: -1,
@@ -762,27 +753,16 @@ export function parseImpressionJson(
   }
   if (seen !== (F.RequestId | F.UserId | F.Ts | F.Items)) return null;
   if (!atEnd(b)) return null;
-  if (m > 1 && (hasDuplicateId(b, m, impIds, impHashes) || !distinctPositions(m, impPositions))) return null;
-  const ids = slabInt32(2 * m);
-  ids.set(impIds.subarray(0, 2 * m));
-  const hashes = slabInt32(m);
-  hashes.set(impHashes.subarray(0, m));
-  const positions = slabInt32(m);
-  positions.set(impPositions.subarray(0, m));
-  const clicked = slabUint8(m);
-  clicked.set(impClicked.subarray(0, m));
-  return new ImpressionColumns(
-    {
-      request_id: head.request_id,
-      user_id: head.user_id,
-      ts: head.ts,
-      buf: b,
-      m,
-      ids,
-      hashes,
-      positions,
-      clicked,
-    },
+  return impressionColumnsOf(
+    head.request_id,
+    head.user_id,
+    head.ts,
+    b,
+    m,
+    impIds,
+    impHashes,
+    impPositions,
+    impClicked,
     decode,
   );
 }

@@ -241,6 +241,26 @@ function equalsAscii(buf: Buffer, start: number, end: number, s: string): boolea
 
 const dupIndex = new ColumnIndex();
 
+/**
+ * A parser's n candidates (scores, id and feature offsets, id hashes in its scratch arrays) copied
+ * into views of shared slabs, or null when two ids are the same (the validator's INVALID). Shared
+ * with the NDJSON parser (./json-columns.ts). Slabs, because an ArrayBuffer (or typed array over
+ * 64 bytes) per record cost ~2 µs.
+ */
+export function rankerSlabs(
+  buf: Buffer,
+  n: number,
+  scores: Float64Array,
+  offsets: Int32Array,
+  hashes: Int32Array,
+): { buf: Buffer; scores: Float64Array; offsets: Int32Array; hashes: Int32Array } | null {
+  const cols = { buf, scores: slabFloat64(n), offsets: slabInt32(4 * n), hashes: slabInt32(n) };
+  cols.scores.set(scores.subarray(0, n));
+  cols.offsets.set(offsets.subarray(0, 4 * n));
+  cols.hashes.set(hashes.subarray(0, n));
+  return dupIndex.build(cols, n) >= 0 ? null : cols;
+}
+
 /** Whether the finite-double check passes for the 8 bytes at `at` (exponent not all ones). */
 function finiteAt(buf: Buffer, at: number): boolean {
   return (buf[at + 7]! & 0x7f) !== 0x7f || (buf[at + 6]! & 0xf0) !== 0xf0;
@@ -391,15 +411,8 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
     }
   }
   if (n === 0 || p !== end) return null;
-  // Views into shared slabs: an ArrayBuffer (or typed array over 64 bytes) per record cost ~2 µs.
-  const outScores = slabFloat64(n);
-  outScores.set(scores.subarray(0, n));
-  const outOffsets = slabInt32(4 * n);
-  outOffsets.set(offsets.subarray(0, 4 * n));
-  const outHashes = slabInt32(n);
-  outHashes.set(hashes.subarray(0, n));
-  const cols = { buf, offsets: outOffsets, hashes: outHashes };
-  if (dupIndex.build(cols, n) >= 0) return null;
+  const cols = rankerSlabs(buf, n, scores, offsets, hashes);
+  if (cols === null) return null;
   return new RankerColumns(
     {
       request_id,
@@ -409,9 +422,9 @@ export function parseRankerColumns(buf: Buffer, decode: (buf: Buffer) => RankerO
       buf,
       view: dv,
       n,
-      offsets: outOffsets,
-      scores: outScores,
-      hashes: outHashes,
+      offsets: cols.offsets,
+      scores: cols.scores,
+      hashes: cols.hashes,
       userStart,
       tsStart,
       versionStart,
