@@ -4,18 +4,49 @@
  */
 import { Command, CommanderError } from 'commander';
 import { errorMessage, isRankdistillError } from '../errors.ts';
-import { register as registerAcls } from './commands/acls.ts';
-import { register as registerConfig } from './commands/config.ts';
-import { register as registerDemo } from './commands/demo.ts';
-import { register as registerLabel } from './commands/label.ts';
-import { register as registerRecall } from './commands/recall.ts';
-import { register as registerReplay } from './commands/replay.ts';
-import { register as registerSimulate } from './commands/simulate.ts';
-import { register as registerSnapshots } from './commands/snapshots.ts';
-import { register as registerTrain } from './commands/train.ts';
-import { register as registerUp } from './commands/up.ts';
 
-export function buildProgram(): Command {
+type CommandModule = { register(program: Command): void };
+
+/**
+ * The subcommands in help order, each loaded only when needed: a command's module pulls in its
+ * whole stack (`train` and `demo` TensorFlow.js, ~0.8 s of CPU), so `rankdistill replay …` loads
+ * only the replay command's modules, and the worker threads and child processes it starts are not
+ * kept waiting behind the others. Help without a command, or an unknown command, loads them all.
+ */
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  demo: () => import('./commands/demo.ts'),
+  config: () => import('./commands/config.ts'),
+  train: () => import('./commands/train.ts'),
+  label: () => import('./commands/label.ts'),
+  snapshots: () => import('./commands/snapshots.ts'),
+  recall: () => import('./commands/recall.ts'),
+  simulate: () => import('./commands/simulate.ts'),
+  up: () => import('./commands/up.ts'),
+  replay: () => import('./commands/replay.ts'),
+  acls: () => import('./commands/acls.ts'),
+};
+
+/**
+ * The subcommand `argv` names (its first argument that is not the top-level `-c/--config <file>`),
+ * or null when there is none or it is not a known command (help, a typo).
+ */
+export function commandOf(argv: readonly string[]): string | null {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '-c' || a === '--config') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('--config=') || (a.startsWith('-c') && a.length > 2 && !a.startsWith('--'))) continue;
+    return Object.hasOwn(COMMANDS, a) ? a : null;
+  }
+  return null;
+}
+
+/**
+ * The program with the subcommands `only` names registered (all of them when null or omitted).
+ */
+export async function buildProgram(only: string | null = null): Promise<Command> {
   const program = new Command('rankdistill')
     .description(
       'Join teacher ranker outputs with impressions, emit distillation labels, train a student recall model.',
@@ -23,16 +54,9 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'config file (YAML or JSON); env RANKDISTILL_CONFIG')
     .exitOverride()
     .showHelpAfterError();
-  registerDemo(program);
-  registerConfig(program);
-  registerTrain(program);
-  registerLabel(program);
-  registerSnapshots(program);
-  registerRecall(program);
-  registerSimulate(program);
-  registerUp(program);
-  registerReplay(program);
-  registerAcls(program);
+  const names = only === null ? Object.keys(COMMANDS) : [only];
+  const modules = await Promise.all(names.map((n) => (COMMANDS[n] as () => Promise<CommandModule>)()));
+  for (const m of modules) m.register(program);
   return program;
 }
 
@@ -49,7 +73,7 @@ export async function main(
   argv: string[],
   onAction?: (program: Command, action: Command) => void,
 ): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(commandOf(argv));
   if (onAction !== undefined) program.hook('preAction', onAction);
   try {
     await program.parseAsync(argv);

@@ -2,7 +2,7 @@
 // line, commander's usage errors included (they exited 1 before, the application's usage errors 2).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
+import { buildProgram, commandOf, main } from '../../src/cli/main.ts';
 
 async function run(t: import('node:test').TestContext, ...args: string[]) {
   const err = t.mock.method(process.stderr, 'write', () => true);
@@ -23,4 +23,34 @@ test('exit codes: help 0; unknown option, missing argument and application usage
   assert.equal(await run(t, 'snapshots', 'show'), 2, 'missing <version>');
   assert.equal(await run(t, 'no-such-command'), 2);
   assert.equal(await run(t, 'recall', '--user', 'u1', '--k', 'many'), 2, 'USAGE from the application');
+});
+
+test('only the named command is loaded; help, a typo or no command load them all', async () => {
+  const argv = (...a: string[]) => ['node', 'rankdistill', ...a];
+  assert.equal(commandOf(argv('replay', '--in', 'x')), 'replay');
+  assert.equal(commandOf(argv('-c', 'conf.yaml', 'label')), 'label');
+  assert.equal(commandOf(argv('--config', 'conf.yaml', 'train')), 'train');
+  assert.equal(commandOf(argv('--config=conf.yaml', 'snapshots', 'list')), 'snapshots');
+  assert.equal(commandOf(argv('-cconf.yaml', 'up')), 'up');
+  assert.equal(commandOf(argv('--help')), null);
+  assert.equal(commandOf(argv('no-such-command')), null);
+  assert.equal(commandOf(argv()), null);
+  assert.equal(commandOf(argv('-c', 'replay')), null, 'replay is the config file here');
+  const all = (await buildProgram()).commands.map((c) => c.name());
+  assert.deepEqual(all, [
+    'demo',
+    'config',
+    'train',
+    'label',
+    'snapshots',
+    'recall',
+    'simulate',
+    'up',
+    'replay',
+    'acls',
+  ]);
+  assert.deepEqual(
+    (await buildProgram('replay')).commands.map((c) => c.name()),
+    ['replay'],
+  );
 });

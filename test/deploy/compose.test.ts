@@ -172,8 +172,8 @@ describe('docker-compose.yml', () => {
     );
   });
 
-  test("every rankdistill service runs a CLI command with that command's options", () => {
-    const program = buildProgram();
+  test("every rankdistill service runs a CLI command with that command's options", async () => {
+    const program = await buildProgram();
     for (const [name, s] of appServices) {
       const args = argv(s);
       let cmd: Command = program;
