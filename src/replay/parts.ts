@@ -33,12 +33,12 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readSync,
   renameSync,
   rmSync,
   statSync,
   writeSync,
 } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { ContractName } from '../contracts/schemas.ts';
 import { schemaJson } from '../contracts/schemas.ts';
@@ -334,22 +334,34 @@ function damaged(path: string, what: string, details: Record<string, unknown>): 
   );
 }
 
+/** Bytes one step of the assembly's copy moves. */
+const COPY_STEP_BYTES = 2 << 20;
+/** Copy steps of one final file in flight at once (libuv's pool runs 4 by default). */
+const COPY_STEPS_AT_ONCE = 4;
+
 /**
  * Writes the final output file from its parts (in the order given, each persisted as last)
  * atomically: `<path>.tmp-<pid>`, fsync, rename. The first part becomes the file (a hard link to
  * it, so its bytes are not copied; a copy where the filesystem refuses links), the others are
- * appended. Parts of an Avro file must come from PartFiles of the same contract, the first with
- * the header.
+ * copied in after it: each part's place in the file is known from the lengths, so the copy runs
+ * as positioned reads and writes of `step` bytes, several at once on libuv's threads, and the
+ * final files of a replay are assembled side by side (before: one file after the other, one
+ * buffer at a time, 15% of a 2-thread replay's wall time spent on one core at the end).
+ * Parts of an Avro file must come from PartFiles of the same contract, the first with the header.
  *
  * @returns the bytes of the final file.
  * @example
- * assembleFinal('out/labels.pointwise.avro', [{ path, length }]);
+ * await assembleFinal('out/labels.pointwise.avro', [{ path, length }]);
  */
-export function assembleFinal(path: string, parts: ReadonlyArray<{ path: string; length: number }>): number {
+export async function assembleFinal(
+  path: string,
+  parts: ReadonlyArray<{ path: string; length: number }>,
+  step = COPY_STEP_BYTES,
+): Promise<number> {
   const tmp = `${path}.tmp-${process.pid}`;
   const first = parts[0];
   let linked = false;
-  let fd: number;
+  let out: FileHandle;
   try {
     mkdirSync(dirname(path), { recursive: true });
     rmSync(tmp, { force: true });
@@ -361,67 +373,104 @@ export function assembleFinal(path: string, parts: ReadonlyArray<{ path: string;
         // another filesystem (EXDEV), or links refused: copied below
       }
     }
-    fd = openSync(tmp, linked ? 'r+' : 'w');
+    out = await open(tmp, linked ? 'r+' : 'w');
   } catch (cause) {
     throw ioError(tmp, 'cannot create', cause);
   }
-  let size = 0;
+  const sources: FileHandle[] = [];
   try {
+    let size = 0;
     if (linked && first !== undefined) {
       // The same inode as the first part: cut back to its persisted length (an assembly that
       // crashed may have appended to it; nothing else writes to a finished part).
-      ftruncateSync(fd, first.length);
+      await out.truncate(first.length);
       size = first.length;
     }
-    const buf = Buffer.allocUnsafe(FLUSH_BYTES);
-    for (const part of linked ? parts.slice(1) : parts) size += appendPart(fd, tmp, size, part, buf);
-    fsyncSync(fd);
-    closeSync(fd);
+    const steps: CopyStep[] = [];
+    for (const part of linked ? parts.slice(1) : parts) {
+      if (part.length === 0) continue;
+      let src: FileHandle;
+      try {
+        src = await open(part.path, 'r');
+      } catch (cause) {
+        throw ioError(part.path, 'cannot open', cause);
+      }
+      sources.push(src);
+      for (let from = 0; from < part.length; from += step) {
+        steps.push({
+          src,
+          path: part.path,
+          length: part.length,
+          from,
+          to: size + from,
+          n: Math.min(step, part.length - from),
+        });
+      }
+      size += part.length;
+    }
+    let next = 0;
+    let failed = false;
+    const copier = async () => {
+      const buf = Buffer.allocUnsafe(Math.min(step, size));
+      while (!failed && next < steps.length) {
+        try {
+          await copyStep(steps[next++] as CopyStep, out, tmp, buf);
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
+      }
+    };
+    const copies = await Promise.allSettled(
+      Array.from({ length: Math.min(COPY_STEPS_AT_ONCE, steps.length) }, copier),
+    );
+    const bad = copies.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (bad !== undefined) throw bad.reason;
+    try {
+      await out.sync();
+      await out.close();
+    } catch (cause) {
+      throw ioError(tmp, 'cannot write', cause);
+    }
     renameSync(tmp, path);
     fsyncDir(dirname(path));
+    return size;
   } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      // closed already
-    }
+    await out.close().catch(() => undefined);
     rmSync(tmp, { force: true });
     throw e;
+  } finally {
+    for (const src of sources) await src.close().catch(() => undefined);
   }
-  return size;
 }
 
-/** Copies the first `part.length` bytes of a part to `fd` at `at`; returns the bytes copied. */
-function appendPart(
-  fd: number,
-  tmp: string,
-  at: number,
-  part: { path: string; length: number },
-  buf: Buffer,
-): number {
-  if (part.length === 0) return 0;
-  let src: number;
-  try {
-    src = openSync(part.path, 'r');
-  } catch (cause) {
-    throw ioError(part.path, 'cannot open', cause);
-  }
-  try {
-    let done = 0;
-    while (done < part.length) {
-      const got = readSync(src, buf, 0, Math.min(buf.length, part.length - done), done);
-      if (got === 0) throw damaged(part.path, `ends at byte ${done} of ${part.length}`, {});
-      let off = 0;
-      try {
-        while (off < got) off += writeSync(fd, buf, off, got - off, at + done + off);
-      } catch (cause) {
-        throw ioError(tmp, 'cannot write', cause);
-      }
-      done += got;
+/** `n` bytes of a part from byte `from` on, to byte `to` of the final file. */
+interface CopyStep {
+  src: FileHandle;
+  path: string;
+  length: number;
+  from: number;
+  to: number;
+  n: number;
+}
+
+async function copyStep(s: CopyStep, out: FileHandle, tmp: string, buf: Buffer): Promise<void> {
+  let got = 0;
+  while (got < s.n) {
+    let r: number;
+    try {
+      r = (await s.src.read(buf, got, s.n - got, s.from + got)).bytesRead;
+    } catch (cause) {
+      throw ioError(s.path, 'cannot read', cause);
     }
-    return done;
-  } finally {
-    closeSync(src);
+    if (r === 0) throw damaged(s.path, `ends at byte ${s.from + got} of ${s.length}`, {});
+    got += r;
+  }
+  let put = 0;
+  try {
+    while (put < s.n) put += (await out.write(buf, put, s.n - put, s.to + put)).bytesWritten;
+  } catch (cause) {
+    throw ioError(tmp, 'cannot write', cause);
   }
 }
 

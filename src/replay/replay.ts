@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
@@ -199,23 +200,30 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const done: CompleteFile = { counts, open, partitions: runs.length, processed };
     if (opts.output.kind === 'files') {
       const files = outputFiles(opts.output.dir, opts.output.format);
-      for (const kind of OUTPUT_KINDS) {
-        const parts = runs.map((r, p) => ({
-          path: partPath(stateDir, p, kind),
-          length: r.checkpoint.parts?.[kind] ?? 0,
-        }));
-        assembleFinal(files[kind], parts);
-      }
+      // Side by side: each file's copy waits on reads, writes and its fsync, not on the CPU.
+      await Promise.all(
+        OUTPUT_KINDS.map((kind) =>
+          assembleFinal(
+            files[kind],
+            runs.map((r, p) => ({
+              path: partPath(stateDir, p, kind),
+              length: r.checkpoint.parts?.[kind] ?? 0,
+            })),
+          ),
+        ),
+      );
       done.files = files;
     } else if (opts.output.kind === 'topics') {
       done.topics = opts.output.topics;
     }
     writeFileAtomic(completePath, JSON.stringify(done, null, 2));
     // The outputs are final: the bulky state (stores, parts) is no longer needed.
-    rmSync(join(stateDir, 'parts'), { recursive: true, force: true });
-    for (let p = 0; p < runs.length; p++) {
-      for (const s of ['', '-wal', '-shm']) rmSync(`${ctx.storePath(p)}${s}`, { force: true });
-    }
+    await Promise.all([
+      rm(join(stateDir, 'parts'), { recursive: true, force: true }),
+      ...runs.flatMap((_r, p) =>
+        ['', '-wal', '-shm'].map((s) => rm(`${ctx.storePath(p)}${s}`, { force: true })),
+      ),
+    ]);
     return { ...base, ...done, status: 'complete', stateDir };
   } finally {
     unlock();
