@@ -6,7 +6,10 @@
  * - files, per workload (50 and 200 candidates; Avro and NDJSON): replay files → files of the
  *   same format on one thread (the whole command: counting, reading, join, labels, part files,
  *   final assembly) vs `readRecords` of both files (read + decode), trials alternated so a load
- *   change hits both; then `--partitions 2` on 2 threads vs on 1 thread.
+ *   change hits both; then `rankdistill replay --partitions 2` with `--threads 2` vs `--threads 1`,
+ *   each a fresh process of the compiled build (needs `npm run build`), as a user runs it: in
+ *   this process the 1-thread run would reuse the JIT-compiled code of the trials before it while
+ *   the threads start cold, which made 2 threads look slower than they are.
  * - kafka: replay of the topics' range into Avro files vs a plain kafkajs consumer (own group)
  *   reading both topics to the end and `decodeAvro`-ing every value. Also into topics (one Kafka
  *   transaction per checkpoint), against the same baseline.
@@ -21,10 +24,13 @@
  * BENCH_REPLAY_FORMATS=avro|ndjson [both] runs the file rows of one format; BENCH_REPLAY_THREADS=0
  * skips the 2-thread figures (single-thread ratios only).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { type Config, configSchema } from '../src/config/schema.ts';
 import { decodeAvro } from '../src/contracts/codec.ts';
@@ -43,6 +49,8 @@ const FORMATS = (process.env.BENCH_REPLAY_FORMATS ?? 'avro,ndjson').split(',').m
 const THREAD_FIGURES = process.env.BENCH_REPLAY_THREADS !== '0';
 
 const work = mkdtempSync(join(tmpdir(), 'rd-bench-replay-'));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const simDir = join(work, 'sim');
 const round = (x: number) => Math.round(x);
 
@@ -72,6 +80,56 @@ function brokers(): string[] | null {
   if (env !== undefined && env.trim() !== '') return env.split(',').map((b) => b.trim());
   const f = '/tmp/rd-dev-kafka/brokers';
   return existsSync(f) ? [readFileSync(f, 'utf8').trim()] : null;
+}
+
+/** Whether bin/ runs the compiled build: dist/ built and no file under src/ newer (bin's rule). */
+function compiledBuildFresh(): boolean {
+  const stamp = join(ROOT, 'dist', '.build-stamp');
+  if (!existsSync(stamp)) return false;
+  const built = statSync(stamp).mtimeMs;
+  return readdirSync(join(ROOT, 'src'), { recursive: true, withFileTypes: true }).every(
+    (e) => !e.isFile() || statSync(join(e.parentPath, e.name)).mtimeMs <= built,
+  );
+}
+
+/** CPU seconds of this process's finished children (cutime + cstime of /proc/self/stat). */
+function childrenCpu(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / CLOCK_TICKS;
+}
+
+/**
+ * `rankdistill replay` of a simulated run's files into files of the same format, over
+ * PARTITIONS partitions on `threads` threads, in a fresh process (bin/, the compiled build):
+ * its wall and CPU seconds. The thread rows run the command a user runs, so the 1-thread run
+ * pays the same start-up and JIT warm-up as the threads (in this process it would run warm).
+ */
+async function cliReplay(
+  dir: string,
+  format: 'avro' | 'ndjson',
+  threads: number,
+): Promise<{ wall: number; cpu: number }> {
+  const out = join(work, `cli-out-${threads}`);
+  const state = join(work, `cli-state-${threads}`);
+  const args = ['replay', '--in', dir, '--out', out, '--format', format, '--state-dir', state];
+  args.push('--partitions', String(PARTITIONS), '--threads', String(threads), '--no-progress');
+  const c0 = childrenCpu();
+  const t0 = process.hrtime.bigint();
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'rankdistill.mjs'), ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = childrenCpu() - c0;
+  rmSync(out, { recursive: true, force: true });
+  rmSync(state, { recursive: true, force: true });
+  if (code !== 0) throw new Error(`rankdistill ${args.join(' ')} exited ${code}: ${err}`);
+  return { wall, cpu };
 }
 
 /** Read + decode of both files of a simulated run, the way the file transport reads them. */
@@ -154,6 +212,11 @@ async function filesCase(
     rmSync(dir, { recursive: true, force: true });
     return summary;
   }
+  if (!compiledBuildFresh()) {
+    throw new Error(
+      'dist/ is missing or older than src/: run `npm run build` (the thread rows run bin/rankdistill.mjs)',
+    );
+  }
   if (threadRequests !== requests) {
     rmSync(dir, { recursive: true, force: true });
     dir = join(work, `sim-${candidates}-${format}-threads`);
@@ -161,16 +224,16 @@ async function filesCase(
   }
   const t1: number[] = [];
   const t2: number[] = [];
-  // Rate per CPU-second of the whole process (every thread): how much more CPU 2 threads spend.
+  // CPU-seconds of the whole `rankdistill replay` process (every thread): how much more 2 threads spend.
   let cpu1 = 0;
   let cpu2 = 0;
   for (let t = 0; t < TRIALS; t++) {
-    const r1 = await best(run(2, 1), 1);
-    t1.push(r1.best);
-    cpu1 = Math.max(cpu1, r1.cpu);
-    const r2 = await best(run(2, 2), 1);
-    t2.push(r2.best);
-    cpu2 = Math.max(cpu2, r2.cpu);
+    const r1 = await cliReplay(dir, format, 1);
+    t1.push(reqs / r1.wall);
+    cpu1 = Math.max(cpu1, reqs / r1.cpu);
+    const r2 = await cliReplay(dir, format, 2);
+    t2.push(reqs / r2.wall);
+    cpu2 = Math.max(cpu2, reqs / r2.cpu);
   }
   const b1 = Math.max(...t1);
   const b2 = Math.max(...t2);
@@ -180,7 +243,7 @@ async function filesCase(
     baseline: round(b1),
     ratio: b2 / b1,
     goal: 1.6,
-    note: `${reqs} requests, --partitions 2: 2 threads vs 1 thread; trials ${t2.map(round).join(', ')} vs ${t1.map(round).join(', ')}, alternated; CPU-seconds 2 threads / 1 thread ${(cpu1 / cpu2).toFixed(2)}; ${cpus().length} cores shared with other processes (load average ${loadavg()[0]?.toFixed(1)} at the end)`,
+    note: `${reqs} requests, \`rankdistill replay --partitions 2 --threads 2\` vs \`--threads 1\` (the command a user runs, a fresh process each: start-up, warm-up and the final files' assembly included); trials ${t2.map(round).join(', ')} vs ${t1.map(round).join(', ')}, alternated; CPU-seconds 2 threads / 1 thread ${(cpu1 / cpu2).toFixed(2)}; ${cpus().length} cores shared with other processes (load average ${loadavg()[0]?.toFixed(1)} at the end)`,
   };
   rmSync(dir, { recursive: true, force: true });
   return `${summary}, 2 threads ${(b2 / b1).toFixed(2)}x`;
