@@ -18,14 +18,15 @@ const kafkaLog = logger('kafkajs');
  * retries them: the coordinator still completing the previous transaction's markers when the next
  * one starts (CONCURRENT_TRANSACTIONS, a few per second under load), a heartbeat told that the
  * group rebalances, and a coordinator still loading or just moved (COORDINATOR_NOT_AVAILABLE,
- * NOT_COORDINATOR: every start against a fresh broker, and each broker restart). When the retries
- * run out, the operation fails and our own code logs that.
+ * COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR: every start against a fresh broker, and each
+ * broker restart). When the retries run out, the operation fails and our own code logs that.
  */
 const ROUTINE_ERRORS = [
   'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing',
   'The group is rebalancing, so a rejoin is needed',
   'The group coordinator is not available',
   'This is not the correct coordinator for this group',
+  "The coordinator is loading and hence can't process requests for this group",
 ];
 
 /**

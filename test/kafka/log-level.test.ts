@@ -42,6 +42,14 @@ test('routine, retried kafkajs errors are info; other errors stay warnings', () 
   assert.equal(
     kafkajsLevel(
       logLevel.ERROR,
+      'Response InitProducerId(key: 22, version: 1)',
+      "The coordinator is loading and hence can't process requests for this group",
+    ),
+    'info',
+  );
+  assert.equal(
+    kafkajsLevel(
+      logLevel.ERROR,
       'Response EndTxn(key: 26, version: 1)',
       'Producer attempted an operation with an old epoch',
     ),
