@@ -46,6 +46,7 @@ import { errorMessage, RankdistillError } from '../errors.ts';
 import { deterministicSync, encodeHeader } from '../io/avro-container.ts';
 import { fsyncDir } from '../io/durable.ts';
 import type { FileFormat } from '../io/files.ts';
+import { pidAlive } from '../io/pid.ts';
 
 /** Same as RecordWriter's AVRO_BLOCK_BYTES (src/io/files.ts): flush a block once it holds 64 KiB. */
 const AVRO_BLOCK_BYTES = 64 * 1024;
@@ -364,6 +365,7 @@ export async function assembleFinal(
   let out: FileHandle;
   try {
     mkdirSync(dirname(path), { recursive: true });
+    removeDeadTmps(path);
     rmSync(tmp, { force: true });
     if (first !== undefined && first.length > 0) {
       try {
@@ -441,6 +443,19 @@ export async function assembleFinal(
     throw e;
   } finally {
     for (const src of sources) await src.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Removes `<path>.tmp-<pid>` files of assemblies whose process died (a replay stopped by a second
+ * Ctrl-C, or killed, while writing its final files); a live process's are kept.
+ */
+function removeDeadTmps(path: string): void {
+  const prefix = `${basename(path)}.tmp-`;
+  for (const name of readdirSync(dirname(path))) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = name.slice(prefix.length);
+    if (/^\d+$/.test(pid) && !pidAlive(Number(pid))) rmSync(join(dirname(path), name), { force: true });
   }
 }
 

@@ -23,6 +23,7 @@ import type { Config } from '../config/schema.ts';
 import { errorMessage, RankdistillError } from '../errors.ts';
 import { extensionOf, type FileFormat, writeFileAtomic } from '../io/files.ts';
 import { inputFile } from '../io/input-files.ts';
+import { pidAlive } from '../io/pid.ts';
 import type { OutputKind, Side } from '../join/types.ts';
 import { logger } from '../log.ts';
 import { type OutcomeCounts, sumCounters } from '../pipeline/outcomes.ts';
@@ -328,7 +329,7 @@ function lock(stateDir: string): () => void {
       return () => rmSync(path, { force: true });
     } catch (e) {
       const pid = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
         throw new RankdistillError(
           'USAGE',
           `a replay with the same arguments is running (pid ${pid}, state ${stateDir}): wait for it or stop it first`,
@@ -339,13 +340,4 @@ function lock(stateDir: string): () => void {
     }
   }
   throw new RankdistillError('IO_FAILED', `cannot take the replay lock ${path}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -21,6 +21,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { dirname, join, resolve } from 'node:path';
 import { errorMessage, RankdistillError } from '../errors.ts';
 import { fsyncDir, writeFileSynced } from '../io/durable.ts';
+import { pidAlive } from '../io/pid.ts';
 import { checkFileName, type FileEntry, MANIFEST_FILE, type Manifest, parseManifest } from './manifest.ts';
 import { decodeTable, parseTableHeader, type VectorTable } from './table.ts';
 
@@ -130,16 +131,6 @@ export function writeSnapshotDir(
   }
 }
 
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes `.tmp-v<N>-<pid>` directories left by writers that died (a live writer's are kept).
  * Returns the names removed.
@@ -152,7 +143,7 @@ export function cleanStaleTemps(root: string): string[] {
   const removed: string[] = [];
   for (const name of readdirSync(root)) {
     const m = TEMP_DIR.exec(name);
-    if (!m || alive(Number(m[2]))) continue;
+    if (!m || pidAlive(Number(m[2]))) continue;
     rmSync(join(root, name), { recursive: true, force: true });
     removed.push(name);
   }

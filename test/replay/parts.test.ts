@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { encodeAvro } from '../../src/contracts/codec.ts';
@@ -187,6 +195,25 @@ describe('assembleFinal', () => {
     assert.ok(readFileSync(a.path).length >= a.length);
     await assembleFinal(out, [a, b]);
     assert.deepEqual(await ids(out), [1, 2, 3, 4, 5]);
+  });
+});
+
+describe('assembleFinal leftovers', () => {
+  test("a dead assembly's tmp file is removed, a live process's is kept", async () => {
+    const path = join(dir, 'left', 'labels.pointwise.ndjson');
+    mkdirSync(dirname(path), { recursive: true });
+    // A pid above the kernel's pid_max (2^22) cannot be alive.
+    const dead = `${path}.tmp-${2 ** 22 + 7}`;
+    const live = `${path}.tmp-${process.ppid}`;
+    const other = `${path}.tmp-notapid`;
+    for (const f of [dead, live, other]) writeFileSync(f, 'partial');
+    const part = join(dir, 'left', 'p0.part');
+    writeFileSync(part, '{"a":1}\n');
+    await assembleFinal(path, [{ path: part, length: 8 }]);
+    assert.equal(readFileSync(path, 'utf8'), '{"a":1}\n');
+    assert.equal(existsSync(dead), false, 'the dead process left it: removed');
+    assert.equal(existsSync(live), true, 'a live process may still be writing it');
+    assert.equal(existsSync(other), true, 'not ours');
   });
 });
 
