@@ -418,8 +418,12 @@ export async function* avroItems<N extends ContractName>(
         left = joined.subarray(done);
         break;
       }
-      // The spanning item needs more of the chunk: items(joined) yielded nothing (it stops at
-      // the first incomplete item, and header/resync states only move with `done`).
+      // The spanning item needs more of the chunk. items(joined) stops at the first incomplete
+      // item, and header/resync states only move with `done`; but it may have read items before
+      // that inside `left` (a block whose corrupt size reached past the old chunk's end looked
+      // cut there, and is a bad record once more bytes show its missing sync marker): drop what
+      // it read, so the next, longer join does not yield those items again.
+      left = left.subarray(done);
     }
   }
   if (st === undefined) {

@@ -475,7 +475,12 @@ describe('avro specifics', () => {
           assert.deepEqual(await items(f, cuts), await items(f, []));
         },
       ),
-      { numRuns: 150 },
+      {
+        numRuns: 150,
+        // Found by CI (seed 972303679): the first block's size corrupted so that it reaches past a
+        // cut 1 byte into the large block after it; the reader yielded its bad record 3 times.
+        examples: [[[1848527650], [[2, 1]], undefined]],
+      },
     );
   });
 
