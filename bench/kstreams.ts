@@ -6,7 +6,7 @@
  * the broker for its own.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 
@@ -185,5 +185,10 @@ export function threadCpuSeconds(pid: number): Record<string, number> {
 
 /** Whether bin/ will run the compiled build (dist/ built and not older than src/). */
 export function compiledBuildPresent(): boolean {
-  return existsSync(join(ROOT, 'dist', '.build-stamp'));
+  const stamp = join(ROOT, 'dist', '.build-stamp');
+  if (!existsSync(stamp)) return false;
+  const built = statSync(stamp).mtimeMs;
+  return readdirSync(join(ROOT, 'src'), { recursive: true, withFileTypes: true }).every(
+    (e) => !e.isFile() || statSync(join(e.parentPath, e.name)).mtimeMs <= built,
+  );
 }

@@ -1175,7 +1175,9 @@ async function versusKafkaStreams(kafka: Kafka, figures: Record<string, Figure>)
   console.log('kafka streams: building bench/kstreams (mvn) ...');
   const classPath = buildKafkaStreamsJob();
   if (!compiledBuildPresent())
-    throw new Error('dist/ is not built: run `npm run build` (bin/ would run src/ through tsx)');
+    throw new Error(
+      'dist/ is missing or older than src/: run `npm run build` (bin/ would run src/ through tsx)',
+    );
   const broker = brokerPid(brokers());
   if (broker === undefined)
     console.log('kafka streams: the broker is not a local process; its CPU is not reported');

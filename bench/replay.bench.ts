@@ -26,7 +26,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,6 +39,7 @@ import { FileSimSink } from '../src/io/sim-sink.ts';
 import { replay } from '../src/replay/replay.ts';
 import type { SimTruth } from '../src/sim/generate.ts';
 import { simulate } from '../src/sim/simulate.ts';
+import { compiledBuildPresent } from './kstreams.ts';
 import { type Figure, writeResult } from './lib.ts';
 
 const REQUESTS = Number(process.env.BENCH_REPLAY_REQUESTS ?? 10_000);
@@ -80,16 +81,6 @@ function brokers(): string[] | null {
   if (env !== undefined && env.trim() !== '') return env.split(',').map((b) => b.trim());
   const f = '/tmp/rd-dev-kafka/brokers';
   return existsSync(f) ? [readFileSync(f, 'utf8').trim()] : null;
-}
-
-/** Whether bin/ runs the compiled build: dist/ built and no file under src/ newer (bin's rule). */
-function compiledBuildFresh(): boolean {
-  const stamp = join(ROOT, 'dist', '.build-stamp');
-  if (!existsSync(stamp)) return false;
-  const built = statSync(stamp).mtimeMs;
-  return readdirSync(join(ROOT, 'src'), { recursive: true, withFileTypes: true }).every(
-    (e) => !e.isFile() || statSync(join(e.parentPath, e.name)).mtimeMs <= built,
-  );
 }
 
 /** CPU seconds of this process's finished children (cutime + cstime of /proc/self/stat). */
@@ -249,7 +240,7 @@ async function main(): Promise<void> {
   const figures: Record<string, Figure> = {};
   const config = configSchema.parse({ metrics: { enabled: false }, store: { dir: join(work, 'state') } });
   const only = process.env.BENCH_REPLAY_ONLY ?? 'files,kafka';
-  if (only.includes('files') && THREAD_FIGURES && !compiledBuildFresh()) {
+  if (only.includes('files') && THREAD_FIGURES && !compiledBuildPresent()) {
     throw new Error(
       'dist/ is missing or older than src/: run `npm run build` (the thread rows run bin/rankdistill.mjs)',
     );
